@@ -1,0 +1,98 @@
+"""The ModelVersion API: one registered, immutable, versioned fine-tuned model (the model registry)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field
+
+from finetune_operator.api.base import DNS1123_LABEL_PATTERN, SEMVER_PATTERN, ApiModel
+from finetune_operator.api.finetuningjob import cel
+
+KIND = "ModelVersion"
+PLURAL = "modelversions"
+SINGULAR = "modelversion"
+SHORT_NAMES = ["mv"]
+CATEGORIES = ["ml"]
+
+
+class ArtifactLocation(ApiModel):
+    """Where the model files are."""
+
+    pvc: str = Field(pattern=DNS1123_LABEL_PATTERN, max_length=253)
+    """PersistentVolumeClaim holding the model."""
+    path: str = Field(min_length=1, max_length=4096)
+    """Folder of the model inside the claim (Hugging Face format, safetensors)."""
+    uri: str | None = None
+    """pvc://<claim>/<path>, for tools that take one string."""
+    adapter: bool | None = None
+    """True when the folder holds a LoRA adapter to apply on the base model."""
+
+
+class ModelMetrics(ApiModel):
+    """Final metrics of the training run."""
+
+    train_loss: float | None = None
+    eval_loss: float | None = None
+    perplexity: float | None = None
+    eval_exact_match: float | None = None
+    eval_token_f1: float | None = None
+
+
+class DatasetLineage(ApiModel):
+    """The dataset the model was trained on."""
+
+    sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+    """Digest of the curated train and eval files (see dataset/manifest.json)."""
+    samples: int | None = Field(default=None, ge=0)
+    train_samples: int | None = Field(default=None, ge=0)
+    eval_samples: int | None = Field(default=None, ge=0)
+    source: str | None = None
+    """The job's dataset source, e.g. configmap://sessions/sessions.jsonl or pvc://logs/sessions/*.jsonl."""
+
+
+class JobReference(ApiModel):
+    """The FineTuningJob that produced the model (which may since have been deleted)."""
+
+    name: str
+    uid: str
+
+
+class ModelVersionSpec(ApiModel):
+    """A registered model version. Immutable: a new training run registers a new version."""
+
+    model_config = {
+        "json_schema_extra": {
+            "x-kubernetes-validations": [
+                cel("self == oldSelf", "a ModelVersion is immutable; register a new version instead"),
+            ]
+        }
+    }
+
+    model_name: str = Field(pattern=DNS1123_LABEL_PATTERN, max_length=63)
+    """Registry name of the model."""
+    version: str = Field(pattern=SEMVER_PATTERN, max_length=128)
+    """Semantic version (semver 2.0.0)."""
+    base_model: str = Field(min_length=1, max_length=253)
+    """Name of the base model it was fine-tuned from."""
+    method: str | None = None
+    """lora or full."""
+    artifact: ArtifactLocation
+    metrics: ModelMetrics = Field(default_factory=ModelMetrics)
+    dataset: DatasetLineage = Field(default_factory=DatasetLineage)
+    hyperparameters: dict[str, Any] = Field(
+        default_factory=dict, json_schema_extra={"x-kubernetes-preserve-unknown-fields": True}
+    )
+    """The resolved training configuration (every default applied)."""
+    job: JobReference
+    created_at: str | None = None
+    """When training finished (RFC 3339)."""
+
+
+class ModelVersion(ApiModel):
+    """One version of a fine-tuned model."""
+
+    api_version: str = Field(default="finetune.dev/v1alpha1")
+    kind: str = KIND
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    spec: ModelVersionSpec
