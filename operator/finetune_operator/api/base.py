@@ -32,10 +32,12 @@ def _quantity_to_str(value: Any) -> Any:
     return value
 
 
+# The Field comes before the validator: pydantic drops the pattern from the JSON schema (and so from the
+# CRD) when a BeforeValidator precedes it, although it still validates.
 Quantity = Annotated[
     str,
+    Field(pattern=QUANTITY_PATTERN, max_length=64, json_schema_extra={"x-kubernetes-int-or-string": True}),
     BeforeValidator(_quantity_to_str),
-    Field(pattern=QUANTITY_PATTERN, json_schema_extra={"x-kubernetes-int-or-string": True}),
 ]
 
 

@@ -9,7 +9,7 @@ the API server would have refused.
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
@@ -168,7 +168,9 @@ class LoraSpec(ApiModel):
     """Scaling numerator (default 2 x r)."""
     dropout: float | None = Field(default=None, ge=0.0, lt=1.0)
     """Dropout on the adapter input (0 <= x < 1, default 0.05)."""
-    target_modules: list[str] | None = Field(default=None, min_length=1, max_length=64)
+    target_modules: list[Annotated[str, Field(min_length=1, max_length=253)]] | None = Field(
+        default=None, min_length=1, max_length=64
+    )
     """Module names to adapt; default: every linear projection of the architecture."""
 
 
@@ -199,9 +201,9 @@ class TrainingSpec(ApiModel):
 class Toleration(ApiModel):
     """A Kubernetes toleration for the training pods."""
 
-    key: str | None = None
+    key: str | None = Field(default=None, max_length=317)
     operator: Literal["Exists", "Equal"] | None = None
-    value: str | None = None
+    value: str | None = Field(default=None, max_length=63)
     effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
     toleration_seconds: int | None = None
 
@@ -212,18 +214,22 @@ class ResourcesSpec(ApiModel):
     gpus: int = Field(default=1, ge=0, le=64)
     """GPUs per training pod (0..64); 0 trains on CPU."""
     gpu_resource_name: str = Field(
-        default="nvidia.com/gpu", pattern=r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[a-zA-Z0-9]([-a-zA-Z0-9_.]*)?$"
+        default="nvidia.com/gpu",
+        max_length=253,
+        pattern=r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[a-zA-Z0-9]([-a-zA-Z0-9_.]*)?$",
     )
     """Extended resource name of the GPUs (e.g. nvidia.com/gpu, amd.com/gpu)."""
     cpu: Quantity | None = None
     """CPU request and limit of the training container (Kubernetes quantity, e.g. 8 or 500m)."""
     memory: Quantity | None = None
     """Memory request and limit of the training container (Kubernetes quantity, e.g. 64Gi)."""
-    node_selector: dict[str, str] | None = None
+    # Maps and lists carry size bounds so the API server's CEL cost estimator accepts the immutability rule
+    # that compares the whole resources object.
+    node_selector: dict[str, Annotated[str, Field(max_length=63)]] | None = Field(default=None, max_length=64)
     """Node labels the training pods must match."""
-    tolerations: list[Toleration] | None = None
+    tolerations: list[Toleration] | None = Field(default=None, max_length=32)
     """Tolerations for tainted GPU nodes."""
-    priority_class_name: str | None = Field(default=None, pattern=DNS1123_LABEL_PATTERN)
+    priority_class_name: str | None = Field(default=None, pattern=DNS1123_LABEL_PATTERN, max_length=253)
     """PriorityClass of the training pods (preemption)."""
 
 
@@ -430,7 +436,11 @@ class FineTuningJobStatus(StatusModel):
     observed_generation: int | None = None
     start_time: str | None = None
     completion_time: str | None = None
-    conditions: list[Condition] | None = None
+    # A map keyed by type, so server-side apply merges conditions instead of replacing the whole list.
+    conditions: list[Condition] | None = Field(
+        default=None,
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
+    )
     progress: Progress | None = None
     metrics: Metrics | None = None
     dataset: DatasetStatus | None = None
