@@ -16,6 +16,7 @@ dir and two clusters never share them; the node agent maps such PV paths back th
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -71,7 +72,8 @@ def read_info(state: Path) -> ClusterInfo | None:
     except FileNotFoundError:
         return None
     paths = {"state_dir", "kubeconfig", "ca_cert", "bin_dir", "volumes_dir"}
-    return ClusterInfo(**{k: Path(v) if k in paths else v for k, v in raw.items()})
+    fields: dict[str, Any] = {k: Path(v) if k in paths else v for k, v in raw.items()}
+    return ClusterInfo(**fields)
 
 
 def _write_info(info: ClusterInfo) -> None:
@@ -421,7 +423,7 @@ def up(state_dir: Path | None = None, with_node_agent: bool = True) -> ClusterIn
         processes.wait_until(
             state,
             name,
-            lambda p=port: processes.https_ok(f"https://127.0.0.1:{p}/healthz", insecure),
+            functools.partial(processes.https_ok, f"https://127.0.0.1:{port}/healthz", insecure),
             _READY_TIMEOUT,
             "/healthz",
         )

@@ -30,7 +30,7 @@ POOL_LABEL = "finetune.dev/node-pool"
 GPU_RESOURCE = "nvidia.com/gpu"
 GPUS_PER_NODE = 8
 
-_NOT_DELETED = {"key": ".metadata.deletionTimestamp", "operator": "DoesNotExist"}
+_NOT_DELETED: dict[str, Any] = {"key": ".metadata.deletionTimestamp", "operator": "DoesNotExist"}
 
 
 def _annotation(name: str) -> str:
@@ -166,7 +166,10 @@ phase: {phase}
 
 def stages() -> list[dict[str, Any]]:
     """Every Stage document kwok loads with `--config`."""
-    running = [_NOT_DELETED, {"key": ".status.phase", "operator": "In", "values": ["Running"]}]
+    running: list[dict[str, Any]] = [
+        _NOT_DELETED,
+        {"key": ".status.phase", "operator": "In", "values": ["Running"]},
+    ]
     timed = [*running, {"key": _annotation(RUN_FOR), "operator": "Exists"}]
     run_for_delay = {"durationMilliseconds": 0, "durationFrom": {"expressionFrom": _annotation(RUN_FOR)}}
     exit_code = f'{{{{ index .metadata.annotations "{EXIT_CODE}" }}}}'

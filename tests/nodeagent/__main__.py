@@ -1,0 +1,57 @@
+"""python -m nodeagent --kubeconfig K --state-dir D [--node-name local-runner] (test-only; see __init__)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+from types import FrameType
+
+from kubernetes import client, config
+
+from .agent import Agent
+from .objects import PROVISIONER_PATH
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="nodeagent", description=__doc__)
+    parser.add_argument("--kubeconfig", required=True)
+    parser.add_argument("--state-dir", type=Path, required=True, help="pod folders and container logs")
+    parser.add_argument("--node-name", default="local-runner")
+    parser.add_argument(
+        "--hostpath-provisioner-dir",
+        type=Path,
+        default=PROVISIONER_PATH,
+        help="where the host-path provisioner's /tmp/hostpath_pv really is",
+    )
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(threadName)s %(message)s")
+
+    configuration = client.Configuration()
+    config.load_kube_config(  # type: ignore[no-untyped-call]
+        config_file=args.kubeconfig, client_configuration=configuration
+    )
+    agent = Agent(
+        client.ApiClient(configuration),
+        args.node_name,
+        args.state_dir.resolve(),
+        args.hostpath_provisioner_dir,
+    )
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        agent.shutdown()
+        logging.shutdown()
+        # The watch thread may sit in a blocking read; nothing is left to clean up.
+        os._exit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    agent.run()
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,47 @@
+"""Runs inside `unshare --mount --propagation private`: bind-mounts a container's volumes, then execs it.
+
+    python -m nodeagent.enter <spec.json>
+
+spec.json: {"binds": [{"source", "target", "readOnly"}], "argv": [...], "workingDir": "/..."}.
+The mounts are private to this process and its children; the host never sees them. Missing
+mountpoints are created on the host (empty dirs or files), as the package docstring warns.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+
+def _mountpoint(source: Path, target: Path) -> None:
+    if source.is_dir():
+        target.mkdir(parents=True, exist_ok=True)
+    else:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if not target.exists():
+            target.touch()
+
+
+def main() -> None:
+    spec = json.loads(Path(sys.argv[1]).read_text())
+    for bind in spec["binds"]:
+        source, target = Path(bind["source"]), Path(bind["target"])
+        _mountpoint(source, target)
+        subprocess.run(["mount", "--bind", str(source), str(target)], check=True)
+        if bind["readOnly"]:
+            subprocess.run(["mount", "-o", "remount,bind,ro", str(target)], check=True)
+    os.chdir(spec["workingDir"])
+    argv = spec["argv"]
+    try:
+        os.execvp(argv[0], argv)
+    except OSError as e:
+        # As a runtime reports a missing executable: exit code 127, reason on stderr.
+        print(f"nodeagent: cannot run {argv[0]!r}: {e}", file=sys.stderr)
+        sys.exit(127)
+
+
+if __name__ == "__main__":
+    main()
