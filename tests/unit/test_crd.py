@@ -1,0 +1,587 @@
+"""The generated CRDs: in sync with the models, structural, and rejecting what the models reject.
+
+Specs are validated against the GENERATED openAPIV3Schema the way the API server does it, emulated below in
+its order: structural defaulting, OpenAPI validation (jsonschema) with unknown fields rejected as with
+`kubectl apply --field-validation=Strict`, then the CEL rules (cel-python), transition rules (those reading
+`oldSelf`) only on update and only where the old object has a value at that path. Each error reads
+`<field path>: <message>` so a case can assert which field was named. tests/integration/test_crd_apply.py
+repeats the catalogue against a real API server.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+from pathlib import Path
+from typing import Any
+
+import celpy
+import jsonschema
+import pydantic
+import pytest
+import yaml
+from celpy.adapter import json_to_cel
+
+from finetune_operator import crdgen
+from finetune_operator.api import FineTuningJobSpec, FineTuningJobStatus, ModelVersionSpec
+from finetune_operator.openapi import walk
+
+REPO = Path(__file__).resolve().parents[2]
+DELETE = object()
+
+# ------------------------------------------------------------------------------ API server emulation
+
+JsonObject = dict[str, Any]
+_ABSENT = object()
+
+
+def apply_defaults(schema: JsonObject, value: Any) -> Any:
+    """A copy of `value` with every missing property with a default set, recursively, as the server does."""
+    value = copy.deepcopy(value)
+    _default_in_place(schema, value)
+    return value
+
+
+def _default_in_place(schema: JsonObject, value: Any) -> None:
+    if isinstance(value, dict):
+        for name, child in schema.get("properties", {}).items():
+            if name not in value and "default" in child:
+                value[name] = copy.deepcopy(child["default"])
+            if name in value:
+                _default_in_place(child, value[name])
+        if isinstance(schema.get("additionalProperties"), dict):
+            for item in value.values():
+                _default_in_place(schema["additionalProperties"], item)
+    elif isinstance(value, list) and "items" in schema:
+        for item in value:
+            _default_in_place(schema["items"], item)
+
+
+def openapi_errors(schema: JsonObject, value: Any) -> list[str]:
+    validator = jsonschema.Draft4Validator(_strict(schema))
+    return sorted(_describe(error) for error in validator.iter_errors(value))
+
+
+def _strict(schema: JsonObject) -> JsonObject:
+    """OpenAPI v3 -> JSON Schema draft 4 (same boolean exclusiveMinimum), rejecting unknown fields."""
+    out = {key: value for key, value in schema.items() if not key.startswith("x-kubernetes-")}
+    if "properties" in schema:
+        out["properties"] = {name: _strict(child) for name, child in schema["properties"].items()}
+        if not schema.get("x-kubernetes-preserve-unknown-fields"):
+            out["additionalProperties"] = False
+    for key in ("items", "additionalProperties"):
+        if isinstance(schema.get(key), dict):
+            out[key] = _strict(schema[key])
+    return out
+
+
+def _describe(error: jsonschema.ValidationError) -> str:
+    path = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in error.absolute_path)
+    return f"{path}: {error.message}"
+
+
+def cel_errors(schema: JsonObject, new: Any, old: Any = _ABSENT, path: str = "") -> list[str]:
+    """The messages of the CEL rules that `new` breaks (`old`: the stored object, for transition rules)."""
+    errors: list[str] = []
+    for rule in schema.get("x-kubernetes-validations", []):
+        transition = "oldSelf" in rule["rule"]
+        if transition and old is _ABSENT:
+            continue
+        activation = {"self": json_to_cel(new)}
+        if transition:
+            activation["oldSelf"] = json_to_cel(old)
+        result = _program(rule["rule"]).evaluate(activation)
+        if not (isinstance(result, celpy.celtypes.BoolType) and bool(result)):
+            errors.append(f"{path}{rule.get('fieldPath', '')}: {rule['message']} ({result!r})")
+    if isinstance(new, dict):
+        for name, child in schema.get("properties", {}).items():
+            if name in new:
+                old_child = old.get(name, _ABSENT) if isinstance(old, dict) else _ABSENT
+                errors += cel_errors(child, new[name], old_child, f"{path}.{name}")
+    elif isinstance(new, list) and "items" in schema:
+        # Atomic lists: the server correlates no old items, so item rules never see oldSelf.
+        for index, item in enumerate(new):
+            errors += cel_errors(schema["items"], item, _ABSENT, f"{path}[{index}]")
+    return errors
+
+
+@functools.cache
+def _program(rule: str) -> celpy.Runner:
+    environment = celpy.Environment()
+    return environment.program(environment.compile(rule))
+
+
+def admission_errors(schema: JsonObject, obj: Any, old: Any = _ABSENT) -> list[str]:
+    """All errors the API server would report for creating `obj` (or updating `old` to `obj`)."""
+    defaulted = apply_defaults(schema, obj)
+    errors = openapi_errors(schema, defaulted)
+    if errors:
+        # The server runs CEL only on objects that passed the OpenAPI schema.
+        return errors
+    old_defaulted = _ABSENT if old is _ABSENT else apply_defaults(schema, old)
+    return cel_errors(schema, defaulted, old_defaulted)
+
+
+# ------------------------------------------------------------------------------------------------ CRDs
+
+CRDS = {kind.kind: crdgen.crd(kind) for kind in crdgen.KINDS}
+
+
+def _schema(kind: str) -> dict[str, Any]:
+    schema: dict[str, Any] = CRDS[kind]["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    return schema
+
+
+def test_committed_files_match_the_models() -> None:
+    assert crdgen.drift(REPO, crdgen.generated_files()) == "", f"run `{crdgen.COMMAND}`"
+
+
+def test_check_mode_reports_drift(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert crdgen.main(["--root", str(tmp_path)]) == 0
+    assert crdgen.main(["--check", "--root", str(tmp_path)]) == 0
+    crd_file = tmp_path / "crds/finetune.dev_finetuningjobs.yaml"
+    crd_file.write_text(crd_file.read_text().replace("maximum: 64", "maximum: 65"))
+    assert crdgen.main(["--check", "--root", str(tmp_path)]) == 1
+    changed = [line.split() for line in capsys.readouterr().out.splitlines() if line[:1] in "+-"]
+    assert ["-", "maximum:", "65"] in changed and ["+", "maximum:", "64"] in changed
+
+
+def test_generated_yaml_is_the_crd_with_a_header() -> None:
+    for path, text in crdgen.generated_files().items():
+        if path.endswith(".yaml"):
+            assert text.startswith(f"# Generated from finetune_operator.api by `{crdgen.COMMAND}`")
+            assert yaml.safe_load(text) in CRDS.values()
+
+
+@pytest.mark.parametrize(
+    ("kind", "plural", "short", "has_status"),
+    [("FineTuningJob", "finetuningjobs", "ftj", True), ("ModelVersion", "modelversions", "mv", False)],
+)
+def test_crd_names_scope_and_version(kind: str, plural: str, short: str, has_status: bool) -> None:
+    crd = CRDS[kind]
+    assert crd["metadata"]["name"] == f"{plural}.finetune.dev"
+    assert crd["spec"]["scope"] == "Namespaced"
+    assert crd["spec"]["names"]["shortNames"] == [short]
+    assert crd["spec"]["names"]["categories"] == ["ml"]
+    [version] = crd["spec"]["versions"]
+    assert (version["name"], version["served"], version["storage"]) == ("v1alpha1", True, True)
+    assert ("subresources" in version) == has_status
+    assert version["schema"]["openAPIV3Schema"]["properties"]["metadata"] == {"type": "object"}
+
+
+def test_printer_columns() -> None:
+    columns = {c["name"]: c for c in CRDS["FineTuningJob"]["spec"]["versions"][0]["additionalPrinterColumns"]}
+    assert [name for name, c in columns.items() if not c.get("priority")] == [
+        "Phase",
+        "Progress",
+        "Loss",
+        "Eval-Loss",
+        "Model",
+        "Age",
+    ]
+    assert {name for name, c in columns.items() if c.get("priority") == 1} == {"Base", "GPUs", "Reason"}
+    assert (columns["Progress"]["type"], columns["Loss"]["type"], columns["Age"]["type"]) == (
+        "integer",
+        "number",
+        "date",
+    )
+    assert columns["Eval-Loss"]["jsonPath"] == ".status.metrics.evalLoss"
+
+
+@pytest.mark.parametrize("kind", CRDS)
+def test_schema_is_structural(kind: str) -> None:
+    for path, node, _ in walk(_schema(kind)):
+        assert not {"$ref", "$defs", "title", "nullable", "const", "oneOf", "allOf", "not"} & node.keys(), (
+            path
+        )
+        if node.get("x-kubernetes-int-or-string"):
+            assert "type" not in node and node["anyOf"] == [{"type": "integer"}, {"type": "string"}], path
+        else:
+            assert node.get("type") in {"object", "array", "string", "integer", "number", "boolean"}, path
+            assert "anyOf" not in node, path
+        assert node.get("default", "") is not None, path
+        assert not ("properties" in node and "additionalProperties" in node), path
+        for bound in ("exclusiveMinimum", "exclusiveMaximum"):
+            if bound in node:
+                assert node[bound] is True and bound.replace("exclusiveM", "m") in node, path
+        if node.get("x-kubernetes-list-type") == "map":
+            assert set(node["x-kubernetes-list-map-keys"]) <= set(node["items"]["required"]), path
+
+
+@pytest.mark.parametrize("kind", CRDS)
+def test_unknown_fields_are_not_preserved_at_the_top(kind: str) -> None:
+    schema = _schema(kind)
+    for part in ("", ".spec", ".status"):
+        node = schema if not part else schema["properties"].get(part[1:], {})
+        assert not node.get("x-kubernetes-preserve-unknown-fields"), part
+
+
+def test_every_status_field_is_declared() -> None:
+    """Undeclared status fields are pruned silently by the API server."""
+
+    def aliases(model: type[pydantic.BaseModel]) -> set[str]:
+        names = set()
+        for name, field in model.model_fields.items():
+            alias = field.alias or name
+            names.add(alias)
+            for arg in [field.annotation, *getattr(field.annotation, "__args__", ())]:
+                inner = getattr(arg, "__args__", (arg,))
+                for candidate in [arg, *inner]:
+                    if isinstance(candidate, type) and issubclass(candidate, pydantic.BaseModel):
+                        names |= {f"{alias}.{sub}" for sub in aliases(candidate)}
+        return names
+
+    status = _schema("FineTuningJob")["properties"]["status"]
+    declared = {path.lstrip(".").replace("[*]", "") for path, _, _ in walk(status)} - {""}
+    assert aliases(FineTuningJobStatus) <= declared
+    assert "conditions.lastTransitionTime" in declared
+
+
+def test_conditions_merge_by_type() -> None:
+    conditions = _schema("FineTuningJob")["properties"]["status"]["properties"]["conditions"]
+    assert conditions["x-kubernetes-list-type"] == "map"
+    assert conditions["x-kubernetes-list-map-keys"] == ["type"]
+
+
+def test_nested_defaults_come_from_object_defaults() -> None:
+    spec = _schema("FineTuningJob")["properties"]["spec"]
+    assert spec["properties"]["training"]["default"] == {}
+    assert spec["properties"]["training"]["properties"]["epochs"]["default"] == 3
+    assert "default" not in spec["properties"]["training"]["properties"]["batchSize"]
+
+
+def test_cel_rules_are_declared_where_the_models_say() -> None:
+    rules = {
+        path: [rule["rule"] for rule in node["x-kubernetes-validations"]]
+        for path, node, _ in walk(_schema("FineTuningJob"))
+        if "x-kubernetes-validations" in node
+    }
+    assert set(rules) == {".spec", ".spec.baseModel", ".spec.dataset.source"}
+    assert len(rules[".spec"]) == 6
+
+
+# ------------------------------------------------------------------------------------------ spec cases
+
+MINIMAL: dict[str, Any] = {
+    "baseModel": {"name": "tiny", "builtin": "tiny-gpt"},
+    "dataset": {"source": {"configMap": {"name": "sessions", "key": "sessions.jsonl"}}},
+    "output": {"modelName": "chat"},
+}
+
+
+def _with(spec: dict[str, Any], *changes: tuple[str, Any]) -> dict[str, Any]:
+    """A copy of `spec` with `dotted.path` set to a value (or removed with DELETE)."""
+    spec = copy.deepcopy(spec)
+    for path, value in changes:
+        *parents, leaf = path.split(".")
+        node = spec
+        for part in parents:
+            node = node.setdefault(part, {})
+        if value is DELETE:
+            node.pop(leaf, None)
+        else:
+            node[leaf] = value
+    return spec
+
+
+_PVC_SOURCE = ("dataset.source", {"pvc": {"claimName": "logs", "path": "sessions/*.jsonl"}})
+
+VALID = {
+    "minimal": MINIMAL,
+    "pvc-source": _with(MINIMAL, _PVC_SOURCE),
+    "model-on-pvc": _with(MINIMAL, ("baseModel", {"name": "llama", "path": "llama-3-8b", "pvc": "models"})),
+    "model-in-image": _with(MINIMAL, ("baseModel", {"name": "llama", "path": "/models/llama"})),
+    "cpu-int": _with(MINIMAL, ("resources.cpu", 4), ("resources.memory", "64Gi")),
+    "cpu-milli": _with(MINIMAL, ("resources.cpu", "500m"), ("resources.gpus", 0)),
+    "prerelease": _with(MINIMAL, ("output.version", "1.3.0-rc.1+build.5"), ("output.bump", "major")),
+    "everything": _with(
+        MINIMAL,
+        ("dataset.curation", {"minSuccessRate": 0, "maxSamples": 1, "dedup": False, "evalFraction": 0.5}),
+        ("dataset.curation.maxTokens", 16),
+        (
+            "training",
+            {
+                "method": "full",
+                "epochs": 1000,
+                "batchSize": 4096,
+                "gradientAccumulationSteps": 1024,
+                "learningRate": 0.999,
+                "maxSeqLength": 131072,
+                "warmupRatio": 0,
+                "seed": 2**31 - 1,
+                "precision": "bf16",
+                "lora": {"r": 4096, "alpha": 8192, "dropout": 0, "targetModules": ["q_proj", "v_proj"]},
+            },
+        ),
+        (
+            "resources",
+            {
+                "gpus": 64,
+                "gpuResourceName": "amd.com/gpu",
+                "nodeSelector": {"gpu": "a100"},
+                "tolerations": [{"key": "gpu", "operator": "Exists", "effect": "NoSchedule"}],
+                "priorityClassName": "training",
+            },
+        ),
+        ("evaluation.maxEvalLoss", 0.01),
+        ("output", {"modelName": "chat", "version": "2.0.0", "bump": "minor", "pvc": "model-store"}),
+        ("storage", {"size": "1Ti", "storageClassName": "fast", "retainPolicy": "Delete"}),
+        ("runPolicy", {"backoffLimit": 20, "activeDeadlineSeconds": 1, "ttlSecondsAfterFinished": 0}),
+        ("queueName", "gpu-queue"),
+        ("cancel", True),
+        ("trainerImage", "registry.example/trainer:1"),
+    ),
+}
+
+
+@pytest.mark.parametrize("spec", VALID.values(), ids=VALID.keys())
+def test_valid_specs_are_accepted(spec: dict[str, Any]) -> None:
+    assert admission_errors(_schema("FineTuningJob"), {"spec": spec}) == []
+    FineTuningJobSpec.model_validate(spec)
+
+
+# A quantity written as a number stays a number on the server and becomes a string in the models.
+_SAME_WIRE = {name: spec for name, spec in VALID.items() if name != "cpu-int"}
+
+
+@pytest.mark.parametrize("spec", _SAME_WIRE.values(), ids=_SAME_WIRE.keys())
+def test_server_defaults_equal_the_models_defaults(spec: dict[str, Any]) -> None:
+    """What the API server stores is what the operator's models read: no default differs between them."""
+    stored = apply_defaults(_schema("FineTuningJob")["properties"]["spec"], spec)
+    assert stored == FineTuningJobSpec.model_validate(spec).to_wire()
+
+
+def test_minimal_spec_gets_every_default() -> None:
+    stored = apply_defaults(_schema("FineTuningJob"), {"spec": MINIMAL})["spec"]
+    assert stored["training"] == {"method": "lora", "epochs": 3, "precision": "auto"}
+    assert stored["dataset"]["curation"] == {"minSuccessRate": 0.9, "dedup": True, "evalFraction": 0.05}
+    assert stored["resources"] == {"gpus": 1, "gpuResourceName": "nvidia.com/gpu"}
+    assert stored["output"]["bump"] == "patch"
+    assert stored["storage"] == {"size": "10Gi", "retainPolicy": "Retain"}
+    assert stored["runPolicy"] == {"backoffLimit": 2}
+    assert (stored["cancel"], stored["evaluation"]) == (False, {})
+
+
+# (id, change to MINIMAL, field path the error must name). Pydantic must reject each one too.
+INVALID: list[tuple[str, tuple[str, Any], str]] = [
+    ("missing-baseModel", ("baseModel", DELETE), "baseModel"),
+    ("missing-dataset", ("dataset", DELETE), "dataset"),
+    ("missing-output", ("output", DELETE), "output"),
+    ("missing-baseModel-name", ("baseModel.name", DELETE), "name"),
+    ("missing-modelName", ("output.modelName", DELETE), "modelName"),
+    ("missing-source", ("dataset.source", DELETE), "source"),
+    ("missing-claimName", ("dataset.source", {"pvc": {"path": "x"}}), "claimName"),
+    ("missing-configMap-key", ("dataset.source.configMap", {"name": "x"}), "key"),
+    ("unknown-spec-field", ("gpus", 1), "gpus"),
+    ("unknown-nested-field", ("training.epoch", 3), "epoch"),
+    ("unknown-baseModel-field", ("baseModel.revision", "main"), "revision"),
+    ("spec-not-object", ("training", "fast"), ".spec.training"),
+    ("name-empty", ("baseModel.name", ""), ".spec.baseModel.name"),
+    ("name-too-long", ("baseModel.name", "x" * 254), ".spec.baseModel.name"),
+    ("builtin-enum", ("baseModel.builtin", "gpt-2"), ".spec.baseModel.builtin"),
+    ("path-empty", ("baseModel", {"name": "m", "path": ""}), ".spec.baseModel.path"),
+    ("model-pvc-dns", ("baseModel", {"name": "m", "path": "p", "pvc": "Models"}), ".spec.baseModel.pvc"),
+    ("cel-path-and-builtin", ("baseModel.path", "/m"), ".spec.baseModel"),
+    ("cel-no-model-source", ("baseModel.builtin", DELETE), ".spec.baseModel"),
+    ("cel-pvc-without-path", ("baseModel.pvc", "models"), ".spec.baseModel.pvc"),
+    ("cel-two-sources", ("dataset.source.pvc", {"claimName": "l", "path": "p"}), ".spec.dataset.source"),
+    ("cel-no-source", ("dataset.source", {}), ".spec.dataset.source"),
+    ("configMap-name-dns", ("dataset.source.configMap.name", "Sessions"), ".configMap.name"),
+    ("configMap-key-chars", ("dataset.source.configMap.key", "a/b"), ".configMap.key"),
+    ("claimName-dns", ("dataset.source", {"pvc": {"claimName": "-logs", "path": "p"}}), ".pvc.claimName"),
+    ("claim-path-empty", ("dataset.source", {"pvc": {"claimName": "l", "path": ""}}), ".pvc.path"),
+    ("minSuccessRate-max", ("dataset.curation.minSuccessRate", 1.5), ".curation.minSuccessRate"),
+    ("minSuccessRate-min", ("dataset.curation.minSuccessRate", -0.1), ".curation.minSuccessRate"),
+    ("evalFraction-exclusive-min", ("dataset.curation.evalFraction", 0), ".curation.evalFraction"),
+    ("evalFraction-max", ("dataset.curation.evalFraction", 0.6), ".curation.evalFraction"),
+    ("maxSamples-min", ("dataset.curation.maxSamples", 0), ".curation.maxSamples"),
+    ("maxTokens-min", ("dataset.curation.maxTokens", 15), ".curation.maxTokens"),
+    ("dedup-type", ("dataset.curation.dedup", "maybe"), ".curation.dedup"),
+    ("method-enum", ("training.method", "qlora"), ".training.method"),
+    ("epochs-min", ("training.epochs", 0), ".training.epochs"),
+    ("epochs-max", ("training.epochs", 1001), ".training.epochs"),
+    ("epochs-type", ("training.epochs", 2.5), ".training.epochs"),
+    ("batchSize-min", ("training.batchSize", 0), ".training.batchSize"),
+    ("batchSize-max", ("training.batchSize", 4097), ".training.batchSize"),
+    ("gradAccum-min", ("training.gradientAccumulationSteps", 0), ".training.gradientAccumulationSteps"),
+    ("gradAccum-max", ("training.gradientAccumulationSteps", 1025), ".training.gradientAccumulationSteps"),
+    ("learningRate-exclusive-min", ("training.learningRate", 0), ".training.learningRate"),
+    ("learningRate-exclusive-max", ("training.learningRate", 1), ".training.learningRate"),
+    ("maxSeqLength-min", ("training.maxSeqLength", 15), ".training.maxSeqLength"),
+    ("maxSeqLength-max", ("training.maxSeqLength", 131073), ".training.maxSeqLength"),
+    ("warmupRatio-min", ("training.warmupRatio", -0.01), ".training.warmupRatio"),
+    ("warmupRatio-exclusive-max", ("training.warmupRatio", 1.0), ".training.warmupRatio"),
+    ("seed-min", ("training.seed", -1), ".training.seed"),
+    ("seed-max", ("training.seed", 2**31), ".training.seed"),
+    ("precision-enum", ("training.precision", "int8"), ".training.precision"),
+    ("lora-r-min", ("training.lora", {"r": 0}), ".lora.r"),
+    ("lora-r-max", ("training.lora", {"r": 4097}), ".lora.r"),
+    ("lora-alpha-min", ("training.lora", {"alpha": 0}), ".lora.alpha"),
+    ("lora-alpha-max", ("training.lora", {"alpha": 8193}), ".lora.alpha"),
+    ("lora-dropout-min", ("training.lora", {"dropout": -0.1}), ".lora.dropout"),
+    ("lora-dropout-exclusive-max", ("training.lora", {"dropout": 1}), ".lora.dropout"),
+    ("targetModules-empty", ("training.lora", {"targetModules": []}), ".lora.targetModules"),
+    ("targetModules-too-many", ("training.lora", {"targetModules": ["m"] * 65}), ".lora.targetModules"),
+    ("targetModules-item-empty", ("training.lora", {"targetModules": [""]}), ".lora.targetModules[0]"),
+    ("targetModules-item-long", ("training.lora", {"targetModules": ["m" * 254]}), ".lora.targetModules[0]"),
+    ("gpus-min", ("resources.gpus", -1), ".resources.gpus"),
+    ("gpus-max", ("resources.gpus", 65), ".resources.gpus"),
+    ("gpuResourceName-pattern", ("resources.gpuResourceName", "nvidia.com/"), ".resources.gpuResourceName"),
+    ("gpuResourceName-long", ("resources.gpuResourceName", "g" * 254), ".resources.gpuResourceName"),
+    ("cpu-quantity", ("resources.cpu", "4 cores"), ".resources.cpu"),
+    ("cpu-type", ("resources.cpu", True), ".resources.cpu"),
+    ("cpu-long", ("resources.cpu", "1" * 65), ".resources.cpu"),
+    ("memory-quantity", ("resources.memory", "64GB"), ".resources.memory"),
+    ("nodeSelector-value-type", ("resources.nodeSelector", {"gpu": 1}), ".resources.nodeSelector.gpu"),
+    ("nodeSelector-value-long", ("resources.nodeSelector", {"gpu": "a" * 64}), ".resources.nodeSelector.gpu"),
+    (
+        "nodeSelector-too-many",
+        ("resources.nodeSelector", {f"k{i}": "v" for i in range(65)}),
+        ".resources.nodeSelector",
+    ),
+    ("tolerations-too-many", ("resources.tolerations", [{"key": "k"}] * 33), ".resources.tolerations"),
+    ("toleration-operator", ("resources.tolerations", [{"operator": "In"}]), ".tolerations[0].operator"),
+    ("toleration-effect", ("resources.tolerations", [{"effect": "NoRun"}]), ".tolerations[0].effect"),
+    ("toleration-unknown", ("resources.tolerations", [{"keys": "k"}]), "keys"),
+    ("priorityClassName-dns", ("resources.priorityClassName", "High"), ".resources.priorityClassName"),
+    ("maxEvalLoss-exclusive-min", ("evaluation.maxEvalLoss", 0), ".evaluation.maxEvalLoss"),
+    ("modelName-dns", ("output.modelName", "Chat"), ".output.modelName"),
+    ("modelName-dots", ("output.modelName", "chat.v2"), ".output.modelName"),
+    ("modelName-long", ("output.modelName", "c" * 64), ".output.modelName"),
+    ("version-v-prefix", ("output.version", "v1.0.0"), ".output.version"),
+    ("version-short", ("output.version", "1.0"), ".output.version"),
+    ("version-leading-zero", ("output.version", "1.02.0"), ".output.version"),
+    ("version-long", ("output.version", "1.0.0-" + "a" * 123), ".output.version"),
+    ("bump-enum", ("output.bump", "build"), ".output.bump"),
+    ("output-pvc-dns", ("output.pvc", "model_store"), ".output.pvc"),
+    ("storage-size-quantity", ("storage.size", "10 GB"), ".storage.size"),
+    ("retainPolicy-enum", ("storage.retainPolicy", "Keep"), ".storage.retainPolicy"),
+    ("storageClassName-long", ("storage.storageClassName", "s" * 254), ".storage.storageClassName"),
+    ("backoffLimit-min", ("runPolicy.backoffLimit", -1), ".runPolicy.backoffLimit"),
+    ("backoffLimit-max", ("runPolicy.backoffLimit", 21), ".runPolicy.backoffLimit"),
+    ("activeDeadline-min", ("runPolicy.activeDeadlineSeconds", 0), ".runPolicy.activeDeadlineSeconds"),
+    ("ttl-min", ("runPolicy.ttlSecondsAfterFinished", -1), ".runPolicy.ttlSecondsAfterFinished"),
+    ("queueName-dns", ("queueName", "GPU"), ".spec.queueName"),
+    ("cancel-type", ("cancel", "maybe"), ".spec.cancel"),
+    ("trainerImage-empty", ("trainerImage", ""), ".spec.trainerImage"),
+]
+
+
+@pytest.mark.parametrize(
+    ("change", "field"), [case[1:] for case in INVALID], ids=[case[0] for case in INVALID]
+)
+def test_invalid_specs_are_rejected_by_the_crd(change: tuple[str, Any], field: str) -> None:
+    errors = admission_errors(_schema("FineTuningJob"), {"spec": _with(MINIMAL, change)})
+    assert errors, "accepted"
+    assert any(field in error for error in errors), errors
+
+
+@pytest.mark.parametrize(
+    ("change", "field"), [case[1:] for case in INVALID], ids=[case[0] for case in INVALID]
+)
+def test_invalid_specs_are_rejected_by_the_models(change: tuple[str, Any], field: str) -> None:
+    with pytest.raises(pydantic.ValidationError):
+        FineTuningJobSpec.model_validate(_with(MINIMAL, change))
+
+
+# ----------------------------------------------------------------------------------------- transitions
+
+_RUNNING = _with(MINIMAL, ("training.lora", {"r": 8}), ("resources.nodeSelector", {"gpu": "a100"}))
+
+# (id, stored spec, change applied on update, field path the error must name or None when allowed)
+UPDATES: list[tuple[str, dict[str, Any], tuple[str, Any], str | None]] = [
+    ("baseModel-name", _RUNNING, ("baseModel.name", "other"), ".spec.baseModel"),
+    ("baseModel-source", _RUNNING, ("baseModel", {"name": "tiny", "path": "/m"}), ".spec.baseModel"),
+    ("dataset-source", _RUNNING, _PVC_SOURCE, ".spec.dataset"),
+    ("dataset-curation", _RUNNING, ("dataset.curation.minSuccessRate", 0.5), ".spec.dataset"),
+    ("training-epochs", _RUNNING, ("training.epochs", 4), ".spec.training"),
+    ("training-lora", _RUNNING, ("training.lora.r", 16), ".spec.training"),
+    (
+        "training-removed-default-differs",
+        _with(_RUNNING, ("training.epochs", 5)),
+        ("training", DELETE),
+        ".spec.training",
+    ),
+    ("resources-gpus", _RUNNING, ("resources.gpus", 2), ".spec.resources"),
+    ("resources-nodeSelector", _RUNNING, ("resources.nodeSelector", {"gpu": "h100"}), ".spec.resources"),
+    ("output-version", _RUNNING, ("output.version", "9.0.0"), ".spec.output"),
+    ("output-modelName", _RUNNING, ("output.modelName", "other"), ".spec.output"),
+    ("cancel-true-to-false", _with(_RUNNING, ("cancel", True)), ("cancel", False), ".spec.cancel"),
+    ("cancel-true-to-unset", _with(_RUNNING, ("cancel", True)), ("cancel", DELETE), ".spec.cancel"),
+    ("cancel-false-to-true", _RUNNING, ("cancel", True), None),
+    ("cancel-stays-true", _with(_RUNNING, ("cancel", True)), ("queueName", "q"), None),
+    ("same-spec-reapplied", _RUNNING, ("training.epochs", 3), None),
+    ("explicit-default-reapplied", _RUNNING, ("resources.gpuResourceName", "nvidia.com/gpu"), None),
+    ("evaluation-changes", _RUNNING, ("evaluation.maxEvalLoss", 2.5), None),
+    ("runPolicy-changes", _RUNNING, ("runPolicy.backoffLimit", 5), None),
+    ("queueName-changes", _RUNNING, ("queueName", "other"), None),
+    ("trainerImage-changes", _RUNNING, ("trainerImage", "trainer:2"), None),
+]
+
+
+@pytest.mark.parametrize(
+    ("stored", "change", "field"), [case[1:] for case in UPDATES], ids=[case[0] for case in UPDATES]
+)
+def test_updates(stored: dict[str, Any], change: tuple[str, Any], field: str | None) -> None:
+    errors = admission_errors(_schema("FineTuningJob"), {"spec": _with(stored, change)}, {"spec": stored})
+    if field is None:
+        assert errors == []
+    else:
+        assert any(error.startswith(f"{field}: ") for error in errors), errors
+
+
+def test_transition_rules_are_skipped_on_create() -> None:
+    schema = _schema("FineTuningJob")
+    assert cel_errors(schema, apply_defaults(schema, {"spec": MINIMAL})) == []
+
+
+# --------------------------------------------------------------------------------------- ModelVersion
+
+MODEL_VERSION: dict[str, Any] = {
+    "modelName": "chat",
+    "version": "1.0.0",
+    "baseModel": "tiny",
+    "artifact": {"pvc": "store", "path": "chat/1.0.0"},
+    "job": {"name": "demo", "uid": "0000-1111"},
+    "hyperparameters": {"epochs": 3, "lora": {"r": 8}},
+}
+
+MV_INVALID: list[tuple[str, tuple[str, Any], str]] = [
+    ("missing-version", ("version", DELETE), "version"),
+    ("missing-job", ("job", DELETE), "job"),
+    ("missing-artifact-pvc", ("artifact", {"path": "p"}), "pvc"),
+    ("version-semver", ("version", "1.0"), ".spec.version"),
+    ("modelName-dns", ("modelName", "Chat"), ".spec.modelName"),
+    ("sha256-pattern", ("dataset", {"sha256": "abc"}), ".spec.dataset.sha256"),
+    ("samples-min", ("dataset", {"samples": -1}), ".spec.dataset.samples"),
+    ("unknown-field", ("owner", "me"), "owner"),
+]
+
+
+def test_valid_model_version() -> None:
+    schema = _schema("ModelVersion")
+    assert admission_errors(schema, {"spec": MODEL_VERSION}) == []
+    stored = apply_defaults(schema, {"spec": MODEL_VERSION})["spec"]
+    assert stored["hyperparameters"] == {"epochs": 3, "lora": {"r": 8}}  # preserved, not pruned
+    assert stored == ModelVersionSpec.model_validate(MODEL_VERSION).to_wire()
+
+
+@pytest.mark.parametrize(
+    ("change", "field"), [case[1:] for case in MV_INVALID], ids=[case[0] for case in MV_INVALID]
+)
+def test_invalid_model_versions(change: tuple[str, Any], field: str) -> None:
+    errors = admission_errors(_schema("ModelVersion"), {"spec": _with(MODEL_VERSION, change)})
+    assert any(field in error for error in errors), errors
+    with pytest.raises(pydantic.ValidationError):
+        ModelVersionSpec.model_validate(_with(MODEL_VERSION, change))
+
+
+@pytest.mark.parametrize(
+    ("change", "allowed"), [(("metrics", {"evalLoss": 1.0}), False), (("version", "1.0.0"), True)]
+)
+def test_model_version_is_immutable(change: tuple[str, Any], allowed: bool) -> None:
+    old = {"spec": MODEL_VERSION}
+    errors = admission_errors(_schema("ModelVersion"), {"spec": _with(MODEL_VERSION, change)}, old)
+    assert (errors == []) == allowed, errors
+    if not allowed:
+        assert errors[0].startswith(".spec: a ModelVersion is immutable")
