@@ -1,0 +1,3 @@
+from finetune_trainer.curate.cli import main
+
+raise SystemExit(main())

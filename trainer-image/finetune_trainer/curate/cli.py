@@ -1,0 +1,134 @@
+"""`python -m finetune_trainer.curate`: flags and job config in, dataset + termination message out.
+
+Exit codes and the termination message follow docs/runtime-contract.md:
+0 with `{"outcome": "Succeeded", "dataset": ...}`; 10 with a user-data reason
+(SourceNotFound, NoSamplesAfterCuration, CurationFailed); 20 for anything
+unexpected. One JSON summary line goes to stdout in every case.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import traceback
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from finetune_operator.api import CurationSpec
+from finetune_trainer import termination
+from finetune_trainer.curate import summary, tokens
+from finetune_trainer.curate.output import DatasetWriter
+from finetune_trainer.curate.pipeline import Curator, sources_for
+from finetune_trainer.curate.settings import (
+    DEFAULT_MAX_LINE_BYTES,
+    DEFAULT_MAX_MALFORMED_FRACTION,
+    Settings,
+    read_job_config,
+)
+from finetune_trainer.curate.sources import resolve
+from finetune_trainer.exitcodes import ExitCode, JobFailed, Reason, exit_code_for
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m finetune_trainer.curate", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument("--config", type=Path, help="job config (default: $FINETUNE_CONFIG)")
+    parser.add_argument("--input", help="glob or file of session JSONL (.jsonl or .jsonl.gz)")
+    parser.add_argument(
+        "--output-dir", type=Path, help="where train/eval/manifest go (default: <workspace>/dataset)"
+    )
+    parser.add_argument("--min-success-rate", type=float)
+    parser.add_argument("--max-samples", type=int)
+    parser.add_argument("--eval-fraction", type=float)
+    parser.add_argument("--max-tokens", type=int)
+    parser.add_argument(
+        "--dedup", action=argparse.BooleanOptionalAction, default=None, help="near-duplicates"
+    )
+    parser.add_argument("--tokenizer", type=Path, help="tokenizer.json for --max-tokens (default: estimate)")
+    parser.add_argument("--max-malformed-fraction", type=float, default=DEFAULT_MAX_MALFORMED_FRACTION)
+    parser.add_argument("--max-line-bytes", type=int, default=DEFAULT_MAX_LINE_BYTES)
+    return parser
+
+
+def resolve_settings(args: argparse.Namespace) -> tuple[Settings, dict[str, Any]]:
+    """Flags override the job config; without a config, --input and --output-dir are required."""
+    config_path = args.config or (
+        Path(os.environ["FINETUNE_CONFIG"]) if os.environ.get("FINETUNE_CONFIG") else None
+    )
+    job = read_job_config(config_path) if config_path else None
+    source_glob = args.input or (job.source_glob if job else None)
+    output_dir = args.output_dir or (job.workspace / "dataset" if job else None)
+    if source_glob is None or output_dir is None:
+        _parser().error("give --config (or $FINETUNE_CONFIG), or both --input and --output-dir")
+    overrides = {
+        "min_success_rate": args.min_success_rate,
+        "max_samples": args.max_samples,
+        "eval_fraction": args.eval_fraction,
+        "max_tokens": args.max_tokens,
+        "dedup": args.dedup,
+    }
+    base = job.curation.model_dump() if job else {}
+    # Validated by the same model the CRD schema comes from: a flag cannot escape the API's bounds.
+    curation = CurationSpec.model_validate(
+        {**base, **{key: value for key, value in overrides.items() if value is not None}}
+    )
+    settings = Settings(
+        source_glob=source_glob,
+        output_dir=output_dir,
+        curation=curation,
+        tokenizer=args.tokenizer or (job.tokenizer if job else None),
+        max_malformed_fraction=args.max_malformed_fraction,
+        max_line_bytes=args.max_line_bytes,
+    )
+    return settings, job.job if job else {}
+
+
+def run(settings: Settings, job: dict[str, Any]) -> dict[str, Any]:
+    """Curate; returns status.dataset on success, raises JobFailed on a user-data failure."""
+    started = datetime.now(UTC)
+    paths = resolve(settings.source_glob)
+    if not paths:
+        raise JobFailed(Reason.SOURCE_NOT_FOUND, f"no file matches {settings.source_glob}")
+    sources = sources_for(paths)
+    count_tokens = (
+        tokens.tokenizer_counter(settings.tokenizer) if settings.tokenizer else tokens.estimate_tokens
+    )
+    writer = DatasetWriter(settings.output_dir)
+    try:
+        tally = Curator(settings, writer, count_tokens).run(sources)
+        failure = summary.verdict(tally, settings)
+        if failure:
+            writer.abort()
+            writer.write_manifest(summary.manifest(settings, sources, tally, None, failure, started, job))
+            raise failure
+        outputs = writer.commit(settings.curation.max_samples)
+    except BaseException:
+        writer.abort()
+        raise
+    writer.write_manifest(summary.manifest(settings, sources, tally, outputs, None, started, job))
+    return summary.dataset_summary(sources, tally, outputs)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings, job = resolve_settings(args)
+        dataset = run(settings, job)
+    except JobFailed as failure:
+        return _finish(termination.failure(failure.reason, failure.message), exit_code_for(failure.reason))
+    except Exception as error:
+        traceback.print_exc(file=sys.stderr)
+        message = f"{type(error).__name__}: {error}"
+        return _finish(termination.failure(Reason.INTERNAL_ERROR, message), ExitCode.INTERNAL_ERROR)
+    return _finish({"outcome": "Succeeded", "dataset": dataset}, ExitCode.SUCCEEDED)
+
+
+def _finish(payload: dict[str, Any], code: ExitCode) -> int:
+    termination.write(payload)
+    print(orjson.dumps(payload).decode(), flush=True)
+    return int(code)
