@@ -1,0 +1,128 @@
+"""Fixtures for tests against the real local control plane (hack/cluster.py).
+
+The session reuses the cluster at $FTO_CLUSTER_DIR when it runs, else starts one and stops it at
+the end (set FTO_KEEP_CLUSTER=1 to keep it for the next run). Each test gets its own namespace.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+import pytest
+import yaml
+from kubernetes import client, config
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "hack"))
+
+import localcluster  # noqa: E402  (hack/ is not a package; its path is added above)
+
+CRD_DIR = REPO / "crds"
+# The CRDs the project's integration tests need; tests that need them skip until they exist.
+REQUIRED_CRDS = ("finetune.dev_finetuningjobs.yaml", "finetune.dev_modelversions.yaml")
+
+T = TypeVar("T")
+
+
+class Kubectl(Protocol):
+    def __call__(self, *args: str, stdin: str | None = None, check: bool = True) -> str: ...
+
+
+class WaitFor(Protocol):
+    def __call__(self, probe: Callable[[], T | None], what: str, timeout: float = 60.0) -> T: ...
+
+
+@pytest.fixture(scope="session")
+def cluster() -> Iterator[localcluster.ClusterInfo]:
+    state = localcluster.state_dir_from_env()
+    was_running = all(pid for name, pid in localcluster.status(state).items() if name != "node-agent")
+    info = localcluster.up(state)
+    yield info
+    if not was_running and os.environ.get("FTO_KEEP_CLUSTER") != "1":
+        localcluster.down(state)
+
+
+@pytest.fixture(scope="session")
+def kube(cluster: localcluster.ClusterInfo) -> client.ApiClient:
+    """An ApiClient with the cluster's admin credentials."""
+    configuration = client.Configuration()
+    config.load_kube_config(config_file=str(cluster.kubeconfig), client_configuration=configuration)  # type: ignore[no-untyped-call]
+    return client.ApiClient(configuration)
+
+
+@pytest.fixture(scope="session")
+def kubectl(cluster: localcluster.ClusterInfo) -> Kubectl:
+    """Runs the venv's kubectl against the cluster and returns its stdout."""
+
+    def run(*args: str, stdin: str | None = None, check: bool = True) -> str:
+        result = subprocess.run(
+            [localcluster.kubectl_binary(), f"--kubeconfig={cluster.kubeconfig}", *args],
+            input=stdin,
+            capture_output=True,
+            text=True,
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(f"kubectl {' '.join(args)} failed: {result.stderr}")
+        return result.stdout
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def wait_for() -> WaitFor:
+    """Polls `probe` until it returns something other than None (or False); fails after `timeout`."""
+
+    def wait(probe: Callable[[], Any], what: str, timeout: float = 60.0) -> Any:
+        deadline = time.monotonic() + timeout
+        while True:
+            value = probe()
+            if value is not None and value is not False:
+                return value
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+            time.sleep(0.2)
+
+    return wait
+
+
+@pytest.fixture(scope="session")
+def crds(kubectl: Kubectl) -> list[dict[str, Any]]:
+    """Installs every CRD in crds/ and waits until the API serves them."""
+    missing = [name for name in REQUIRED_CRDS if not (CRD_DIR / name).exists()]
+    if missing:
+        pytest.skip(f"CRDs not generated yet: {', '.join('crds/' + m for m in missing)}")
+    installed = []
+    for path in sorted(CRD_DIR.glob("*.yaml")):
+        document = yaml.safe_load(path.read_text())
+        if document.get("kind") != "CustomResourceDefinition":
+            continue
+        kubectl("apply", "--server-side", "--force-conflicts", "-f", str(path))
+        kubectl("wait", "--for=condition=Established", "--timeout=60s", f"crd/{document['metadata']['name']}")
+        installed.append(document)
+    return installed
+
+
+@pytest.fixture
+def namespace(request: pytest.FixtureRequest, kube: client.ApiClient, wait_for: WaitFor) -> Iterator[str]:
+    """A fresh namespace per test (deleted afterwards), ready for pods: its `default` SA exists."""
+    stem = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower()).strip("-")[:40].strip("-")
+    name = f"{stem}-{uuid.uuid4().hex[:6]}"
+    core = client.CoreV1Api(kube)
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+
+    def default_sa() -> bool:
+        accounts: Any = core.list_namespaced_service_account(name, field_selector="metadata.name=default")
+        return bool(accounts.items)
+
+    # The ServiceAccount admission plugin rejects pods until the controller-manager made it.
+    wait_for(default_sa, f"serviceaccount default in {name}", timeout=30)
+    yield name
+    core.delete_namespace(name, propagation_policy="Background")

@@ -1,0 +1,209 @@
+"""The local control plane behaves like a real cluster where the operator depends on it."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import localcluster
+import pytest
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[2]
+# The conftest fixtures' shapes (conftest.Kubectl and conftest.WaitFor).
+Kubectl = Callable[..., str]
+WaitFor = Callable[..., Any]
+
+AGENT_PLACEMENT: dict[str, Any] = {
+    "nodeSelector": {"finetune.dev/local-runner": "true"},
+    "tolerations": [{"key": "finetune.dev/local-runner", "operator": "Exists", "effect": "NoSchedule"}],
+}
+
+
+def _pod(name: str, command: list[str], **spec: Any) -> dict[str, Any]:
+    container = {"name": "main", "image": "busybox", "command": command, **spec.pop("container", {})}
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "annotations": spec.pop("annotations", {})},
+        "spec": {"restartPolicy": "Never", "containers": [container], **spec},
+    }
+
+
+def _read_pod(kube: client.ApiClient, namespace: str, name: str) -> Any:
+    return client.CoreV1Api(kube).read_namespaced_pod(name, namespace)
+
+
+def _finished(kube: client.ApiClient, namespace: str, name: str) -> Any:
+    pod = _read_pod(kube, namespace, name)
+    return pod if pod.status.phase in ("Succeeded", "Failed") else None
+
+
+def test_kubectl_get_ftj_prints_the_printer_columns(
+    crds: list[dict[str, Any]], kubectl: Kubectl, namespace: str
+) -> None:
+    crd = next(c for c in crds if c["spec"]["names"]["kind"] == "FineTuningJob")
+    columns = crd["spec"]["versions"][0]["additionalPrinterColumns"]
+    expected = ["NAME"] + [c["name"].upper() for c in columns if c.get("priority", 0) == 0]
+    kubectl("apply", "-n", namespace, "-f", str(REPO / "manifests" / "samples" / "quickstart.yaml"))
+
+    header, row = kubectl("get", "ftj", "-n", namespace).splitlines()
+
+    assert header.split() == expected
+    assert row.split()[0] == "quickstart"
+
+
+def test_owned_child_is_garbage_collected_with_its_owner(
+    kube: client.ApiClient, namespace: str, wait_for: WaitFor
+) -> None:
+    core = client.CoreV1Api(kube)
+    owner: Any = core.create_namespaced_config_map(
+        namespace, client.V1ConfigMap(metadata=client.V1ObjectMeta(name="owner"))
+    )
+    reference = client.V1OwnerReference(
+        api_version="v1", kind="ConfigMap", name="owner", uid=owner.metadata.uid
+    )
+    child = client.V1ConfigMap(metadata=client.V1ObjectMeta(name="child", owner_references=[reference]))
+    core.create_namespaced_config_map(namespace, child)
+
+    core.delete_namespaced_config_map("owner", namespace, propagation_policy="Background")
+
+    def child_gone() -> bool:
+        try:
+            core.read_namespaced_config_map("child", namespace)
+        except ApiException as e:
+            return bool(e.status == 404)
+        return False
+
+    wait_for(child_gone, "the garbage collector to delete the child")
+
+
+def test_gpu_pod_schedules_on_a_kwok_gpu_node_and_an_oversized_one_stays_pending(
+    kube: client.ApiClient, kubectl: Kubectl, namespace: str, wait_for: WaitFor
+) -> None:
+    one = _pod("one-gpu", ["train"], container={"resources": {"limits": {"nvidia.com/gpu": "1"}}})
+    nine = _pod("nine-gpus", ["train"], container={"resources": {"limits": {"nvidia.com/gpu": "9"}}})
+    kubectl(
+        "apply",
+        "-n",
+        namespace,
+        "-f",
+        "-",
+        stdin=json.dumps({"kind": "List", "apiVersion": "v1", "items": [one, nine]}),
+    )
+
+    running = wait_for(
+        lambda: (p := _read_pod(kube, namespace, "one-gpu")).status.phase == "Running" and p,
+        "the 1-GPU pod to run",
+    )
+    assert running.spec.node_name in ("gpu-node-0", "gpu-node-1")
+
+    def unschedulable() -> bool:
+        conditions = _read_pod(kube, namespace, "nine-gpus").status.conditions or []
+        return any(c.type == "PodScheduled" and c.reason == "Unschedulable" for c in conditions)
+
+    wait_for(unschedulable, "the 9-GPU pod to be reported Unschedulable")
+    assert _read_pod(kube, namespace, "nine-gpus").spec.node_name is None
+
+
+def test_kwok_pod_ends_with_the_exit_code_and_message_of_its_annotations(
+    kube: client.ApiClient, kubectl: Kubectl, namespace: str, wait_for: WaitFor
+) -> None:
+    annotations = {
+        "kwok.finetune.dev/run-for": "1s",
+        "kwok.finetune.dev/exit-code": "12",
+        "kwok.finetune.dev/termination-message": '{"outcome": "Failed"}',
+    }
+    pod = _pod("fails", ["train"], annotations=annotations, nodeSelector={"finetune.dev/node-pool": "cpu"})
+    kubectl("apply", "-n", namespace, "-f", "-", stdin=json.dumps(pod))
+
+    finished = wait_for(lambda: _finished(kube, namespace, "fails"), "the KWOK pod to finish")
+
+    terminated = finished.status.container_statuses[0].state.terminated
+    assert (finished.status.phase, terminated.exit_code, terminated.reason) == ("Failed", 12, "Error")
+    assert terminated.message == '{"outcome": "Failed"}'
+
+
+def test_node_agent_runs_a_pod_that_writes_to_its_pvc(
+    cluster: localcluster.ClusterInfo,
+    kube: client.ApiClient,
+    kubectl: Kubectl,
+    namespace: str,
+    wait_for: WaitFor,
+) -> None:
+    claim = {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {"name": "work"},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}},
+    }
+    script = textwrap.dedent(
+        """
+        import os, pathlib
+        pathlib.Path("/work/out.txt").write_text(os.environ["POD_NAME"])
+        pathlib.Path("/dev/termination-log").write_text("wrote /work/out.txt")
+        """
+    )
+    pod = _pod(
+        "writer",
+        ["python", "-c", script],
+        container={
+            "env": [{"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}],
+            "volumeMounts": [{"name": "work", "mountPath": "/work"}],
+        },
+        volumes=[{"name": "work", "persistentVolumeClaim": {"claimName": "work"}}],
+        **AGENT_PLACEMENT,
+    )
+    kubectl(
+        "apply",
+        "-n",
+        namespace,
+        "-f",
+        "-",
+        stdin=json.dumps({"kind": "List", "apiVersion": "v1", "items": [claim, pod]}),
+    )
+
+    finished = wait_for(
+        lambda: _finished(kube, namespace, "writer"), "the agent's pod to finish", timeout=120
+    )
+
+    terminated = finished.status.container_statuses[0].state.terminated
+    assert (finished.status.phase, terminated.exit_code, terminated.reason) == ("Succeeded", 0, "Completed")
+    assert terminated.message == "wrote /work/out.txt"
+    assert finished.spec.node_name == "local-runner"
+    core = client.CoreV1Api(kube)
+    bound: Any = core.read_namespaced_persistent_volume_claim("work", namespace)
+    volume: Any = core.read_persistent_volume(bound.spec.volume_name)
+    host_path = Path(volume.spec.host_path.path)
+    folder = cluster.volumes_dir / host_path.relative_to(localcluster.cluster.HOSTPATH_PROVISIONER_DIR)
+    assert (folder / "out.txt").read_text() == "writer"
+
+
+def test_projected_service_account_token_works_from_inside_an_agent_pod(
+    kube: client.ApiClient, kubectl: Kubectl, namespace: str, wait_for: WaitFor
+) -> None:
+    # Any authenticated identity may ask who it is; the answer proves the token is real.
+    script = textwrap.dedent(
+        """
+        from kubernetes import client, config
+        config.load_incluster_config()
+        review = client.AuthenticationV1Api().create_self_subject_review(client.V1SelfSubjectReview())
+        open("/dev/termination-log", "w").write(review.status.user_info.username)
+        """
+    )
+    pod = _pod("whoami", ["python3", "-c", script], **AGENT_PLACEMENT)
+    kubectl("apply", "-n", namespace, "-f", "-", stdin=json.dumps(pod))
+
+    finished = wait_for(
+        lambda: _finished(kube, namespace, "whoami"), "the agent's pod to finish", timeout=120
+    )
+
+    terminated = finished.status.container_statuses[0].state.terminated
+    assert finished.status.phase == "Succeeded", terminated
+    assert terminated.message == f"system:serviceaccount:{namespace}:default"
