@@ -1,0 +1,97 @@
+"""`python -m finetune_operator`: run the operator (flags mirror the FTO_* environment variables)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import random
+import sys
+from dataclasses import replace
+from typing import Any
+
+import kopf
+from prometheus_client import start_http_server
+
+from finetune_operator import handlers
+from finetune_operator.config import Settings, from_env
+from finetune_operator.kube import Kube, load_config
+from finetune_operator.reconciler import Reconciler
+
+ANNOTATION_PREFIX = "finetune.dev"
+
+
+def parse_args(argv: list[str], defaults: Settings) -> Settings:
+    parser = argparse.ArgumentParser(prog="finetune-operator", description=__doc__)
+    parser.add_argument("--namespace", action="append", default=None, help="watch this namespace (repeatable)")
+    parser.add_argument("--trainer-image", default=defaults.trainer_image)
+    parser.add_argument("--max-active-per-namespace", type=int, default=defaults.max_active_per_namespace)
+    parser.add_argument("--metrics-port", type=int, default=defaults.metrics_port)
+    parser.add_argument("--health-port", type=int, default=defaults.health_port)
+    parser.add_argument("--log-level", default=defaults.log_level)
+    parser.add_argument("--log-format", choices=["json", "plain"], default=defaults.log_format)
+    parser.add_argument("--peering", default=defaults.peering)
+    args = parser.parse_args(argv)
+    return replace(
+        defaults,
+        namespaces=tuple(args.namespace) if args.namespace else defaults.namespaces,
+        trainer_image=args.trainer_image,
+        max_active_per_namespace=args.max_active_per_namespace,
+        metrics_port=args.metrics_port,
+        health_port=args.health_port,
+        log_level=args.log_level.upper(),
+        log_format=args.log_format,
+        peering=args.peering,
+    )
+
+
+def configure_kopf(settings: Settings) -> None:
+    @kopf.on.startup()
+    async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+        # Fixed on day one: renaming them later would make existing objects look unhandled.
+        settings.persistence.finalizer = f"{ANNOTATION_PREFIX}/finalizer"
+        settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=ANNOTATION_PREFIX)
+        settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+            prefix=ANNOTATION_PREFIX, key="last-handled-configuration"
+        )
+        settings.posting.level = logging.WARNING
+        settings.watching.server_timeout = 300
+        settings.watching.client_timeout = 330
+        settings.watching.inactivity_timeout = 600
+        settings.networking.request_timeout = 60
+        settings.execution.max_workers = 16
+        memo.sweeper = asyncio.create_task(handlers.sweep_forever(handlers._runtime()))
+
+    @kopf.on.cleanup()
+    async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+        sweeper = memo.get("sweeper")
+        if sweeper is not None:
+            sweeper.cancel()
+
+
+def main(argv: list[str] | None = None) -> int:
+    settings = parse_args(sys.argv[1:] if argv is None else argv, from_env())
+    kopf.configure(
+        verbose=settings.log_level == "DEBUG",
+        log_format=kopf.LogFormat.JSON if settings.log_format == "json" else kopf.LogFormat.PLAIN,
+    )
+    logging.getLogger().setLevel(settings.log_level)
+    handlers.install(handlers.Runtime(Reconciler(Kube(load_config()), settings), settings))
+    configure_kopf(settings)
+    if settings.metrics_port:
+        start_http_server(settings.metrics_port)
+    # Replicas share one peering; distinct random priorities elect exactly one active replica
+    # (equal priorities would pause them all).
+    priority = random.SystemRandom().randint(1, 2**31 - 1)
+    kopf.run(
+        clusterwide=not settings.namespaces,
+        namespaces=settings.namespaces,
+        liveness_endpoint=f"http://0.0.0.0:{settings.health_port}/healthz" if settings.health_port else None,
+        peering_name=settings.peering,
+        priority=priority,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,353 @@
+"""Pure builders of a FineTuningJob's child objects, as plain Kubernetes JSON.
+
+Design: curation and training are two batch/v1 Jobs rather than one pod with an init container, so curation
+runs on a CPU node without holding GPUs, and the training Job gets the Job controller's retry accounting,
+`podFailurePolicy` (data errors and a failed evaluation gate fail at once; evictions and preemptions do not
+count as retries), `activeDeadlineSeconds`, and Kueue's native suspend/admit integration.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from finetune_operator import naming
+from finetune_operator.api import API_VERSION, FineTuningJobSpec, RetainPolicy
+from finetune_operator.api.finetuningjob import KIND
+from finetune_operator.config import Settings
+
+Obj = dict[str, Any]
+
+CONFIG_KEY = "job.json"
+CONFIG_DIR = "/etc/finetune"
+WORKSPACE = "/workspace"
+SOURCE_DIR = "/mnt/source"
+BASE_MODEL_DIR = "/mnt/base-model"
+TERMINATION_LOG = "/dev/termination-log"
+KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
+# Exit codes of the trainer image that no retry can fix (docs/runtime-contract.md).
+USER_ERROR_EXIT_CODES = [10, 11, 12]
+UID = 1000
+
+
+class JobRef:
+    """The identity of the parent FineTuningJob that every child carries."""
+
+    def __init__(self, name: str, namespace: str, uid: str, spec: FineTuningJobSpec) -> None:
+        self.name = name
+        self.namespace = namespace
+        self.uid = uid
+        self.spec = spec
+
+    def owner_reference(self) -> Obj:
+        return {
+            "apiVersion": API_VERSION,
+            "kind": KIND,
+            "name": self.name,
+            "uid": self.uid,
+            "controller": True,
+        }
+
+    def metadata(self, name: str, component: str, owned: bool = True) -> Obj:
+        meta: Obj = {
+            "name": name,
+            "namespace": self.namespace,
+            "labels": naming.labels(self.name, self.uid, component),
+        }
+        if owned:
+            meta["ownerReferences"] = [self.owner_reference()]
+        return meta
+
+
+def workspace_pvc(job: JobRef) -> Obj:
+    storage = job.spec.storage
+    # Retain: the workspace (dataset, checkpoints, the trained model) outlives the job; no owner, no GC.
+    owned = storage.retain_policy is RetainPolicy.DELETE
+    spec: Obj = {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": storage.size}}}
+    if storage.storage_class_name:
+        spec["storageClassName"] = storage.storage_class_name
+    return {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": job.metadata(naming.workspace_pvc(job.name), "workspace", owned=owned),
+        "spec": spec,
+    }
+
+
+def source_glob(spec: FineTuningJobSpec) -> str:
+    source = spec.dataset.source
+    if source.config_map is not None:
+        return f"{SOURCE_DIR}/{source.config_map.key}"
+    assert source.pvc is not None
+    return f"{SOURCE_DIR}/{source.pvc.path.lstrip('/')}"
+
+
+def base_model_path(spec: FineTuningJobSpec) -> str | None:
+    base = spec.base_model
+    if base.path is None:
+        return None
+    if base.pvc:
+        return f"{BASE_MODEL_DIR}/{base.path.lstrip('/')}"
+    return base.path
+
+
+def job_config(job: JobRef) -> Obj:
+    """The resolved configuration both entrypoints read (`/etc/finetune/job.json`)."""
+    return {
+        "apiVersion": API_VERSION,
+        "job": {"name": job.name, "namespace": job.namespace, "uid": job.uid},
+        "spec": job.spec.to_wire(),
+        "paths": {
+            "workspace": WORKSPACE,
+            "sourceGlob": source_glob(job.spec),
+            "baseModel": base_model_path(job.spec),
+        },
+    }
+
+
+def config_map(job: JobRef) -> Obj:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": job.metadata(naming.config_map(job.name), "config"),
+        "data": {CONFIG_KEY: json.dumps(job_config(job), indent=2, sort_keys=True)},
+        "immutable": True,
+    }
+
+
+def trainer_service_account(job: JobRef) -> Obj:
+    return {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": job.metadata(naming.trainer_identity(job.name), "trainer-identity"),
+    }
+
+
+def trainer_role(job: JobRef) -> Obj:
+    """The training pod may report progress on its own job and nothing else."""
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "Role",
+        "metadata": job.metadata(naming.trainer_identity(job.name), "trainer-identity"),
+        "rules": [
+            {
+                "apiGroups": ["finetune.dev"],
+                "resources": ["finetuningjobs/status"],
+                "resourceNames": [job.name],
+                "verbs": ["get", "patch"],
+            }
+        ],
+    }
+
+
+def trainer_role_binding(job: JobRef) -> Obj:
+    name = naming.trainer_identity(job.name)
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": job.metadata(name, "trainer-identity"),
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+        "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": job.namespace}],
+    }
+
+
+def _pod_security_context() -> Obj:
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": UID,
+        "runAsGroup": UID,
+        "fsGroup": UID,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def _container_security_context() -> Obj:
+    return {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "runAsNonRoot": True,
+        "capabilities": {"drop": ["ALL"]},
+    }
+
+
+def _volumes(job: JobRef, with_source: bool, with_base_model: bool) -> tuple[list[Obj], list[Obj]]:
+    spec = job.spec
+    volumes: list[Obj] = [
+        {"name": "workspace", "persistentVolumeClaim": {"claimName": naming.workspace_pvc(job.name)}},
+        {"name": "config", "configMap": {"name": naming.config_map(job.name)}},
+        {"name": "tmp", "emptyDir": {}},
+    ]
+    mounts: list[Obj] = [
+        {"name": "workspace", "mountPath": WORKSPACE},
+        {"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
+        {"name": "tmp", "mountPath": "/tmp"},
+    ]
+    source = spec.dataset.source
+    if with_source:
+        if source.config_map is not None:
+            volumes.append(
+                {
+                    "name": "source",
+                    "configMap": {
+                        "name": source.config_map.name,
+                        "items": [{"key": source.config_map.key, "path": source.config_map.key}],
+                    },
+                }
+            )
+        else:
+            assert source.pvc is not None
+            volumes.append(
+                {
+                    "name": "source",
+                    "persistentVolumeClaim": {"claimName": source.pvc.claim_name, "readOnly": True},
+                }
+            )
+        mounts.append({"name": "source", "mountPath": SOURCE_DIR, "readOnly": True})
+    if with_base_model and spec.base_model.pvc:
+        volumes.append(
+            {
+                "name": "base-model",
+                "persistentVolumeClaim": {"claimName": spec.base_model.pvc, "readOnly": True},
+            }
+        )
+        mounts.append({"name": "base-model", "mountPath": BASE_MODEL_DIR, "readOnly": True})
+    return volumes, mounts
+
+
+def _env() -> list[Obj]:
+    return [
+        {"name": "FINETUNE_CONFIG", "value": f"{CONFIG_DIR}/{CONFIG_KEY}"},
+        {"name": "FINETUNE_TERMINATION_LOG", "value": TERMINATION_LOG},
+        {"name": "HOME", "value": "/tmp"},
+        {"name": "HF_HUB_OFFLINE", "value": "1"},
+        {"name": "PYTHONUNBUFFERED", "value": "1"},
+    ]
+
+
+def _placement(job: JobRef) -> Obj:
+    resources = job.spec.resources
+    placement: Obj = {}
+    if resources.node_selector:
+        placement["nodeSelector"] = dict(resources.node_selector)
+    if resources.tolerations:
+        placement["tolerations"] = [t.to_wire() for t in resources.tolerations]
+    return placement
+
+
+def curation_job(job: JobRef, settings: Settings) -> Obj:
+    """Curation: CPU only; deterministic, so one retry covers a lost node and user-data errors fail at once."""
+    volumes, mounts = _volumes(job, with_source=True, with_base_model=False)
+    container: Obj = {
+        "name": "curate",
+        "image": job.spec.trainer_image or settings.trainer_image,
+        "command": [settings.python_command, "-m", "finetune_trainer.curate"],
+        "env": _env(),
+        "resources": {"requests": {"cpu": "500m", "memory": "512Mi"}, "limits": {"memory": "2Gi"}},
+        "securityContext": _container_security_context(),
+        "terminationMessagePath": TERMINATION_LOG,
+        "terminationMessagePolicy": "File",
+        "volumeMounts": mounts,
+    }
+    pod_spec: Obj = {
+        "restartPolicy": "Never",
+        "automountServiceAccountToken": False,
+        "securityContext": _pod_security_context(),
+        "containers": [container],
+        "volumes": volumes,
+        **_placement(job),
+    }
+    name = naming.curation_job(job.name)
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": job.metadata(name, "curation"),
+        "spec": {
+            "backoffLimit": 1,
+            "podFailurePolicy": {
+                "rules": [
+                    {"action": "FailJob", "onExitCodes": {"operator": "In", "values": USER_ERROR_EXIT_CODES}},
+                    {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]},
+                ]
+            },
+            "template": {
+                "metadata": {"labels": naming.labels(job.name, job.uid, "curation")},
+                "spec": pod_spec,
+            },
+        },
+    }
+
+
+def _training_resources(job: JobRef) -> Obj:
+    resources = job.spec.resources
+    limits: Obj = {}
+    requests: Obj = {}
+    if resources.gpus > 0:
+        limits[resources.gpu_resource_name] = str(resources.gpus)
+    if resources.cpu:
+        limits["cpu"] = requests["cpu"] = resources.cpu
+    if resources.memory:
+        limits["memory"] = requests["memory"] = resources.memory
+    out: Obj = {}
+    if limits:
+        out["limits"] = limits
+    if requests:
+        out["requests"] = requests
+    return out
+
+
+def training_job(job: JobRef, settings: Settings) -> Obj:
+    spec = job.spec
+    volumes, mounts = _volumes(job, with_source=False, with_base_model=True)
+    if spec.resources.gpus > 1:
+        # NCCL needs more shared memory than a container's default 64 MiB.
+        volumes.append({"name": "dshm", "emptyDir": {"medium": "Memory"}})
+        mounts.append({"name": "dshm", "mountPath": "/dev/shm"})
+    container: Obj = {
+        "name": "train",
+        "image": spec.trainer_image or settings.trainer_image,
+        "command": [settings.python_command, "-m", "finetune_trainer.train"],
+        "env": _env(),
+        "resources": _training_resources(job),
+        "securityContext": _container_security_context(),
+        "terminationMessagePath": TERMINATION_LOG,
+        "terminationMessagePolicy": "File",
+        "volumeMounts": mounts,
+    }
+    pod_spec: Obj = {
+        "restartPolicy": "Never",
+        "serviceAccountName": naming.trainer_identity(job.name),
+        # The trainer saves a checkpoint on SIGTERM; give it the time to finish writing.
+        "terminationGracePeriodSeconds": settings.termination_grace_seconds,
+        "securityContext": _pod_security_context(),
+        "containers": [container],
+        "volumes": volumes,
+        **_placement(job),
+    }
+    if spec.resources.priority_class_name:
+        pod_spec["priorityClassName"] = spec.resources.priority_class_name
+    metadata = job.metadata(naming.training_job(job.name), "training")
+    job_spec: Obj = {
+        "backoffLimit": spec.run_policy.backoff_limit,
+        "podFailurePolicy": {
+            "rules": [
+                {
+                    "action": "FailJob",
+                    "onExitCodes": {
+                        "containerName": "train",
+                        "operator": "In",
+                        "values": USER_ERROR_EXIT_CODES,
+                    },
+                },
+                # Evictions, preemptions and lost nodes requeue without consuming a retry.
+                {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]},
+            ]
+        },
+        "template": {"metadata": {"labels": naming.labels(job.name, job.uid, "training")}, "spec": pod_spec},
+    }
+    if spec.run_policy.active_deadline_seconds:
+        job_spec["activeDeadlineSeconds"] = spec.run_policy.active_deadline_seconds
+    if spec.queue_name:
+        # Kueue admits suspended Jobs that carry its queue label.
+        metadata["labels"][KUEUE_QUEUE_LABEL] = spec.queue_name
+        job_spec["suspend"] = True
+    return {"apiVersion": "batch/v1", "kind": "Job", "metadata": metadata, "spec": job_spec}

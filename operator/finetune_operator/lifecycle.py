@@ -1,0 +1,400 @@
+"""The FineTuningJob lifecycle: seven phases, one transition table, and the pure derivation of the next phase.
+
+The phase is never remembered by the operator: `derive` recomputes it from an `Observed` snapshot of the
+cluster (the job's own status and the states of its children), so a restarted operator lands exactly where the
+previous one left off. `derive` also says which children are still missing (`Action`); the handlers create
+them and only then write the status, so a crash between the two repeats idempotent creations, never skips one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from finetune_operator.api import FailureKind, Phase
+
+TERMINAL_PHASES = frozenset({Phase.COMPLETED, Phase.FAILED, Phase.CANCELLED})
+_ACTIVE = (Phase.QUEUED, Phase.RUNNING, Phase.EVALUATING)
+
+# Phases only move forward, except a requeue (eviction, preemption, retry) from Running or Evaluating back to
+# Queued or Running. Forward skips are allowed because the operator may be down while children progress.
+ALLOWED_TRANSITIONS: Mapping[Phase, frozenset[Phase]] = {
+    Phase.PENDING: frozenset({*_ACTIVE, *TERMINAL_PHASES}),
+    Phase.QUEUED: frozenset({Phase.RUNNING, Phase.EVALUATING, *TERMINAL_PHASES}),
+    Phase.RUNNING: frozenset({Phase.QUEUED, Phase.EVALUATING, *TERMINAL_PHASES}),
+    Phase.EVALUATING: frozenset({Phase.QUEUED, Phase.RUNNING, *TERMINAL_PHASES}),
+    Phase.COMPLETED: frozenset(),
+    Phase.FAILED: frozenset(),
+    Phase.CANCELLED: frozenset(),
+}
+
+
+class InvalidTransitionError(ValueError):
+    """A phase change that the lifecycle table forbids."""
+
+    def __init__(self, source: Phase, target: Phase) -> None:
+        super().__init__(f"invalid phase transition {source} -> {target}")
+        self.source = source
+        self.target = target
+
+
+def is_allowed(source: Phase | None, target: Phase) -> bool:
+    """Whether `source -> target` is allowed; staying in a phase always is, and a new job may start anywhere."""
+    if source is None or source == target:
+        return True
+    return target in ALLOWED_TRANSITIONS[source]
+
+
+def check_transition(source: Phase | None, target: Phase) -> None:
+    if not is_allowed(source, target):
+        raise InvalidTransitionError(source, target)  # type: ignore[arg-type]  # None is always allowed
+
+
+# ------------------------------------------------------------------------------------ observed state
+
+
+class StorageState(StrEnum):
+    ABSENT = "Absent"
+    PENDING = "Pending"
+    BOUND = "Bound"
+    LOST = "Lost"
+
+
+class SourceState(StrEnum):
+    AVAILABLE = "Available"
+    MISSING = "Missing"
+
+
+class WorkloadPhase(StrEnum):
+    """The state of a batch/v1 Job and its pods, as far as the lifecycle cares."""
+
+    ABSENT = "Absent"
+    SUSPENDED = "Suspended"  # Kueue has not admitted it
+    UNSCHEDULABLE = "Unschedulable"  # a pod waits for capacity
+    STARTING = "Starting"  # created or scheduled, not running yet
+    RUNNING = "Running"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+
+
+@dataclass(frozen=True)
+class WorkloadState:
+    """One child workload. `result` is the parsed termination message of its last finished container."""
+
+    phase: WorkloadPhase = WorkloadPhase.ABSENT
+    message: str = ""
+    job_reason: str | None = None  # reason of the Job's Failed condition, e.g. BackoffLimitExceeded
+    exit_code: int | None = None
+    container_reason: str | None = None  # e.g. OOMKilled, Error
+    image_pull_error: str | None = None  # set when a container cannot pull its image
+    result: Mapping[str, Any] = field(default_factory=dict)
+    attempts: int = 0
+    active: bool = False  # pods still running or pending
+
+
+ABSENT = WorkloadState()
+
+
+@dataclass(frozen=True)
+class Observed:
+    """Everything `derive` needs; built by the operator from the cluster, built by hand in tests."""
+
+    phase: Phase | None = None
+    cancel: bool = False
+    storage: StorageState = StorageState.ABSENT
+    source: SourceState = SourceState.AVAILABLE
+    source_missing_seconds: float = 0.0
+    source_wait_seconds: float = 300.0
+    source_description: str = "the dataset source"
+    curation: WorkloadState = ABSENT
+    training: WorkloadState = ABSENT
+    trainer_stage: str | None = None
+    max_eval_loss: float | None = None
+    model_registered: bool = False
+    version_conflict: str | None = None
+    capacity_blocked: str | None = None
+    queue_name: str | None = None
+    gpus: int = 0
+    gpu_resource_name: str = "nvidia.com/gpu"
+
+
+class Action(StrEnum):
+    PREPARE = "Prepare"  # workspace PVC, config ConfigMap, trainer ServiceAccount and Role
+    CREATE_CURATION = "CreateCuration"
+    CREATE_TRAINING = "CreateTraining"
+    REGISTER_MODEL = "RegisterModel"
+    STOP_WORKLOADS = "StopWorkloads"
+
+
+@dataclass(frozen=True)
+class Decision:
+    phase: Phase
+    reason: str
+    message: str
+    failure_kind: FailureKind | None = None
+    dataset_ready: bool = False
+    training_active: bool = False
+    actions: frozenset[Action] = frozenset()
+
+
+# ---------------------------------------------------------------------------------------- derivation
+
+USER_EXIT_REASONS = {10: "CurationFailed", 11: "InvalidConfiguration", 12: "EvaluationGateFailed"}
+OOM_ADVICE = "raise resources.memory or lower training.batchSize"
+
+
+def derive(observed: Observed) -> Decision:
+    """The next phase, reason, message and missing children for an observed job."""
+    current = observed.phase
+    if current in TERMINAL_PHASES:
+        assert current is not None
+        stop = _stop_if_active(observed)
+        return Decision(current, "", "", actions=stop)
+    decision = _derive_active(observed)
+    if not is_allowed(current, decision.phase):
+        # Never move backwards (e.g. a workload vanished): keep the phase, keep acting.
+        assert current is not None
+        return Decision(
+            current, decision.reason, decision.message, decision.failure_kind,
+            decision.dataset_ready, decision.training_active, decision.actions,
+        )  # fmt: skip
+    return decision
+
+
+def _stop_if_active(observed: Observed) -> frozenset[Action]:
+    active = observed.curation.active or observed.training.active
+    return frozenset({Action.STOP_WORKLOADS}) if active else frozenset()
+
+
+def _derive_active(o: Observed) -> Decision:
+    if o.cancel:
+        return Decision(
+            Phase.CANCELLED,
+            "Cancelled",
+            "spec.cancel is true: pods stopped; the workspace and its checkpoints are kept",
+            actions=_stop_if_active(o),
+        )
+    if o.version_conflict:
+        return Decision(Phase.FAILED, "VersionExists", o.version_conflict, FailureKind.USER)
+    if o.storage is StorageState.ABSENT:
+        return Decision(Phase.PENDING, "Creating", "creating the workspace and configuration", actions=_PREPARE)
+    if o.storage is StorageState.LOST:
+        return Decision(
+            Phase.FAILED,
+            "StorageLost",
+            "the workspace PersistentVolumeClaim lost its volume",
+            FailureKind.SYSTEM,
+        )
+    if o.curation.phase is not WorkloadPhase.SUCCEEDED:
+        return _curation_decision(o)
+    dataset = o.curation.result.get("dataset") or {}
+    if int(dataset.get("samples", 1)) <= 0:
+        return Decision(
+            Phase.FAILED,
+            "NoSamplesAfterCuration",
+            "curation kept no samples; see status.dataset.rejected",
+            FailureKind.USER,
+        )
+    return _training_decision(o)
+
+
+_PREPARE = frozenset({Action.PREPARE})
+
+
+def _curation_decision(o: Observed) -> Decision:
+    curation = o.curation
+    if o.source is SourceState.MISSING and curation.phase is WorkloadPhase.ABSENT:
+        if o.source_missing_seconds >= o.source_wait_seconds:
+            return Decision(
+                Phase.FAILED,
+                "SourceNotFound",
+                f"{o.source_description} does not exist (waited {int(o.source_wait_seconds)}s); "
+                "create it or fix spec.dataset.source in a new job",
+                FailureKind.USER,
+            )
+        return Decision(
+            Phase.PENDING,
+            "SourceNotFound",
+            f"waiting for {o.source_description} to exist",
+            actions=_PREPARE,
+        )
+    if curation.phase is WorkloadPhase.ABSENT:
+        return Decision(
+            Phase.PENDING,
+            "CurationStarting",
+            "starting curation",
+            actions=_PREPARE | {Action.CREATE_CURATION},
+        )
+    if curation.phase is WorkloadPhase.FAILED:
+        return _failure(curation, default_reason="CurationFailed")
+    if curation.image_pull_error:
+        return _image_pull_failed(curation)
+    if curation.phase is WorkloadPhase.RUNNING:
+        return Decision(Phase.RUNNING, "Curating", "curating agent sessions into the dataset")
+    waiting = curation.message or (
+        "waiting for the workspace volume to bind" if o.storage is StorageState.PENDING else "curation pod starting"
+    )
+    return Decision(Phase.PENDING, "CurationStarting", waiting)
+
+
+def _training_decision(o: Observed) -> Decision:
+    training = o.training
+    if training.phase is WorkloadPhase.ABSENT:
+        if o.capacity_blocked:
+            return Decision(Phase.QUEUED, "ConcurrencyLimit", o.capacity_blocked, dataset_ready=True)
+        return Decision(
+            Phase.RUNNING, "TrainingStarting", "creating the training workload",
+            actions=frozenset({Action.CREATE_TRAINING}), dataset_ready=True,
+        )  # fmt: skip
+    if training.phase is WorkloadPhase.FAILED:
+        return _failure(training, default_reason="TrainingFailed", dataset_ready=True)
+    if training.image_pull_error:
+        return _image_pull_failed(training, dataset_ready=True)
+    if training.phase is WorkloadPhase.SUSPENDED:
+        queue = f"LocalQueue {o.queue_name}" if o.queue_name else "its queue"
+        detail = f": {training.message}" if training.message else ""
+        return Decision(
+            Phase.QUEUED, "WaitingForAdmission", f"waiting for Kueue admission in {queue}{detail}", dataset_ready=True
+        )
+    if training.phase is WorkloadPhase.UNSCHEDULABLE:
+        want = f"{o.gpus} {o.gpu_resource_name}" if o.gpus else "CPU and memory"
+        message = f"waiting for {want}: {training.message}" if training.message else f"waiting for {want}"
+        return Decision(Phase.QUEUED, "WaitingForCapacity", message, dataset_ready=True)
+    if training.phase is WorkloadPhase.STARTING:
+        return Decision(
+            Phase.RUNNING, "TrainingStarting", "training pod starting", training_active=True, dataset_ready=True
+        )
+    if training.phase is WorkloadPhase.RUNNING:
+        if o.trainer_stage == "Evaluating":
+            return Decision(
+                Phase.EVALUATING,
+                "Evaluating",
+                "evaluating on the held-out split",
+                training_active=True,
+                dataset_ready=True,
+            )
+        return Decision(Phase.RUNNING, "Training", "training", training_active=True, dataset_ready=True)
+    return _succeeded_training(o)
+
+
+def _succeeded_training(o: Observed) -> Decision:
+    metrics = o.training.result.get("metrics") or {}
+    eval_loss = metrics.get("evalLoss")
+    loss = float("nan") if eval_loss is None else float(eval_loss)
+    if o.max_eval_loss is not None and not loss <= o.max_eval_loss:  # a missing or NaN loss fails too
+        return Decision(
+            Phase.FAILED,
+            "EvaluationGateFailed",
+            f"evalLoss {eval_loss} > evaluation.maxEvalLoss {o.max_eval_loss}",
+            FailureKind.USER,
+            dataset_ready=True,
+        )
+    if o.model_registered:
+        return Decision(Phase.COMPLETED, "ModelRegistered", "evaluation passed; model registered", dataset_ready=True)
+    return Decision(
+        Phase.EVALUATING,
+        "Registering",
+        "evaluation passed; registering the model version",
+        dataset_ready=True,
+        actions=frozenset({Action.REGISTER_MODEL}),
+    )
+
+
+def _image_pull_failed(workload: WorkloadState, dataset_ready: bool = False) -> Decision:
+    return Decision(
+        Phase.FAILED,
+        "ImagePullFailed",
+        f"{workload.image_pull_error}; check spec.trainerImage or the operator's default trainer image",
+        FailureKind.SYSTEM,
+        dataset_ready=dataset_ready,
+        actions=frozenset({Action.STOP_WORKLOADS}),
+    )
+
+
+def _failure(workload: WorkloadState, default_reason: str, dataset_ready: bool = False) -> Decision:
+    """Map a failed Job to a reason a person can act on, and whether the user or the platform must act."""
+    result = workload.result
+    if result.get("outcome") == "Failed" and result.get("reason"):
+        kind = FailureKind.SYSTEM if result.get("failureKind") == "System" else FailureKind.USER
+        return Decision(
+            Phase.FAILED,
+            str(result["reason"]),
+            str(result.get("message", "")),
+            kind,
+            dataset_ready=dataset_ready,
+        )
+    if workload.container_reason == "OOMKilled":
+        return Decision(
+            Phase.FAILED,
+            "OOMKilled",
+            f"the container ran out of memory: {OOM_ADVICE}",
+            FailureKind.USER,
+            dataset_ready=dataset_ready,
+        )
+    if workload.job_reason == "DeadlineExceeded":
+        return Decision(
+            Phase.FAILED,
+            "DeadlineExceeded",
+            f"runPolicy.activeDeadlineSeconds was exceeded: {workload.message}".rstrip(": "),
+            FailureKind.USER,
+            dataset_ready=dataset_ready,
+        )
+    if workload.exit_code in USER_EXIT_REASONS:
+        return Decision(
+            Phase.FAILED,
+            USER_EXIT_REASONS[workload.exit_code],
+            workload.message or f"exit code {workload.exit_code}",
+            FailureKind.USER,
+            dataset_ready=dataset_ready,
+        )
+    reason = "BackoffLimitExceeded" if workload.job_reason == "BackoffLimitExceeded" else default_reason
+    detail = f"last exit code {workload.exit_code}" if workload.exit_code is not None else "no exit code"
+    if workload.message:
+        detail += f": {workload.message}"
+    return Decision(Phase.FAILED, reason, detail, FailureKind.SYSTEM, dataset_ready=dataset_ready)
+
+
+# ---------------------------------------------------------------------------------------- conditions
+
+
+def condition_states(decision: Decision) -> dict[str, tuple[bool, str]]:
+    """The kstatus-style conditions for a decision: type -> (status, reason)."""
+    phase = decision.phase
+    return {
+        "Ready": (phase is Phase.COMPLETED, decision.reason),
+        "DatasetReady": (decision.dataset_ready, "Curated" if decision.dataset_ready else decision.reason),
+        "Queued": (phase is Phase.QUEUED, decision.reason),
+        "Running": (phase is Phase.RUNNING, decision.reason),
+        "Training": (decision.training_active and phase is Phase.RUNNING, decision.reason),
+        "Evaluating": (phase is Phase.EVALUATING, decision.reason),
+        "Succeeded": (phase is Phase.COMPLETED, decision.reason),
+        "Failed": (phase is Phase.FAILED, decision.reason),
+    }
+
+
+def merge_conditions(
+    previous: list[Mapping[str, Any]] | None,
+    decision: Decision,
+    now: str,
+    generation: int | None,
+) -> list[dict[str, Any]]:
+    """New condition list; lastTransitionTime moves only when a condition's status flips."""
+    by_type = {c["type"]: c for c in previous or []}
+    merged: list[dict[str, Any]] = []
+    for ctype, (value, reason) in condition_states(decision).items():
+        status = "True" if value else "False"
+        before = by_type.get(ctype)
+        changed = before is None or before.get("status") != status
+        merged.append(
+            {
+                "type": ctype,
+                "status": status,
+                "reason": reason or "Unknown",
+                "message": decision.message if value else "",
+                "lastTransitionTime": now if changed else before.get("lastTransitionTime", now),  # type: ignore[union-attr]
+                "observedGeneration": generation,
+            }
+        )
+    return merged

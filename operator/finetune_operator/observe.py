@@ -1,0 +1,135 @@
+"""Turn raw Kubernetes objects into the lifecycle's `Observed` snapshot (pure).
+
+Everything here reads plain JSON dicts as the API returns them, so it is unit-testable with literal objects
+and independent of how the operator fetched them (watch indexes or direct reads).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from finetune_operator.lifecycle import StorageState, WorkloadPhase, WorkloadState
+
+Obj = Mapping[str, Any]
+
+IMAGE_PULL_FAILURES = frozenset({"ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"})
+
+
+def storage_state(pvc: Obj | None) -> StorageState:
+    if pvc is None:
+        return StorageState.ABSENT
+    phase = (pvc.get("status") or {}).get("phase")
+    if phase == "Bound":
+        return StorageState.BOUND
+    if phase == "Lost":
+        return StorageState.LOST
+    return StorageState.PENDING
+
+
+def parse_termination_message(message: str | None) -> dict[str, Any]:
+    """The JSON termination message of a trainer-image container; anything else is kept as plain text."""
+    if not message:
+        return {}
+    try:
+        parsed = json.loads(message)
+    except ValueError:
+        return {"message": message.strip()[:1024]}
+    return parsed if isinstance(parsed, dict) else {"message": str(parsed)[:1024]}
+
+
+def _condition(obj: Obj, ctype: str) -> Mapping[str, Any] | None:
+    for condition in (obj.get("status") or {}).get("conditions") or []:
+        if condition.get("type") == ctype and condition.get("status") == "True":
+            return condition  # type: ignore[no-any-return]
+    return None
+
+
+def _terminated(pod: Obj) -> Mapping[str, Any] | None:
+    for status in (pod.get("status") or {}).get("containerStatuses") or []:
+        terminated = (status.get("state") or {}).get("terminated")
+        if terminated:
+            return terminated  # type: ignore[no-any-return]
+    return None
+
+
+def _finished_pods(pods: Iterable[Obj]) -> list[tuple[Obj, Mapping[str, Any]]]:
+    finished = [(pod, term) for pod in pods if (term := _terminated(pod)) is not None]
+    finished.sort(key=lambda pair: str(pair[1].get("finishedAt") or ""))
+    return finished
+
+
+def _waiting_reasons(pod: Obj) -> list[tuple[str, str]]:
+    reasons = []
+    status = pod.get("status") or {}
+    for container in (status.get("initContainerStatuses") or []) + (status.get("containerStatuses") or []):
+        waiting = (container.get("state") or {}).get("waiting")
+        if waiting and waiting.get("reason"):
+            reasons.append((str(waiting["reason"]), str(waiting.get("message") or "")))
+    return reasons
+
+
+def _unschedulable_message(pod: Obj) -> str | None:
+    for condition in (pod.get("status") or {}).get("conditions") or []:
+        if (
+            condition.get("type") == "PodScheduled"
+            and condition.get("status") == "False"
+            and condition.get("reason") == "Unschedulable"
+        ):
+            return str(condition.get("message") or "no node has the requested resources free")
+    return None
+
+
+def workload_state(job: Obj | None, pods: Sequence[Obj]) -> WorkloadState:
+    """Classify a batch/v1 Job and its pods."""
+    if job is None:
+        return WorkloadState()
+    job_status = job.get("status") or {}
+    counted = int(job_status.get("failed") or 0) + int(job_status.get("succeeded") or 0)
+    counted += int(job_status.get("active") or 0)
+    attempts = max(counted, len(pods))
+    active = any((p.get("status") or {}).get("phase") in (None, "Pending", "Running") for p in pods)
+    active = active or int(job_status.get("active") or 0) > 0
+    finished = _finished_pods(pods)
+    last = finished[-1][1] if finished else None
+    last_result = parse_termination_message(last.get("message") if last else None)
+    common: dict[str, Any] = {
+        "attempts": attempts,
+        "active": active,
+        "exit_code": last.get("exitCode") if last else None,
+        "container_reason": last.get("reason") if last else None,
+    }
+
+    complete = _condition(job, "Complete") or _condition(job, "SuccessCriteriaMet")
+    if complete:
+        succeeded = [term for pod, term in finished if term.get("exitCode") == 0]
+        result = parse_termination_message(succeeded[-1].get("message")) if succeeded else last_result
+        return WorkloadState(WorkloadPhase.SUCCEEDED, result=result, **{**common, "active": False})
+    failed = _condition(job, "Failed") or _condition(job, "FailureTarget")
+    if failed:
+        message = last_result.get("message") or str(failed.get("message") or "")
+        return WorkloadState(
+            WorkloadPhase.FAILED,
+            message=str(message),
+            job_reason=str(failed.get("reason") or ""),
+            result=last_result,
+            **common,
+        )
+    if (job.get("spec") or {}).get("suspend"):
+        suspended = _condition(job, "Suspended")
+        return WorkloadState(WorkloadPhase.SUSPENDED, message=str((suspended or {}).get("message") or ""), **common)
+
+    live = [p for p in pods if (p.get("status") or {}).get("phase") in (None, "Pending", "Running")]
+    for pod in live:
+        for reason, message in _waiting_reasons(pod):
+            if reason in IMAGE_PULL_FAILURES:
+                error = f"{reason}: {message}" if message else reason
+                return WorkloadState(WorkloadPhase.STARTING, image_pull_error=error, **common)
+    if any((p.get("status") or {}).get("phase") == "Running" for p in live):
+        return WorkloadState(WorkloadPhase.RUNNING, **common)
+    for pod in live:
+        unschedulable = _unschedulable_message(pod)
+        if unschedulable:
+            return WorkloadState(WorkloadPhase.UNSCHEDULABLE, message=unschedulable, **common)
+    return WorkloadState(WorkloadPhase.STARTING, **common)

@@ -1,0 +1,302 @@
+"""One reconciliation of one FineTuningJob: observe, derive, act, write status.
+
+Synchronous by design (it runs in a worker thread; the official client blocks). The Kopf layer feeds it a
+`JobView` built from its watch indexes (cheap, possibly a moment stale) or from fresh reads (the sweep);
+staleness is harmless because every action is idempotent and the next watch event reconciles again.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from finetune_operator import children, naming, registry
+from finetune_operator.api import FineTuningJobSpec, Phase
+from finetune_operator.config import Settings
+from finetune_operator.kube import ApiError, Kube
+from finetune_operator.lifecycle import (
+    TERMINAL_PHASES,
+    Action,
+    Decision,
+    Observed,
+    SourceState,
+    WorkloadPhase,
+    derive,
+)
+from finetune_operator.observe import storage_state, workload_state
+from finetune_operator.status import next_status
+
+Obj = dict[str, Any]
+log = logging.getLogger(__name__)
+
+# Storage and identity before the workloads that mount and use them.
+ACTION_ORDER = (
+    Action.STOP_WORKLOADS,
+    Action.PREPARE,
+    Action.CREATE_CURATION,
+    Action.CREATE_TRAINING,
+    Action.REGISTER_MODEL,
+)
+CURATION = "curation"
+TRAINING = "training"
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def rfc3339(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_time(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+
+
+@dataclass
+class JobView:
+    """A FineTuningJob and what exists around it."""
+
+    body: Mapping[str, Any]
+    workloads: dict[str, Mapping[str, Any]] = field(default_factory=dict)  # component -> batch/v1 Job
+    pods: dict[str, list[Mapping[str, Any]]] = field(default_factory=dict)  # component -> pods
+    pvc: Mapping[str, Any] | None = None
+    model_versions: Sequence[Mapping[str, Any]] = field(default_factory=list)  # of the job's model
+    active_training_elsewhere: int = 0  # training workloads of other jobs in the namespace
+
+    @property
+    def name(self) -> str:
+        return str(self.body["metadata"]["name"])
+
+    @property
+    def namespace(self) -> str:
+        return str(self.body["metadata"]["namespace"])
+
+    @property
+    def uid(self) -> str:
+        return str(self.body["metadata"]["uid"])
+
+    @property
+    def status(self) -> Mapping[str, Any]:
+        return self.body.get("status") or {}
+
+
+@dataclass(frozen=True)
+class Event:
+    type: str
+    reason: str
+    message: str
+
+
+@dataclass
+class Outcome:
+    """What one reconciliation did, for the Kopf layer to report (events, metrics)."""
+
+    previous_phase: str | None
+    phase: str
+    patch: dict[str, Any]
+    events: list[Event] = field(default_factory=list)
+    created: list[str] = field(default_factory=list)
+    registered: bool = False
+
+
+class Reconciler:
+    def __init__(self, kube: Kube, settings: Settings, clock: Callable[[], datetime] = utcnow) -> None:
+        self.kube = kube
+        self.settings = settings
+        self.clock = clock
+
+    # ------------------------------------------------------------------------------------ observe
+
+    def _source(self, spec: FineTuningJobSpec, namespace: str) -> tuple[SourceState, str]:
+        source = spec.dataset.source
+        if source.config_map is not None:
+            what = f"ConfigMap {source.config_map.name} (key {source.config_map.key})"
+            config_map = self.kube.get("ConfigMap", namespace, source.config_map.name)
+            data = (config_map or {}).get("data") or {}
+            binary = (config_map or {}).get("binaryData") or {}
+            present = source.config_map.key in data or source.config_map.key in binary
+            return (SourceState.AVAILABLE if present else SourceState.MISSING), what
+        assert source.pvc is not None
+        what = f"PersistentVolumeClaim {source.pvc.claim_name}"
+        found = self.kube.get("PersistentVolumeClaim", namespace, source.pvc.claim_name)
+        return (SourceState.AVAILABLE if found else SourceState.MISSING), what
+
+    def observe(self, view: JobView, spec: FineTuningJobSpec) -> Observed:
+        status = view.status
+        curation = workload_state(view.workloads.get(CURATION), view.pods.get(CURATION, []))
+        training = workload_state(view.workloads.get(TRAINING), view.pods.get(TRAINING, []))
+        phase = Phase(status["phase"]) if status.get("phase") else None
+        source, description = SourceState.AVAILABLE, "the dataset source"
+        waited = 0.0
+        if curation.phase is WorkloadPhase.ABSENT and phase not in TERMINAL_PHASES:
+            source, description = self._source(spec, view.namespace)
+            created = parse_time(view.body["metadata"].get("creationTimestamp"))
+            waited = (self.clock() - created).total_seconds() if created else 0.0
+        capacity_blocked = None
+        limit = self.settings.max_active_per_namespace
+        if limit and training.phase is WorkloadPhase.ABSENT and view.active_training_elsewhere >= limit:
+            capacity_blocked = (
+                f"namespace {view.namespace} already runs {view.active_training_elsewhere} training workloads "
+                f"(operator limit {limit})"
+            )
+        version_conflict = None
+        if training.phase in (WorkloadPhase.ABSENT, WorkloadPhase.SUSPENDED):
+            version_conflict = registry.explicit_version_conflict(spec, view.model_versions, view.uid)
+        return Observed(
+            phase=phase,
+            cancel=spec.cancel,
+            storage=storage_state(view.pvc),
+            source=source,
+            source_missing_seconds=waited,
+            source_wait_seconds=float(self.settings.source_wait_seconds),
+            source_description=description,
+            curation=curation,
+            training=training,
+            trainer_stage=(status.get("progress") or {}).get("stage"),
+            max_eval_loss=spec.evaluation.max_eval_loss,
+            model_registered=registry.registered_by(view.model_versions, view.uid) is not None,
+            version_conflict=version_conflict,
+            capacity_blocked=capacity_blocked,
+            queue_name=spec.queue_name,
+            gpus=spec.resources.gpus,
+            gpu_resource_name=spec.resources.gpu_resource_name,
+        )
+
+    # ---------------------------------------------------------------------------------- reconcile
+
+    def reconcile(self, view: JobView) -> Outcome:
+        previous = view.status.get("phase")
+        now = rfc3339(self.clock())
+        try:
+            spec = FineTuningJobSpec.model_validate(view.body.get("spec") or {})
+        except ValidationError as error:
+            # The CRD schema should have refused it; never act on a spec we cannot read.
+            return self._invalid_spec(view, error, now)
+        observed = self.observe(view, spec)
+        decision = derive(observed)
+        ref = children.JobRef(view.name, view.namespace, view.uid, spec)
+        outcome = Outcome(previous_phase=previous, phase=decision.phase.value, patch={})
+        model: Mapping[str, Any] | None = None
+        for action in (a for a in ACTION_ORDER if a in decision.actions):
+            if action is Action.REGISTER_MODEL:
+                model, decision = self._register(view, spec, observed, decision, now)
+                outcome.registered = model is not None
+            else:
+                outcome.created += self._act(action, ref, view)
+        if model is None and observed.model_registered:
+            mv = registry.registered_by(view.model_versions, view.uid)
+            model = _model_ref(mv) if mv else None
+        outcome.phase = decision.phase.value
+        outcome.patch = next_status(
+            view.status,
+            decision,
+            observed,
+            generation=view.body["metadata"].get("generation"),
+            now=now,
+            model=model,
+        )
+        if previous != decision.phase.value:
+            kind = "Warning" if decision.phase is Phase.FAILED else "Normal"
+            message = f"{previous or 'New'} -> {decision.phase.value}: {decision.message}".rstrip(": ")
+            outcome.events.append(Event(kind, decision.reason or decision.phase.value, message))
+        if outcome.patch:
+            self.kube.patch_status("FineTuningJob", view.namespace, view.name, outcome.patch)
+        return outcome
+
+    def _invalid_spec(self, view: JobView, error: ValidationError, now: str) -> Outcome:
+        previous = view.status.get("phase")
+        if previous in {p.value for p in TERMINAL_PHASES}:
+            return Outcome(previous, str(previous), {})
+        message = f"spec is invalid: {error.errors()[0].get('msg')} at {error.errors()[0].get('loc')}"
+        patch = {
+            "phase": Phase.FAILED.value,
+            "reason": "InvalidSpec",
+            "message": message,
+            "failureKind": "User",
+        }
+        patch["completionTime"] = now
+        self.kube.patch_status("FineTuningJob", view.namespace, view.name, patch)
+        return Outcome(previous, Phase.FAILED.value, patch, [Event("Warning", "InvalidSpec", message)])
+
+    def _act(self, action: Action, ref: children.JobRef, view: JobView) -> list[str]:
+        settings = self.settings
+        if action is Action.PREPARE:
+            objects = [
+                children.workspace_pvc(ref),
+                children.config_map(ref),
+                children.trainer_service_account(ref),
+                children.trainer_role(ref),
+                children.trainer_role_binding(ref),
+            ]
+        elif action is Action.CREATE_CURATION:
+            objects = [children.curation_job(ref, settings)]
+        elif action is Action.CREATE_TRAINING:
+            objects = [children.training_job(ref, settings)]
+        elif action is Action.STOP_WORKLOADS:
+            for component, workload in view.workloads.items():
+                if component in (CURATION, TRAINING):
+                    self.kube.delete("Job", view.namespace, str(workload["metadata"]["name"]))
+            return []
+        else:
+            return []
+        return [f"{obj['kind']}/{obj['metadata']['name']}" for obj in objects if self.kube.create(obj)]
+
+    def _register(
+        self, view: JobView, spec: FineTuningJobSpec, observed: Observed, decision: Decision, now: str
+    ) -> tuple[Mapping[str, Any] | None, Decision]:
+        """Create the ModelVersion (fresh reads, retry on name conflicts) and complete the job."""
+        selector = f"{naming.LABEL_MODEL}={spec.output.model_name}"
+        training = observed.training.result
+        for _ in range(10):
+            existing = self.kube.list("ModelVersion", view.namespace, selector)
+            mine = registry.registered_by(existing, view.uid)
+            if mine is not None:
+                return _model_ref(mine), _completed()
+            conflict = registry.explicit_version_conflict(spec, existing, view.uid)
+            if conflict:
+                return None, Decision(Phase.FAILED, "VersionExists", conflict, decision.failure_kind)
+            version = registry.choose_version(spec, existing)
+            dataset = observed.curation.result.get("dataset") or {}
+            obj = registry.model_version(
+                job_name=view.name,
+                namespace=view.namespace,
+                job_uid=view.uid,
+                spec=spec,
+                version=version,
+                workspace_claim=naming.workspace_pvc(view.name),
+                dataset=dataset,
+                training_result=training,
+                hyperparameters=training.get("hyperparameters") or spec.training.to_wire(),
+                created_at=now,
+            )
+            try:
+                if self.kube.create(obj):
+                    return _model_ref(obj), _completed()
+            except ApiError as error:
+                if error.status != 422:
+                    raise
+                return None, Decision(Phase.FAILED, "RegistrationFailed", error.message, decision.failure_kind)
+            log.info("version %s of %s was taken concurrently; retrying", version, spec.output.model_name)
+        return None, decision
+
+
+def _completed() -> Decision:
+    return Decision(Phase.COMPLETED, "ModelRegistered", "evaluation passed; model registered", dataset_ready=True)
+
+
+def _model_ref(mv: Mapping[str, Any]) -> dict[str, Any]:
+    spec = mv.get("spec") or {}
+    return {
+        "name": spec.get("modelName"),
+        "version": spec.get("version"),
+        "modelVersion": (mv.get("metadata") or {}).get("name"),
+        "uri": (spec.get("artifact") or {}).get("uri"),
+    }
