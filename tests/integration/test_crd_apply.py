@@ -1,0 +1,289 @@
+"""The generated CRDs on a real kube-apiserver: what it rejects, and the message naming the field.
+
+Every invalid manifest is sent twice, as users and GitOps tools send it: `kubectl apply --server-side
+--field-validation=Strict` and `kubectl create --field-validation=Strict`. Both must fail and name the
+offending field path. A new rule or bound adds one line to INVALID (or UPDATES); the unit test
+tests/unit/test_crd.py holds the same kind of catalogue against an emulation, this one proves the emulation
+and the CRD right on the server (incl. CEL compilation and cost limits, which the emulation cannot check).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import yaml
+
+from finetune_operator.api import FineTuningJobSpec
+
+pytestmark = pytest.mark.integration
+
+# The conftest fixture's shape (conftest.Kubectl): raises AssertionError carrying stderr on failure.
+Kubectl = Callable[..., str]
+DELETE = object()
+
+MINIMAL: dict[str, Any] = {
+    "baseModel": {"name": "tiny", "builtin": "tiny-gpt"},
+    "dataset": {"source": {"configMap": {"name": "sessions", "key": "sessions.jsonl"}}},
+    "output": {"modelName": "chat"},
+}
+
+
+def _with(spec: dict[str, Any], *changes: tuple[str, Any]) -> dict[str, Any]:
+    """A copy of `spec` with `dotted.path` set to a value (or removed with DELETE)."""
+    spec = copy.deepcopy(spec)
+    for path, value in changes:
+        *parents, leaf = path.split(".")
+        node = spec
+        for part in parents:
+            node = node.setdefault(part, {})
+        if value is DELETE:
+            node.pop(leaf, None)
+        else:
+            node[leaf] = value
+    return spec
+
+
+def _job(name: str, spec: dict[str, Any]) -> str:
+    return yaml.safe_dump(
+        {"apiVersion": "finetune.dev/v1alpha1", "kind": "FineTuningJob", "metadata": {"name": name}, "spec": spec}
+    )
+
+
+def _rejected(kubectl: Kubectl, *args: str, manifest: str) -> str:
+    """The error of a kubectl call that must fail (the fixture raises AssertionError with kubectl's stderr)."""
+    with pytest.raises(AssertionError) as failure:
+        kubectl(*args, "-f", "-", stdin=manifest)
+    return str(failure.value)
+
+
+@pytest.fixture(scope="module")
+def ns(crds: list[dict[str, Any]], kubectl: Kubectl) -> Iterator[str]:
+    """One namespace for the whole catalogue: rejected objects never exist, so cases cannot interfere."""
+    name = f"crd-apply-{uuid.uuid4().hex[:6]}"
+    kubectl("create", "namespace", name)
+    yield name
+    kubectl("delete", "namespace", name, "--wait=false")
+
+
+# (id, change to MINIMAL, the field path the server's message must contain)
+INVALID: list[tuple[str, tuple[str, Any], str]] = [
+    ("missing-baseModel", ("baseModel", DELETE), "spec.baseModel"),
+    ("missing-dataset", ("dataset", DELETE), "spec.dataset"),
+    ("missing-output", ("output", DELETE), "spec.output"),
+    ("missing-baseModel-name", ("baseModel.name", DELETE), "spec.baseModel.name"),
+    ("missing-modelName", ("output.modelName", DELETE), "spec.output.modelName"),
+    ("missing-claimName", ("dataset.source", {"pvc": {"path": "x"}}), "spec.dataset.source.pvc.claimName"),
+    ("unknown-spec-field", ("gpus", 1), "spec.gpus"),
+    ("unknown-nested-field", ("training.epoch", 3), "spec.training.epoch"),
+    ("type-object", ("training", "fast"), "spec.training"),
+    ("type-integer", ("training.epochs", 2.5), "spec.training.epochs"),
+    ("type-boolean", ("cancel", "maybe"), "spec.cancel"),
+    ("type-int-or-string", ("resources.cpu", True), "spec.resources.cpu"),
+    ("name-empty", ("baseModel.name", ""), "spec.baseModel.name"),
+    ("name-too-long", ("baseModel.name", "x" * 254), "spec.baseModel.name"),
+    ("builtin-enum", ("baseModel.builtin", "gpt-2"), "spec.baseModel.builtin"),
+    ("model-pvc-dns", ("baseModel", {"name": "m", "path": "p", "pvc": "Models"}), "spec.baseModel.pvc"),
+    ("configMap-name-dns", ("dataset.source.configMap.name", "Sessions"), "spec.dataset.source.configMap.name"),
+    ("configMap-key-chars", ("dataset.source.configMap.key", "a/b"), "spec.dataset.source.configMap.key"),
+    ("minSuccessRate-max", ("dataset.curation.minSuccessRate", 1.5), "spec.dataset.curation.minSuccessRate"),
+    ("evalFraction-exclusive-min", ("dataset.curation.evalFraction", 0), "spec.dataset.curation.evalFraction"),
+    ("maxTokens-min", ("dataset.curation.maxTokens", 15), "spec.dataset.curation.maxTokens"),
+    ("method-enum", ("training.method", "qlora"), "spec.training.method"),
+    ("epochs-min", ("training.epochs", 0), "spec.training.epochs"),
+    ("epochs-max", ("training.epochs", 1001), "spec.training.epochs"),
+    ("learningRate-exclusive-max", ("training.learningRate", 1), "spec.training.learningRate"),
+    ("warmupRatio-exclusive-max", ("training.warmupRatio", 1.0), "spec.training.warmupRatio"),
+    ("seed-max", ("training.seed", 2**31), "spec.training.seed"),
+    ("precision-enum", ("training.precision", "int8"), "spec.training.precision"),
+    ("lora-r-max", ("training.lora", {"r": 4097}), "spec.training.lora.r"),
+    ("targetModules-empty", ("training.lora", {"targetModules": []}), "spec.training.lora.targetModules"),
+    ("targetModules-too-many", ("training.lora", {"targetModules": ["m"] * 65}), "spec.training.lora.targetModules"),
+    ("gpus-max", ("resources.gpus", 65), "spec.resources.gpus"),
+    ("gpuResourceName-pattern", ("resources.gpuResourceName", "nvidia.com/"), "spec.resources.gpuResourceName"),
+    ("cpu-quantity", ("resources.cpu", "4 cores"), "spec.resources.cpu"),
+    ("memory-quantity", ("resources.memory", "64GB"), "spec.resources.memory"),
+    (
+        "nodeSelector-too-many",
+        ("resources.nodeSelector", {f"k{i}": "v" for i in range(65)}),
+        "spec.resources.nodeSelector",
+    ),
+    ("tolerations-too-many", ("resources.tolerations", [{"key": "k"}] * 33), "spec.resources.tolerations"),
+    ("toleration-effect", ("resources.tolerations", [{"effect": "NoRun"}]), "spec.resources.tolerations[0].effect"),
+    ("maxEvalLoss-exclusive-min", ("evaluation.maxEvalLoss", 0), "spec.evaluation.maxEvalLoss"),
+    ("modelName-dns", ("output.modelName", "Chat"), "spec.output.modelName"),
+    ("version-semver", ("output.version", "v1.0.0"), "spec.output.version"),
+    ("bump-enum", ("output.bump", "build"), "spec.output.bump"),
+    ("storage-size-quantity", ("storage.size", "10 GB"), "spec.storage.size"),
+    ("retainPolicy-enum", ("storage.retainPolicy", "Keep"), "spec.storage.retainPolicy"),
+    ("backoffLimit-max", ("runPolicy.backoffLimit", 21), "spec.runPolicy.backoffLimit"),
+    ("queueName-dns", ("queueName", "GPU"), "spec.queueName"),
+    ("cel-path-and-builtin", ("baseModel.path", "/m"), "spec.baseModel"),
+    ("cel-no-model-source", ("baseModel.builtin", DELETE), "spec.baseModel"),
+    ("cel-pvc-without-path", ("baseModel.pvc", "models"), "spec.baseModel.pvc"),
+    ("cel-two-sources", ("dataset.source.pvc", {"claimName": "l", "path": "p"}), "spec.dataset.source"),
+    ("cel-no-source", ("dataset.source", {}), "spec.dataset.source"),
+]
+
+
+@pytest.mark.parametrize(("change", "field"), [case[1:] for case in INVALID], ids=[case[0] for case in INVALID])
+@pytest.mark.parametrize(
+    "verb",
+    [("apply", "--server-side", "--field-validation=Strict"), ("create", "--field-validation=Strict")],
+    ids=["apply", "create"],
+)
+def test_invalid_job_is_rejected_naming_the_field(
+    kubectl: Kubectl, ns: str, verb: tuple[str, ...], change: tuple[str, Any], field: str
+) -> None:
+    name = f"bad-{uuid.uuid4().hex[:8]}"
+    error = _rejected(kubectl, *verb, "-n", ns, manifest=_job(name, _with(MINIMAL, change)))
+    assert field in error, error
+    assert kubectl("get", "ftj", "-n", ns, name, "--ignore-not-found", "-o", "name") == ""
+
+
+_RUNNING = _with(MINIMAL, ("training.lora", {"r": 8}), ("resources.nodeSelector", {"gpu": "a100"}))
+
+# (id, stored spec, change applied on update, field path the message must contain, or None when allowed)
+UPDATES: list[tuple[str, dict[str, Any], tuple[str, Any], str | None]] = [
+    ("baseModel", _RUNNING, ("baseModel.name", "other"), "spec.baseModel"),
+    ("dataset", _RUNNING, ("dataset.curation.minSuccessRate", 0.5), "spec.dataset"),
+    ("training", _RUNNING, ("training.epochs", 4), "spec.training"),
+    ("training-nested", _RUNNING, ("training.lora.r", 16), "spec.training"),
+    ("resources", _RUNNING, ("resources.gpus", 2), "spec.resources"),
+    ("resources-map", _RUNNING, ("resources.nodeSelector", {"gpu": "h100"}), "spec.resources"),
+    ("output", _RUNNING, ("output.version", "9.0.0"), "spec.output"),
+    ("cancel-true-to-false", _with(_RUNNING, ("cancel", True)), ("cancel", False), "spec.cancel"),
+    ("cancel-false-to-true", _RUNNING, ("cancel", True), None),
+    ("same-spec", _RUNNING, ("training.epochs", 3), None),
+    ("evaluation", _RUNNING, ("evaluation.maxEvalLoss", 2.5), None),
+    ("runPolicy", _RUNNING, ("runPolicy.backoffLimit", 5), None),
+]
+
+
+@pytest.mark.parametrize(
+    ("stored", "change", "field"), [case[1:] for case in UPDATES], ids=[case[0] for case in UPDATES]
+)
+def test_update(kubectl: Kubectl, ns: str, stored: dict[str, Any], change: tuple[str, Any], field: str | None) -> None:
+    name = f"upd-{uuid.uuid4().hex[:8]}"
+    apply = ("apply", "--server-side", "--field-validation=Strict", "-n", ns, "-f", "-")
+    kubectl(*apply, stdin=_job(name, stored))
+    updated = _job(name, _with(stored, change))
+    if field is None:
+        kubectl(*apply, stdin=updated)
+    else:
+        error = _rejected(kubectl, *apply[:-2], manifest=updated)
+        assert field in error and ("immutable" in error or "cannot go back" in error), error
+    kubectl("delete", "ftj", "-n", ns, name, "--wait=false")
+
+
+def test_minimal_job_gets_every_default(kubectl: Kubectl, ns: str) -> None:
+    """The server fills in exactly the defaults the operator's models assume."""
+    kubectl("apply", "--server-side", "--field-validation=Strict", "-n", ns, "-f", "-", stdin=_job("minimal", MINIMAL))
+    stored = json.loads(kubectl("get", "ftj", "-n", ns, "minimal", "-o", "json"))["spec"]
+    assert stored == FineTuningJobSpec.model_validate(MINIMAL).to_wire()
+    assert stored["training"] == {"method": "lora", "epochs": 3, "precision": "auto"}
+    assert stored["resources"] == {"gpus": 1, "gpuResourceName": "nvidia.com/gpu"}
+
+
+FULL_STATUS: dict[str, Any] = {
+    "phase": "Running",
+    "reason": "Training",
+    "message": "step 40 of 120",
+    "failureKind": "User",
+    "observedGeneration": 1,
+    "startTime": "2026-11-23T16:00:00Z",
+    "completionTime": "2026-11-23T17:00:00Z",
+    "conditions": [
+        {
+            "type": "Running",
+            "status": "True",
+            "reason": "Training",
+            "message": "m",
+            "lastTransitionTime": "2026-11-23T16:00:00Z",
+            "observedGeneration": 1,
+        }
+    ],
+    "progress": {"stage": "Training", "step": 40, "totalSteps": 120, "epoch": 1.5, "percent": 33, "updatedAt": "t"},
+    "metrics": {
+        "trainLoss": 2.3,
+        "evalLoss": 2.5,
+        "perplexity": 12.2,
+        "learningRate": 0.0002,
+        "tokensPerSecond": 5100.5,
+        "evalExactMatch": 0.1,
+        "evalTokenF1": 0.4,
+    },
+    "dataset": {
+        "sourceFiles": 1,
+        "sourceRecords": 10,
+        "samples": 8,
+        "trainSamples": 7,
+        "evalSamples": 1,
+        "sha256": "0" * 64,
+        "rejected": {"malformed": 1, "lowSuccess": 1, "duplicate": 0, "tooLong": 0, "empty": 0},
+        "redactions": 2,
+    },
+    "model": {"name": "chat", "version": "0.0.1", "modelVersion": "chat-v0.0.1", "uri": "pvc://store/chat"},
+    "checkpoint": {"path": "checkpoints/checkpoint-40", "step": 40},
+    "attempts": 1,
+    "targetVersion": "0.0.1",
+}
+
+
+def test_every_status_field_survives_a_status_patch(kubectl: Kubectl, ns: str) -> None:
+    """Undeclared status fields would be pruned silently; the status subresource keeps spec out of reach."""
+    kubectl("apply", "--server-side", "-n", ns, "-f", "-", stdin=_job("status", MINIMAL))
+    patch = json.dumps({"status": FULL_STATUS, "spec": {"cancel": True}})
+    kubectl("patch", "ftj", "status", "-n", ns, "--subresource=status", "--type=merge", "-p", patch)
+    stored = json.loads(kubectl("get", "ftj", "-n", ns, "status", "-o", "json"))
+    assert stored["status"] == FULL_STATUS
+    assert stored["spec"]["cancel"] is False
+    wide = kubectl("get", "ftj", "-n", ns, "status", "-o", "wide").splitlines()
+    assert wide[0].split() == [
+        "NAME",
+        "PHASE",
+        "PROGRESS",
+        "LOSS",
+        "EVAL-LOSS",
+        "MODEL",
+        "AGE",
+        "BASE",
+        "GPUS",
+        "REASON",
+    ]
+    row = wide[1].split()
+    assert row[:6] == ["status", "Running", "33", "2.3", "2.5", "0.0.1"]
+    assert row[7:] == ["tiny", "1", "Training"]
+
+
+MODEL_VERSION: dict[str, Any] = {
+    "apiVersion": "finetune.dev/v1alpha1",
+    "kind": "ModelVersion",
+    "metadata": {"name": "chat-v1.0.0"},
+    "spec": {
+        "modelName": "chat",
+        "version": "1.0.0",
+        "baseModel": "tiny",
+        "artifact": {"pvc": "store", "path": "chat/1.0.0"},
+        "job": {"name": "demo", "uid": "0000-1111"},
+        "hyperparameters": {"epochs": 3, "lora": {"r": 8}},
+    },
+}
+
+
+def test_model_version_is_immutable_and_keeps_hyperparameters(kubectl: Kubectl, ns: str) -> None:
+    kubectl(
+        "apply", "--server-side", "--field-validation=Strict", "-n", ns, "-f", "-", stdin=yaml.safe_dump(MODEL_VERSION)
+    )
+    stored = json.loads(kubectl("get", "mv", "-n", ns, "chat-v1.0.0", "-o", "json"))["spec"]
+    assert stored["hyperparameters"] == {"epochs": 3, "lora": {"r": 8}}
+    changed = _with(MODEL_VERSION, ("spec.metrics", {"evalLoss": 1.0}))
+    error = _rejected(kubectl, "apply", "--server-side", "-n", ns, manifest=yaml.safe_dump(changed))
+    assert "spec" in error and "a ModelVersion is immutable" in error, error
+    invalid = _with(MODEL_VERSION, ("metadata.name", "bad"), ("spec.version", "1.0"))
+    error = _rejected(kubectl, "create", "--field-validation=Strict", "-n", ns, manifest=yaml.safe_dump(invalid))
+    assert "spec.version" in error, error
