@@ -19,3 +19,23 @@ cluster-status:
 
 test-integration: ## integration tests against the local cluster (started and stopped if not running)
 	$(VENV)/bin/pytest -m integration tests/integration
+
+# --- container images and the kind end-to-end test (need a Docker engine; kind for e2e-kind)
+VERSION ?= 0.1.0
+REGISTRY ?= ghcr.io/finetune-operator
+OPERATOR_IMAGE ?= $(REGISTRY)/operator:$(VERSION)
+TRAINER_IMAGE ?= $(REGISTRY)/trainer:$(VERSION)
+DOCKER ?= docker
+.PHONY: images image-operator image-trainer e2e-kind
+
+images: image-operator image-trainer ## build the operator and trainer images
+
+# Both images build from the repository root: each installs the one Python project (pyproject.toml).
+image-operator:
+	$(DOCKER) build -f operator/Dockerfile -t $(OPERATOR_IMAGE) .
+
+image-trainer:
+	$(DOCKER) build -f trainer-image/Dockerfile -t $(TRAINER_IMAGE) .
+
+e2e-kind: ## kind cluster, both images, dev overlay, quickstart to Completed, cluster deleted (KEEP_CLUSTER=1 keeps it)
+	OPERATOR_IMAGE=$(OPERATOR_IMAGE) TRAINER_IMAGE=$(TRAINER_IMAGE) DOCKER=$(DOCKER) tests/e2e/kind.sh
