@@ -39,3 +39,23 @@ image-trainer:
 
 e2e-kind: ## kind cluster, both images, dev overlay, quickstart to Completed, cluster deleted (KEEP_CLUSTER=1 keeps it)
 	OPERATOR_IMAGE=$(OPERATOR_IMAGE) TRAINER_IMAGE=$(TRAINER_IMAGE) DOCKER=$(DOCKER) tests/e2e/kind.sh
+
+# --- checks and tests (the README's test command is `make test`)
+.PHONY: test lint unit crds
+
+lint: ## ruff, formatting, mypy, import layers, CRD drift
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy operator/finetune_operator trainer-image/finetune_trainer
+	$(VENV)/bin/lint-imports
+	$(PYTHON) -m finetune_operator.crdgen --check
+
+crds: ## regenerate crds/ and docs/api.md from the pydantic models
+	$(PYTHON) -m finetune_operator.crdgen
+
+unit: ## fast, pure tests
+	$(VENV)/bin/pytest tests/unit
+
+# pytest exits 5 when it collected nothing: that is a failure here, never a silent pass.
+test: lint build-controlplane ## everything CI runs: lint, unit, integration (starts a local cluster)
+	$(VENV)/bin/pytest tests/unit tests/integration tests/e2e
