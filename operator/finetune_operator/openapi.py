@@ -132,7 +132,7 @@ def walk(schema: JsonObject, path: str = "", required: bool = False) -> list[tup
     for name, child in sorted(schema.get("properties", {}).items()):
         nodes += walk(child, f"{path}.{name}", name in schema.get("required", []))
     if "items" in schema:
-        nodes += walk(schema["items"], f"{path}[*]", True)
+        nodes += walk(schema["items"], f"{path}[*]")
     if isinstance(schema.get("additionalProperties"), dict):
         nodes += walk(schema["additionalProperties"], f"{path}.*", False)
     return nodes
