@@ -40,6 +40,11 @@ image-trainer:
 e2e-kind: ## kind cluster, both images, dev overlay, quickstart to Completed, cluster deleted (KEEP_CLUSTER=1 keeps it)
 	OPERATOR_IMAGE=$(OPERATOR_IMAGE) TRAINER_IMAGE=$(TRAINER_IMAGE) DOCKER=$(DOCKER) tests/e2e/kind.sh
 
+# --- the demo (the README's main command)
+.PHONY: demo
+demo: build-controlplane ## local cluster + operator + the quickstart job trained for real on CPU until Completed
+	$(PYTHON) hack/demo.py
+
 # --- checks and tests (the README's test command is `make test`)
 .PHONY: test lint unit crds
 
