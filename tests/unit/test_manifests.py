@@ -184,9 +184,7 @@ def strict(schema: Obj) -> Obj:
 def test_every_kustomization_renders(rendered: dict[str, list[Obj]]) -> None:
     for name, objects in rendered.items():
         kinds = {o["kind"] for o in objects}
-        assert {"Namespace", "CustomResourceDefinition", "Deployment", "ClusterRole", "Service"} <= kinds, (
-            name
-        )
+        assert {"Namespace", "CustomResourceDefinition", "Deployment", "ClusterRole", "Service"} <= kinds, name
         crds = {o["metadata"]["name"] for o in objects if o["kind"] == "CustomResourceDefinition"}
         assert crds == {
             "finetuningjobs.finetune.dev",
@@ -256,10 +254,7 @@ def test_operator_deployment(rendered: dict[str, list[Obj]]) -> None:
     env = {e["name"]: e["value"] for e in container["env"]}
     assert env["FTO_METRICS_PORT"] == "9090"
     assert env["FTO_HEALTH_PORT"] == "8080"
-    assert (
-        env["FTO_PEERING"]
-        == find(rendered["base"], "ClusterKopfPeering", "finetune-operator")["metadata"]["name"]
-    )
+    assert env["FTO_PEERING"] == find(rendered["base"], "ClusterKopfPeering", "finetune-operator")["metadata"]["name"]
     for probe in ("livenessProbe", "readinessProbe"):
         assert container[probe]["httpGet"] == {"path": "/healthz", "port": "health"}
     for kind in ("requests", "limits"):
@@ -298,9 +293,7 @@ def test_servicemonitor_component_selects_the_metrics_service(tmp_path: Path) ->
     overlay.mkdir()
     production = os.path.relpath(MANIFESTS / "overlays/production", overlay)
     component = os.path.relpath(MANIFESTS / "components/servicemonitor", overlay)
-    (overlay / "kustomization.yaml").write_text(
-        yaml.safe_dump({"resources": [production], "components": [component]})
-    )
+    (overlay / "kustomization.yaml").write_text(yaml.safe_dump({"resources": [production], "components": [component]}))
     objects = render(overlay)
     monitor = find(objects, "ServiceMonitor", "finetune-operator")
     service = find(objects, "Service", "finetune-operator-metrics")
@@ -331,9 +324,7 @@ def test_operator_binding(rendered: dict[str, list[Obj]]) -> None:
         "kind": "ClusterRole",
         "name": "finetune-operator",
     }
-    assert binding["subjects"] == [
-        {"kind": "ServiceAccount", "name": "finetune-operator", "namespace": NAMESPACE}
-    ]
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "finetune-operator", "namespace": NAMESPACE}]
 
 
 def test_user_roles_aggregate_into_builtin_roles(rendered: dict[str, list[Obj]]) -> None:
@@ -396,12 +387,15 @@ def test_crd_schema_check_rejects_a_typo() -> None:
 
 
 def test_quickstart_runs_on_the_local_runner_from_the_demo_configmap() -> None:
-    job = FineTuningJob.model_validate(
-        yaml.safe_load((MANIFESTS / "samples" / "quickstart.yaml").read_text())
-    )
+    job = FineTuningJob.model_validate(yaml.safe_load((MANIFESTS / "samples" / "quickstart.yaml").read_text()))
     assert job.spec.resources.gpus == 0
     assert job.spec.base_model.builtin is not None
     assert job.spec.resources.node_selector == {"finetune.dev/local-runner": "true"}
+    # The node agent's node is tainted so that nothing else lands there (tests/nodeagent/node.py).
+    tolerations = [t.model_dump(by_alias=True, exclude_none=True) for t in job.spec.resources.tolerations or []]
+    assert tolerations == [
+        {"key": "finetune.dev/local-runner", "operator": "Equal", "value": "true", "effect": "NoSchedule"}
+    ]
     source = job.spec.dataset.source.config_map
     assert source is not None
     assert (source.name, source.key) == ("quickstart-sessions", "sessions.jsonl")
