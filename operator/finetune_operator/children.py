@@ -234,6 +234,17 @@ def _placement(job: JobRef) -> Obj:
     return placement
 
 
+def _pod_metadata(job: JobRef, component: str) -> Obj:
+    """Pod template metadata: the user's extra labels and annotations, our labels winning on conflicts."""
+    extra = job.spec.pod_metadata
+    metadata: Obj = {
+        "labels": {**((extra.labels if extra else None) or {}), **naming.labels(job.name, job.uid, component)}
+    }
+    if extra and extra.annotations:
+        metadata["annotations"] = dict(extra.annotations)
+    return metadata
+
+
 def curation_job(job: JobRef, settings: Settings) -> Obj:
     """Curation: CPU only; deterministic, so one retry covers a lost node and user-data errors fail at once."""
     volumes, mounts = _volumes(job, with_source=True, with_base_model=False)
@@ -270,7 +281,7 @@ def curation_job(job: JobRef, settings: Settings) -> Obj:
                 ]
             },
             "template": {
-                "metadata": {"labels": naming.labels(job.name, job.uid, "curation")},
+                "metadata": _pod_metadata(job, "curation"),
                 "spec": pod_spec,
             },
         },
@@ -342,7 +353,7 @@ def training_job(job: JobRef, settings: Settings) -> Obj:
                 {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]},
             ]
         },
-        "template": {"metadata": {"labels": naming.labels(job.name, job.uid, "training")}, "spec": pod_spec},
+        "template": {"metadata": _pod_metadata(job, "training"), "spec": pod_spec},
     }
     if spec.run_policy.active_deadline_seconds:
         job_spec["activeDeadlineSeconds"] = spec.run_policy.active_deadline_seconds

@@ -286,6 +286,15 @@ class RunPolicy(ApiModel):
     """Delete the FineTuningJob this long after it finished (the registered model is kept)."""
 
 
+class PodMetadata(ApiModel):
+    """Extra metadata for the curation and training pods (cost allocation, service-mesh opt-out, ...)."""
+
+    labels: dict[str, Annotated[str, Field(max_length=63)]] | None = Field(default=None, max_length=64)
+    """Labels added to the pods; the operator's own labels (app.kubernetes.io/*, finetune.dev/*) take precedence."""
+    annotations: dict[str, Annotated[str, Field(max_length=4096)]] | None = Field(default=None, max_length=64)
+    """Annotations added to the pods."""
+
+
 _IMMUTABLE_SPEC_FIELDS = ("baseModel", "dataset", "training", "resources", "output")
 
 
@@ -331,6 +340,7 @@ class FineTuningJobSpec(ApiModel):
     """Set to true to stop the job; pods stop, the workspace and checkpoints are kept. Cannot be undone."""
     trainer_image: str | None = Field(default=None, min_length=1, max_length=1024)
     """Override of the operator's default trainer image."""
+    pod_metadata: PodMetadata | None = None
 
 
 # -------------------------------------------------------------------------------------------- status
