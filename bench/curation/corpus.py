@@ -11,6 +11,7 @@ import random
 import string
 from collections import deque
 from collections.abc import Iterator
+from typing import Any
 
 import orjson
 
@@ -184,15 +185,9 @@ def _code(rng: random.Random, lines: int) -> str:
     for _ in range(lines):
         name = _identifier(rng)
         body.append(
-            f"    {name} = {rng.choice(WORDS)}_{rng.randint(0, 999)}"
-            f"({rng.choice(WORDS)}, {rng.randint(1, 60)})"
+            f"    {name} = {rng.choice(WORDS)}_{rng.randint(0, 999)}({rng.choice(WORDS)}, {rng.randint(1, 60)})"
         )
-    return (
-        f"def {_identifier(rng)}({rng.choice(WORDS)}):\n"
-        + "\n".join(body)
-        + "\n    return "
-        + rng.choice(WORDS)
-    )
+    return f"def {_identifier(rng)}({rng.choice(WORDS)}):\n" + "\n".join(body) + "\n    return " + rng.choice(WORDS)
 
 
 def _tool_result(rng: random.Random, extra_bytes: int = 0) -> str:
@@ -200,16 +195,13 @@ def _tool_result(rng: random.Random, extra_bytes: int = 0) -> str:
     if tool == "run_tests":
         failed = rng.randint(0, 3)
         text = "\n".join(
-            f"tests/test_{_identifier(rng)}.py::test_{_identifier(rng)} "
-            f"{'FAILED' if i < failed else 'PASSED'}"
+            f"tests/test_{_identifier(rng)}.py::test_{_identifier(rng)} {'FAILED' if i < failed else 'PASSED'}"
             for i in range(rng.randint(3, 8))
         )
     elif tool in ("read_file", "apply_patch"):
         text = _code(rng, rng.randint(4, 12))
     else:
-        text = "\n".join(
-            f"src/{_identifier(rng)}.py:{rng.randint(1, 400)}: {_sentence(rng, 4, 10)}" for _ in range(5)
-        )
+        text = "\n".join(f"src/{_identifier(rng)}.py:{rng.randint(1, 400)}: {_sentence(rng, 4, 10)}" for _ in range(5))
     while len(text) < extra_bytes:
         text += "\n" + _paragraph(rng, 8)
     return f"$ {tool}\n{text}"
@@ -235,18 +227,14 @@ def fake_secret(rng: random.Random) -> str:
         lambda: "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiI" + pick(alnum, 20) + "." + pick(alnum + "-_", 43),
         lambda: "Authorization: Bearer " + pick(alnum, 40),
         lambda: f"postgres://admin:{pick(alnum, 14)}@db.internal:5432/app",
-        lambda: (
-            "-----BEGIN RSA PRIVATE KEY-----\n" + pick(alnum + "+/", 64) + "\n-----END RSA PRIVATE KEY-----"
-        ),
+        lambda: "-----BEGIN RSA PRIVATE KEY-----\n" + pick(alnum + "+/", 64) + "\n-----END RSA PRIVATE KEY-----",
     ]
     return rng.choice(shapes)()
 
 
 def _session(rng: random.Random, index: int, success_rate: float, tool_bytes: int = 0) -> dict[str, object]:
     repo, lang = rng.choice(REPOS), rng.choice(LANGS)
-    task = (
-        f"{rng.choice(VERBS).capitalize()} the {rng.choice(NOUNS)} in {repo} ({lang}). {_paragraph(rng, 2)}"
-    )
+    task = f"{rng.choice(VERBS).capitalize()} the {rng.choice(NOUNS)} in {repo} ({lang}). {_paragraph(rng, 2)}"
     code = _code(rng, rng.randint(3, 10))
     answer = f"{_paragraph(rng, rng.randint(2, 5))}\n\n```{lang}\n{code}\n```\n{_sentence(rng)}"
     metadata = {"agent": f"agent-{rng.randint(1, 40)}", "repo": repo, "turns": rng.randint(2, 30)}
@@ -276,7 +264,7 @@ def _edit_slightly(rng: random.Random, text: str) -> str:
 
 
 def _near_duplicate(rng: random.Random, original: dict[str, object], index: int) -> dict[str, object]:
-    copy = orjson.loads(orjson.dumps(original))
+    copy: dict[str, Any] = orjson.loads(orjson.dumps(original))
     copy["id"] = f"sess-{index:08d}-{rng.getrandbits(32):08x}"
     if "messages" in copy:
         copy["messages"][-1]["content"] = _edit_slightly(rng, copy["messages"][-1]["content"])
@@ -354,7 +342,10 @@ def _plant_secret(rng: random.Random, session: dict[str, object]) -> None:
 
 def _empty_answer(session: dict[str, object]) -> None:
     if "messages" in session:
-        session["messages"] = session["messages"][:-1]  # type: ignore[index]
+        # The agent never answered: its turns were tool calls without text, then a timeout.
+        for message in session["messages"]:  # type: ignore[attr-defined]
+            if message["role"] == "assistant":
+                message["content"] = None
         session["messages"][-1] = {"role": "tool", "content": "timeout"}  # type: ignore[index]
     else:
         session["output"] = "  "

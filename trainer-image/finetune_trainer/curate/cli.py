@@ -34,21 +34,15 @@ from finetune_trainer.exitcodes import ExitCode, JobFailed, Reason, exit_code_fo
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m finetune_trainer.curate", description=__doc__.splitlines()[0]
-    )
+    parser = argparse.ArgumentParser(prog="python -m finetune_trainer.curate", description=__doc__.splitlines()[0])
     parser.add_argument("--config", type=Path, help="job config (default: $FINETUNE_CONFIG)")
     parser.add_argument("--input", help="glob or file of session JSONL (.jsonl or .jsonl.gz)")
-    parser.add_argument(
-        "--output-dir", type=Path, help="where train/eval/manifest go (default: <workspace>/dataset)"
-    )
+    parser.add_argument("--output-dir", type=Path, help="where train/eval/manifest go (default: <workspace>/dataset)")
     parser.add_argument("--min-success-rate", type=float)
     parser.add_argument("--max-samples", type=int)
     parser.add_argument("--eval-fraction", type=float)
     parser.add_argument("--max-tokens", type=int)
-    parser.add_argument(
-        "--dedup", action=argparse.BooleanOptionalAction, default=None, help="near-duplicates"
-    )
+    parser.add_argument("--dedup", action=argparse.BooleanOptionalAction, default=None, help="near-duplicates")
     parser.add_argument("--tokenizer", type=Path, help="tokenizer.json for --max-tokens (default: estimate)")
     parser.add_argument("--max-malformed-fraction", type=float, default=DEFAULT_MAX_MALFORMED_FRACTION)
     parser.add_argument("--max-line-bytes", type=int, default=DEFAULT_MAX_LINE_BYTES)
@@ -57,9 +51,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def resolve_settings(args: argparse.Namespace) -> tuple[Settings, dict[str, Any]]:
     """Flags override the job config; without a config, --input and --output-dir are required."""
-    config_path = args.config or (
-        Path(os.environ["FINETUNE_CONFIG"]) if os.environ.get("FINETUNE_CONFIG") else None
-    )
+    config_path = args.config or (Path(os.environ["FINETUNE_CONFIG"]) if os.environ.get("FINETUNE_CONFIG") else None)
     job = read_job_config(config_path) if config_path else None
     source_glob = args.input or (job.source_glob if job else None)
     output_dir = args.output_dir or (job.workspace / "dataset" if job else None)
@@ -95,9 +87,7 @@ def run(settings: Settings, job: dict[str, Any]) -> dict[str, Any]:
     if not paths:
         raise JobFailed(Reason.SOURCE_NOT_FOUND, f"no file matches {settings.source_glob}")
     sources = sources_for(paths)
-    count_tokens = (
-        tokens.tokenizer_counter(settings.tokenizer) if settings.tokenizer else tokens.estimate_tokens
-    )
+    count_tokens = tokens.tokenizer_counter(settings.tokenizer) if settings.tokenizer else tokens.estimate_tokens
     writer = DatasetWriter(settings.output_dir)
     try:
         tally = Curator(settings, writer, count_tokens).run(sources)

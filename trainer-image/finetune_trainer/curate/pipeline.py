@@ -70,14 +70,10 @@ class Curator:
         if tally.records % _PROGRESS_EVERY == 0:
             self._log_progress()
         if isinstance(line, LineTooLong):
-            self._reject(
-                source, number, Rejection(Outcome.MALFORMED, f"line of {line.size} bytes is too long")
-            )
+            self._reject(source, number, Rejection(Outcome.MALFORMED, f"line of {line.size} bytes is too long"))
             return
         if isinstance(line, StreamError):
-            self._reject(
-                source, number, Rejection(Outcome.MALFORMED, f"rest of file unreadable: {line.message}")
-            )
+            self._reject(source, number, Rejection(Outcome.MALFORMED, f"rest of file unreadable: {line.message}"))
             return
         session = parse_session(line)
         if isinstance(session, Rejection):

@@ -55,9 +55,7 @@ RULES: tuple[Rule, ...] = (
     ),
     _rule("gitlab_token", ("glpat-",), r"(?P<keep>)\bglpat-[A-Za-z0-9_-]{20,}"),
     _rule("slack_token", ("xox",), r"(?P<keep>)\bxox[abposr]-[A-Za-z0-9-]{10,}"),
-    _rule(
-        "slack_webhook", ("hooks.slack.com",), r"(?P<keep>)https://hooks\.slack\.com/services/[A-Za-z0-9/_-]+"
-    ),
+    _rule("slack_webhook", ("hooks.slack.com",), r"(?P<keep>)https://hooks\.slack\.com/services/[A-Za-z0-9/_-]+"),
     # OpenAI (sk-, sk-proj-, sk-svcacct-) and Anthropic (sk-ant-api03-) keys share the prefix.
     _rule("sk_api_key", ("sk-",), r"(?P<keep>)\bsk-[A-Za-z0-9_-]{20,}"),
     _rule("stripe_key", ("k_live_", "k_test_"), r"(?P<keep>)\b[rs]k_(?:live|test)_[A-Za-z0-9]{16,}"),
@@ -77,9 +75,11 @@ RULES: tuple[Rule, ...] = (
     ),
     _rule(
         "password_assignment",
-        ("pass", "pwd", "secret", "api_key", "apikey", "api-key", "_token"),
-        r"(?P<keep>\b(?:password|passwd|pwd|[a-z_]*secret|api[_-]?key|access[_-]?token|auth[_-]?token"
-        rf"|refresh[_-]?token)[\"']?\s*[:=]\s*[\"']?){_NOT_REDACTED}[^\s\"',;]{{8,}}",
+        ("pass", "pwd", "secret", "api_key", "apikey", "api-key", "_token", "-token", "ctoken", "htoken"),
+        # A keyword anywhere in a snake/kebab-case name: DB_PASSWORD, client_secret, aws_secret_access_key.
+        r"(?P<keep>(?<![a-z0-9])(?:[a-z0-9]+[_-])*(?:password|passwd|pwd|secret|api[_-]?key|access[_-]?token"
+        r"|auth[_-]?token|refresh[_-]?token)(?:[_-][a-z0-9]+)*[\"']?\s*[:=]\s*[\"']?)"
+        rf"{_NOT_REDACTED}[^\s\"',;]{{8,}}",
         fold=True,
     ),
 )

@@ -91,11 +91,7 @@ def _from_messages(messages: Any) -> tuple[str, str, str]:
     if first_user is None:
         raise _Malformed("'messages' has no user message")
     final = next(
-        (
-            i
-            for i in range(len(turns) - 1, first_user, -1)
-            if turns[i][0] == "assistant" and turns[i][1].strip()
-        ),
+        (i for i in range(len(turns) - 1, first_user, -1) if turns[i][0] == "assistant" and turns[i][1].strip()),
         None,
     )
     system = [content for role, content in turns if role == "system" and content.strip()]
@@ -103,9 +99,7 @@ def _from_messages(messages: Any) -> tuple[str, str, str]:
     if final is None:
         return instruction, "", ""
     context = "\n\n".join(
-        f"[{role}] {content}"
-        for role, content in turns[first_user + 1 : final]
-        if role != "system" and content.strip()
+        f"[{role}] {content}" for role, content in turns[first_user + 1 : final] if role != "system" and content.strip()
     )
     return instruction, context, turns[final][1]
 

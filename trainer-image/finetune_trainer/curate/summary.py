@@ -29,9 +29,7 @@ def rejected_counts(tally: Tally) -> dict[str, int]:
     return {str(outcome): tally.rejected[outcome] for outcome in REJECTIONS}
 
 
-def dataset_summary(
-    sources: list[SourceStats], tally: Tally, outputs: dict[str, WrittenFile]
-) -> dict[str, Any]:
+def dataset_summary(sources: list[SourceStats], tally: Tally, outputs: dict[str, WrittenFile]) -> dict[str, Any]:
     return {
         "sourceFiles": len(sources),
         "sourceRecords": tally.records,

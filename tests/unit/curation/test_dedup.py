@@ -1,0 +1,108 @@
+import random
+
+import numpy as np
+import pytest
+from datasketch import MinHash
+
+from finetune_trainer.curate import dedup
+from finetune_trainer.curate.compactset import CompactSet
+
+from .helpers import corpus, text
+
+
+def shingles(normalised: str) -> set[bytes]:
+    data = normalised.encode()
+    return {data[i : i + dedup.SHINGLE_BYTES] for i in range(len(data) - dedup.SHINGLE_BYTES + 1)}
+
+
+def test_normalisation_ignores_case_and_whitespace_only() -> None:
+    assert dedup.normalise("Fix  the\nTest", "", "Done.") == dedup.normalise("fix the test", "", "done.")
+    assert dedup.normalise("Fix the test", "", "Done.") != dedup.normalise("Fix the test", "", "Done!")
+    # Field boundaries count: moving text from instruction to output is a different sample.
+    assert dedup.normalise("a b", "", "c") != dedup.normalise("a", "", "b c")
+
+
+def test_exact_duplicates_are_caught_after_normalisation() -> None:
+    deduplicator = dedup.Deduplicator(near=False)
+    first = dedup.normalise("Fix the test", "ctx", "Done")
+    again = dedup.normalise("FIX  the test", "ctx", "Done ")
+    assert not deduplicator.is_duplicate(dedup.exact_digest(first), first)
+    assert deduplicator.is_duplicate(dedup.exact_digest(again), again)
+    assert (deduplicator.exact_hits, deduplicator.near_hits) == (1, 0)
+
+
+def test_signature_estimates_jaccard_like_datasketch_minhash() -> None:
+    """Our one-permutation MinHash and datasketch's 256-permutation MinHash agree on similarity."""
+    rng = random.Random(1)
+    for trial in range(20):
+        base = text(f"jaccard-{trial}", 80)
+        words = base.split()
+        for _ in range(rng.randint(0, 30)):
+            words[rng.randrange(len(words))] = f"edit{rng.randrange(10**6)}"
+        other = " ".join(words)
+        ours = np.mean(dedup.signature(base.encode()) == dedup.signature(other.encode()))
+        reference_a, reference_b = MinHash(num_perm=256), MinHash(num_perm=256)
+        reference_a.update_batch(list(shingles(base)))
+        reference_b.update_batch(list(shingles(other)))
+        exact = len(shingles(base) & shingles(other)) / len(shingles(base) | shingles(other))
+        assert abs(reference_a.jaccard(reference_b) - exact) < 0.12
+        assert abs(ours - exact) < 0.2, (trial, ours, exact)
+
+
+def test_planted_near_duplicates_are_caught_and_distinct_sessions_kept() -> None:
+    """The corpus generator's near-duplicates: a re-run whose answer differs in 1-3 words."""
+    rng = random.Random(7)
+    deduplicator = dedup.Deduplicator(near=True)
+    originals = [corpus._session(rng, index, 0.95) for index in range(400)]
+    flagged_originals = 0
+    for session in originals:
+        normalised = _normalised(session)
+        flagged_originals += deduplicator.is_duplicate(dedup.exact_digest(normalised), normalised)
+    caught = 0
+    for index, session in enumerate(originals):
+        normalised = _normalised(corpus._near_duplicate(rng, session, 1000 + index))
+        caught += deduplicator.is_duplicate(dedup.exact_digest(normalised), normalised)
+    assert flagged_originals <= 2  # distinct sessions sharing a system prompt are not near-duplicates
+    assert caught >= 396  # >= 99% of planted near-duplicates
+    assert deduplicator.near_hits == caught + flagged_originals
+
+
+def test_near_duplicates_are_kept_when_dedup_is_off() -> None:
+    deduplicator = dedup.Deduplicator(near=False)
+    a = text("same", 80)
+    b = a.replace(a.split()[3], "changed", 1)
+    assert not deduplicator.is_duplicate(dedup.exact_digest(a), a)
+    assert not deduplicator.is_duplicate(dedup.exact_digest(b), b)
+
+
+def test_short_texts_get_a_full_signature() -> None:
+    signature = dedup.signature(b"ok")
+    assert signature.shape == (dedup.BANDS * dedup.ROWS,)
+    assert len(dedup.band_keys(b"ok")) == dedup.BANDS
+
+
+def _normalised(session: dict[str, object]) -> str:
+    if "messages" in session:
+        messages = session["messages"]
+        assert isinstance(messages, list)
+        return dedup.normalise(*(str(message["content"]) for message in messages))
+    return dedup.normalise(str(session["instruction"]), str(session["input"]), str(session["output"]))
+
+
+@pytest.mark.parametrize("count", [0, 10, 50_000])
+def test_compact_set_holds_exactly_what_was_added_across_growth(count: int) -> None:
+    rng = random.Random(count)
+    keys = {rng.getrandbits(64) for _ in range(count)} | {0}
+    compact = CompactSet(capacity=16)
+    for key in keys:
+        compact.add(key)
+        compact.add(key)
+    assert len(compact) == len(keys)
+    assert all(key in compact for key in keys)
+    assert not any(rng.getrandbits(64) in compact for _ in range(1000))
+    assert compact.nbytes <= 8 * 4 * max(len(keys), 16)
+
+
+def test_compact_set_capacity_must_be_a_power_of_two() -> None:
+    with pytest.raises(ValueError, match="power of two"):
+        CompactSet(capacity=1000)
