@@ -1,0 +1,162 @@
+"""Trainer callbacks: live progress, atomic checkpoints, and a clean stop on SIGTERM."""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from transformers import TrainerCallback
+
+from finetune_trainer import report
+from finetune_trainer.train import checkpoints, jsonlog
+
+STAGE_TRAINING = "Training"
+STAGE_EVALUATING = "Evaluating"
+
+
+def is_distributed() -> bool:
+    return dist.is_available() and dist.is_initialized()
+
+
+class Progress(TrainerCallback):
+    """Turns the Trainer's log dicts into JSON log lines and throttled status updates (rank 0)."""
+
+    def __init__(self, reporter: report.Reporter, clock: Callable[[], float] = time.monotonic) -> None:
+        self.reporter = reporter
+        self.clock = clock
+        self.metrics: dict[str, float] = {}
+        self.step = 0
+        self.total_steps = 0
+        self.epoch = 0.0
+        self.checkpoint: dict[str, object] | None = None
+        self._window: tuple[float, int] | None = None
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self.total_steps = state.max_steps
+        self._window = (self.clock(), state.num_input_tokens_seen)
+
+    def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, float] | None = None, **kwargs: Any) -> None:
+        if not state.is_world_process_zero or not logs:
+            return
+        self.step, self.epoch = state.global_step, float(state.epoch or 0.0)
+        if "loss" in logs:
+            self.metrics["trainLoss"] = round(float(logs["loss"]), 6)
+            if "learning_rate" in logs:
+                self.metrics["learningRate"] = float(logs["learning_rate"])
+            now, tokens = self.clock(), state.num_input_tokens_seen
+            if self._window is not None and now > self._window[0]:
+                # Throughput over the last logging window: live, not diluted by startup time.
+                self.metrics["tokensPerSecond"] = round((tokens - self._window[1]) / (now - self._window[0]), 1)
+            self._window = (now, tokens)
+            jsonlog.event(
+                "train_log",
+                step=self.step,
+                totalSteps=self.total_steps,
+                epoch=round(self.epoch, 4),
+                loss=float(logs["loss"]),
+                gradNorm=logs.get("grad_norm"),
+                learningRate=logs.get("learning_rate"),
+                tokensPerSecond=self.metrics.get("tokensPerSecond"),
+            )
+            self.send(STAGE_TRAINING)
+        elif "eval_loss" in logs:
+            jsonlog.event("eval_log", step=self.step, **{key: float(value) for key, value in logs.items()})
+
+    def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self.step, self.epoch = state.global_step, float(state.epoch or 0.0)
+
+    def send(self, stage: str, force: bool = False) -> None:
+        patch = report.status_patch(
+            stage=stage,
+            step=self.step,
+            total_steps=self.total_steps,
+            epoch=self.epoch,
+            metrics=self.metrics,
+            now=datetime.now(UTC),
+            checkpoint=self.checkpoint,
+        )
+        self.reporter.report(patch, stage, self.clock(), force=force)
+
+
+class Checkpointing(TrainerCallback):
+    """Seals each checkpoint the Trainer writes (see `checkpoints`), also saving at every epoch end."""
+
+    def __init__(
+        self,
+        folder: Path,
+        config_hash: str,
+        config: dict[str, object],
+        keep: int,
+        on_commit: Callable[[checkpoints.Checkpoint], None],
+    ) -> None:
+        self.folder = folder
+        self.config_hash = config_hash
+        self.config = config
+        self.keep = keep
+        self.on_commit = on_commit
+        self.saved_step = -1
+
+    def on_epoch_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        # The last step of training is saved by the Trainer already; do not write it twice.
+        if state.global_step != self.saved_step:
+            control.should_save = True
+
+    def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        # Every rank writes its own RNG state into the staged folder: seal only once all are done.
+        if is_distributed():
+            dist.barrier()
+        self.saved_step = state.global_step
+        if state.is_world_process_zero:
+            staged = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+            sealed = checkpoints.commit(staged, self.folder, self.config_hash, self.config)
+            removed = checkpoints.prune(self.folder, self.keep)
+            jsonlog.event(
+                "checkpoint_saved", step=sealed.step, path=str(sealed.path), removed=[p.name for p in removed]
+            )
+            self.on_commit(sealed)
+        if is_distributed():
+            dist.barrier()
+
+
+class GracefulStop(TrainerCallback):
+    """SIGTERM (eviction, preemption, deletion) -> finish the step, save a checkpoint, stop.
+
+    The signal handler only sets a flag; the checkpoint is written by the Trainer's normal save
+    path at the end of the current step, so it is sealed like any other. Under DDP the flag is
+    all-reduced every step so that all ranks stop after the same step (a rank that stopped alone
+    would leave the others blocked in a collective).
+    """
+
+    def __init__(self) -> None:
+        self.requested = False
+        self.stopped = False
+        self._previous: Any = None
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        self.requested = True
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self._previous = signal.signal(signal.SIGTERM, self._handle)
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        requested = self.requested
+        if is_distributed():
+            flag = torch.tensor([1 if requested else 0], device=args.device)
+            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+            requested = bool(flag.item())
+        if requested and not self.stopped:
+            jsonlog.event("sigterm", step=state.global_step, action="saving a checkpoint, then exiting")
+            self.stopped = True
+            control.should_save = True
+            control.should_training_stop = True
+
+    def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGTERM, self._previous)

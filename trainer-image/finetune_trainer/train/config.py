@@ -1,0 +1,179 @@
+"""The job config as the trainer sees it: job.json parsed, trainer defaults resolved, one hash.
+
+`resolve` is the single place where unset spec fields get their trainer defaults. It is pure:
+hardware facts (GPU count, bf16 support) come in as a `Device` value, so the same spec on the
+same hardware always yields the same `TrainConfig` and the same `config_hash`. The hash covers
+every setting that changes the training trajectory (hyperparameters, base model, dataset
+content, world size, resolved precision) and nothing that does not (checkpoint interval,
+retention), so a resumed run may change the latter but never the former.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from finetune_operator.api import FineTuningJobSpec, Precision, TrainingMethod
+
+DEFAULT_BATCH_SIZE = 8
+DEFAULT_GRADIENT_ACCUMULATION_STEPS = 1
+DEFAULT_LEARNING_RATE = {TrainingMethod.LORA: 2e-4, TrainingMethod.FULL: 2e-5}
+DEFAULT_MAX_SEQ_LENGTH = 1024
+DEFAULT_WARMUP_RATIO = 0.03
+DEFAULT_SEED = 42
+DEFAULT_LORA_R = 16
+DEFAULT_LORA_DROPOUT = 0.05
+# PEFT's keyword for "every nn.Linear except the output head": the per-architecture default,
+# since the projection names differ between model families (q_proj, c_attn, query_key_value...).
+ALL_LINEAR = "all-linear"
+DEFAULT_SAVE_STEPS = 100
+DEFAULT_KEEP_CHECKPOINTS = 3
+BUILTIN_PREFIX = "builtin:"
+
+
+@dataclass(frozen=True)
+class Device:
+    """What the trainer runs on; an input of `resolve` so that it stays pure."""
+
+    cuda_devices: int
+    bf16_supported: bool
+
+
+@dataclass(frozen=True)
+class JobRef:
+    name: str
+    namespace: str
+    uid: str
+
+
+@dataclass(frozen=True)
+class JobFile:
+    """/etc/finetune/job.json, parsed."""
+
+    job: JobRef
+    spec: FineTuningJobSpec
+    workspace: Path
+    base_model_path: Path | None
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    method: TrainingMethod
+    epochs: int
+    batch_size: int
+    gradient_accumulation_steps: int
+    learning_rate: float
+    max_seq_length: int
+    warmup_ratio: float
+    seed: int
+    precision: str
+    """Resolved: bf16, fp16 or fp32."""
+    lora_r: int
+    lora_alpha: int
+    lora_dropout: float
+    lora_target_modules: tuple[str, ...] | str
+    base_model: str
+    """`builtin:<name>` or the model folder: identifies the starting weights."""
+    dataset_sha256: str
+    world_size: int
+    # Below: not part of the hash (they do not change what is learned).
+    max_eval_loss: float | None
+    save_steps: int
+    keep_checkpoints: int
+    config_hash: str
+    precision_note: str | None
+    """Why the resolved precision differs from the requested one, if it does."""
+
+
+_UNHASHED = {"max_eval_loss", "save_steps", "keep_checkpoints", "config_hash", "precision_note"}
+
+
+def load_job_file(path: Path) -> JobFile:
+    document = json.loads(path.read_text(encoding="utf-8"))
+    paths = document["paths"]
+    base_model = paths.get("baseModel")
+    return JobFile(
+        job=JobRef(
+            name=document["job"]["name"],
+            namespace=document["job"]["namespace"],
+            uid=document["job"].get("uid", ""),
+        ),
+        spec=FineTuningJobSpec.model_validate(document["spec"]),
+        workspace=Path(paths["workspace"]),
+        base_model_path=Path(base_model) if base_model else None,
+    )
+
+
+def resolve_precision(requested: Precision, device: Device) -> tuple[str, str | None]:
+    """bf16 where the GPU has it, fp16 on older GPUs, fp32 on CPU; impossible requests fall back loudly."""
+    if device.cuda_devices == 0:
+        if requested in (Precision.AUTO, Precision.FP32):
+            return "fp32", None
+        if requested is Precision.BF16:
+            # CPUs run bf16 autocast correctly (if slowly): honour an explicit request.
+            return "bf16", None
+        return "fp32", "fp16 needs a GPU; training in fp32 on CPU"
+    if requested is Precision.AUTO:
+        return ("bf16", None) if device.bf16_supported else ("fp16", None)
+    if requested is Precision.BF16 and not device.bf16_supported:
+        return "fp16", "this GPU has no bf16 support (needs Ampere or newer); training in fp16"
+    return str(requested.value), None
+
+
+def resolve(
+    spec: FineTuningJobSpec,
+    *,
+    base_model_path: Path | None,
+    dataset_sha256: str,
+    device: Device,
+    save_steps: int | None = None,
+) -> TrainConfig:
+    training = spec.training
+    lora = training.lora
+    lora_r = lora.r if lora and lora.r else DEFAULT_LORA_R
+    precision, note = resolve_precision(training.precision, device)
+    if spec.base_model.builtin is not None:
+        base_model = BUILTIN_PREFIX + spec.base_model.builtin.value
+    else:
+        base_model = str(base_model_path)
+    config = TrainConfig(
+        method=training.method,
+        epochs=training.epochs,
+        batch_size=training.batch_size or DEFAULT_BATCH_SIZE,
+        gradient_accumulation_steps=training.gradient_accumulation_steps or DEFAULT_GRADIENT_ACCUMULATION_STEPS,
+        learning_rate=training.learning_rate or DEFAULT_LEARNING_RATE[training.method],
+        max_seq_length=training.max_seq_length or DEFAULT_MAX_SEQ_LENGTH,
+        warmup_ratio=training.warmup_ratio if training.warmup_ratio is not None else DEFAULT_WARMUP_RATIO,
+        seed=training.seed if training.seed is not None else DEFAULT_SEED,
+        precision=precision,
+        lora_r=lora_r,
+        lora_alpha=lora.alpha if lora and lora.alpha else 2 * lora_r,
+        lora_dropout=lora.dropout if lora and lora.dropout is not None else DEFAULT_LORA_DROPOUT,
+        lora_target_modules=tuple(lora.target_modules) if lora and lora.target_modules else ALL_LINEAR,
+        base_model=base_model,
+        dataset_sha256=dataset_sha256,
+        world_size=max(device.cuda_devices, 1),
+        max_eval_loss=spec.evaluation.max_eval_loss,
+        save_steps=save_steps or DEFAULT_SAVE_STEPS,
+        keep_checkpoints=DEFAULT_KEEP_CHECKPOINTS,
+        config_hash="",
+        precision_note=note,
+    )
+    return dataclasses.replace(config, config_hash=config_hash(config))
+
+
+def hashed_fields(config: TrainConfig) -> dict[str, object]:
+    fields = dataclasses.asdict(config)
+    hashed = {key: value for key, value in fields.items() if key not in _UNHASHED}
+    hashed["method"] = config.method.value
+    if isinstance(config.lora_target_modules, tuple):
+        hashed["lora_target_modules"] = list(config.lora_target_modules)
+    return hashed
+
+
+def config_hash(config: TrainConfig) -> str:
+    canonical = json.dumps(hashed_fields(config), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()

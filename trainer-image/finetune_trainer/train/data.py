@@ -1,0 +1,132 @@
+"""The curated dataset (workspace/dataset/) turned into prompt/completion records for TRL.
+
+Each JSONL line is a sample `{"instruction", "input", "output", "metadata"}` written by curation.
+The prompt is the model's own chat template when its tokenizer has one (a user turn holding the
+instruction and input; the output is the assistant turn), otherwise this Alpaca-style template:
+
+    ### Instruction:
+    {instruction}
+
+    ### Input:            <- only when input is non-empty
+    {input}
+
+    ### Response:
+    {output}<eos>
+
+Records are in TRL's prompt/completion shape, so TRL masks the prompt out of the loss
+(completion-only loss) for both forms.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from finetune_trainer.exitcodes import JobFailed, Reason
+
+TRAIN_FILE = "train.jsonl"
+EVAL_FILE = "eval.jsonl"
+MANIFEST_FILE = "manifest.json"
+
+
+@dataclass(frozen=True)
+class Sample:
+    instruction: str
+    input: str
+    output: str
+
+
+@dataclass(frozen=True)
+class Dataset:
+    train: list[Sample]
+    eval: list[Sample]
+    sha256: str
+    """sha256 of `train.jsonl <sha256>\\neval.jsonl <sha256>\\n`, as curation computes it."""
+    manifest: dict[str, Any]
+
+
+def load_dataset(dataset_dir: Path) -> Dataset:
+    train_path, eval_path = dataset_dir / TRAIN_FILE, dataset_dir / EVAL_FILE
+    for path in (train_path, eval_path):
+        if not path.is_file():
+            raise JobFailed(Reason.CURATION_FAILED, f"{path} does not exist: curation did not complete")
+    train = read_samples(train_path)
+    evaluation = read_samples(eval_path)
+    if not train:
+        raise JobFailed(Reason.NO_SAMPLES_AFTER_CURATION, f"{train_path} holds no samples")
+    if not evaluation:
+        raise JobFailed(
+            Reason.NO_SAMPLES_AFTER_CURATION,
+            f"{eval_path} holds no samples: evaluation needs held-out data (raise curation.evalFraction)",
+        )
+    manifest_path = dataset_dir / MANIFEST_FILE
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8")) if manifest_path.is_file() else {}
+    return Dataset(
+        train=train,
+        eval=evaluation,
+        sha256=dataset_sha256(train_path.read_bytes(), eval_path.read_bytes()),
+        manifest=manifest,
+    )
+
+
+def dataset_sha256(train: bytes, evaluation: bytes) -> str:
+    listing = (
+        f"{TRAIN_FILE} {hashlib.sha256(train).hexdigest()}\n{EVAL_FILE} {hashlib.sha256(evaluation).hexdigest()}\n"
+    )
+    return hashlib.sha256(listing.encode("utf-8")).hexdigest()
+
+
+def read_samples(path: Path) -> list[Sample]:
+    samples = []
+    with path.open(encoding="utf-8") as lines:
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            samples.append(parse_sample(line, f"{path.name}:{number}"))
+    return samples
+
+
+def parse_sample(line: str, where: str) -> Sample:
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as error:
+        raise JobFailed(Reason.CURATION_FAILED, f"{where}: not JSON ({error.msg})") from error
+    if not isinstance(record, dict):
+        raise JobFailed(Reason.CURATION_FAILED, f"{where}: expected a JSON object")
+    fields = {}
+    for key in ("instruction", "input", "output"):
+        value = record.get(key, "")
+        if not isinstance(value, str):
+            raise JobFailed(Reason.CURATION_FAILED, f"{where}: field {key!r} must be a string")
+        fields[key] = value
+    if not fields["instruction"].strip() or not fields["output"].strip():
+        raise JobFailed(Reason.CURATION_FAILED, f"{where}: instruction and output must be non-empty")
+    return Sample(**fields)
+
+
+def alpaca_prompt(sample: Sample) -> str:
+    if sample.input.strip():
+        return f"### Instruction:\n{sample.instruction}\n\n### Input:\n{sample.input}\n\n### Response:\n"
+    return f"### Instruction:\n{sample.instruction}\n\n### Response:\n"
+
+
+def user_message(sample: Sample) -> str:
+    return f"{sample.instruction}\n\n{sample.input}" if sample.input.strip() else sample.instruction
+
+
+def to_record(sample: Sample, *, chat: bool) -> dict[str, Any]:
+    """One TRL prompt/completion record; TRL appends EOS to plain-text completions itself."""
+    if chat:
+        return {
+            "prompt": [{"role": "user", "content": user_message(sample)}],
+            "completion": [{"role": "assistant", "content": sample.output}],
+        }
+    return {"prompt": alpaca_prompt(sample), "completion": sample.output}
+
+
+def sample_text(sample: Sample) -> str:
+    """Everything the model reads for this sample: the corpus a builtin tokenizer is trained on."""
+    return alpaca_prompt(sample) + sample.output

@@ -1,0 +1,257 @@
+"""One training attempt: dataset -> base model -> SFT (resuming if possible) -> evaluation -> model.
+
+This module wires the pieces together and owns the order of side effects; the decisions live in
+pure functions elsewhere (`config.resolve`, `checkpoints.latest`, `evaluation.score`, ...).
+Returns the success termination payload (rank 0) or None (other ranks); failures are raised as
+`JobFailed` and turned into exit codes by `__main__`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from finetune_trainer import report
+from finetune_trainer.exitcodes import JobFailed, Reason
+from finetune_trainer.train import checkpoints, data, evaluation, jsonlog, output, tinygpt
+from finetune_trainer.train.callbacks import STAGE_EVALUATING, Checkpointing, GracefulStop, Progress
+from finetune_trainer.train.collate import PackedRowsCollator
+from finetune_trainer.train.config import Device, JobFile, TrainConfig, hashed_fields, resolve
+from finetune_trainer.train.modelio import load_model, load_tokenizer, lora_config, weights_dtype
+
+SAVE_STEPS_ENV = "FINETUNE_SAVE_STEPS"
+BUILTIN_DIR = "builtin-model"
+
+
+class Interrupted(Exception):
+    """Training stopped on SIGTERM after saving a checkpoint; the next attempt resumes from it."""
+
+
+@dataclass(frozen=True)
+class Workspace:
+    root: Path
+
+    @property
+    def dataset(self) -> Path:
+        return self.root / "dataset"
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.root / "checkpoints"
+
+    @property
+    def model(self) -> Path:
+        return self.root / "model"
+
+    @property
+    def tensorboard(self) -> Path:
+        return self.root / "tensorboard"
+
+
+def detect_device() -> Device:
+    cuda = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    return Device(cuda_devices=cuda, bf16_supported=cuda > 0 and torch.cuda.is_bf16_supported())
+
+
+def run(job: JobFile, environ: Mapping[str, str], rank: int) -> dict[str, object] | None:
+    workspace = Workspace(job.workspace)
+    dataset = data.load_dataset(workspace.dataset)
+    save_steps = environ.get(SAVE_STEPS_ENV)
+    config = resolve(
+        job.spec,
+        base_model_path=job.base_model_path,
+        dataset_sha256=dataset.sha256,
+        device=detect_device(),
+        save_steps=int(save_steps) if save_steps else None,
+    )
+    jsonlog.event("config", configHash=config.config_hash, **hashed_fields(config))
+    if config.precision_note:
+        jsonlog.event("precision_fallback", message=config.precision_note)
+
+    resume_from = checkpoints.latest(workspace.checkpoints)
+    if resume_from is not None:
+        checkpoints.check_resumable(resume_from, config.config_hash, hashed_fields(config))
+        jsonlog.event("resuming", step=resume_from.step, path=str(resume_from.path))
+
+    model_dir = base_model_folder(job, workspace, dataset, config)
+    tokenizer = load_tokenizer(model_dir)
+    model = load_model(model_dir, config)
+    chat = bool(tokenizer.chat_template)
+
+    reporter = report.from_environment(job.job.name, job.job.namespace, environ)
+    progress = Progress(reporter)
+    stop = GracefulStop()
+
+    def on_commit(sealed: checkpoints.Checkpoint) -> None:
+        progress.checkpoint = {"path": str(sealed.path.relative_to(workspace.root)), "step": sealed.step}
+
+    staging = workspace.checkpoints / checkpoints.STAGING
+    if rank == 0:
+        staging = checkpoints.clear_staging(workspace.checkpoints)
+    callbacks: list[Any] = [
+        progress,
+        stop,
+        Checkpointing(
+            workspace.checkpoints, config.config_hash, hashed_fields(config), config.keep_checkpoints, on_commit
+        ),
+    ]
+    if rank == 0:
+        callbacks.append(tensorboard_callback(workspace.tensorboard))
+    trainer = build_trainer(
+        model=model,
+        tokenizer=tokenizer,
+        config=config,
+        train=[data.to_record(sample, chat=chat) for sample in dataset.train],
+        evaluation_records=[data.to_record(sample, chat=chat) for sample in dataset.eval],
+        output_dir=staging,
+        callbacks=callbacks,
+    )
+    result = trainer.train(resume_from_checkpoint=str(resume_from.path) if resume_from else None)
+    if stop.stopped:
+        raise Interrupted(f"stopped by SIGTERM at step {trainer.state.global_step} after saving a checkpoint")
+
+    progress.send(STAGE_EVALUATING, force=True)
+    eval_loss = float(trainer.evaluate()["eval_loss"])
+    if rank != 0:
+        return None
+    model = trainer.model
+    answers = evaluation.generate(
+        model, tokenizer, dataset.eval[: evaluation.GENERATION_SAMPLES], max_prompt_tokens=config.max_seq_length
+    )
+    scores = evaluation.score(answers, [sample.output for sample in dataset.eval[: len(answers)]])
+    metrics = {
+        "trainLoss": round(float(result.training_loss), 6),
+        "evalLoss": round(eval_loss, 6),
+        "perplexity": round(evaluation.perplexity(eval_loss), 4),
+        "tokensPerSecond": progress.metrics.get("tokensPerSecond", 0.0),
+        "evalExactMatch": round(scores.exact_match, 4),
+        "evalTokenF1": round(scores.token_f1, 4),
+    }
+    progress.metrics.update(metrics)
+    progress.send(STAGE_EVALUATING, force=True)
+    jsonlog.event("evaluation", generationSamples=scores.samples, **metrics)
+
+    adapter = config.method.value == "lora"
+    parameters = sum(parameter.numel() for parameter in model.parameters())
+    bytes_per_parameter = torch.finfo(weights_dtype(config)).bits // 8
+    model_block = output.save_model(
+        model,
+        tokenizer,
+        workspace.model,
+        adapter=adapter,
+        merge=output.should_merge(parameters, bytes_per_parameter),
+    )
+    progress_block = {"step": progress.step, "totalSteps": progress.total_steps, "epoch": round(progress.epoch, 4)}
+    output.write_metadata(
+        workspace.model,
+        {
+            "baseModel": {"name": job.spec.base_model.name, "source": config.base_model},
+            "dataset": dataset_summary(dataset),
+            "training": hashed_fields(config),
+            "configHash": config.config_hash,
+            "metrics": metrics,
+            "progress": progress_block,
+            "model": model_block,
+        },
+    )
+    jsonlog.event("model_saved", folder=str(workspace.model), **model_block)
+    if config.max_eval_loss is not None and eval_loss > config.max_eval_loss:
+        raise JobFailed(Reason.EVALUATION_GATE_FAILED, f"evalLoss {eval_loss:.4f} > maxEvalLoss {config.max_eval_loss}")
+    return {"outcome": "Succeeded", "metrics": metrics, "progress": progress_block, "model": model_block}
+
+
+def base_model_folder(job: JobFile, workspace: Workspace, dataset: data.Dataset, config: TrainConfig) -> Path:
+    builtin = job.spec.base_model.builtin
+    if builtin is not None:
+        target = workspace.root / BUILTIN_DIR / builtin.value
+        return tinygpt.ensure_tiny_gpt(target, (data.sample_text(s) for s in dataset.train), config.seed)
+    if job.base_model_path is None or not job.base_model_path.is_dir():
+        raise JobFailed(Reason.INVALID_MODEL, f"baseModel path {job.base_model_path} is not a folder")
+    return job.base_model_path
+
+
+def dataset_summary(dataset: data.Dataset) -> dict[str, object]:
+    counts: dict[str, object] = {
+        key: dataset.manifest[key] for key in ("sourceRecords", "samples", "rejected") if key in dataset.manifest
+    }
+    return {"sha256": dataset.sha256, "trainSamples": len(dataset.train), "evalSamples": len(dataset.eval), **counts}
+
+
+def tensorboard_callback(folder: Path) -> Any:
+    from transformers.integrations.integration_utils import TensorBoardCallback
+
+    callback = TensorBoardCallback()  # type: ignore[no-untyped-call]
+    # Set before training starts, so the writer it (re)opens for training and for the final
+    # evaluation both write here rather than under the Trainer's output folder.
+    callback.logging_dir = str(folder)
+    return callback
+
+
+def build_trainer(
+    *,
+    model: Any,
+    tokenizer: Any,
+    config: TrainConfig,
+    train: list[dict[str, Any]],
+    evaluation_records: list[dict[str, Any]],
+    output_dir: Path,
+    callbacks: list[Any],
+) -> Any:
+    from datasets import Dataset
+    from transformers import PrinterCallback
+    from trl.trainer.sft_config import SFTConfig
+    from trl.trainer.sft_trainer import SFTTrainer
+
+    cuda = torch.cuda.is_available()
+    arguments = SFTConfig(
+        output_dir=str(output_dir),
+        num_train_epochs=config.epochs,
+        per_device_train_batch_size=config.batch_size,
+        per_device_eval_batch_size=config.batch_size,
+        gradient_accumulation_steps=config.gradient_accumulation_steps,
+        learning_rate=config.learning_rate,
+        lr_scheduler_type="cosine",
+        warmup_steps=config.warmup_ratio,
+        max_grad_norm=1.0,
+        weight_decay=0.0,
+        optim="adamw_torch_fused" if cuda else "adamw_torch",
+        seed=config.seed,
+        data_seed=config.seed,
+        bf16=config.precision == "bf16",
+        fp16=config.precision == "fp16",
+        use_cpu=not cuda,
+        # Activation checkpointing trades ~20% speed for memory: needed for large models on GPUs,
+        # pointless for the CPU-sized models that run without one.
+        activation_checkpointing=cuda,
+        max_length=config.max_seq_length,
+        packing=True,
+        packing_strategy="bfd",
+        logging_steps=1,
+        save_strategy="steps",
+        save_steps=config.save_steps,
+        eval_strategy="no",
+        report_to="none",
+        disable_tqdm=True,
+        include_num_input_tokens_seen="non_padding",
+        ddp_find_unused_parameters=False,
+        dataloader_num_workers=0,
+    )
+    trainer = SFTTrainer(
+        model=model,
+        args=arguments,
+        train_dataset=Dataset.from_list(train),
+        eval_dataset=Dataset.from_list(evaluation_records),
+        processing_class=tokenizer,
+        peft_config=lora_config(config) if config.method.value == "lora" else None,
+        callbacks=callbacks,
+    )
+    # With tqdm disabled the Trainer prints every log dict; our Progress callback logs them as JSON.
+    trainer.remove_callback(PrinterCallback)
+    # TRL's packing flattens each batch into one row for varlen flash-attention kernels; with SDPA
+    # that is quadratic in the whole batch (see collate.py), so rows are kept apart instead.
+    trainer.data_collator = PackedRowsCollator(pad_token_id=tokenizer.pad_token_id)
+    return trainer
