@@ -1,0 +1,132 @@
+"""Run the real operator (`python -m finetune_operator`) as a process against the local cluster.
+
+Tests start, SIGKILL and restart it like a crashing pod would be; its log is kept under the cluster's
+state dir and printed when a test fails.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "hack"))
+
+import localcluster
+
+TERMINAL = ("Completed", "Failed", "Cancelled")
+
+
+class OperatorProcess:
+    """One operator process; `restart()` after `kill()` models a crash-looping pod."""
+
+    def __init__(self, kubeconfig: Path, log: Path, env: dict[str, str] | None = None) -> None:
+        self.kubeconfig = kubeconfig
+        self.log = log
+        self.env = env or {}
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> OperatorProcess:
+        environment = {
+            **os.environ,
+            "KUBECONFIG": str(self.kubeconfig),
+            "FTO_METRICS_PORT": "0",
+            "FTO_HEALTH_PORT": str(localcluster.processes.free_port()),
+            "FTO_LOG_FORMAT": "plain",
+            "FTO_SWEEP_SECONDS": "2",
+            **self.env,
+        }
+        with self.log.open("ab") as out:
+            out.write(f"\n===== operator start {time.strftime('%H:%M:%S')} =====\n".encode())
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "finetune_operator"],
+                env=environment,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        return self
+
+    def kill(self) -> None:
+        """SIGKILL: no cleanup, no last status write, as when a node dies."""
+        assert self.process is not None
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=30)
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def tail(self, lines: int = 80) -> str:
+        if not self.log.exists():
+            return ""
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+
+
+@pytest.fixture
+def operator_process(
+    cluster: localcluster.ClusterInfo, crds: Any, request: pytest.FixtureRequest
+) -> Iterator[OperatorProcess]:
+    log = cluster.state_dir / "logs" / f"operator-{request.node.name[:60]}.log"
+    log.unlink(missing_ok=True)
+    process = OperatorProcess(cluster.kubeconfig, log).start()
+    yield process
+    process.stop()
+    report = getattr(request.node, "rep_call", None)
+    if report is not None and report.failed:
+        print(f"--- operator log ({log}) ---\n{process.tail()}")
+
+
+def get_job(kubectl: Callable[..., str], namespace: str, name: str) -> dict[str, Any]:
+    return json.loads(kubectl("-n", namespace, "get", "ftj", name, "-o", "json"))  # type: ignore[no-any-return]
+
+
+def phase_of(kubectl: Callable[..., str], namespace: str, name: str) -> str:
+    return str((get_job(kubectl, namespace, name).get("status") or {}).get("phase") or "")
+
+
+def wait_phase(
+    kubectl: Callable[..., str],
+    namespace: str,
+    name: str,
+    phases: tuple[str, ...],
+    timeout: float,
+    operator: OperatorProcess | None = None,
+    seen: list[str] | None = None,
+) -> dict[str, Any]:
+    """Wait until the job reaches one of `phases`; records every phase seen (for ordering checks)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        job = get_job(kubectl, namespace, name)
+        phase = (job.get("status") or {}).get("phase")
+        if seen is not None and phase and (not seen or seen[-1] != phase):
+            seen.append(phase)
+        if phase in phases:
+            return job
+        if phase in TERMINAL:
+            raise AssertionError(f"job ended {phase} ({job['status'].get('reason')}): {job['status'].get('message')}")
+        if operator is not None and not operator.alive():
+            raise AssertionError(f"the operator exited:\n{operator.tail()}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {phases}; status: {json.dumps(job.get('status'))}")
+        time.sleep(0.5)

@@ -1,0 +1,183 @@
+"""The operator against the real control plane, with KWOK GPU nodes standing in for the training pods.
+
+KWOK pods follow the `kwok.finetune.dev/*` annotations (hack/localcluster/kwok.py), which a job puts on its
+pods through `spec.podMetadata`: they run for a while and exit with a code and a termination message, so
+scheduling, queueing, failures and registration are exercised without a GPU. Real curation and training
+run in test_operator_e2e.py on the node agent.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import yaml
+from operator_harness import OperatorProcess, get_job, operator_process, wait_phase  # noqa: F401
+
+pytestmark = pytest.mark.integration
+
+RUN_FOR = "kwok.finetune.dev/run-for"
+EXIT_CODE = "kwok.finetune.dev/exit-code"
+MESSAGE = "kwok.finetune.dev/termination-message"
+CURATED = {"outcome": "Succeeded", "dataset": {"samples": 40, "trainSamples": 36, "evalSamples": 4, "sha256": "0" * 64}}
+TRAINED = {"outcome": "Succeeded", "metrics": {"trainLoss": 1.5, "evalLoss": 1.7, "perplexity": 5.47}}
+
+
+def gpu_job(name: str, gpus: int = 8, run_for: str = "3s", exit_code: int = 0, **spec: Any) -> dict[str, Any]:
+    annotations = {RUN_FOR: run_for, EXIT_CODE: str(exit_code), MESSAGE: json.dumps({**CURATED, **TRAINED})}
+    body: dict[str, Any] = {
+        "apiVersion": "finetune.dev/v1alpha1",
+        "kind": "FineTuningJob",
+        "metadata": {"name": name},
+        "spec": {
+            "baseModel": {"name": "llama-3.1-8b", "builtin": "tiny-gpt"},
+            "dataset": {"source": {"configMap": {"name": "sessions", "key": "sessions.jsonl"}}},
+            "resources": {"gpus": gpus, "nodeSelector": {"finetune.dev/node-pool": "gpu"}},
+            "output": {"modelName": "support-agent"},
+            "storage": {"size": "1Gi"},
+            "podMetadata": {"annotations": annotations},
+        },
+    }
+    for key, value in spec.items():
+        body["spec"][key] = value
+    return body
+
+
+def apply(kubectl: Callable[..., str], namespace: str, *objects: dict[str, Any]) -> None:
+    kubectl("-n", namespace, "apply", "-f", "-", stdin=yaml.safe_dump_all(objects))
+
+
+def sessions_config_map() -> dict[str, Any]:
+    line = {"id": "s1", "success_rate": 1.0, "instruction": "say hi", "input": "", "output": "hi"}
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "sessions"},
+        "data": {"sessions.jsonl": json.dumps(line) + "\n"},
+    }
+
+
+def test_job_completes_and_registers_a_model_version(
+    kubectl: Callable[..., str], namespace: str, operator_process: OperatorProcess
+) -> None:
+    apply(kubectl, namespace, sessions_config_map(), gpu_job("ok", gpus=1))
+    seen: list[str] = []
+    job = wait_phase(kubectl, namespace, "ok", ("Completed",), timeout=120, operator=operator_process, seen=seen)
+    status = job["status"]
+    assert seen[-1] == "Completed" and "Running" in seen, seen
+    assert status["model"]["version"] == "0.0.1"
+    assert status["dataset"]["samples"] == 40
+    assert status["metrics"]["evalLoss"] == pytest.approx(1.7)
+    ready = {c["type"]: c["status"] for c in status["conditions"]}
+    assert ready["Ready"] == "True" and ready["Succeeded"] == "True" and ready["Failed"] == "False"
+    mv = json.loads(kubectl("-n", namespace, "get", "mv", status["model"]["modelVersion"], "-o", "json"))
+    assert mv["spec"]["job"]["uid"] == job["metadata"]["uid"]
+    assert mv["spec"]["dataset"]["sha256"] == "0" * 64
+    assert "ownerReferences" not in mv["metadata"]
+    pods = json.loads(kubectl("-n", namespace, "get", "pods", "-o", "json"))["items"]
+    training = [p for p in pods if p["metadata"]["labels"]["app.kubernetes.io/component"] == "training"]
+    assert training and training[0]["spec"]["nodeName"].startswith("gpu-node-")
+    limits = training[0]["spec"]["containers"][0]["resources"]["limits"]
+    assert limits["nvidia.com/gpu"] == "1"
+    events = kubectl("-n", namespace, "get", "events", "--field-selector", "involvedObject.kind=FineTuningJob")
+    assert "ModelRegistered" in events
+
+
+def test_gpu_jobs_queue_until_capacity_frees(
+    kubectl: Callable[..., str], namespace: str, operator_process: OperatorProcess
+) -> None:
+    # Two KWOK nodes with 8 GPUs each: two 8-GPU jobs run, the third waits in Queued.
+    apply(kubectl, namespace, sessions_config_map())
+    apply(kubectl, namespace, *(gpu_job(f"big-{i}", gpus=8, run_for="12s") for i in range(3)))
+
+    def queued() -> list[dict[str, Any]]:
+        jobs = [get_job(kubectl, namespace, f"big-{i}") for i in range(3)]
+        return [j for j in jobs if (j.get("status") or {}).get("phase") == "Queued"]
+
+    deadline = time.monotonic() + 90
+    waiting: list[dict[str, Any]] = []
+    while not waiting and time.monotonic() < deadline:
+        waiting = queued()
+        time.sleep(0.5)
+    assert waiting, "no job was Queued while the GPUs were full"
+    status = waiting[0]["status"]
+    assert status["reason"] == "WaitingForCapacity"
+    assert "8 nvidia.com/gpu" in status["message"]
+    for i in range(3):
+        wait_phase(kubectl, namespace, f"big-{i}", ("Completed",), timeout=180, operator=operator_process)
+    versions = sorted(
+        json.loads(kubectl("-n", namespace, "get", "mv", "-o", "json"))["items"], key=lambda mv: mv["spec"]["version"]
+    )
+    assert [mv["spec"]["version"] for mv in versions] == ["0.0.1", "0.0.2", "0.0.3"]
+
+
+def test_training_failure_reports_exit_code_and_message(
+    kubectl: Callable[..., str], namespace: str, operator_process: OperatorProcess
+) -> None:
+    failing = gpu_job("gate", gpus=1, exit_code=12)
+    failing["spec"]["podMetadata"]["annotations"][MESSAGE] = json.dumps(
+        {"outcome": "Failed", "reason": "EvaluationGateFailed", "failureKind": "User", "message": "evalLoss 3.1 > 2.0"}
+    )
+    apply(kubectl, namespace, sessions_config_map(), failing)
+    job = wait_phase(kubectl, namespace, "gate", ("Failed",), timeout=120, operator=operator_process)
+    # Curation shares the annotations, so it is the curation step that fails here with the pod's message.
+    assert job["status"]["reason"] == "EvaluationGateFailed"
+    assert job["status"]["failureKind"] == "User"
+    assert "evalLoss 3.1" in job["status"]["message"]
+
+
+def test_missing_source_waits_then_fails(
+    kubectl: Callable[..., str], namespace: str, cluster: Any, crds: Any, request: pytest.FixtureRequest
+) -> None:
+    log = cluster.state_dir / "logs" / f"operator-{request.node.name[:60]}.log"
+    process = OperatorProcess(cluster.kubeconfig, log, env={"FTO_SOURCE_WAIT_SECONDS": "6"}).start()
+    try:
+        apply(kubectl, namespace, gpu_job("nosource", gpus=1))
+        seen: list[str] = []
+        job = wait_phase(kubectl, namespace, "nosource", ("Failed",), timeout=60, operator=process, seen=seen)
+        assert seen[0] == "Pending"
+        assert job["status"]["reason"] == "SourceNotFound"
+        assert "ConfigMap sessions" in job["status"]["message"]
+        assert job["status"]["failureKind"] == "User"
+    finally:
+        process.stop()
+
+
+def test_cancel_stops_pods_and_keeps_the_workspace(
+    kubectl: Callable[..., str], namespace: str, operator_process: OperatorProcess
+) -> None:
+    long_running = gpu_job("cancel-me", gpus=1, run_for="1h")
+    apply(kubectl, namespace, sessions_config_map(), long_running)
+    wait_phase(kubectl, namespace, "cancel-me", ("Running",), timeout=60, operator=operator_process)
+    kubectl("-n", namespace, "patch", "ftj", "cancel-me", "--type=merge", "-p", '{"spec":{"cancel":true}}')
+    job = wait_phase(kubectl, namespace, "cancel-me", ("Cancelled",), timeout=60, operator=operator_process)
+    assert job["status"]["reason"] == "Cancelled"
+    remaining = kubectl("-n", namespace, "get", "jobs.batch", "-o", "name")
+    assert remaining.strip() == ""
+    assert "cancel-me-workspace" in kubectl("-n", namespace, "get", "pvc", "-o", "name")
+    # Cancel cannot be undone: the API server refuses it (CEL transition rule).
+    kubectl(
+        "-n", namespace, "patch", "ftj", "cancel-me", "--type=merge", "-p", '{"spec":{"cancel":false}}', check=False
+    )
+    assert kubectl("-n", namespace, "get", "ftj", "cancel-me", "-o", "jsonpath={.spec.cancel}") == "true"
+
+
+def test_delete_cascades_and_keeps_retained_workspace_and_model(
+    kubectl: Callable[..., str], namespace: str, operator_process: OperatorProcess
+) -> None:
+    apply(kubectl, namespace, sessions_config_map(), gpu_job("gone", gpus=1))
+    wait_phase(kubectl, namespace, "gone", ("Completed",), timeout=120, operator=operator_process)
+    kubectl("-n", namespace, "delete", "ftj", "gone", "--wait=true", "--timeout=60s")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        leftovers = kubectl("-n", namespace, "get", "jobs.batch,configmaps,serviceaccounts,roles", "-o", "name")
+        if not any("gone-" in line for line in leftovers.split()):
+            break
+        time.sleep(1)
+    else:
+        raise AssertionError(f"owned children were not garbage-collected: {leftovers}")
+    assert "gone-workspace" in kubectl("-n", namespace, "get", "pvc", "-o", "name")
+    assert "support-agent-v0.0.1" in kubectl("-n", namespace, "get", "mv", "-o", "name")
