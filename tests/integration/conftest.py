@@ -126,3 +126,7 @@ def namespace(request: pytest.FixtureRequest, kube: client.ApiClient, wait_for: 
     wait_for(default_sa, f"serviceaccount default in {name}", timeout=30)
     yield name
     core.delete_namespace(name, propagation_policy="Background")
+
+
+# The operator-process fixture lives beside the harness it drives.
+from operator_harness import operator_process  # noqa: E402, F401

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 import yaml
-from operator_harness import OperatorProcess, get_job, operator_process, wait_phase  # noqa: F401
+from operator_harness import OperatorProcess, get_job, wait_phase
 
 pytestmark = pytest.mark.integration
 
