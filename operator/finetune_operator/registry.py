@@ -13,6 +13,7 @@ from typing import Any
 from finetune_operator import naming, semver
 from finetune_operator.api import API_VERSION, FineTuningJobSpec
 from finetune_operator.api.modelversion import KIND
+from finetune_operator.status import finite
 
 MODEL_DIR = "model"
 
@@ -114,9 +115,9 @@ def model_version(
                 "adapter": bool(model.get("adapter", False)),
             },
             "metrics": {
-                key: float(metrics[key])
+                key: value
                 for key in ("trainLoss", "evalLoss", "perplexity", "evalExactMatch", "evalTokenF1")
-                if metrics.get(key) is not None
+                if (value := finite(metrics.get(key))) is not None
             },
             "dataset": {
                 key: value

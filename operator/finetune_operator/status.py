@@ -6,6 +6,7 @@ Only changed fields are returned, so an unchanged job costs no API write, and th
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -44,11 +45,24 @@ def dataset_status(curation_result: Mapping[str, Any]) -> dict[str, Any] | None:
     return out
 
 
+def finite(value: Any) -> float | None:
+    """`value` as a float if it is a finite number, else None.
+
+    A diverged run reports NaN or Infinity (Python's json writes and reads them), but they are not JSON: the API
+    server would refuse the whole status patch or ModelVersion, and the job would never leave its phase.
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    number = float(value)
+    return number if math.isfinite(number) else None
+
+
 def final_metrics(training_result: Mapping[str, Any]) -> dict[str, float]:
     metrics = training_result.get("metrics")
     if not isinstance(metrics, Mapping):
         return {}
-    return {k: float(metrics[k]) for k in _METRIC_KEYS if isinstance(metrics.get(k), int | float)}
+    values = {k: finite(metrics.get(k)) for k in _METRIC_KEYS}
+    return {k: v for k, v in values.items() if v is not None}
 
 
 def next_status(
