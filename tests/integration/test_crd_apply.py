@@ -1,7 +1,8 @@
 """The generated CRDs on a real kube-apiserver: what it rejects, and the message naming the field.
 
 Every invalid manifest is sent twice, as users and GitOps tools send it: `kubectl apply --server-side
---field-validation=Strict` and `kubectl create --field-validation=Strict`. Both must fail and name the
+--validate=strict` and `kubectl create --validate=strict` (kubectl's spelling of the API's
+`fieldValidation=Strict`). Both must fail and name the
 offending field path. A new rule or bound adds one line to INVALID (or UPDATES); the unit test
 tests/unit/test_crd.py holds the same kind of catalogue against an emulation, this one proves the emulation
 and the CRD right on the server (incl. CEL compilation and cost limits, which the emulation cannot check).
@@ -133,7 +134,7 @@ INVALID: list[tuple[str, tuple[str, Any], str]] = [
 @pytest.mark.parametrize(("change", "field"), [case[1:] for case in INVALID], ids=[case[0] for case in INVALID])
 @pytest.mark.parametrize(
     "verb",
-    [("apply", "--server-side", "--field-validation=Strict"), ("create", "--field-validation=Strict")],
+    [("apply", "--server-side", "--validate=strict"), ("create", "--validate=strict")],
     ids=["apply", "create"],
 )
 def test_invalid_job_is_rejected_naming_the_field(
@@ -169,7 +170,7 @@ UPDATES: list[tuple[str, dict[str, Any], tuple[str, Any], str | None]] = [
 )
 def test_update(kubectl: Kubectl, ns: str, stored: dict[str, Any], change: tuple[str, Any], field: str | None) -> None:
     name = f"upd-{uuid.uuid4().hex[:8]}"
-    apply = ("apply", "--server-side", "--field-validation=Strict", "-n", ns, "-f", "-")
+    apply = ("apply", "--server-side", "--validate=strict", "-n", ns, "-f", "-")
     kubectl(*apply, stdin=_job(name, stored))
     updated = _job(name, _with(stored, change))
     if field is None:
@@ -182,7 +183,7 @@ def test_update(kubectl: Kubectl, ns: str, stored: dict[str, Any], change: tuple
 
 def test_minimal_job_gets_every_default(kubectl: Kubectl, ns: str) -> None:
     """The server fills in exactly the defaults the operator's models assume."""
-    kubectl("apply", "--server-side", "--field-validation=Strict", "-n", ns, "-f", "-", stdin=_job("minimal", MINIMAL))
+    kubectl("apply", "--server-side", "--validate=strict", "-n", ns, "-f", "-", stdin=_job("minimal", MINIMAL))
     stored = json.loads(kubectl("get", "ftj", "-n", ns, "minimal", "-o", "json"))["spec"]
     assert stored == FineTuningJobSpec.model_validate(MINIMAL).to_wire()
     assert stored["training"] == {"method": "lora", "epochs": 3, "precision": "auto"}
@@ -276,14 +277,12 @@ MODEL_VERSION: dict[str, Any] = {
 
 
 def test_model_version_is_immutable_and_keeps_hyperparameters(kubectl: Kubectl, ns: str) -> None:
-    kubectl(
-        "apply", "--server-side", "--field-validation=Strict", "-n", ns, "-f", "-", stdin=yaml.safe_dump(MODEL_VERSION)
-    )
+    kubectl("apply", "--server-side", "--validate=strict", "-n", ns, "-f", "-", stdin=yaml.safe_dump(MODEL_VERSION))
     stored = json.loads(kubectl("get", "mv", "-n", ns, "chat-v1.0.0", "-o", "json"))["spec"]
     assert stored["hyperparameters"] == {"epochs": 3, "lora": {"r": 8}}
     changed = _with(MODEL_VERSION, ("spec.metrics", {"evalLoss": 1.0}))
     error = _rejected(kubectl, "apply", "--server-side", "-n", ns, manifest=yaml.safe_dump(changed))
     assert "spec" in error and "a ModelVersion is immutable" in error, error
     invalid = _with(MODEL_VERSION, ("metadata.name", "bad"), ("spec.version", "1.0"))
-    error = _rejected(kubectl, "create", "--field-validation=Strict", "-n", ns, manifest=yaml.safe_dump(invalid))
+    error = _rejected(kubectl, "create", "--validate=strict", "-n", ns, manifest=yaml.safe_dump(invalid))
     assert "spec.version" in error, error
