@@ -130,3 +130,18 @@ def to_record(sample: Sample, *, chat: bool) -> dict[str, Any]:
 def sample_text(sample: Sample) -> str:
     """Everything the model reads for this sample: the corpus a builtin tokenizer is trained on."""
     return alpaca_prompt(sample) + sample.output
+
+
+def provenance(dataset: Dataset) -> dict[str, object]:
+    """What metadata.json records about the data: content hash, split sizes, curation counts."""
+    summary: dict[str, object] = {
+        "sha256": dataset.sha256,
+        "trainSamples": len(dataset.train),
+        "evalSamples": len(dataset.eval),
+    }
+    counts = dataset.manifest.get("counts")
+    if isinstance(counts, dict):
+        summary.update({key: counts[key] for key in ("sourceRecords", "rejected", "redactions") if key in counts})
+    if "curatorVersion" in dataset.manifest:
+        summary["curatorVersion"] = dataset.manifest["curatorVersion"]
+    return summary

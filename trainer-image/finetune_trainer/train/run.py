@@ -150,7 +150,7 @@ def run(job: JobFile, environ: Mapping[str, str], rank: int) -> dict[str, object
         workspace.model,
         {
             "baseModel": {"name": job.spec.base_model.name, "source": config.base_model},
-            "dataset": dataset_summary(dataset),
+            "dataset": data.provenance(dataset),
             "training": hashed_fields(config),
             "configHash": config.config_hash,
             "metrics": metrics,
@@ -172,13 +172,6 @@ def base_model_folder(job: JobFile, workspace: Workspace, dataset: data.Dataset,
     if job.base_model_path is None or not job.base_model_path.is_dir():
         raise JobFailed(Reason.INVALID_MODEL, f"baseModel path {job.base_model_path} is not a folder")
     return job.base_model_path
-
-
-def dataset_summary(dataset: data.Dataset) -> dict[str, object]:
-    counts: dict[str, object] = {
-        key: dataset.manifest[key] for key in ("sourceRecords", "samples", "rejected") if key in dataset.manifest
-    }
-    return {"sha256": dataset.sha256, "trainSamples": len(dataset.train), "evalSamples": len(dataset.eval), **counts}
 
 
 def tensorboard_callback(folder: Path) -> Any:

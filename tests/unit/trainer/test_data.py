@@ -1,0 +1,72 @@
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+
+from finetune_trainer.exitcodes import ExitCode, JobFailed, Reason, exit_code_for
+from finetune_trainer.train import data
+
+from .conftest import write_dataset
+
+
+def test_loads_both_splits_and_hashes_them_like_curation(tmp_path: Path) -> None:
+    write_dataset(tmp_path, train=5, evaluation=2)
+    dataset = data.load_dataset(tmp_path / "dataset")
+    assert (len(dataset.train), len(dataset.eval)) == (5, 2)
+    train = hashlib.sha256((tmp_path / "dataset" / "train.jsonl").read_bytes()).hexdigest()
+    evaluation = hashlib.sha256((tmp_path / "dataset" / "eval.jsonl").read_bytes()).hexdigest()
+    listing = f"train.jsonl {train}\neval.jsonl {evaluation}\n"
+    assert dataset.sha256 == hashlib.sha256(listing.encode()).hexdigest()
+    assert data.provenance(dataset) == {
+        "sha256": dataset.sha256,
+        "trainSamples": 5,
+        "evalSamples": 2,
+        "sourceRecords": 10,
+    }
+
+
+@pytest.mark.parametrize(
+    ("train", "evaluation", "reason", "text"),
+    [
+        (None, "", Reason.CURATION_FAILED, "does not exist"),
+        ("", "", Reason.NO_SAMPLES_AFTER_CURATION, "train.jsonl holds no samples"),
+        ('{"instruction": "a", "output": "b"}\n', "\n", Reason.NO_SAMPLES_AFTER_CURATION, "evalFraction"),
+        ("{oops\n", "", Reason.CURATION_FAILED, "train.jsonl:1: not JSON"),
+        ('{"instruction": "a", "output": 3}\n', "", Reason.CURATION_FAILED, "'output' must be a string"),
+        ('{"instruction": " ", "output": "b"}\n', "", Reason.CURATION_FAILED, "must be non-empty"),
+        ("[1]\n", "", Reason.CURATION_FAILED, "expected a JSON object"),
+    ],
+)
+def test_bad_datasets_are_user_data_errors(
+    tmp_path: Path, train: str | None, evaluation: str, reason: Reason, text: str
+) -> None:
+    (tmp_path / "eval.jsonl").write_text(evaluation)
+    if train is not None:
+        (tmp_path / "train.jsonl").write_text(train)
+    with pytest.raises(JobFailed) as failure:
+        data.load_dataset(tmp_path)
+    assert failure.value.reason is reason
+    assert exit_code_for(reason) is ExitCode.USER_DATA_ERROR
+    assert text in failure.value.message
+
+
+def test_alpaca_prompt_with_and_without_input() -> None:
+    with_input = data.Sample(instruction="Do X", input="context", output="done")
+    assert data.alpaca_prompt(with_input) == "### Instruction:\nDo X\n\n### Input:\ncontext\n\n### Response:\n"
+    assert data.alpaca_prompt(data.Sample("Do X", "", "done")) == "### Instruction:\nDo X\n\n### Response:\n"
+
+
+def test_records_are_prompt_completion_pairs() -> None:
+    sample = data.Sample(instruction="Do X", input="ctx", output="done")
+    assert data.to_record(sample, chat=False) == {"prompt": data.alpaca_prompt(sample), "completion": "done"}
+    assert data.to_record(sample, chat=True) == {
+        "prompt": [{"role": "user", "content": "Do X\n\nctx"}],
+        "completion": [{"role": "assistant", "content": "done"}],
+    }
+
+
+def test_metadata_and_missing_input_are_accepted(tmp_path: Path) -> None:
+    line = json.dumps({"instruction": "a", "output": "b", "metadata": {"x": 1}})
+    (tmp_path / "s.jsonl").write_text(line + "\n\n")
+    assert data.read_samples(tmp_path / "s.jsonl") == [data.Sample("a", "", "b")]
