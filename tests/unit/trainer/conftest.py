@@ -14,7 +14,24 @@ from typing import Any
 
 import pytest
 
-WORDS = ["build", "test", "deploy", "lint", "format", "commit", "push", "merge", "review", "fix", "refactor", "docs", "release", "tag", "branch", "rebase"]
+WORDS = [
+    "build",
+    "test",
+    "deploy",
+    "lint",
+    "format",
+    "commit",
+    "push",
+    "merge",
+    "review",
+    "fix",
+    "refactor",
+    "docs",
+    "release",
+    "tag",
+    "branch",
+    "rebase",
+]
 
 
 def synthetic_sample(rng: random.Random, index: int) -> dict[str, Any]:

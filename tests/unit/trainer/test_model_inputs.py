@@ -1,5 +1,6 @@
 """What the model is trained on: packed rows that keep samples apart, and loss on outputs only."""
 
+import itertools
 from collections import Counter
 from pathlib import Path
 
@@ -59,7 +60,7 @@ def test_loss_is_on_outputs_only(tmp_path: Path, tiny_model_dir: Path) -> None:
     for batch in trainer.get_train_dataloader():
         for ids, labels, positions in zip(batch["input_ids"], batch["labels"], batch["position_ids"], strict=True):
             starts = [*(positions == 0).nonzero().flatten().tolist(), len(ids)]
-            for start, end in zip(starts, starts[1:], strict=False):
+            for start, end in itertools.pairwise(starts):
                 segment, target = ids[start:end], labels[start:end]
                 if (segment == tokenizer.pad_token_id).all():
                     continue
