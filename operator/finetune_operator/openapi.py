@@ -94,6 +94,9 @@ def _convert(node: JsonObject, defs: dict[str, JsonObject]) -> JsonObject:
             # `false` is what pruning already does; `true`/`{}` comes with preserve-unknown-fields.
             elif value is True and not node.get("x-kubernetes-preserve-unknown-fields"):
                 raise ValueError(f"free-form map without x-kubernetes-preserve-unknown-fields: {node}")
+        elif key == "const":
+            # Literal["x"]: OpenAPI v3.0 has no const; a one-value enum says the same.
+            out["enum"] = [value]
         elif key == "anyOf":
             out[key] = value  # only the int-or-string pair survives _inline
         elif key in _PASSTHROUGH:
