@@ -1,0 +1,699 @@
+"""The pure child builders (finetune_operator.children): names, ownership, labels, the two batch/v1 Jobs, the
+trainer's identity, job.json, and the restricted Pod Security Standard on every pod.
+
+Expected objects are written out by hand from docs/runtime-contract.md, never computed with the module under
+test.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from finetune_operator import children, naming
+from finetune_operator.api import FineTuningJobSpec
+from finetune_operator.config import Settings
+
+Obj = dict[str, Any]
+
+NAME = "demo"
+NAMESPACE = "ml"
+UID = "6f1c2a9e-1d3b-4c7a-9e0f-2b5d8c4a7e11"
+SETTINGS = Settings(trainer_image="registry.local/trainer:9.9", python_command="python3", termination_grace_seconds=77)
+OWNER = {
+    "apiVersion": "finetune.dev/v1alpha1",
+    "kind": "FineTuningJob",
+    "name": NAME,
+    "uid": UID,
+    "controller": True,
+}
+
+
+def spec(**overrides: Any) -> FineTuningJobSpec:
+    """A small valid spec (wire format); top-level keys in `overrides` replace the defaults."""
+    wire: Obj = {
+        "baseModel": {"name": "tiny", "builtin": "tiny-gpt"},
+        "dataset": {"source": {"configMap": {"name": "sessions", "key": "sessions.jsonl"}}},
+        "output": {"modelName": "support-bot"},
+        "resources": {"gpus": 0},
+    }
+    wire.update(overrides)
+    return FineTuningJobSpec.model_validate(wire)
+
+
+def ref(s: FineTuningJobSpec | None = None, name: str = NAME) -> children.JobRef:
+    return children.JobRef(name, NAMESPACE, UID, s if s is not None else spec())
+
+
+def all_children(job: children.JobRef) -> list[Obj]:
+    return [
+        children.workspace_pvc(job),
+        children.config_map(job),
+        children.trainer_service_account(job),
+        children.trainer_role(job),
+        children.trainer_role_binding(job),
+        children.curation_job(job, SETTINGS),
+        children.training_job(job, SETTINGS),
+    ]
+
+
+def pod_spec(job: Obj) -> Obj:
+    return job["spec"]["template"]["spec"]  # type: ignore[no-any-return]
+
+
+def container(job: Obj) -> Obj:
+    (only,) = pod_spec(job)["containers"]
+    return only  # type: ignore[no-any-return]
+
+
+def by_name(items: list[Obj]) -> dict[str, Obj]:
+    return {item["name"]: item for item in items}
+
+
+# ------------------------------------------------------------------------ restricted Pod Security Standard
+# https://kubernetes.io/docs/concepts/security/pod-security-standards/ (v1.25+): the baseline rules, then the
+# restricted ones. Checked field by field as the admission plugin does, on every container kind.
+
+RESTRICTED_VOLUME_TYPES = {
+    "configMap",
+    "csi",
+    "downwardAPI",
+    "emptyDir",
+    "ephemeral",
+    "persistentVolumeClaim",
+    "projected",
+    "secret",
+}
+BASELINE_CAPABILITIES = {
+    "AUDIT_WRITE",
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "FOWNER",
+    "FSETID",
+    "KILL",
+    "MKNOD",
+    "NET_BIND_SERVICE",
+    "SETFCAP",
+    "SETGID",
+    "SETPCAP",
+    "SETUID",
+    "SYS_CHROOT",
+}
+SAFE_SYSCTLS = {
+    "kernel.shm_rmid_forced",
+    "net.ipv4.ip_local_port_range",
+    "net.ipv4.ip_unprivileged_port_start",
+    "net.ipv4.tcp_syncookies",
+    "net.ipv4.ping_group_range",
+    "net.ipv4.ip_local_reserved_ports",
+    "net.ipv4.tcp_keepalive_time",
+    "net.ipv4.tcp_fin_timeout",
+    "net.ipv4.tcp_keepalive_intvl",
+    "net.ipv4.tcp_keepalive_probes",
+}
+SELINUX_TYPES = {"", "container_t", "container_init_t", "container_kvm_t", "container_engine_t"}
+
+
+def restricted_violations(pod: Obj) -> list[str]:
+    """Violations of the restricted Pod Security Standard (which includes baseline), plus a writable root."""
+    problems: list[str] = []
+    pod_ctx = pod.get("securityContext") or {}
+    # baseline
+    for host in ("hostNetwork", "hostPID", "hostIPC"):
+        if pod.get(host):
+            problems.append(f"{host} is set")
+    if pod_ctx.get("windowsOptions", {}).get("hostProcess"):
+        problems.append("hostProcess")
+    for sysctl in pod_ctx.get("sysctls") or []:
+        if sysctl["name"] not in SAFE_SYSCTLS:
+            problems.append(f"sysctl {sysctl['name']}")
+    if (pod_ctx.get("seLinuxOptions") or {}).get("type", "") not in SELINUX_TYPES:
+        problems.append("pod seLinuxOptions.type")
+    if (pod_ctx.get("seLinuxOptions") or {}).get("user") or (pod_ctx.get("seLinuxOptions") or {}).get("role"):
+        problems.append("pod seLinuxOptions user/role")
+    # restricted: volume types
+    for volume in pod.get("volumes") or []:
+        kinds = set(volume) - {"name"}
+        if len(kinds) != 1 or not kinds <= RESTRICTED_VOLUME_TYPES:
+            problems.append(f"volume {volume['name']} uses {sorted(kinds)}")
+    pod_seccomp = (pod_ctx.get("seccompProfile") or {}).get("type")
+    if pod_seccomp is not None and pod_seccomp not in {"RuntimeDefault", "Localhost"}:
+        problems.append(f"pod seccompProfile {pod_seccomp}")
+    if pod_ctx.get("runAsNonRoot") is False:
+        problems.append("pod runAsNonRoot is false")
+    if pod_ctx.get("runAsUser") == 0:
+        problems.append("pod runAsUser 0")
+    containers = (pod.get("initContainers") or []) + pod["containers"] + (pod.get("ephemeralContainers") or [])
+    assert containers
+    for c in containers:
+        name = c["name"]
+        ctx = c.get("securityContext") or {}
+        # baseline
+        if ctx.get("privileged"):
+            problems.append(f"{name}: privileged")
+        if ctx.get("windowsOptions", {}).get("hostProcess"):
+            problems.append(f"{name}: hostProcess")
+        if any(port.get("hostPort") for port in c.get("ports") or []):
+            problems.append(f"{name}: hostPort")
+        if ctx.get("procMount", "Default") != "Default":
+            problems.append(f"{name}: procMount")
+        if (ctx.get("seLinuxOptions") or {}).get("type", "") not in SELINUX_TYPES:
+            problems.append(f"{name}: seLinuxOptions.type")
+        if (ctx.get("appArmorProfile") or {}).get("type") == "Unconfined":
+            problems.append(f"{name}: AppArmor Unconfined")
+        caps = ctx.get("capabilities") or {}
+        # restricted: only NET_BIND_SERVICE may be added (a subset of baseline's list), ALL must be dropped
+        added = set(caps.get("add") or [])
+        if added - BASELINE_CAPABILITIES or added - {"NET_BIND_SERVICE"}:
+            problems.append(f"{name}: adds capabilities {sorted(added)}")
+        if "ALL" not in (caps.get("drop") or []):
+            problems.append(f"{name}: capabilities do not drop ALL")
+        if ctx.get("allowPrivilegeEscalation") is not False:
+            problems.append(f"{name}: allowPrivilegeEscalation is not false")
+        # runAsNonRoot must be true on the container or, if unset there, on the pod
+        run_as_non_root = ctx.get("runAsNonRoot", pod_ctx.get("runAsNonRoot"))
+        if run_as_non_root is not True:
+            problems.append(f"{name}: runAsNonRoot is not true")
+        if ctx.get("runAsUser", pod_ctx.get("runAsUser")) == 0:
+            problems.append(f"{name}: runAsUser 0")
+        seccomp = (ctx.get("seccompProfile") or pod_ctx.get("seccompProfile") or {}).get("type")
+        if seccomp not in {"RuntimeDefault", "Localhost"}:
+            problems.append(f"{name}: seccompProfile is {seccomp}")
+        # our own rule on top of the standard
+        if ctx.get("readOnlyRootFilesystem") is not True:
+            problems.append(f"{name}: root filesystem is writable")
+    return problems
+
+
+SPECS_FOR_PODS: dict[str, FineTuningJobSpec] = {
+    "cpu-configmap-builtin": spec(),
+    "gpus-pvc-source-pvc-model": spec(
+        baseModel={"name": "llama", "path": "/models/llama", "pvc": "models"},
+        dataset={"source": {"pvc": {"claimName": "logs", "path": "sessions/*.jsonl"}}},
+        resources={
+            "gpus": 8,
+            "cpu": 32,
+            "memory": "256Gi",
+            "nodeSelector": {"gpu": "h100"},
+            "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
+            "priorityClassName": "training",
+        },
+        queueName="team-a",
+    ),
+}
+
+
+def workloads() -> Iterator[tuple[str, Obj]]:
+    for label, s in SPECS_FOR_PODS.items():
+        job = ref(s)
+        yield f"{label}/curation", children.curation_job(job, SETTINGS)
+        yield f"{label}/training", children.training_job(job, SETTINGS)
+
+
+@pytest.mark.parametrize(("where", "workload"), list(workloads()), ids=[w for w, _ in workloads()])
+def test_every_pod_meets_the_restricted_pod_security_standard(where: str, workload: Obj) -> None:
+    pod = pod_spec(workload)
+    assert restricted_violations(pod) == [], where
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert pod["securityContext"]["runAsUser"] == 1000
+    ctx = container(workload)["securityContext"]
+    assert ctx["allowPrivilegeEscalation"] is False
+    assert ctx["capabilities"] == {"drop": ["ALL"]}
+    assert ctx["readOnlyRootFilesystem"] is True
+
+
+WEAKENINGS: dict[str, Callable[[Obj], object]] = {
+    "privileged": lambda p: p["containers"][0]["securityContext"].update(privileged=True),
+    "escalation": lambda p: p["containers"][0]["securityContext"].pop("allowPrivilegeEscalation"),
+    "caps": lambda p: p["containers"][0]["securityContext"]["capabilities"].update(add=["SYS_ADMIN"]),
+    "no-drop": lambda p: p["containers"][0]["securityContext"]["capabilities"].update(drop=[]),
+    "root": lambda p: p["securityContext"].update(runAsNonRoot=False),
+    "no-non-root": lambda p: (
+        p["securityContext"].pop("runAsNonRoot"),
+        p["containers"][0]["securityContext"].pop("runAsNonRoot"),
+    ),
+    "uid0": lambda p: p["containers"][0]["securityContext"].update(runAsUser=0),
+    "seccomp": lambda p: p["securityContext"].pop("seccompProfile"),
+    "unconfined": lambda p: p["securityContext"].update(seccompProfile={"type": "Unconfined"}),
+    "hostPath": lambda p: p["volumes"].append({"name": "h", "hostPath": {"path": "/"}}),
+    "hostNetwork": lambda p: p.update(hostNetwork=True),
+    "hostPort": lambda p: p["containers"][0].update(ports=[{"containerPort": 80, "hostPort": 80}]),
+    "writable-root": lambda p: p["containers"][0]["securityContext"].update(readOnlyRootFilesystem=False),
+    "init-container": lambda p: p.update(initContainers=[{"name": "init", "image": "busybox"}]),
+    "sysctl": lambda p: p["securityContext"].update(sysctls=[{"name": "kernel.msgmax", "value": "1"}]),
+}
+
+
+@pytest.mark.parametrize("weakening", sorted(WEAKENINGS))
+def test_restricted_check_catches_each_weakening(weakening: str) -> None:
+    pod = copy.deepcopy(pod_spec(children.training_job(ref(), SETTINGS)))
+    assert restricted_violations(pod) == []
+    WEAKENINGS[weakening](pod)
+    assert restricted_violations(pod) != []
+
+
+# ------------------------------------------------------------------------------- names, owners, labels
+
+
+def test_children_have_the_contract_names() -> None:
+    kinds_and_names = [(obj["kind"], obj["metadata"]["name"]) for obj in all_children(ref())]
+    assert kinds_and_names == [
+        ("PersistentVolumeClaim", "demo-workspace"),
+        ("ConfigMap", "demo-config"),
+        ("ServiceAccount", "demo-trainer"),
+        ("Role", "demo-trainer"),
+        ("RoleBinding", "demo-trainer"),
+        ("Job", "demo-curate"),
+        ("Job", "demo-train"),
+    ]
+    for obj in all_children(ref()):
+        assert obj["metadata"]["namespace"] == "ml"
+
+
+def test_builders_are_deterministic() -> None:
+    assert all_children(ref()) == all_children(ref())
+    s = SPECS_FOR_PODS["gpus-pvc-source-pvc-model"]
+    assert all_children(ref(s)) == all_children(ref(s))
+    # job.json is serialised identically too (sorted keys), so the immutable ConfigMap never differs.
+    assert children.config_map(ref(s))["data"] == children.config_map(ref(s))["data"]
+
+
+def test_every_child_but_a_retained_workspace_is_owned_by_the_job() -> None:
+    for obj in all_children(ref()):
+        if obj["kind"] == "PersistentVolumeClaim":
+            assert "ownerReferences" not in obj["metadata"]  # storage.retainPolicy defaults to Retain
+        else:
+            assert obj["metadata"]["ownerReferences"] == [OWNER], obj["kind"]
+
+
+def test_workspace_with_retain_policy_retain_has_no_owner() -> None:
+    pvc = children.workspace_pvc(ref(spec(storage={"retainPolicy": "Retain"})))
+    assert "ownerReferences" not in pvc["metadata"]
+
+
+def test_workspace_with_retain_policy_delete_is_owned() -> None:
+    pvc = children.workspace_pvc(ref(spec(storage={"retainPolicy": "Delete"})))
+    assert pvc["metadata"]["ownerReferences"] == [OWNER]
+
+
+def test_workspace_pvc_spec() -> None:
+    assert children.workspace_pvc(ref())["spec"] == {
+        "accessModes": ["ReadWriteOnce"],
+        "resources": {"requests": {"storage": "10Gi"}},
+    }
+    pvc = children.workspace_pvc(ref(spec(storage={"size": "200Gi", "storageClassName": "fast-ssd"})))
+    assert pvc["spec"] == {
+        "accessModes": ["ReadWriteOnce"],
+        "resources": {"requests": {"storage": "200Gi"}},
+        "storageClassName": "fast-ssd",
+    }
+
+
+EXPECTED_COMPONENTS = {
+    "PersistentVolumeClaim": "workspace",
+    "ConfigMap": "config",
+    "ServiceAccount": "trainer-identity",
+    "Role": "trainer-identity",
+    "RoleBinding": "trainer-identity",
+}
+
+
+def test_common_labels_on_every_child_and_pod_template() -> None:
+    for obj in all_children(ref()):
+        name = obj["metadata"]["name"]
+        component = EXPECTED_COMPONENTS.get(obj["kind"]) or ("curation" if name.endswith("curate") else "training")
+        expected = {
+            "app.kubernetes.io/name": "finetuningjob",
+            "app.kubernetes.io/instance": "demo",
+            "app.kubernetes.io/managed-by": "finetune-operator",
+            "app.kubernetes.io/part-of": "finetune-operator",
+            "app.kubernetes.io/component": component,
+            "finetune.dev/job": "demo",
+            "finetune.dev/job-uid": UID,
+        }
+        assert obj["metadata"]["labels"] == expected, name
+        if obj["kind"] == "Job":
+            assert obj["spec"]["template"]["metadata"]["labels"] == expected
+
+
+def test_long_job_names_stay_within_kubernetes_limits_and_unique() -> None:
+    long_a = "a" * 240 + "-first"
+    long_b = "a" * 240 + "-second"
+    objects_a = all_children(ref(name=long_a))
+    objects_b = all_children(ref(name=long_b))
+    for obj in objects_a + objects_b:
+        meta = obj["metadata"]
+        limit = 63 if obj["kind"] == "Job" else 253
+        assert len(meta["name"]) <= limit, obj["kind"]
+        for value in meta["labels"].values():
+            assert len(value) <= 63
+            assert value[0].isalnum() and value[-1].isalnum()
+        if obj["kind"] == "Job":
+            for value in obj["spec"]["template"]["metadata"]["labels"].values():
+                assert len(value) <= 63
+    names_a = {(o["kind"], o["metadata"]["name"]) for o in objects_a}
+    names_b = {(o["kind"], o["metadata"]["name"]) for o in objects_b}
+    assert not names_a & names_b
+    assert (
+        objects_a[0]["metadata"]["labels"]["finetune.dev/job"] != objects_b[0]["metadata"]["labels"]["finetune.dev/job"]
+    )
+    # The pods find their (bounded) identity, workspace and config by the same names.
+    training = objects_a[-1]
+    volumes = by_name(pod_spec(training)["volumes"])
+    assert pod_spec(training)["serviceAccountName"] == objects_a[2]["metadata"]["name"]
+    assert volumes["workspace"]["persistentVolumeClaim"]["claimName"] == objects_a[0]["metadata"]["name"]
+    assert volumes["config"]["configMap"]["name"] == objects_a[1]["metadata"]["name"]
+    binding = objects_a[4]
+    assert binding["roleRef"]["name"] == objects_a[3]["metadata"]["name"]
+    assert binding["subjects"][0]["name"] == objects_a[2]["metadata"]["name"]
+
+
+# -------------------------------------------------------------------------------------- trainer identity
+
+
+def test_role_grants_only_get_and_patch_on_this_jobs_status() -> None:
+    role = children.trainer_role(ref())
+    assert role["apiVersion"] == "rbac.authorization.k8s.io/v1"
+    assert role["rules"] == [
+        {
+            "apiGroups": ["finetune.dev"],
+            "resources": ["finetuningjobs/status"],
+            "resourceNames": ["demo"],
+            "verbs": ["get", "patch"],
+        }
+    ]
+
+
+def test_role_binding_binds_the_trainer_service_account() -> None:
+    binding = children.trainer_role_binding(ref())
+    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "demo-trainer"}
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "demo-trainer", "namespace": "ml"}]
+    sa = children.trainer_service_account(ref())
+    assert sa["apiVersion"] == "v1"
+    assert set(sa) == {"apiVersion", "kind", "metadata"}  # no secrets, no image pull secrets
+
+
+def test_only_the_training_pod_gets_a_service_account_token() -> None:
+    curation = pod_spec(children.curation_job(ref(), SETTINGS))
+    training = pod_spec(children.training_job(ref(), SETTINGS))
+    assert curation["automountServiceAccountToken"] is False
+    assert "serviceAccountName" not in curation
+    assert training["serviceAccountName"] == "demo-trainer"
+    assert training.get("automountServiceAccountToken", True) is True
+
+
+# ---------------------------------------------------------------------------------------------- job.json
+
+
+def config_of(job: children.JobRef) -> Obj:
+    cm = children.config_map(job)
+    assert set(cm["data"]) == {"job.json"}
+    return json.loads(cm["data"]["job.json"])  # type: ignore[no-any-return]
+
+
+def test_config_map_is_immutable_and_holds_job_json() -> None:
+    cm = children.config_map(ref())
+    assert cm["immutable"] is True
+    assert cm["apiVersion"] == "v1"
+    config = config_of(ref())
+    assert config["apiVersion"] == "finetune.dev/v1alpha1"
+    assert config["job"] == {"name": "demo", "namespace": "ml", "uid": UID}
+
+
+def test_job_json_spec_has_every_default_applied() -> None:
+    assert config_of(ref())["spec"] == {
+        "baseModel": {"name": "tiny", "builtin": "tiny-gpt"},
+        "dataset": {
+            "source": {"configMap": {"name": "sessions", "key": "sessions.jsonl"}},
+            "curation": {"minSuccessRate": 0.9, "dedup": True, "evalFraction": 0.05},
+        },
+        "training": {"method": "lora", "epochs": 3, "precision": "auto"},
+        "resources": {"gpus": 0, "gpuResourceName": "nvidia.com/gpu"},
+        "evaluation": {},
+        "output": {"modelName": "support-bot", "bump": "patch"},
+        "storage": {"size": "10Gi", "retainPolicy": "Retain"},
+        "runPolicy": {"backoffLimit": 2},
+        "cancel": False,
+    }
+
+
+def test_job_json_paths_for_a_configmap_source_and_builtin_model() -> None:
+    assert config_of(ref())["paths"] == {
+        "workspace": "/workspace",
+        "sourceGlob": "/mnt/source/sessions.jsonl",
+        "baseModel": None,
+    }
+
+
+def test_job_json_paths_for_a_pvc_source_and_pvc_base_model() -> None:
+    s = spec(
+        baseModel={"name": "llama-3-8b", "path": "/llama-3-8b", "pvc": "models"},
+        dataset={"source": {"pvc": {"claimName": "logs", "path": "/sessions/*.jsonl"}}},
+    )
+    assert config_of(ref(s))["paths"] == {
+        "workspace": "/workspace",
+        "sourceGlob": "/mnt/source/sessions/*.jsonl",
+        "baseModel": "/mnt/base-model/llama-3-8b",
+    }
+
+
+def test_job_json_base_model_path_inside_the_image() -> None:
+    s = spec(baseModel={"name": "llama", "path": "/opt/models/llama"})
+    assert config_of(ref(s))["paths"]["baseModel"] == "/opt/models/llama"
+
+
+# -------------------------------------------------------------------------------------------- curation
+
+
+def test_curation_job() -> None:
+    job = children.curation_job(ref(), SETTINGS)
+    assert job["apiVersion"] == "batch/v1"
+    assert job["spec"]["backoffLimit"] == 1
+    assert job["spec"]["podFailurePolicy"] == {
+        "rules": [
+            {"action": "FailJob", "onExitCodes": {"operator": "In", "values": [10, 11, 12]}},
+            {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]},
+        ]
+    }
+    assert "suspend" not in job["spec"]
+    pod = pod_spec(job)
+    assert pod["restartPolicy"] == "Never"
+    c = container(job)
+    assert c["name"] == "curate"
+    assert c["image"] == "registry.local/trainer:9.9"
+    assert c["command"] == ["python3", "-m", "finetune_trainer.curate"]
+    assert c["terminationMessagePath"] == "/dev/termination-log"
+    assert c["terminationMessagePolicy"] == "File"
+    assert c["resources"] == {"requests": {"cpu": "500m", "memory": "512Mi"}, "limits": {"memory": "2Gi"}}
+    env = {e["name"]: e["value"] for e in c["env"]}
+    assert env["FINETUNE_CONFIG"] == "/etc/finetune/job.json"
+    assert env["FINETUNE_TERMINATION_LOG"] == "/dev/termination-log"
+
+
+def test_curation_never_asks_for_gpus() -> None:
+    job = children.curation_job(ref(SPECS_FOR_PODS["gpus-pvc-source-pvc-model"]), SETTINGS)
+    resources = container(job)["resources"]
+    assert all("gpu" not in key for part in resources.values() for key in part)
+    # Kueue only gates the training Job; curation is never suspended.
+    assert "suspend" not in job["spec"]
+    assert children.KUEUE_QUEUE_LABEL not in job["metadata"]["labels"]
+
+
+def test_curation_mounts_a_configmap_source() -> None:
+    job = children.curation_job(ref(), SETTINGS)
+    volumes = by_name(pod_spec(job)["volumes"])
+    assert volumes["source"] == {
+        "name": "source",
+        "configMap": {"name": "sessions", "items": [{"key": "sessions.jsonl", "path": "sessions.jsonl"}]},
+    }
+    assert volumes["workspace"]["persistentVolumeClaim"] == {"claimName": "demo-workspace"}
+    assert volumes["config"]["configMap"] == {"name": "demo-config"}
+    mounts = by_name(container(job)["volumeMounts"])
+    assert mounts["source"] == {"name": "source", "mountPath": "/mnt/source", "readOnly": True}
+    assert mounts["workspace"] == {"name": "workspace", "mountPath": "/workspace"}
+    assert mounts["config"] == {"name": "config", "mountPath": "/etc/finetune", "readOnly": True}
+    assert mounts["tmp"]["mountPath"] == "/tmp"  # a read-only root needs a writable /tmp
+    assert "base-model" not in volumes
+
+
+def test_curation_mounts_a_pvc_source_read_only() -> None:
+    s = spec(dataset={"source": {"pvc": {"claimName": "logs", "path": "sessions/*.jsonl"}}})
+    volumes = by_name(pod_spec(children.curation_job(ref(s), SETTINGS))["volumes"])
+    assert volumes["source"] == {"name": "source", "persistentVolumeClaim": {"claimName": "logs", "readOnly": True}}
+
+
+def test_trainer_image_override_applies_to_both_jobs() -> None:
+    job = ref(spec(trainerImage="my.registry/trainer@sha256:" + "a" * 64))
+    for workload in (children.curation_job(job, SETTINGS), children.training_job(job, SETTINGS)):
+        assert container(workload)["image"] == "my.registry/trainer@sha256:" + "a" * 64
+
+
+# -------------------------------------------------------------------------------------------- training
+
+
+def test_training_job_defaults() -> None:
+    job = children.training_job(ref(), SETTINGS)
+    assert job["apiVersion"] == "batch/v1"
+    assert job["kind"] == "Job"
+    job_spec = job["spec"]
+    assert job_spec["backoffLimit"] == 2
+    assert "activeDeadlineSeconds" not in job_spec
+    assert "suspend" not in job_spec
+    assert children.KUEUE_QUEUE_LABEL not in job["metadata"]["labels"]
+    pod = pod_spec(job)
+    assert pod["restartPolicy"] == "Never"
+    assert pod["terminationGracePeriodSeconds"] == 77
+    for absent in ("nodeSelector", "tolerations", "priorityClassName"):
+        assert absent not in pod
+    c = container(job)
+    assert c["name"] == "train"
+    assert c["image"] == "registry.local/trainer:9.9"
+    assert c["command"] == ["python3", "-m", "finetune_trainer.train"]
+    assert c["terminationMessagePath"] == "/dev/termination-log"
+    assert c["resources"] == {}  # gpus 0, no cpu or memory set
+    env = {e["name"]: e["value"] for e in c["env"]}
+    assert env["FINETUNE_CONFIG"] == "/etc/finetune/job.json"
+    assert env["FINETUNE_TERMINATION_LOG"] == c["terminationMessagePath"]
+    # The source is curation's input only; the builtin model needs no volume.
+    assert set(by_name(pod["volumes"])) == {"workspace", "config", "tmp"}
+
+
+def test_training_pod_failure_policy() -> None:
+    job = children.training_job(ref(), SETTINGS)
+    assert job["spec"]["podFailurePolicy"] == {
+        "rules": [
+            {"action": "FailJob", "onExitCodes": {"containerName": "train", "operator": "In", "values": [10, 11, 12]}},
+            {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]},
+        ]
+    }
+
+
+def test_default_settings_image_and_grace_period() -> None:
+    job = children.training_job(ref(), Settings())
+    assert container(job)["image"] == "ghcr.io/finetune-operator/trainer:0.1.0"
+    assert container(job)["command"][0] == "python"
+    assert pod_spec(job)["terminationGracePeriodSeconds"] == 120
+
+
+@pytest.mark.parametrize(
+    ("resources", "expected"),
+    [
+        ({"gpus": 0}, {}),
+        ({"gpus": 1}, {"limits": {"nvidia.com/gpu": "1"}}),
+        ({"gpus": 4, "gpuResourceName": "amd.com/gpu"}, {"limits": {"amd.com/gpu": "4"}}),
+        ({"gpus": 0, "cpu": 2}, {"limits": {"cpu": "2"}, "requests": {"cpu": "2"}}),
+        ({"gpus": 0, "memory": "8Gi"}, {"limits": {"memory": "8Gi"}, "requests": {"memory": "8Gi"}}),
+        (
+            {"gpus": 2, "cpu": "1500m", "memory": "64Gi"},
+            {
+                "limits": {"nvidia.com/gpu": "2", "cpu": "1500m", "memory": "64Gi"},
+                "requests": {"cpu": "1500m", "memory": "64Gi"},
+            },
+        ),
+    ],
+)
+def test_training_resources(resources: Obj, expected: Obj) -> None:
+    job = children.training_job(ref(spec(resources=resources)), SETTINGS)
+    assert container(job)["resources"] == expected
+
+
+def test_gpus_default_to_one() -> None:
+    wire = spec().to_wire()
+    del wire["resources"]
+    job = children.training_job(ref(FineTuningJobSpec.model_validate(wire)), SETTINGS)
+    assert container(job)["resources"] == {"limits": {"nvidia.com/gpu": "1"}}
+
+
+@pytest.mark.parametrize(("gpus", "has_shm"), [(0, False), (1, False), (2, True), (8, True)])
+def test_dev_shm_only_for_more_than_one_gpu(gpus: int, has_shm: bool) -> None:
+    job = children.training_job(ref(spec(resources={"gpus": gpus})), SETTINGS)
+    volumes = by_name(pod_spec(job)["volumes"])
+    mounts = by_name(container(job)["volumeMounts"])
+    assert ("dshm" in volumes) is has_shm
+    assert ("dshm" in mounts) is has_shm
+    if has_shm:
+        assert volumes["dshm"] == {"name": "dshm", "emptyDir": {"medium": "Memory"}}
+        assert mounts["dshm"] == {"name": "dshm", "mountPath": "/dev/shm"}
+
+
+def test_training_placement() -> None:
+    s = spec(
+        resources={
+            "gpus": 1,
+            "nodeSelector": {"gpu": "h100", "zone": "a"},
+            "tolerations": [
+                {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"},
+                {"key": "spot", "operator": "Equal", "value": "yes", "effect": "NoExecute", "tolerationSeconds": 30},
+            ],
+            "priorityClassName": "high",
+        }
+    )
+    pod = pod_spec(children.training_job(ref(s), SETTINGS))
+    assert pod["nodeSelector"] == {"gpu": "h100", "zone": "a"}
+    assert pod["tolerations"] == [
+        {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"},
+        {"key": "spot", "operator": "Equal", "value": "yes", "effect": "NoExecute", "tolerationSeconds": 30},
+    ]
+    assert pod["priorityClassName"] == "high"
+
+
+def test_run_policy() -> None:
+    s = spec(runPolicy={"backoffLimit": 5, "activeDeadlineSeconds": 3600})
+    job = children.training_job(ref(s), SETTINGS)
+    assert job["spec"]["backoffLimit"] == 5
+    assert job["spec"]["activeDeadlineSeconds"] == 3600
+    zero = children.training_job(ref(spec(runPolicy={"backoffLimit": 0})), SETTINGS)
+    assert zero["spec"]["backoffLimit"] == 0
+
+
+def test_kueue_label_and_suspend_only_with_a_queue_name() -> None:
+    queued = children.training_job(ref(spec(queueName="team-a")), SETTINGS)
+    assert queued["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "team-a"
+    assert queued["spec"]["suspend"] is True
+    # The queue label goes on the Job (Kueue's integration), not on the pod template.
+    assert "kueue.x-k8s.io/queue-name" not in queued["spec"]["template"]["metadata"]["labels"]
+    plain = children.training_job(ref(), SETTINGS)
+    assert "kueue.x-k8s.io/queue-name" not in plain["metadata"]["labels"]
+    assert "suspend" not in plain["spec"]
+
+
+def test_training_mounts_a_base_model_pvc_read_only() -> None:
+    s = spec(baseModel={"name": "llama", "path": "llama-3-8b", "pvc": "models"})
+    job = children.training_job(ref(s), SETTINGS)
+    volumes = by_name(pod_spec(job)["volumes"])
+    mounts = by_name(container(job)["volumeMounts"])
+    assert volumes["base-model"] == {
+        "name": "base-model",
+        "persistentVolumeClaim": {"claimName": "models", "readOnly": True},
+    }
+    assert mounts["base-model"] == {"name": "base-model", "mountPath": "/mnt/base-model", "readOnly": True}
+    assert "source" not in volumes
+
+
+def test_builders_do_not_mutate_or_share_the_spec() -> None:
+    s = SPECS_FOR_PODS["gpus-pvc-source-pvc-model"]
+    before = s.model_dump()
+    first = children.training_job(ref(s), SETTINGS)
+    pod_spec(first)["nodeSelector"]["gpu"] = "changed"
+    pod_spec(first)["tolerations"].clear()
+    second = children.training_job(ref(s), SETTINGS)
+    assert pod_spec(second)["nodeSelector"] == {"gpu": "h100"}
+    assert len(pod_spec(second)["tolerations"]) == 1
+    assert s.model_dump() == before
+
+
+def test_children_are_json_serialisable() -> None:
+    for obj in all_children(ref(SPECS_FOR_PODS["gpus-pvc-source-pvc-model"])):
+        assert json.loads(json.dumps(obj)) == obj
+
+
+def test_label_selector_value_matches_naming() -> None:
+    # The operator finds children by these labels; they must equal what naming.labels produces.
+    job = children.training_job(ref(), SETTINGS)
+    assert job["metadata"]["labels"][naming.LABEL_JOB] == "demo"
+    assert job["metadata"]["labels"][naming.LABEL_JOB_UID] == UID
