@@ -172,7 +172,7 @@ def stages() -> list[dict[str, Any]]:
     ]
     timed = [*running, {"key": _annotation(RUN_FOR), "operator": "Exists"}]
     run_for_delay = {"durationMilliseconds": 0, "durationFrom": {"expressionFrom": _annotation(RUN_FOR)}}
-    exit_code = f'{{{{ index .metadata.annotations "{EXIT_CODE}" }}}}'
+    exit_code = f'{{{{ index $.metadata.annotations "{EXIT_CODE}" }}}}'
     return [
         _stage(
             "node-initialize",
