@@ -45,7 +45,7 @@ def parse_args(argv: list[str], defaults: Settings) -> Settings:
     )
 
 
-def configure_kopf(settings: Settings) -> None:
+def configure_kopf(operator_settings: Settings) -> None:
     @kopf.on.startup()
     async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
         # Fixed on day one: renaming them later would make existing objects look unhandled.
@@ -60,6 +60,13 @@ def configure_kopf(settings: Settings) -> None:
         settings.watching.inactivity_timeout = 600
         settings.networking.request_timeout = 60
         settings.execution.max_workers = 16
+        # Replicas share one peering object; distinct random priorities elect exactly one active replica
+        # (equal priorities would pause them all). Without the peering CRDs (a laptop, the tests) the
+        # operator runs standalone.
+        settings.peering.name = operator_settings.peering
+        settings.peering.clusterwide = not operator_settings.namespaces
+        settings.peering.mandatory = False
+        settings.peering.priority = random.SystemRandom().randint(1, 2**31 - 1)
         memo.sweeper = asyncio.create_task(handlers.sweep_forever(handlers._runtime()))
 
     @kopf.on.cleanup()
@@ -76,19 +83,17 @@ def main(argv: list[str] | None = None) -> int:
         log_format=kopf.LogFormat.JSON if settings.log_format == "json" else kopf.LogFormat.PLAIN,
     )
     logging.getLogger().setLevel(settings.log_level)
+    if settings.log_level != "DEBUG":
+        # Kopf logs every successful handler call at INFO: one line per watch event.
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     handlers.install(handlers.Runtime(Reconciler(Kube(load_config()), settings), settings))
     configure_kopf(settings)
     if settings.metrics_port:
         start_http_server(settings.metrics_port)
-    # Replicas share one peering; distinct random priorities elect exactly one active replica
-    # (equal priorities would pause them all).
-    priority = random.SystemRandom().randint(1, 2**31 - 1)
     kopf.run(
         clusterwide=not settings.namespaces,
         namespaces=settings.namespaces,
         liveness_endpoint=f"http://0.0.0.0:{settings.health_port}/healthz" if settings.health_port else None,
-        peering_name=settings.peering,
-        priority=priority,
     )
     return 0
 

@@ -68,9 +68,7 @@ KINDS = (
         status=FineTuningJobStatus,
         columns=[
             _column("Phase", ".status.phase", "string"),
-            _column(
-                "Progress", ".status.progress.percent", "integer", description="Percent of training steps"
-            ),
+            _column("Progress", ".status.progress.percent", "integer", description="Percent of training steps"),
             _column("Loss", ".status.metrics.trainLoss", "number"),
             _column("Eval-Loss", ".status.metrics.evalLoss", "number"),
             _column("Model", ".status.model.version", "string"),

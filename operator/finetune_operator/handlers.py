@@ -65,6 +65,9 @@ class Runtime:
         self.reconciler = reconciler
         self.settings = settings
         self.jobs: dict[str, JobSummary] = {}  # uid -> latest summary, for the sweep and the phase gauge
+        # The job as our own last status write returned it: newer than the watch index until the watch
+        # event arrives, so a burst of events does not recompute (and re-post) the same transition.
+        self.written: dict[str, Mapping[str, Any]] = {}
         self._running: dict[str, asyncio.Event] = {}
         self._dirty: set[str] = set()
 
@@ -155,11 +158,21 @@ def _values(index: kopf.Index[Any, Any], key: Any) -> list[Any]:
         return []
 
 
+def _resource_version(body: Mapping[str, Any] | None) -> int:
+    try:
+        return int((body or {}).get("metadata", {}).get("resourceVersion") or 0)
+    except ValueError:
+        return 0
+
+
 def view_from_indexes(uid: str, indexes: Mapping[str, Any]) -> JobView | None:
     bodies = _values(indexes["ftj_by_uid"], uid)
     if not bodies:
         return None
     body = bodies[-1]
+    written = _runtime().written.get(uid)
+    if written is not None and _resource_version(written) > _resource_version(body):
+        body = written
     view = JobView(body=body)
     for workload in _values(indexes["workloads_by_uid"], uid):
         view.workloads[_component(workload)] = workload
@@ -225,6 +238,8 @@ async def _reconcile(uid: str, make_view: Callable[[], JobView | None], fresh: b
                 metrics.RECONCILE_ERRORS.inc()
                 log.exception("reconciling %s/%s failed; the next event retries", view.namespace, view.name)
                 return
+        if outcome.written is not None:
+            runtime.written[uid] = _plain(outcome.written)
         _report(view, outcome)
 
     await runtime.run_once_at_a_time(uid, once)
@@ -256,6 +271,7 @@ async def job_event(type: str, uid: str, body: kopf.Body, **kwargs: Any) -> None
     runtime = _runtime()
     if type == "DELETED":
         runtime.jobs.pop(uid, None)
+        runtime.written.pop(uid, None)
         return
     runtime.jobs[uid] = JobSummary.of(body)
     await _reconcile(uid, lambda: view_from_indexes(uid, kwargs))

@@ -120,13 +120,19 @@ class Kube:
             if error.status != 404:
                 raise
 
-    def patch_status(self, kind: str, namespace: str, name: str, status: Mapping[str, Any]) -> Obj:
-        return self._request(
-            "PATCH",
-            self.path(kind, namespace, name, "status"),
-            body={"status": dict(status)},
-            content_type="application/merge-patch+json",
-        )
+    def patch_status(self, kind: str, namespace: str, name: str, status: Mapping[str, Any]) -> Obj | None:
+        """Merge-patch the status subresource; None when the object is gone (deleted meanwhile)."""
+        try:
+            return self._request(
+                "PATCH",
+                self.path(kind, namespace, name, "status"),
+                body={"status": dict(status)},
+                content_type="application/merge-patch+json",
+            )
+        except ApiError as error:
+            if error.status == 404:
+                return None
+            raise
 
 
 def _message(body: Any) -> str:

@@ -105,6 +105,7 @@ class Outcome:
     events: list[Event] = field(default_factory=list)
     created: list[str] = field(default_factory=list)
     registered: bool = False
+    written: Mapping[str, Any] | None = None  # the job as the API server returned it after our status write
 
 
 class Reconciler:
@@ -208,7 +209,7 @@ class Reconciler:
             message = f"{previous or 'New'} -> {decision.phase.value}: {decision.message}".rstrip(": ")
             outcome.events.append(Event(kind, decision.reason or decision.phase.value, message))
         if outcome.patch:
-            self.kube.patch_status("FineTuningJob", view.namespace, view.name, outcome.patch)
+            outcome.written = self.kube.patch_status("FineTuningJob", view.namespace, view.name, outcome.patch)
         return outcome
 
     def _invalid_spec(self, view: JobView, error: ValidationError, now: str) -> Outcome:
