@@ -111,9 +111,9 @@ patches:
                   - name: FTO_TRAINER_IMAGE
                     value: $TRAINER_IMAGE
 EOF
-# CRDs first: the ClusterKopfPeering in the same apply needs its CRD established (docs/install.md).
-k apply --server-side -k "$OVERLAY" -l app.kubernetes.io/component=crd
-k wait --for=condition=Established --timeout=60s crd -l app.kubernetes.io/part-of=finetune-operator
+# CRDs first: the ClusterKopfPeering in the overlay needs its CRD served (docs/install.md).
+k apply --server-side -k "$ROOT/manifests/crds"
+k wait --for=condition=Established --timeout=60s crd -l app.kubernetes.io/part-of=finetune-operator,app.kubernetes.io/component=crd
 k apply --server-side -k "$OVERLAY"
 k rollout status deployment/finetune-operator -n finetune-system --timeout=300s
 

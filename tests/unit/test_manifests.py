@@ -353,9 +353,13 @@ def test_user_roles_aggregate_into_builtin_roles(rendered: dict[str, list[Obj]])
     }
 
 
-def test_crds_are_labelled_for_a_first_install(rendered: dict[str, list[Obj]]) -> None:
-    # docs/install.md applies `-l app.kubernetes.io/component=crd` first; a CRD without it would be missed.
-    for obj in rendered["base"]:
+def test_crds_install_on_their_own_and_are_labelled(rendered: dict[str, list[Obj]]) -> None:
+    # docs/install.md applies manifests/crds first and waits for CRDs by label; uninstall keeps them by label.
+    crds = render(MANIFESTS / "crds")
+    assert {o["kind"] for o in crds} == {"CustomResourceDefinition"}
+    in_base = [o for o in rendered["base"] if o["kind"] == "CustomResourceDefinition"]
+    assert sorted(o["metadata"]["name"] for o in crds) == sorted(o["metadata"]["name"] for o in in_base)
+    for obj in rendered["base"] + crds:
         labels = obj["metadata"].get("labels", {})
         is_crd = obj["kind"] == "CustomResourceDefinition"
         assert (labels.get("app.kubernetes.io/component") == "crd") == is_crd, obj["metadata"]["name"]

