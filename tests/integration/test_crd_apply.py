@@ -14,11 +14,13 @@ import copy
 import json
 import uuid
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import yaml
+from kubernetes import client
 
+from finetune_operator import crdgen
 from finetune_operator.api import FineTuningJobSpec
 
 pytestmark = pytest.mark.integration
@@ -123,6 +125,8 @@ INVALID: list[tuple[str, tuple[str, Any], str]] = [
     ("retainPolicy-enum", ("storage.retainPolicy", "Keep"), "spec.storage.retainPolicy"),
     ("backoffLimit-max", ("runPolicy.backoffLimit", 21), "spec.runPolicy.backoffLimit"),
     ("queueName-dns", ("queueName", "GPU"), "spec.queueName"),
+    ("podLabel-value-long", ("podMetadata.labels", {"team": "t" * 64}), "spec.podMetadata.labels.team"),
+    ("podAnnotations-too-many", ("podMetadata.annotations", {f"k{i}": "" for i in range(65)}), "spec.podMetadata"),
     ("cel-path-and-builtin", ("baseModel.path", "/m"), "spec.baseModel"),
     ("cel-no-model-source", ("baseModel.builtin", DELETE), "spec.baseModel"),
     ("cel-pvc-without-path", ("baseModel.pvc", "models"), "spec.baseModel.pvc"),
@@ -236,29 +240,53 @@ FULL_STATUS: dict[str, Any] = {
 
 
 def test_every_status_field_survives_a_status_patch(kubectl: Kubectl, ns: str) -> None:
-    """Undeclared status fields would be pruned silently; the status subresource keeps spec out of reach."""
+    """Undeclared status fields would be pruned silently; the status subresource keeps spec out of reach.
+
+    The patch's response is the object as stored by that very write, so an operator reconciling the same
+    cluster (other test sessions run one) cannot race this check.
+    """
     kubectl("apply", "--server-side", "-n", ns, "-f", "-", stdin=_job("status", MINIMAL))
     patch = json.dumps({"status": FULL_STATUS, "spec": {"cancel": True}})
-    kubectl("patch", "ftj", "status", "-n", ns, "--subresource=status", "--type=merge", "-p", patch)
-    stored = json.loads(kubectl("get", "ftj", "-n", ns, "status", "-o", "json"))
+    response = kubectl(
+        "patch", "ftj", "status", "-n", ns, "--subresource=status", "--type=merge", "-p", patch, "-o", "json"
+    )
+    stored = json.loads(response)
     assert stored["status"] == FULL_STATUS
     assert stored["spec"]["cancel"] is False
-    wide = kubectl("get", "ftj", "-n", ns, "status", "-o", "wide").splitlines()
-    assert wide[0].split() == [
-        "NAME",
-        "PHASE",
-        "PROGRESS",
-        "LOSS",
-        "EVAL-LOSS",
-        "MODEL",
-        "AGE",
-        "BASE",
-        "GPUS",
-        "REASON",
-    ]
-    row = wide[1].split()
-    assert row[:6] == ["status", "Running", "33", "2.3", "2.5", "0.0.1"]
-    assert row[7:] == ["tiny", "1", "Training"]
+
+
+def _json_path(obj: Any, path: str) -> Any:
+    for key in path.lstrip(".").split("."):
+        obj = obj.get(key) if isinstance(obj, dict) else None
+    return obj
+
+
+def test_printer_columns_show_their_json_paths(kube: client.ApiClient, kubectl: Kubectl, ns: str) -> None:
+    """Each cell of `kubectl get` is the value at its column's jsonPath in the same (Table) response."""
+    kubectl("apply", "--server-side", "-n", ns, "-f", "-", stdin=_job("columns", _with(MINIMAL, ("resources.gpus", 2))))
+    status = json.dumps({"status": FULL_STATUS})
+    kubectl("patch", "ftj", "columns", "-n", ns, "--subresource=status", "--type=merge", "-p", status)
+    request = kube.param_serialize(
+        "GET",
+        f"/apis/finetune.dev/v1alpha1/namespaces/{ns}/finetuningjobs/columns",
+        query_params=[("includeObject", "Object")],
+        header_params={"Accept": "application/json;as=Table;v=v1;g=meta.k8s.io"},
+        auth_settings=["BearerToken"],
+    )
+    method, url, headers = request[:3]
+    response = kube.call_api(method, url, header_params=headers)
+    response.read()  # type: ignore[no-untyped-call]  # fills response.data
+    table = json.loads(cast(bytes, response.data))
+    columns = [column["name"] for column in table["columnDefinitions"]]
+    assert columns == ["Name", "Phase", "Progress", "Loss", "Eval-Loss", "Model", "Age", "Base", "GPUs", "Reason"]
+    [row] = table["rows"]
+    crd = crdgen.crd(crdgen.KINDS[0])
+    paths = {c["name"]: c["jsonPath"] for c in crd["spec"]["versions"][0]["additionalPrinterColumns"]}
+    cells = dict(zip(columns, row["cells"], strict=True))
+    for name, path in paths.items():
+        if name != "Age":
+            assert cells[name] == _json_path(row["object"], path), name
+    assert (cells["Base"], cells["GPUs"]) == ("tiny", 2)
 
 
 MODEL_VERSION: dict[str, Any] = {

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import re
 from pathlib import Path
 from typing import Any
 
@@ -191,9 +192,7 @@ def test_printer_columns() -> None:
 @pytest.mark.parametrize("kind", CRDS)
 def test_schema_is_structural(kind: str) -> None:
     for path, node, _ in walk(_schema(kind)):
-        assert not {"$ref", "$defs", "title", "nullable", "const", "oneOf", "allOf", "not"} & node.keys(), (
-            path
-        )
+        assert not {"$ref", "$defs", "title", "nullable", "const", "oneOf", "allOf", "not"} & node.keys(), path
         if node.get("x-kubernetes-int-or-string"):
             assert "type" not in node and node["anyOf"] == [{"type": "integer"}, {"type": "string"}], path
         else:
@@ -330,6 +329,7 @@ VALID = {
         ("queueName", "gpu-queue"),
         ("cancel", True),
         ("trainerImage", "registry.example/trainer:1"),
+        ("podMetadata", {"labels": {"team": "ml"}, "annotations": {"note": "n" * 4096}}),
     ),
 }
 
@@ -443,6 +443,8 @@ INVALID: list[tuple[str, tuple[str, Any], str]] = [
     ("toleration-operator", ("resources.tolerations", [{"operator": "In"}]), ".tolerations[0].operator"),
     ("toleration-effect", ("resources.tolerations", [{"effect": "NoRun"}]), ".tolerations[0].effect"),
     ("toleration-unknown", ("resources.tolerations", [{"keys": "k"}]), "keys"),
+    ("toleration-key-long", ("resources.tolerations", [{"key": "k" * 318}]), ".tolerations[0].key"),
+    ("toleration-value-long", ("resources.tolerations", [{"value": "v" * 64}]), ".tolerations[0].value"),
     ("priorityClassName-dns", ("resources.priorityClassName", "High"), ".resources.priorityClassName"),
     ("maxEvalLoss-exclusive-min", ("evaluation.maxEvalLoss", 0), ".evaluation.maxEvalLoss"),
     ("modelName-dns", ("output.modelName", "Chat"), ".output.modelName"),
@@ -464,21 +466,22 @@ INVALID: list[tuple[str, tuple[str, Any], str]] = [
     ("queueName-dns", ("queueName", "GPU"), ".spec.queueName"),
     ("cancel-type", ("cancel", "maybe"), ".spec.cancel"),
     ("trainerImage-empty", ("trainerImage", ""), ".spec.trainerImage"),
+    ("podLabels-too-many", ("podMetadata.labels", {f"k{i}": "v" for i in range(65)}), ".podMetadata.labels"),
+    ("podLabel-value-long", ("podMetadata.labels", {"team": "t" * 64}), ".podMetadata.labels.team"),
+    ("podAnnotations-too-many", ("podMetadata.annotations", {f"k{i}": "" for i in range(65)}), ".annotations"),
+    ("podAnnotation-long", ("podMetadata.annotations", {"note": "n" * 4097}), ".podMetadata.annotations.note"),
+    ("podMetadata-unknown", ("podMetadata.finalizers", ["x"]), "finalizers"),
 ]
 
 
-@pytest.mark.parametrize(
-    ("change", "field"), [case[1:] for case in INVALID], ids=[case[0] for case in INVALID]
-)
+@pytest.mark.parametrize(("change", "field"), [case[1:] for case in INVALID], ids=[case[0] for case in INVALID])
 def test_invalid_specs_are_rejected_by_the_crd(change: tuple[str, Any], field: str) -> None:
     errors = admission_errors(_schema("FineTuningJob"), {"spec": _with(MINIMAL, change)})
     assert errors, "accepted"
     assert any(field in error for error in errors), errors
 
 
-@pytest.mark.parametrize(
-    ("change", "field"), [case[1:] for case in INVALID], ids=[case[0] for case in INVALID]
-)
+@pytest.mark.parametrize(("change", "field"), [case[1:] for case in INVALID], ids=[case[0] for case in INVALID])
 def test_invalid_specs_are_rejected_by_the_models(change: tuple[str, Any], field: str) -> None:
     with pytest.raises(pydantic.ValidationError):
         FineTuningJobSpec.model_validate(_with(MINIMAL, change))
@@ -566,9 +569,7 @@ def test_valid_model_version() -> None:
     assert stored == ModelVersionSpec.model_validate(MODEL_VERSION).to_wire()
 
 
-@pytest.mark.parametrize(
-    ("change", "field"), [case[1:] for case in MV_INVALID], ids=[case[0] for case in MV_INVALID]
-)
+@pytest.mark.parametrize(("change", "field"), [case[1:] for case in MV_INVALID], ids=[case[0] for case in MV_INVALID])
 def test_invalid_model_versions(change: tuple[str, Any], field: str) -> None:
     errors = admission_errors(_schema("ModelVersion"), {"spec": _with(MODEL_VERSION, change)})
     assert any(field in error for error in errors), errors
@@ -576,12 +577,47 @@ def test_invalid_model_versions(change: tuple[str, Any], field: str) -> None:
         ModelVersionSpec.model_validate(_with(MODEL_VERSION, change))
 
 
-@pytest.mark.parametrize(
-    ("change", "allowed"), [(("metrics", {"evalLoss": 1.0}), False), (("version", "1.0.0"), True)]
-)
+@pytest.mark.parametrize(("change", "allowed"), [(("metrics", {"evalLoss": 1.0}), False), (("version", "1.0.0"), True)])
 def test_model_version_is_immutable(change: tuple[str, Any], allowed: bool) -> None:
     old = {"spec": MODEL_VERSION}
     errors = admission_errors(_schema("ModelVersion"), {"spec": _with(MODEL_VERSION, change)}, old)
     assert (errors == []) == allowed, errors
     if not allowed:
         assert errors[0].startswith(".spec: a ModelVersion is immutable")
+
+
+# ------------------------------------------------------------------------------------------- coverage
+
+_CHECKS = ("minimum", "maximum", "minLength", "maxLength", "minItems", "maxItems", "maxProperties", "enum", "pattern")
+
+
+def _error_paths(spec: dict[str, Any]) -> set[str]:
+    paths = set()
+    for error in admission_errors(_schema("FineTuningJob"), {"spec": spec}):
+        path, message = error.split(": ", 1)
+        if message.endswith("is a required property"):
+            path += "." + message.split("'")[1]
+        paths.add(path)
+    return paths
+
+
+def test_every_bound_required_field_and_rule_has_an_invalid_case() -> None:
+    """A new bound, enum, pattern, required field or CEL rule in the models needs one more line in INVALID."""
+    covered = set().union(*(_error_paths(_with(MINIMAL, change)) for _, change, _ in INVALID))
+    messages = "\n".join(
+        error
+        for _, change, _ in INVALID
+        for error in admission_errors(_schema("FineTuningJob"), {"spec": _with(MINIMAL, change)})
+    )
+    spec = _schema("FineTuningJob")["properties"]["spec"]
+    missing = []
+    for path, node, required in walk(spec, ".spec"):
+        pattern = re.escape(path).replace(r"\[\*\]", r"\[\d+\]").replace(r"\.\*", r"\.[^.]+")
+        if (required or _CHECKS & node.keys()) and not any(re.fullmatch(pattern, p) for p in covered):
+            missing.append(path)
+        missing += [
+            rule["message"]
+            for rule in node.get("x-kubernetes-validations", [])
+            if "oldSelf" not in rule["rule"] and rule["message"] not in messages
+        ]
+    assert missing == []
