@@ -14,7 +14,7 @@ import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, cast
+from typing import Any
 
 import kopf
 
@@ -246,8 +246,6 @@ async def _reconcile(uid: str, make_view: Callable[[], JobView | None], fresh: b
 
 
 def _report(view: JobView, outcome: Outcome) -> None:
-    for event in outcome.events:
-        kopf.event(cast(kopf.Body, view.body), type=event.type, reason=event.reason, message=event.message[:1000])
     if outcome.created:
         log.info("%s/%s: created %s", view.namespace, view.name, ", ".join(outcome.created))
     if outcome.registered:

@@ -8,6 +8,7 @@ touches. Call it from a thread (`asyncio.to_thread`), never directly on Kopf's e
 from __future__ import annotations
 
 import json
+import socket
 from collections.abc import Mapping
 from typing import Any
 
@@ -20,6 +21,7 @@ Obj = dict[str, Any]
 _KINDS: Mapping[str, tuple[str, str]] = {
     "PersistentVolumeClaim": ("/api/v1", "persistentvolumeclaims"),
     "ConfigMap": ("/api/v1", "configmaps"),
+    "Event": ("/api/v1", "events"),
     "ServiceAccount": ("/api/v1", "serviceaccounts"),
     "Pod": ("/api/v1", "pods"),
     "Role": ("/apis/rbac.authorization.k8s.io/v1", "roles"),
@@ -111,6 +113,10 @@ class Kube:
             raise
         return True
 
+    def post(self, obj: Obj) -> None:
+        """Create an object with a generated name (Events)."""
+        self._request("POST", self.path(obj["kind"], obj["metadata"]["namespace"]), body=obj)
+
     def delete(self, kind: str, namespace: str, name: str) -> None:
         # Background propagation: without it, deleting a Job orphans its pods.
         body = {"apiVersion": "v1", "kind": "DeleteOptions", "propagationPolicy": "Background"}
@@ -133,6 +139,32 @@ class Kube:
             if error.status == 404:
                 return None
             raise
+
+
+def event_for(obj: Mapping[str, Any], event_type: str, reason: str, message: str, now: str) -> Obj:
+    """A core/v1 Event about `obj` (what `kubectl describe` shows)."""
+    meta = obj["metadata"]
+    return {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
+        "involvedObject": {
+            "apiVersion": obj.get("apiVersion", "finetune.dev/v1alpha1"),
+            "kind": obj.get("kind", "FineTuningJob"),
+            "name": meta["name"],
+            "namespace": meta["namespace"],
+            "uid": meta.get("uid"),
+        },
+        "type": event_type,
+        "reason": reason,
+        "message": message[:1024],
+        "source": {"component": "finetune-operator"},
+        "reportingComponent": "finetune-operator",
+        "reportingInstance": socket.gethostname()[:128],
+        "firstTimestamp": now,
+        "lastTimestamp": now,
+        "count": 1,
+    }
 
 
 def _message(body: Any) -> str:

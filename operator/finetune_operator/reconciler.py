@@ -16,9 +16,9 @@ from typing import Any
 from pydantic import ValidationError
 
 from finetune_operator import children, naming, registry
-from finetune_operator.api import FineTuningJobSpec, Phase
+from finetune_operator.api import API_VERSION, FineTuningJobSpec, Phase
 from finetune_operator.config import Settings
-from finetune_operator.kube import ApiError, Kube
+from finetune_operator.kube import ApiError, Kube, event_for
 from finetune_operator.lifecycle import (
     TERMINAL_PHASES,
     Action,
@@ -210,7 +210,18 @@ class Reconciler:
             outcome.events.append(Event(kind, decision.reason or decision.phase.value, message))
         if outcome.patch:
             outcome.written = self.kube.patch_status("FineTuningJob", view.namespace, view.name, outcome.patch)
+        if outcome.written is not None:
+            self._post_events(view, outcome.events, now)
         return outcome
+
+    def _post_events(self, view: JobView, events: list[Event], now: str) -> None:
+        """Events are best effort: a failure to post one never fails the reconciliation."""
+        body = {"apiVersion": API_VERSION, "kind": "FineTuningJob", "metadata": view.body["metadata"]}
+        for event in events:
+            try:
+                self.kube.post(event_for(body, event.type, event.reason, event.message, now))
+            except ApiError as error:
+                log.warning("could not post event %s on %s/%s: %s", event.reason, view.namespace, view.name, error)
 
     def _invalid_spec(self, view: JobView, error: ValidationError, now: str) -> Outcome:
         previous = view.status.get("phase")

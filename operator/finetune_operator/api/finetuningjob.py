@@ -295,9 +295,6 @@ class PodMetadata(ApiModel):
     """Annotations added to the pods."""
 
 
-_IMMUTABLE_SPEC_FIELDS = ("baseModel", "dataset", "training", "resources", "output")
-
-
 class FineTuningJobSpec(ApiModel):
     """Desired state of a fine-tuning run."""
 
@@ -315,7 +312,8 @@ class FineTuningJobSpec(ApiModel):
                         f"spec.{name} {IMMUTABLE_MESSAGE}",
                         f".{name}",
                     )
-                    for name in ("training", "resources")
+                    # evaluation too: the trainer reads its gate from the job's immutable config.
+                    for name in ("training", "resources", "evaluation")
                 ),
                 cel(
                     "!has(oldSelf.cancel) || !oldSelf.cancel || (has(self.cancel) && self.cancel)",
@@ -334,7 +332,8 @@ class FineTuningJobSpec(ApiModel):
     output: OutputSpec
     storage: StorageSpec = Field(default_factory=StorageSpec)
     run_policy: RunPolicy = Field(default_factory=RunPolicy)
-    queue_name: str | None = Field(default=None, max_length=253, pattern=DNS1123_LABEL_PATTERN)
+    # 63: it becomes the value of Kueue's queue-name label.
+    queue_name: str | None = Field(default=None, max_length=63, pattern=DNS1123_LABEL_PATTERN)
     """Kueue LocalQueue; the training workload is created suspended and waits for Kueue's admission."""
     cancel: bool = False
     """Set to true to stop the job; pods stop, the workspace and checkpoints are kept. Cannot be undone."""
