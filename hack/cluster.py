@@ -26,12 +26,8 @@ import localcluster
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument(
-        "--state-dir", type=Path, default=None, help="default: $FTO_CLUSTER_DIR or ~/.cache/..."
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--state-dir", type=Path, default=None, help="default: $FTO_CLUSTER_DIR or ~/.cache/...")
     sub = parser.add_subparsers(dest="command", required=True)
     up = sub.add_parser("up")
     up.add_argument("--with-node-agent", action=argparse.BooleanOptionalAction, default=True)

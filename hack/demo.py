@@ -40,9 +40,7 @@ def start_operator(info: localcluster.ClusterInfo) -> subprocess.Popen[bytes]:
         "FTO_LOG_FORMAT": "plain",
     }
     print(f"operator: logging to {log.name}")
-    return subprocess.Popen(
-        [sys.executable, "-m", "finetune_operator"], env=env, stdout=log, stderr=subprocess.STDOUT
-    )
+    return subprocess.Popen([sys.executable, "-m", "finetune_operator"], env=env, stdout=log, stderr=subprocess.STDOUT)
 
 
 def phase(info: localcluster.ClusterInfo) -> str:
@@ -92,7 +90,9 @@ def main() -> int:
     print()
     print(kubectl(info, "-n", NAMESPACE, "get", "ftj", "-o", "wide"))
     status = json.loads(kubectl(info, "-n", NAMESPACE, "get", "ftj", JOB, "-o", "json"))["status"]
-    print(json.dumps({k: status.get(k) for k in ("phase", "reason", "message", "dataset", "metrics", "model")}, indent=2))
+    print(
+        json.dumps({k: status.get(k) for k in ("phase", "reason", "message", "dataset", "metrics", "model")}, indent=2)
+    )
     print(kubectl(info, "-n", NAMESPACE, "get", "modelversions", "-o", "wide"))
     print(f"done in {time.monotonic() - started:.0f} s; the cluster keeps running (stop it: make cluster-down)")
     return 0 if current == "Completed" else 1

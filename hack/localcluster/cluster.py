@@ -131,9 +131,7 @@ def _write_kubeconfig(path: Path, server: str, pki: Pki) -> None:
     config = {
         "apiVersion": "v1",
         "kind": "Config",
-        "clusters": [
-            {"name": "local", "cluster": {"server": server, "certificate-authority": str(pki.ca_cert)}}
-        ],
+        "clusters": [{"name": "local", "cluster": {"server": server, "certificate-authority": str(pki.ca_cert)}}],
         "users": [
             {
                 "name": "admin",
@@ -261,7 +259,8 @@ def _wait_nodes_ready(info: ClusterInfo, selector: str, owner: str) -> None:
         time.sleep(0.5)
 
 
-def _start_node_agent(info: ClusterInfo) -> None:
+def _launch_node_agent(info: ClusterInfo) -> None:
+    (info.state_dir / "node-agent" / "registered").unlink(missing_ok=True)
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO / "tests"), env.get("PYTHONPATH")]))
     processes.start(
@@ -278,6 +277,12 @@ def _start_node_agent(info: ClusterInfo) -> None:
         ],
         env=env,
     )
+
+
+def _wait_node_agent(info: ClusterInfo) -> None:
+    # The Node may still look Ready from an earlier agent: wait for this one to register first.
+    registered = info.state_dir / "node-agent" / "registered"
+    processes.wait_until(info.state_dir, "node-agent", registered.exists, _READY_TIMEOUT, "registration")
     _wait_nodes_ready(info, f"kubernetes.io/hostname={NODE_AGENT_NAME}", "node-agent")
 
 
@@ -289,7 +294,8 @@ def up(state_dir: Path | None = None, with_node_agent: bool = True) -> ClusterIn
     previous = read_info(state)
     if previous is not None and all(processes.running_pid(state, c) for c in COMPONENTS[1:]):
         if with_node_agent and processes.running_pid(state, "node-agent") is None:
-            _start_node_agent(previous)
+            _launch_node_agent(previous)
+            _wait_node_agent(previous)
         return previous
 
     # A partly running cluster (a component crashed): restart it as a whole.
@@ -349,13 +355,9 @@ def up(state_dir: Path | None = None, with_node_agent: bool = True) -> ClusterIn
     )
 
     _start_apiserver(info, pki, ports["etcd"])
-    kubectl(
-        info,
-        "apply",
-        "-f",
-        "-",
-        stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": _bootstrap_objects()}),
-    )
+    # Everything below starts at once; each waits for what it needs through the API.
+    if with_node_agent:
+        _launch_node_agent(info)
 
     kcm_port, sched_port = ports["kube-controller-manager"], ports["kube-scheduler"]
     kcm = [
@@ -418,6 +420,13 @@ def up(state_dir: Path | None = None, with_node_agent: bool = True) -> ClusterIn
             f"--server-address=127.0.0.1:{ports['kwok']}",
         ],
     )
+    kubectl(
+        info,
+        "apply",
+        "-f",
+        "-",
+        stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": _bootstrap_objects()}),
+    )
     insecure = _unverified_tls()
     for name, port in (("kube-controller-manager", kcm_port), ("kube-scheduler", sched_port)):
         processes.wait_until(
@@ -429,7 +438,7 @@ def up(state_dir: Path | None = None, with_node_agent: bool = True) -> ClusterIn
         )
     _wait_nodes_ready(info, kwok.MANAGED_SELECTOR, "kwok")
     if with_node_agent:
-        _start_node_agent(info)
+        _wait_node_agent(info)
     return info
 
 
@@ -440,7 +449,9 @@ def restart_apiserver(state_dir: Path | None = None) -> ClusterInfo:
     if info is None:
         raise RuntimeError(f"no cluster in {state}")
     ports = json.loads((state / "ports.json").read_text())
-    processes.stop(state, "kube-apiserver")
+    # Its clients keep watches open, which a graceful shutdown waits out for up to a minute; an
+    # abrupt stop is also the fault worth testing.
+    processes.stop(state, "kube-apiserver", grace=2.0)
     _start_apiserver(info, ensure_pki(state / "pki"), ports["etcd"])
     return info
 

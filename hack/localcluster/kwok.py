@@ -37,9 +37,7 @@ def _annotation(name: str) -> str:
     return f'.metadata.annotations["{name}"]'
 
 
-def _stage(
-    name: str, kind: str, selector: list[dict[str, Any]], nxt: dict[str, Any], **spec: Any
-) -> dict[str, Any]:
+def _stage(name: str, kind: str, selector: list[dict[str, Any]], nxt: dict[str, Any], **spec: Any) -> dict[str, Any]:
     return {
         "apiVersion": "kwok.x-k8s.io/v1alpha1",
         "kind": "Stage",

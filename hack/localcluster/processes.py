@@ -112,9 +112,7 @@ def wait_until(state: Path, name: str, ready: Callable[[], bool], timeout: float
         if running_pid(state, name) is None:
             raise ComponentFailed(f"{name} exited; last log lines:\n{tail(log_file(state, name))}")
         if time.monotonic() > deadline:
-            raise ComponentFailed(
-                f"{name}: {what} not reached in {timeout:.0f} s; see {log_file(state, name)}"
-            )
+            raise ComponentFailed(f"{name}: {what} not reached in {timeout:.0f} s; see {log_file(state, name)}")
         time.sleep(0.1)
 
 

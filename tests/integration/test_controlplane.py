@@ -40,6 +40,24 @@ def _read_pod(kube: client.ApiClient, namespace: str, name: str) -> Any:
     return client.CoreV1Api(kube).read_namespaced_pod(name, namespace)
 
 
+def _claim_folder(cluster: localcluster.ClusterInfo, kube: client.ApiClient, namespace: str, claim: str) -> Path:
+    """The host folder of a PVC provisioned by the controller-manager's host-path provisioner."""
+    core = client.CoreV1Api(kube)
+    bound: Any = core.read_namespaced_persistent_volume_claim(claim, namespace)
+    volume: Any = core.read_persistent_volume(bound.spec.volume_name)
+    host_path = Path(volume.spec.host_path.path)
+    return cluster.volumes_dir / host_path.relative_to(localcluster.cluster.HOSTPATH_PROVISIONER_DIR)
+
+
+def _claim(name: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {"name": name},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}},
+    }
+
+
 def _finished(kube: client.ApiClient, namespace: str, name: str) -> Any:
     pod = _read_pod(kube, namespace, name)
     return pod if pod.status.phase in ("Succeeded", "Failed") else None
@@ -66,9 +84,7 @@ def test_owned_child_is_garbage_collected_with_its_owner(
     owner: Any = core.create_namespaced_config_map(
         namespace, client.V1ConfigMap(metadata=client.V1ObjectMeta(name="owner"))
     )
-    reference = client.V1OwnerReference(
-        api_version="v1", kind="ConfigMap", name="owner", uid=owner.metadata.uid
-    )
+    reference = client.V1OwnerReference(api_version="v1", kind="ConfigMap", name="owner", uid=owner.metadata.uid)
     child = client.V1ConfigMap(metadata=client.V1ObjectMeta(name="child", owner_references=[reference]))
     core.create_namespaced_config_map(namespace, child)
 
@@ -137,12 +153,7 @@ def test_node_agent_runs_a_pod_that_writes_to_its_pvc(
     namespace: str,
     wait_for: WaitFor,
 ) -> None:
-    claim = {
-        "apiVersion": "v1",
-        "kind": "PersistentVolumeClaim",
-        "metadata": {"name": "work"},
-        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}},
-    }
+    claim = _claim("work")
     script = textwrap.dedent(
         """
         import os, pathlib
@@ -169,20 +180,13 @@ def test_node_agent_runs_a_pod_that_writes_to_its_pvc(
         stdin=json.dumps({"kind": "List", "apiVersion": "v1", "items": [claim, pod]}),
     )
 
-    finished = wait_for(
-        lambda: _finished(kube, namespace, "writer"), "the agent's pod to finish", timeout=120
-    )
+    finished = wait_for(lambda: _finished(kube, namespace, "writer"), "the agent's pod to finish", timeout=120)
 
     terminated = finished.status.container_statuses[0].state.terminated
     assert (finished.status.phase, terminated.exit_code, terminated.reason) == ("Succeeded", 0, "Completed")
     assert terminated.message == "wrote /work/out.txt"
     assert finished.spec.node_name == "local-runner"
-    core = client.CoreV1Api(kube)
-    bound: Any = core.read_namespaced_persistent_volume_claim("work", namespace)
-    volume: Any = core.read_persistent_volume(bound.spec.volume_name)
-    host_path = Path(volume.spec.host_path.path)
-    folder = cluster.volumes_dir / host_path.relative_to(localcluster.cluster.HOSTPATH_PROVISIONER_DIR)
-    assert (folder / "out.txt").read_text() == "writer"
+    assert (_claim_folder(cluster, kube, namespace, "work") / "out.txt").read_text() == "writer"
 
 
 def test_projected_service_account_token_works_from_inside_an_agent_pod(
@@ -200,10 +204,102 @@ def test_projected_service_account_token_works_from_inside_an_agent_pod(
     pod = _pod("whoami", ["python3", "-c", script], **AGENT_PLACEMENT)
     kubectl("apply", "-n", namespace, "-f", "-", stdin=json.dumps(pod))
 
-    finished = wait_for(
-        lambda: _finished(kube, namespace, "whoami"), "the agent's pod to finish", timeout=120
-    )
+    finished = wait_for(lambda: _finished(kube, namespace, "whoami"), "the agent's pod to finish", timeout=120)
 
     terminated = finished.status.container_statuses[0].state.terminated
     assert finished.status.phase == "Succeeded", terminated
     assert terminated.message == f"system:serviceaccount:{namespace}:default"
+
+
+def test_node_agent_runs_init_containers_then_the_container_with_its_config_and_secrets(
+    kube: client.ApiClient, kubectl: Kubectl, namespace: str, wait_for: WaitFor
+) -> None:
+    config_map = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "job-config"},
+        "data": {"job.json": '{"name": "demo"}'},
+    }
+    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "creds"}, "stringData": {"token": "s3cret"}}
+    init = {
+        "name": "prepare",
+        "image": "busybox",
+        "command": ["python3", "-c", "open('/scratch/ready', 'w').write('init ran')"],
+        "volumeMounts": [{"name": "scratch", "mountPath": "/scratch"}],
+    }
+    script = textwrap.dedent(
+        """
+        import json, os
+        job = json.load(open("/etc/finetune/job.json"))
+        try:
+            open("/etc/finetune/job.json", "w")
+            writable = True
+        except OSError:
+            writable = False
+        report = {"init": open("/scratch/ready").read(), "job": job["name"], "token": os.environ["TOKEN"],
+                  "namespace": os.environ["NAMESPACE"], "writable": writable}
+        open("/dev/termination-log", "w").write(json.dumps(report, sort_keys=True))
+        """
+    )
+    pod = _pod(
+        "configured",
+        ["python", "-c", script],
+        container={
+            "env": [
+                {"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "creds", "key": "token"}}},
+                {"name": "NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+            ],
+            "volumeMounts": [
+                {"name": "scratch", "mountPath": "/scratch"},
+                {"name": "config", "mountPath": "/etc/finetune/job.json", "subPath": "job.json", "readOnly": True},
+            ],
+        },
+        initContainers=[init],
+        volumes=[{"name": "scratch", "emptyDir": {}}, {"name": "config", "configMap": {"name": "job-config"}}],
+        **AGENT_PLACEMENT,
+    )
+    items = [config_map, secret, pod]
+    kubectl("apply", "-n", namespace, "-f", "-", stdin=json.dumps({"kind": "List", "apiVersion": "v1", "items": items}))
+
+    finished = wait_for(lambda: _finished(kube, namespace, "configured"), "the agent's pod to finish", timeout=120)
+
+    terminated = finished.status.container_statuses[0].state.terminated
+    assert finished.status.phase == "Succeeded", terminated
+    expected = {"init": "init ran", "job": "demo", "token": "s3cret", "namespace": namespace, "writable": False}
+    assert json.loads(terminated.message) == expected
+    assert finished.status.init_container_statuses[0].state.terminated.reason == "Completed"
+    conditions = {c.type: c.status for c in finished.status.conditions}
+    assert (conditions["Initialized"], conditions["Ready"]) == ("True", "False")
+
+
+def test_deleting_an_agent_pod_sends_sigterm_then_removes_it(
+    cluster: localcluster.ClusterInfo, kube: client.ApiClient, kubectl: Kubectl, namespace: str, wait_for: WaitFor
+) -> None:
+    script = textwrap.dedent(
+        """
+        import pathlib, signal, sys, time
+        def stop(*_):
+            pathlib.Path("/work/stopped").write_text("SIGTERM")
+            sys.exit(0)
+        signal.signal(signal.SIGTERM, stop)
+        pathlib.Path("/work/started").write_text("yes")
+        time.sleep(600)
+        """
+    )
+    pod = _pod(
+        "sleeper",
+        ["python", "-c", script],
+        container={"volumeMounts": [{"name": "work", "mountPath": "/work"}]},
+        volumes=[{"name": "work", "persistentVolumeClaim": {"claimName": "work"}}],
+        terminationGracePeriodSeconds=30,
+        **AGENT_PLACEMENT,
+    )
+    items = [_claim("work"), pod]
+    kubectl("apply", "-n", namespace, "-f", "-", stdin=json.dumps({"kind": "List", "apiVersion": "v1", "items": items}))
+    wait_for(lambda: _read_pod(kube, namespace, "sleeper").status.phase == "Running", "the pod to run", timeout=120)
+    folder = _claim_folder(cluster, kube, namespace, "work")
+    wait_for(lambda: (folder / "started").exists(), "the process to start")
+
+    kubectl("delete", "pod", "sleeper", "-n", namespace, "--wait=true", "--timeout=60s")
+
+    assert (folder / "stopped").read_text() == "SIGTERM"

@@ -30,6 +30,7 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(threadName)s %(message)s")
 
+    args.state_dir.mkdir(parents=True, exist_ok=True)
     configuration = client.Configuration()
     config.load_kube_config(  # type: ignore[no-untyped-call]
         config_file=args.kubeconfig, client_configuration=configuration
@@ -49,7 +50,7 @@ def main() -> None:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    agent.run()
+    agent.run(args.state_dir / "registered")
     sys.exit(0)
 
 

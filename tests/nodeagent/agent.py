@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import shutil
 import threading
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ from kubernetes.client.exceptions import ApiException
 
 from . import node
 from .objects import Objects
-from .worker import Context, PodWorker
+from .worker import Context, PodWorker, pod_dir
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +34,10 @@ class Agent:
         with self._lock:
             self._workers.pop(uid, None)
 
-    def run(self) -> None:
+    def run(self, registered: Path) -> None:
+        """Serves until shutdown; touches `registered` once the Node is (re)registered."""
         node.register(self.core, self.node_name)
+        registered.touch()
         threading.Thread(
             target=node.heartbeat,
             args=(self.core, self.node_name, self.stopping),
@@ -59,7 +62,9 @@ class Agent:
                     for event in stream:
                         pod = event["object"]
                         version = pod.metadata.resource_version
-                        if event["type"] != "DELETED":
+                        if event["type"] == "DELETED":
+                            self._removed(pod)
+                        else:
                             self._handle(pod, adopting=False)
             except ApiException as e:
                 # 410 Gone: our resourceVersion is too old, list again.
@@ -91,6 +96,14 @@ class Agent:
             worker.request_stop(pod.metadata.deletion_grace_period_seconds)
         else:
             self._delete_now(pod)
+
+    def _removed(self, pod: Any) -> None:
+        with self._lock:
+            worker = self._workers.get(pod.metadata.uid)
+        if worker is not None:
+            worker.pod_gone()
+        else:
+            shutil.rmtree(pod_dir(self.ctx.state_dir, pod), ignore_errors=True)
 
     def _mark_lost(self, pod: Any) -> None:
         status = {

@@ -102,9 +102,7 @@ def register(core: client.CoreV1Api, name: str) -> None:
             {"metadata": {"labels": labels}, "spec": node["spec"]},
             _content_type="application/strategic-merge-patch+json",
         )
-    core.patch_node_status(
-        name, {"status": _status()}, _content_type="application/strategic-merge-patch+json"
-    )
+    core.patch_node_status(name, {"status": _status()}, _content_type="application/strategic-merge-patch+json")
 
 
 def _renew_lease(coordination: client.CoordinationV1Api, core: client.CoreV1Api, name: str) -> None:

@@ -69,9 +69,7 @@ class Objects:
         path.mkdir(parents=True, exist_ok=True)
         return path
 
-    def service_account_token(
-        self, namespace: str, account: str, pod: Any, audience: str | None, seconds: int
-    ) -> str:
+    def service_account_token(self, namespace: str, account: str, pod: Any, audience: str | None, seconds: int) -> str:
         """A real token from the TokenRequest API, bound to the pod as a kubelet binds it."""
         request = client.AuthenticationV1TokenRequest(
             spec=client.V1TokenRequestSpec(

@@ -104,9 +104,7 @@ def _value(pod: Any, var: Any, objects: Objects, env: dict[str, str]) -> str:
 
 def command_line(container: Any, env: dict[str, str]) -> list[str]:
     if not container.command:
-        raise ConfigError(
-            f"container {container.name}: the node agent cannot run an image's entrypoint; set `command`"
-        )
+        raise ConfigError(f"container {container.name}: the node agent cannot run an image's entrypoint; set `command`")
     argv = [expand(a, env) for a in [*container.command, *(container.args or [])]]
     if _PYTHON.fullmatch(os.path.basename(argv[0])):
         argv[0] = sys.executable

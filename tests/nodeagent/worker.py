@@ -12,6 +12,7 @@ import contextlib
 import json
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -52,11 +53,12 @@ class _Stopped(Exception):
 
 
 class _Container:
-    def __init__(self, spec: Any, state: ContainerState, pod_dir: Path) -> None:
+    def __init__(self, spec: Any, state: ContainerState, pod_dir: Path, log_dir: Path) -> None:
         self.spec = spec
         self.state = state
         self.termination_file = pod_dir / "termination" / spec.name
-        self.log_file = pod_dir / "logs" / f"{spec.name}.log"
+        self.spec_file = pod_dir / "containers" / f"{spec.name}.json"
+        self.log_file = log_dir / f"{spec.name}.log"
         self.proc: subprocess.Popen[bytes] | None = None
         self.restart_at = 0.0
 
@@ -67,9 +69,9 @@ class _Container:
             "argv": podenv.command_line(self.spec, env),
             "workingDir": self.spec.working_dir or "/",
         }
-        spec_file = self.log_file.with_suffix(".json")
-        spec_file.parent.mkdir(parents=True, exist_ok=True)
-        spec_file.write_text(json.dumps(spec, indent=1))
+        self.spec_file.parent.mkdir(parents=True, exist_ok=True)
+        self.spec_file.write_text(json.dumps(spec, indent=1))
+        self.log_file.parent.mkdir(parents=True, exist_ok=True)
         with self.log_file.open("ab") as out:
             out.write(f"--- {now()} start: {spec['argv']}\n".encode())
             out.flush()
@@ -81,7 +83,7 @@ class _Container:
                     "private",
                     sys.executable,
                     str(_ENTER),
-                    str(spec_file),
+                    str(self.spec_file),
                 ],
                 env=env,
                 stdin=subprocess.DEVNULL,
@@ -128,13 +130,15 @@ class PodWorker(threading.Thread):
         super().__init__(name=f"pod-{meta.namespace}/{meta.name}", daemon=True)
         self.pod = pod
         self.ctx = ctx
-        self.pod_dir = ctx.state_dir / "pods" / f"{meta.namespace}_{meta.name}_{meta.uid}"
+        self.pod_dir = pod_dir(ctx.state_dir, pod)
+        # Logs outlive the pod (for debugging); its folder (tokens, secrets, emptyDirs) does not.
+        log_dir = ctx.state_dir / "logs" / self.pod_dir.name
         self.init = [
-            _Container(c, ContainerState(c.name, c.image or ""), self.pod_dir)
+            _Container(c, ContainerState(c.name, c.image or ""), self.pod_dir, log_dir)
             for c in pod.spec.init_containers or []
         ]
         self.main = [
-            _Container(c, ContainerState(c.name, c.image or ""), self.pod_dir) for c in pod.spec.containers
+            _Container(c, ContainerState(c.name, c.image or ""), self.pod_dir, log_dir) for c in pod.spec.containers
         ]
         if self.init:
             for c in self.main:
@@ -145,6 +149,7 @@ class PodWorker(threading.Thread):
         self._stop = threading.Event()
         self._grace = 30.0
         self._remove_after_stop = True
+        self._gone = False
 
     # --- called from the agent's watch thread
     def request_stop(self, grace_seconds: int | None, remove: bool = True) -> None:
@@ -153,6 +158,11 @@ class PodWorker(threading.Thread):
             self._grace = float(grace_seconds if grace_seconds is not None else 30)
             self._remove_after_stop = remove
             self._stop.set()
+
+    def pod_gone(self) -> None:
+        """The pod object was removed (force deletion): kill its processes, drop its folder."""
+        self._gone = True
+        self.request_stop(0, remove=False)
 
     # --- the pod's thread
     def run(self) -> None:
@@ -167,6 +177,8 @@ class PodWorker(threading.Thread):
                 self._terminate()
                 if self._remove_after_stop:
                     self._remove()
+            if self._gone or (self._stop.is_set() and self._remove_after_stop):
+                shutil.rmtree(self.pod_dir, ignore_errors=True)
             self.ctx.forget(self.pod.metadata.uid)
 
     def _run(self) -> None:
@@ -263,9 +275,7 @@ class PodWorker(threading.Thread):
     def _remove(self) -> None:
         """What a kubelet does last: delete the pod with grace 0 (guarded by its UID)."""
         meta = self.pod.metadata
-        options = client.V1DeleteOptions(
-            grace_period_seconds=0, preconditions=client.V1Preconditions(uid=meta.uid)
-        )
+        options = client.V1DeleteOptions(grace_period_seconds=0, preconditions=client.V1Preconditions(uid=meta.uid))
         try:
             self.ctx.core.delete_namespaced_pod(meta.name, meta.namespace, body=options)
         except ApiException as e:
@@ -292,6 +302,11 @@ class PodWorker(threading.Thread):
             # Gone already (deleted with grace 0 elsewhere); nothing left to report to.
             if e.status != 404:
                 raise
+
+
+def pod_dir(state_dir: Path, pod: Any) -> Path:
+    meta = pod.metadata
+    return state_dir / "pods" / f"{meta.namespace}_{meta.name}_{meta.uid}"
 
 
 def _backoff(restarts: int) -> float:
