@@ -515,7 +515,7 @@ UPDATES: list[tuple[str, dict[str, Any], tuple[str, Any], str | None]] = [
     ("cancel-stays-true", _with(_RUNNING, ("cancel", True)), ("queueName", "q"), None),
     ("same-spec-reapplied", _RUNNING, ("training.epochs", 3), None),
     ("explicit-default-reapplied", _RUNNING, ("resources.gpuResourceName", "nvidia.com/gpu"), None),
-    ("evaluation-changes", _RUNNING, ("evaluation.maxEvalLoss", 2.5), None),
+    ("evaluation-changes", _RUNNING, ("evaluation.maxEvalLoss", 2.5), ".spec.evaluation"),
     ("runPolicy-changes", _RUNNING, ("runPolicy.backoffLimit", 5), None),
     ("queueName-changes", _RUNNING, ("queueName", "other"), None),
     ("trainerImage-changes", _RUNNING, ("trainerImage", "trainer:2"), None),
