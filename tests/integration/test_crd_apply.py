@@ -164,7 +164,7 @@ UPDATES: list[tuple[str, dict[str, Any], tuple[str, Any], str | None]] = [
     ("cancel-true-to-false", _with(_RUNNING, ("cancel", True)), ("cancel", False), "spec.cancel"),
     ("cancel-false-to-true", _RUNNING, ("cancel", True), None),
     ("same-spec", _RUNNING, ("training.epochs", 3), None),
-    ("evaluation", _RUNNING, ("evaluation.maxEvalLoss", 2.5), None),
+    ("evaluation", _RUNNING, ("evaluation.maxEvalLoss", 2.5), "spec.evaluation"),
     ("runPolicy", _RUNNING, ("runPolicy.backoffLimit", 5), None),
 ]
 
