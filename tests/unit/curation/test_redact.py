@@ -67,8 +67,8 @@ def test_an_already_redacted_value_is_not_counted_again() -> None:
     counts: Counter[str] = Counter()
     once = redact(f"api_key={SECRETS['sk_api_key']}", counts)
     assert redact(once, counts) == once
-    # The leftmost rule wins: the assignment, which covers the key's whole value.
-    assert counts == {"password_assignment": 1}
+    # The specific rule names the secret before the generic assignment rule sees it.
+    assert counts == {"sk_api_key": 1}
 
 
 def test_ordinary_agent_text_is_left_alone() -> None:

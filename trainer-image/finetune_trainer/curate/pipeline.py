@@ -20,7 +20,7 @@ from finetune_trainer.curate import split
 from finetune_trainer.curate.dedup import Deduplicator, exact_digest, normalise
 from finetune_trainer.curate.outcomes import Outcome, Rejection
 from finetune_trainer.curate.output import DatasetWriter
-from finetune_trainer.curate.redact import redact
+from finetune_trainer.curate.redact import redact_fields
 from finetune_trainer.curate.sessions import Session, parse_session
 from finetune_trainer.curate.settings import Settings
 from finetune_trainer.curate.sources import Line, LineTooLong, SourceStats, StreamError, read_lines
@@ -85,15 +85,10 @@ class Curator:
             return
         self._keep(source, number, session, decision)
 
-    def _judge(self, session: Session) -> Rejection | tuple[str, str, str]:
+    def _judge(self, session: Session) -> Rejection | tuple[str, ...]:
         if session.success_rate <= self._spec.min_success_rate:
             return Rejection(Outcome.LOW_SUCCESS, "")
-        redactions = self.tally.redactions
-        fields = (
-            redact(session.instruction, redactions),
-            redact(session.input, redactions),
-            redact(session.output, redactions),
-        )
+        fields = redact_fields((session.instruction, session.input, session.output), self.tally.redactions)
         max_tokens = self._spec.max_tokens
         if max_tokens is not None and self._count_tokens("\n".join(fields)) > max_tokens:
             return Rejection(Outcome.TOO_LONG, "")
@@ -102,7 +97,7 @@ class Curator:
             return Rejection(Outcome.DUPLICATE, "")
         return fields
 
-    def _keep(self, source: str, number: int, session: Session, fields: tuple[str, str, str]) -> None:
+    def _keep(self, source: str, number: int, session: Session, fields: tuple[str, ...]) -> None:
         instruction, context, output = fields
         line = orjson.dumps(
             {

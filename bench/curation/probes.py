@@ -1,0 +1,118 @@
+"""Why the curator uses RE2 and its own compact MinHash-LSH: the alternatives, measured.
+
+    python bench/curation/probes.py [--sessions 5000]
+
+On sessions from the benchmark corpus that reach the redaction and dedup
+steps, compares:
+- secret redaction: finetune_trainer.curate.redact vs Yelp's detect-secrets
+  (detection only, line by line, its default plugins);
+- near-duplicate detection: the curator's one-permutation MinHash + compact
+  band set vs datasketch MinHash(num_perm=60) + MinHashLSH, same band layout;
+  sessions/s and bytes of index per session (tracemalloc).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+import tracemalloc
+from collections import Counter
+from collections.abc import Callable
+
+import orjson
+from datasketch import MinHash, MinHashLSH
+from detect_secrets.core.scan import scan_line
+from detect_secrets.settings import default_settings
+
+from bench.curation import cache
+from finetune_trainer.curate import dedup
+from finetune_trainer.curate.redact import redact_fields
+from finetune_trainer.curate.sessions import Session, parse_session
+
+
+def sample_sessions(count: int) -> list[Session]:
+    sessions: list[Session] = []
+    with cache.corpus(200_000).open("rb") as handle:
+        for line in handle:
+            session = parse_session(line)
+            if isinstance(session, Session) and session.success_rate > 0.9:
+                sessions.append(session)
+                if len(sessions) == count:
+                    break
+    return sessions
+
+
+def rate(work: Callable[[], object], items: int) -> float:
+    started = time.perf_counter()
+    work()
+    return items / (time.perf_counter() - started)
+
+
+def indexed_bytes(work: Callable[[], object], items: int) -> float:
+    tracemalloc.start()
+    keep = work()
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    del keep
+    return peak / items
+
+
+def ours(texts: list[str]) -> dedup.Deduplicator:
+    deduplicator = dedup.Deduplicator(near=True)
+    for text in texts:
+        deduplicator.is_duplicate(dedup.exact_digest(text), text)
+    return deduplicator
+
+
+def datasketch_lsh(texts: list[str]) -> MinHashLSH:
+    lsh = MinHashLSH(num_perm=dedup.BANDS * dedup.ROWS, params=(dedup.BANDS, dedup.ROWS))
+    for index, text in enumerate(texts):
+        data = text.encode()
+        minhash = MinHash(num_perm=dedup.BANDS * dedup.ROWS)
+        minhash.update_batch([data[i : i + dedup.SHINGLE_BYTES] for i in range(len(data) - 7)])
+        if not lsh.query(minhash):
+            lsh.insert(str(index), minhash)
+    return lsh
+
+
+def detect_secrets_scan(sessions: list[Session]) -> int:
+    found = 0
+    with default_settings():
+        for session in sessions:
+            for field in (session.instruction, session.input, session.output):
+                for line in field.splitlines():
+                    found += sum(1 for _ in scan_line(line))
+    return found
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--sessions", type=int, default=5000)
+    args = parser.parse_args()
+    sessions = sample_sessions(args.sessions)
+    count = len(sessions)
+    counts: Counter[str] = Counter()
+
+    def our_redaction() -> None:
+        for session in sessions:
+            redact_fields((session.instruction, session.input, session.output), counts)
+
+    texts = [dedup.normalise(s.instruction, s.input, s.output) for s in sessions]
+    results = {
+        "sessions": count,
+        "redaction": {
+            "curatorSessionsPerSecond": round(rate(our_redaction, count)),
+            "detectSecretsSessionsPerSecond": round(rate(lambda: detect_secrets_scan(sessions), count)),
+        },
+        "nearDuplicates": {
+            "curatorSessionsPerSecond": round(rate(lambda: ours(texts), count)),
+            "datasketchSessionsPerSecond": round(rate(lambda: datasketch_lsh(texts), count)),
+            "curatorIndexBytesPerSession": round(indexed_bytes(lambda: ours(texts), count)),
+            "datasketchIndexBytesPerSession": round(indexed_bytes(lambda: datasketch_lsh(texts), count)),
+        },
+    }
+    print(orjson.dumps(results, option=orjson.OPT_INDENT_2).decode())
+
+
+if __name__ == "__main__":
+    main()
