@@ -9,6 +9,10 @@
 # k8s.io/kubernetes and etcd's server module cannot be `go install`ed: their go.mod files map
 # sibling modules with replace directives, which a dependent module ignores. So each is built
 # from a generated wrapper module that carries the replace lines itself.
+#
+# Measured on the 2-core dev VM (2026-11-23): cold (empty module and build caches) 677 s wall,
+# 1.1 GB of modules and 3.5 GB of build cache; a rebuild after editing this script, with warm
+# caches, only relinks.
 set -euo pipefail
 
 K8S_VERSION=v1.36.3
@@ -54,17 +58,12 @@ started=$SECONDS
 mod_field() { # module@version field
   go mod download -json "$1" | python3 -c 'import json,sys; print(json.load(sys.stdin).get(sys.argv[1]) or "")' "$2"
 }
-origin_hash() { # module@version -> the commit the proxy recorded, if any
-  local info
-  info="$(mod_field "$1" Info)"
-  python3 -c 'import json,sys; print((json.load(open(sys.argv[1])).get("Origin") or {}).get("Hash", ""))' "$info"
-}
 mod_time() { # module@version -> its RFC 3339 commit time, used as a reproducible build date
   python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["Time"])' "$(mod_field "$1" Info)"
 }
 
 build_kubernetes() {
-  local dir="$work/kubernetes" k8s_gomod staging minor commit date ldflags pkg
+  local dir="$work/kubernetes" k8s_gomod staging minor date ldflags pkg
   echo "build-controlplane: kubernetes $K8S_VERSION" >&2
   k8s_gomod="$(mod_field "k8s.io/kubernetes@$K8S_VERSION" GoMod)"
   # Staging modules (k8s.io/api, k8s.io/client-go, ...) are tagged v0.<minor>.<patch>.
@@ -83,7 +82,6 @@ build_kubernetes() {
     echo "build-controlplane: found no staging replace lines in $k8s_gomod" >&2
     exit 1
   fi
-  commit="$(origin_hash "k8s.io/kubernetes@$K8S_VERSION")"
   date="$(mod_time "k8s.io/kubernetes@$K8S_VERSION")"
   (
     cd "$dir"
@@ -92,10 +90,11 @@ build_kubernetes() {
       "k8s.io/kubernetes/cmd/kube-controller-manager@$K8S_VERSION" \
       "k8s.io/kubernetes/cmd/kube-scheduler@$K8S_VERSION"
     ldflags="-s -w"
-    # Without these, /version reports v0.0.0-master+$Format:%H$.
+    # Without these, /version reports v0.0.0-master+$Format:%H$. The module proxy records no
+    # commit hash for these versions, so gitCommit keeps its placeholder.
     for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
       ldflags+=" -X $pkg.gitVersion=$K8S_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"
-      ldflags+=" -X $pkg.gitCommit=$commit -X $pkg.gitTreeState=clean -X $pkg.buildDate=$date"
+      ldflags+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=$date"
     done
     go build -tags selinux,notest,grpcnotrace -ldflags "$ldflags" -o "$work/bin/" \
       k8s.io/kubernetes/cmd/kube-apiserver \
@@ -107,16 +106,14 @@ build_kubernetes() {
 build_etcd() {
   # server/v3's own replace lines point at sibling modules released at the same version, which
   # its require lines already name: the wrapper module needs no replace lines of its own.
-  local dir="$work/etcd" commit
+  local dir="$work/etcd"
   echo "build-controlplane: etcd $ETCD_VERSION" >&2
   mkdir -p "$dir"
-  commit="$(origin_hash "go.etcd.io/etcd/server/v3@$ETCD_VERSION")"
   (
     cd "$dir"
     go mod init fto.local/build/etcd >/dev/null 2>&1
     go get -tool "go.etcd.io/etcd/server/v3@$ETCD_VERSION"
-    go build -ldflags "-s -w -X go.etcd.io/etcd/api/v3/version.GitSHA=${commit:0:12}" \
-      -o "$work/bin/etcd" go.etcd.io/etcd/server/v3
+    go build -ldflags "-s -w" -o "$work/bin/etcd" go.etcd.io/etcd/server/v3
   )
 }
 
