@@ -168,10 +168,17 @@ def drift(root: Path, files: dict[str, str]) -> str:
     return "".join(chunks)
 
 
+def _repository_root() -> Path:
+    # This file is operator/finetune_operator/crdgen.py in a checkout (editable install): write there
+    # whatever the working directory; an installed wheel has no checkout, so fall back to the cwd.
+    checkout = Path(__file__).resolve().parents[2]
+    return checkout if (checkout / "pyproject.toml").exists() else Path.cwd()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog=COMMAND, description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--check", action="store_true", help="exit 1 with a diff when the files drift")
-    parser.add_argument("--root", type=Path, default=Path.cwd(), help="repository root (default: cwd)")
+    parser.add_argument("--root", type=Path, default=_repository_root(), help="repository root")
     args = parser.parse_args(argv)
     files = generated_files()
     if args.check:
