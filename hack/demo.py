@@ -51,7 +51,8 @@ def main() -> int:
     started = time.monotonic()
     info = localcluster.up(localcluster.state_dir_from_env(), with_node_agent=True)
     print(f"cluster ready at {info.server} ({time.monotonic() - started:.0f} s)")
-    kubectl(info, "apply", "--server-side", "-f", str(REPO / "crds"))
+    for crd in sorted((REPO / "crds").glob("finetune.dev_*.yaml")):
+        kubectl(info, "apply", "--server-side", "--force-conflicts", "-f", str(crd))
     kubectl(info, "wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
     manifest = kubectl(info, "create", "namespace", NAMESPACE, "--dry-run=client", "-o", "yaml")
     kubectl(info, "apply", "-f", "-", stdin=manifest)

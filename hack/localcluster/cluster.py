@@ -16,6 +16,8 @@ dir and two clusters never share them; the node agent maps such PV paths back th
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import functools
 import json
 import os
@@ -25,6 +27,7 @@ import ssl
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -286,9 +289,23 @@ def _wait_node_agent(info: ClusterInfo) -> None:
     _wait_nodes_ready(info, f"kubernetes.io/hostname={NODE_AGENT_NAME}", "node-agent")
 
 
+@contextlib.contextmanager
+def _exclusive(state: Path) -> Iterator[None]:
+    """Serialises up/down/restart on one state dir (parallel test sessions share a cluster)."""
+    state.mkdir(parents=True, exist_ok=True)
+    with (state / "lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
 def up(state_dir: Path | None = None, with_node_agent: bool = True) -> ClusterInfo:
     """Starts every component not running yet and returns once all are ready (idempotent)."""
     state = (state_dir or state_dir_from_env()).resolve()
+    with _exclusive(state):
+        return _up(state, with_node_agent)
+
+
+def _up(state: Path, with_node_agent: bool) -> ClusterInfo:
     for sub in ("config", "volumes", "logs", "pids"):
         (state / sub).mkdir(parents=True, exist_ok=True)
     previous = read_info(state)
@@ -299,7 +316,7 @@ def up(state_dir: Path | None = None, with_node_agent: bool = True) -> ClusterIn
         return previous
 
     # A partly running cluster (a component crashed): restart it as a whole.
-    down(state)
+    _stop_all(state)
     bin_dir = build_binaries()
     pki = ensure_pki(state / "pki")
     ports_file = state / "ports.json"
@@ -445,6 +462,11 @@ def up(state_dir: Path | None = None, with_node_agent: bool = True) -> ClusterIn
 def restart_apiserver(state_dir: Path | None = None) -> ClusterInfo:
     """Stops and restarts kube-apiserver only (etcd keeps its data), for fault tests."""
     state = (state_dir or state_dir_from_env()).resolve()
+    with _exclusive(state):
+        return _restart_apiserver(state)
+
+
+def _restart_apiserver(state: Path) -> ClusterInfo:
     info = read_info(state)
     if info is None:
         raise RuntimeError(f"no cluster in {state}")
@@ -459,10 +481,17 @@ def restart_apiserver(state_dir: Path | None = None) -> ClusterInfo:
 def down(state_dir: Path | None = None, purge: bool = False) -> None:
     """Stops every component by its recorded PID (reverse start order); `purge` deletes the state."""
     state = (state_dir or state_dir_from_env()).resolve()
+    if not state.exists():
+        return
+    with _exclusive(state):
+        _stop_all(state)
+        if purge:
+            shutil.rmtree(state)
+
+
+def _stop_all(state: Path) -> None:
     for name in COMPONENTS:
         processes.stop(state, name)
-    if purge and state.exists():
-        shutil.rmtree(state)
 
 
 def status(state_dir: Path | None = None) -> dict[str, int | None]:

@@ -303,3 +303,19 @@ def test_deleting_an_agent_pod_sends_sigterm_then_removes_it(
     kubectl("delete", "pod", "sleeper", "-n", namespace, "--wait=true", "--timeout=60s")
 
     assert (folder / "stopped").read_text() == "SIGTERM"
+
+
+def test_restarting_the_apiserver_keeps_the_data_and_the_node_agent_keeps_working(
+    cluster: localcluster.ClusterInfo, kube: client.ApiClient, kubectl: Kubectl, namespace: str, wait_for: WaitFor
+) -> None:
+    core = client.CoreV1Api(kube)
+    core.create_namespaced_config_map(namespace, client.V1ConfigMap(metadata=client.V1ObjectMeta(name="kept")))
+
+    localcluster.restart_apiserver(cluster.state_dir)
+
+    kept: Any = core.read_namespaced_config_map("kept", namespace)
+    assert kept.metadata.name == "kept"
+    pod = _pod("after-restart", ["python", "-c", "print('still here')"], **AGENT_PLACEMENT)
+    kubectl("apply", "-n", namespace, "-f", "-", stdin=json.dumps(pod))
+    finished = wait_for(lambda: _finished(kube, namespace, "after-restart"), "the agent's pod to finish", timeout=120)
+    assert finished.status.phase == "Succeeded"
