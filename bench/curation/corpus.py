@@ -190,18 +190,20 @@ def _code(rng: random.Random, lines: int) -> str:
     return f"def {_identifier(rng)}({rng.choice(WORDS)}):\n" + "\n".join(body) + "\n    return " + rng.choice(WORDS)
 
 
-def _tool_result(rng: random.Random, extra_bytes: int = 0) -> str:
+def _tool_result(rng: random.Random, extra_bytes: int = 0, lines: int = 8) -> str:
     tool = rng.choice(TOOLS)
     if tool == "run_tests":
         failed = rng.randint(0, 3)
         text = "\n".join(
             f"tests/test_{_identifier(rng)}.py::test_{_identifier(rng)} {'FAILED' if i < failed else 'PASSED'}"
-            for i in range(rng.randint(3, 8))
+            for i in range(rng.randint(3, lines))
         )
     elif tool in ("read_file", "apply_patch"):
-        text = _code(rng, rng.randint(4, 12))
+        text = _code(rng, rng.randint(3, lines + 4))
     else:
-        text = "\n".join(f"src/{_identifier(rng)}.py:{rng.randint(1, 400)}: {_sentence(rng, 4, 10)}" for _ in range(5))
+        text = "\n".join(
+            f"src/{_identifier(rng)}.py:{rng.randint(1, 400)}: {_sentence(rng, 4, 10)}" for _ in range(lines // 2 + 1)
+        )
     while len(text) < extra_bytes:
         text += "\n" + _paragraph(rng, 8)
     return f"$ {tool}\n{text}"
@@ -232,23 +234,29 @@ def fake_secret(rng: random.Random) -> str:
     return rng.choice(shapes)()
 
 
-def _session(rng: random.Random, index: int, success_rate: float, tool_bytes: int = 0) -> dict[str, object]:
+def _session(
+    rng: random.Random, index: int, success_rate: float, tool_bytes: int = 0, compact: bool = False
+) -> dict[str, object]:
+    """One agent session; `compact` halves its length (the demo's ConfigMap must stay small)."""
     repo, lang = rng.choice(REPOS), rng.choice(LANGS)
-    task = f"{rng.choice(VERBS).capitalize()} the {rng.choice(NOUNS)} in {repo} ({lang}). {_paragraph(rng, 2)}"
-    code = _code(rng, rng.randint(3, 10))
-    answer = f"{_paragraph(rng, rng.randint(2, 5))}\n\n```{lang}\n{code}\n```\n{_sentence(rng)}"
+    details = _paragraph(rng, 1 if compact else 2)
+    task = f"{rng.choice(VERBS).capitalize()} the {rng.choice(NOUNS)} in {repo} ({lang}). {details}"
+    code = _code(rng, rng.randint(2, 4) if compact else rng.randint(3, 10))
+    explanation = _paragraph(rng, rng.randint(1, 2) if compact else rng.randint(2, 5))
+    answer = f"{explanation}\n\n```{lang}\n{code}\n```\n{_sentence(rng)}"
+    lines = 3 if compact else 8
     metadata = {"agent": f"agent-{rng.randint(1, 40)}", "repo": repo, "turns": rng.randint(2, 30)}
     base: dict[str, object] = {"id": f"sess-{index:08d}-{rng.getrandbits(32):08x}"}
     if rng.random() < 0.5:
         base["success_rate"] = success_rate
-        base.update(instruction=task, input=_tool_result(rng, tool_bytes), output=answer)
+        base.update(instruction=task, input=_tool_result(rng, tool_bytes, lines), output=answer)
     else:
         base["successRate"] = success_rate
         base["messages"] = [
             {"role": "system", "content": rng.choice(SYSTEM_PROMPTS)},
             {"role": "user", "content": task},
             {"role": "assistant", "content": _sentence(rng)},
-            {"role": "tool", "content": _tool_result(rng, tool_bytes)},
+            {"role": "tool", "content": _tool_result(rng, tool_bytes, lines)},
             {"role": "assistant", "content": answer},
         ]
     base["metadata"] = metadata
@@ -296,10 +304,10 @@ def _with_kind(session: dict[str, object], kind: str) -> dict[str, object]:
     return {**session, "metadata": metadata}
 
 
-def generate(count: int, seed: int = 0) -> Iterator[bytes]:
-    """Yield `count` JSONL lines (without newline)."""
+def generate(count: int, seed: int = 0, mix: dict[str, float] = MIX, compact: bool = False) -> Iterator[bytes]:
+    """Yield `count` JSONL lines (without newline), planted kinds drawn with weights `mix`."""
     rng = random.Random(seed)
-    kinds, weights = list(MIX), list(MIX.values())
+    kinds, weights = list(mix), list(mix.values())
     recent: deque[dict[str, object]] = deque(maxlen=2000)
     for index in range(count):
         kind = rng.choices(kinds, weights)[0]
@@ -318,7 +326,9 @@ def generate(count: int, seed: int = 0) -> Iterator[bytes]:
         else:
             low = kind == "lowSuccess"
             rate = round(rng.uniform(0.0, 0.9) if low else rng.uniform(0.905, 1.0), 3)
-            session = _session(rng, index, rate, tool_bytes=20_000 if kind == "tooLong" else 0)
+            # Over-long: ~5k estimated tokens, ~1.5k when compact; either way over a 1024-token maxTokens.
+            long_bytes = 6_000 if compact else 20_000
+            session = _session(rng, index, rate, long_bytes if kind == "tooLong" else 0, compact)
             if kind == "good":
                 recent.append(session)
             elif kind == "secret":

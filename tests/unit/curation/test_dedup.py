@@ -64,7 +64,8 @@ def test_planted_near_duplicates_are_caught_and_distinct_sessions_kept() -> None
         caught += deduplicator.is_duplicate(dedup.exact_digest(normalised), normalised)
     assert flagged_originals <= 2  # distinct sessions sharing a system prompt are not near-duplicates
     assert caught >= 396  # >= 99% of planted near-duplicates
-    assert deduplicator.near_hits == caught + flagged_originals
+    # An edit may swap a word for itself: then the copy is an exact duplicate.
+    assert deduplicator.near_hits + deduplicator.exact_hits == caught + flagged_originals
 
 
 def test_near_duplicates_are_kept_when_dedup_is_off() -> None:
