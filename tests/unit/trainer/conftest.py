@@ -77,7 +77,7 @@ def write_job(workspace: Path, training: dict[str, Any], **spec: Any) -> Path:
 
 
 # Small enough for seconds per run on 2 CPU cores, large enough to learn something.
-FAST_TRAINING = {"epochs": 3, "batchSize": 4, "maxSeqLength": 128, "learningRate": 0.005, "seed": 7}
+FAST_TRAINING = {"epochs": 3, "batchSize": 4, "maxSeqLength": 128, "learningRate": 0.01, "seed": 7}
 
 
 @pytest.fixture
