@@ -119,10 +119,11 @@ def test_outputs_load_back_and_generate(completed: Run) -> None:
     prompt = tokenizer(
         "### Instruction:\nRun these steps in reverse order: lint build\n\n### Response:\n", return_tensors="pt"
     )
-    for model in (
+    models: list[Any] = [
         AutoPeftModelForCausalLM.from_pretrained(folder, local_files_only=True),
         AutoModelForCausalLM.from_pretrained(folder / "merged", local_files_only=True),
-    ):
+    ]
+    for model in models:
         generated = model.generate(**prompt, max_new_tokens=8, do_sample=False, pad_token_id=tokenizer.pad_token_id)
         assert generated.shape[1] > prompt["input_ids"].shape[1]
     metadata = json.loads((folder / "metadata.json").read_text())
@@ -138,11 +139,10 @@ def test_merged_weights_equal_base_plus_adapter(completed: Run) -> None:
 
     folder = completed.workspace / "model"
     ids = torch.tensor([[3, 4, 5, 6, 7]])
+    adapter: Any = AutoPeftModelForCausalLM.from_pretrained(folder, local_files_only=True)
+    full: Any = AutoModelForCausalLM.from_pretrained(folder / "merged", local_files_only=True)
     with torch.no_grad():
-        adapted = AutoPeftModelForCausalLM.from_pretrained(folder, local_files_only=True).eval()(input_ids=ids).logits
-        merged = (
-            AutoModelForCausalLM.from_pretrained(folder / "merged", local_files_only=True).eval()(input_ids=ids).logits
-        )
+        adapted, merged = adapter.eval()(input_ids=ids).logits, full.eval()(input_ids=ids).logits
     torch.testing.assert_close(adapted, merged, rtol=1e-4, atol=1e-4)
 
 
