@@ -319,3 +319,33 @@ def test_restarting_the_apiserver_keeps_the_data_and_the_node_agent_keeps_workin
     kubectl("apply", "-n", namespace, "-f", "-", stdin=json.dumps(pod))
     finished = wait_for(lambda: _finished(kube, namespace, "after-restart"), "the agent's pod to finish", timeout=120)
     assert finished.status.phase == "Succeeded"
+
+
+def test_node_agent_restarts_a_failed_container_under_restart_policy_on_failure(
+    kube: client.ApiClient, kubectl: Kubectl, namespace: str, wait_for: WaitFor
+) -> None:
+    # Fails on the first run, succeeds on the second: the emptyDir outlives a container restart.
+    script = textwrap.dedent(
+        """
+        import pathlib, sys
+        marker = pathlib.Path("/scratch/first-run-done")
+        if not marker.exists():
+            marker.write_text("x")
+            sys.exit(3)
+        """
+    )
+    pod = _pod(
+        "flaky",
+        ["python", "-c", script],
+        container={"volumeMounts": [{"name": "scratch", "mountPath": "/scratch"}]},
+        volumes=[{"name": "scratch", "emptyDir": {}}],
+        restartPolicy="OnFailure",
+        **AGENT_PLACEMENT,
+    )
+    kubectl("apply", "-n", namespace, "-f", "-", stdin=json.dumps(pod))
+
+    finished = wait_for(lambda: _finished(kube, namespace, "flaky"), "the agent's pod to finish", timeout=120)
+
+    status = finished.status.container_statuses[0]
+    assert (finished.status.phase, status.restart_count) == ("Succeeded", 1)
+    assert status.last_state.terminated.exit_code == 3
