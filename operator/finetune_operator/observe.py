@@ -128,6 +128,10 @@ def workload_state(job: Obj | None, pods: Sequence[Obj]) -> WorkloadState:
                 return WorkloadState(WorkloadPhase.STARTING, image_pull_error=error, **common)
     if any((p.get("status") or {}).get("phase") == "Running" for p in live):
         return WorkloadState(WorkloadPhase.RUNNING, **common)
+    if not live and finished:
+        # Every pod has ended but the Job controller has not concluded yet (or is about to retry):
+        # the workload is still under way, not starting again.
+        return WorkloadState(WorkloadPhase.RUNNING, **common)
     for pod in live:
         unschedulable = _unschedulable_message(pod)
         if unschedulable:

@@ -557,3 +557,16 @@ def test_does_not_mutate_its_input() -> None:
     before = copy.deepcopy((job, pods))
     workload_state(job, pods)
     assert (job, pods) == before
+
+
+def test_pod_ended_before_the_job_controller_concluded_is_still_running() -> None:
+    # Seen in the demo: the trainer pod exited 0 while the Job had no Complete condition yet. Calling that
+    # "starting" moved an Evaluating job back to Running for a moment.
+    ended = pod(
+        "demo-train-abcde",
+        "Succeeded",
+        terminated=terminated(0, "Completed", "2026-11-23T16:10:00Z", json.dumps(SUCCESS_MESSAGE)),
+    )
+    state = workload_state(batch_job(active=0), [ended])
+    assert state.phase is WorkloadPhase.RUNNING
+    assert state.active is False
