@@ -8,6 +8,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import urllib3
 from kubernetes import client, watch
 from kubernetes.client.exceptions import ApiException
 
@@ -71,6 +72,10 @@ class Agent:
                 if e.status != 410:
                     log.exception("watching pods failed; relisting")
                     self.stopping.wait(1.0)
+            except (urllib3.exceptions.HTTPError, OSError) as e:
+                # The API server went away (restart, fault test): list again once it is back.
+                log.warning("lost the pod watch (%s); relisting", e)
+                self.stopping.wait(1.0)
             except Exception:
                 log.exception("watching pods failed; relisting")
                 self.stopping.wait(1.0)

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import urllib3
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
@@ -34,6 +35,9 @@ log = logging.getLogger(__name__)
 
 _ENTER = Path(__file__).with_name("enter.py")
 _POLL = 0.2
+_REPORT_RETRY_SECONDS = 120.0
+# Reasons to keep a container waiting and retry: a missing object, or an API server that is away.
+_WAIT_ON = (NotReadyYet, ApiException, urllib3.exceptions.HTTPError)
 # A kubelet falls back to the log's tail for a failed container without a termination message.
 _FALLBACK_LOG_BYTES = 2048
 
@@ -218,7 +222,7 @@ class PodWorker(threading.Thread):
         while True:
             try:
                 return volumes.materialize(self.pod, self.ctx.objects, self.pod_dir)
-            except (NotReadyYet, podenv.ConfigError) as e:
+            except (*_WAIT_ON, podenv.ConfigError) as e:
                 for c in [*self.init, *self.main]:
                     c.state.waiting_message = str(e)
                 self._report()
@@ -230,7 +234,7 @@ class PodWorker(threading.Thread):
             try:
                 container.launch(self.pod, self.ctx, folders)
                 return
-            except (NotReadyYet, podenv.ConfigError) as e:
+            except (*_WAIT_ON, podenv.ConfigError) as e:
                 container.state.waiting_reason = "CreateContainerConfigError"
                 container.state.waiting_message = str(e)
                 self._report()
@@ -291,17 +295,28 @@ class PodWorker(threading.Thread):
             self.transitions,
         )
         meta = self.pod.metadata
-        try:
-            self.ctx.core.patch_namespaced_pod_status(
-                meta.name,
-                meta.namespace,
-                {"status": status},
-                _content_type="application/strategic-merge-patch+json",
-            )
-        except ApiException as e:
-            # Gone already (deleted with grace 0 elsewhere); nothing left to report to.
-            if e.status != 404:
-                raise
+        deadline = time.monotonic() + _REPORT_RETRY_SECONDS
+        while True:
+            try:
+                self.ctx.core.patch_namespaced_pod_status(
+                    meta.name,
+                    meta.namespace,
+                    {"status": status},
+                    _content_type="application/strategic-merge-patch+json",
+                )
+                return
+            except ApiException as e:
+                # Gone already (deleted with grace 0 elsewhere); nothing left to report to.
+                if e.status == 404:
+                    return
+                error: Exception = e
+            except (urllib3.exceptions.HTTPError, OSError) as e:
+                error = e
+            # The API server may be restarting (fault tests): a kubelet keeps retrying too.
+            if time.monotonic() > deadline:
+                raise error
+            log.warning("reporting the status of %s failed, retrying: %s", self.name, error)
+            time.sleep(1.0)
 
 
 def pod_dir(state_dir: Path, pod: Any) -> Path:
