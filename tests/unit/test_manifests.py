@@ -403,3 +403,12 @@ def test_quickstart_runs_on_the_local_runner_from_the_demo_configmap() -> None:
     source = job.spec.dataset.source.config_map
     assert source is not None
     assert (source.name, source.key) == ("quickstart-sessions", "sessions.jsonl")
+
+
+def test_crds_folder_serves_both_kubectl_apply_f_and_kustomize() -> None:
+    # `kubectl apply -f crds/` reads every .yaml file there, so each must be a CRD; the Kustomization (no
+    # extension, hence not read by -f) must list every one of them, or the install would miss a new CRD.
+    files = sorted(p.name for p in (ROOT / "crds").glob("*.y*ml"))
+    for name in files:
+        assert yaml.safe_load((ROOT / "crds" / name).read_text())["kind"] == "CustomResourceDefinition", name
+    assert sorted(yaml.safe_load((ROOT / "crds" / "Kustomization").read_text())["resources"]) == files
