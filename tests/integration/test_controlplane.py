@@ -157,8 +157,8 @@ def test_node_agent_runs_a_pod_that_writes_to_its_pvc(
     script = textwrap.dedent(
         """
         import os, pathlib
-        pathlib.Path("/work/out.txt").write_text(os.environ["POD_NAME"])
-        pathlib.Path("/dev/termination-log").write_text("wrote /work/out.txt")
+        pathlib.Path("/data/out.txt").write_text(os.environ["POD_NAME"])
+        pathlib.Path("/dev/termination-log").write_text("wrote /data/out.txt")
         """
     )
     pod = _pod(
@@ -166,7 +166,7 @@ def test_node_agent_runs_a_pod_that_writes_to_its_pvc(
         ["python", "-c", script],
         container={
             "env": [{"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}],
-            "volumeMounts": [{"name": "work", "mountPath": "/work"}],
+            "volumeMounts": [{"name": "work", "mountPath": "/data"}],
         },
         volumes=[{"name": "work", "persistentVolumeClaim": {"claimName": "work"}}],
         **AGENT_PLACEMENT,
@@ -184,7 +184,7 @@ def test_node_agent_runs_a_pod_that_writes_to_its_pvc(
 
     terminated = finished.status.container_statuses[0].state.terminated
     assert (finished.status.phase, terminated.exit_code, terminated.reason) == ("Succeeded", 0, "Completed")
-    assert terminated.message == "wrote /work/out.txt"
+    assert terminated.message == "wrote /data/out.txt"
     assert finished.spec.node_name == "local-runner"
     assert (_claim_folder(cluster, kube, namespace, "work") / "out.txt").read_text() == "writer"
 
@@ -279,17 +279,17 @@ def test_deleting_an_agent_pod_sends_sigterm_then_removes_it(
         """
         import pathlib, signal, sys, time
         def stop(*_):
-            pathlib.Path("/work/stopped").write_text("SIGTERM")
+            pathlib.Path("/data/stopped").write_text("SIGTERM")
             sys.exit(0)
         signal.signal(signal.SIGTERM, stop)
-        pathlib.Path("/work/started").write_text("yes")
+        pathlib.Path("/data/started").write_text("yes")
         time.sleep(600)
         """
     )
     pod = _pod(
         "sleeper",
         ["python", "-c", script],
-        container={"volumeMounts": [{"name": "work", "mountPath": "/work"}]},
+        container={"volumeMounts": [{"name": "work", "mountPath": "/data"}]},
         volumes=[{"name": "work", "persistentVolumeClaim": {"claimName": "work"}}],
         terminationGracePeriodSeconds=30,
         **AGENT_PLACEMENT,

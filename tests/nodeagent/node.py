@@ -138,7 +138,7 @@ def heartbeat(core: client.CoreV1Api, name: str, stop: threading.Event) -> None:
                 {"status": {"conditions": _conditions()}},
                 _content_type="application/strategic-merge-patch+json",
             )
-        except Exception:
+        except Exception as e:
             # A restarting API server must not kill the heartbeat; the next beat retries.
-            log.exception("heartbeat of node %s failed", name)
+            log.warning("heartbeat of node %s failed: %s", name, e)
         stop.wait(_RENEW_SECONDS)
