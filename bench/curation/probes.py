@@ -58,9 +58,9 @@ def indexed_bytes(work: Callable[[], object], items: int) -> float:
 
 
 def ours(texts: list[str]) -> dedup.Deduplicator:
-    deduplicator = dedup.Deduplicator(near=True)
+    deduplicator = dedup.Deduplicator()
     for text in texts:
-        deduplicator.is_duplicate(dedup.exact_digest(text), text)
+        deduplicator.is_duplicate(dedup.exact_digest(text), dedup.band_keys(text.encode()))
     return deduplicator
 
 

@@ -277,3 +277,13 @@ def test_a_killed_run_never_leaves_a_manifest_beside_new_files(tmp_path: Path) -
     writer.write("train", b"{}\n", 1)
     assert not (directory / "manifest.json").exists()
     assert all(path.name.startswith(".") for path in directory.iterdir())
+
+
+def test_worker_processes_give_the_same_bytes_as_one_process(tmp_path: Path, curate: Curate) -> None:
+    source = write_jsonl(tmp_path / "in.jsonl", list(corpus.generate(1500, seed=9)))
+    single = curate(source, "--workers", "1", output_dir=tmp_path / "one")
+    parallel = curate(source, "--workers", "2", output_dir=tmp_path / "two")
+    for name in ("train.jsonl", "eval.jsonl"):
+        assert (single.output_dir / name).read_bytes() == (parallel.output_dir / name).read_bytes()
+    assert single.termination == parallel.termination
+    assert single.manifest["malformedExamples"] == parallel.manifest["malformedExamples"]

@@ -22,12 +22,17 @@ def test_normalisation_ignores_case_and_whitespace_only() -> None:
     assert dedup.normalise("a b", "", "c") != dedup.normalise("a", "", "b c")
 
 
+def seen(deduplicator: dedup.Deduplicator, normalised: str, near: bool = True) -> bool:
+    keys = dedup.band_keys(normalised.encode()) if near else []
+    return deduplicator.is_duplicate(dedup.exact_digest(normalised), keys)
+
+
 def test_exact_duplicates_are_caught_after_normalisation() -> None:
-    deduplicator = dedup.Deduplicator(near=False)
+    deduplicator = dedup.Deduplicator()
     first = dedup.normalise("Fix the test", "ctx", "Done")
     again = dedup.normalise("FIX  the test", "ctx", "Done ")
-    assert not deduplicator.is_duplicate(dedup.exact_digest(first), first)
-    assert deduplicator.is_duplicate(dedup.exact_digest(again), again)
+    assert not seen(deduplicator, first)
+    assert seen(deduplicator, again)
     assert (deduplicator.exact_hits, deduplicator.near_hits) == (1, 0)
 
 
@@ -52,16 +57,14 @@ def test_signature_estimates_jaccard_like_datasketch_minhash() -> None:
 def test_planted_near_duplicates_are_caught_and_distinct_sessions_kept() -> None:
     """The corpus generator's near-duplicates: a re-run whose answer differs in 1-3 words."""
     rng = random.Random(7)
-    deduplicator = dedup.Deduplicator(near=True)
+    deduplicator = dedup.Deduplicator()
     originals = [corpus._session(rng, index, 0.95) for index in range(400)]
     flagged_originals = 0
     for session in originals:
-        normalised = _normalised(session)
-        flagged_originals += deduplicator.is_duplicate(dedup.exact_digest(normalised), normalised)
+        flagged_originals += seen(deduplicator, _normalised(session))
     caught = 0
     for index, session in enumerate(originals):
-        normalised = _normalised(corpus._near_duplicate(rng, session, 1000 + index))
-        caught += deduplicator.is_duplicate(dedup.exact_digest(normalised), normalised)
+        caught += seen(deduplicator, _normalised(corpus._near_duplicate(rng, session, 1000 + index)))
     assert flagged_originals <= 2  # distinct sessions sharing a system prompt are not near-duplicates
     assert caught >= 396  # >= 99% of planted near-duplicates
     # An edit may swap a word for itself: then the copy is an exact duplicate.
@@ -69,11 +72,15 @@ def test_planted_near_duplicates_are_caught_and_distinct_sessions_kept() -> None
 
 
 def test_near_duplicates_are_kept_when_dedup_is_off() -> None:
-    deduplicator = dedup.Deduplicator(near=False)
+    deduplicator = dedup.Deduplicator()
     a = text("same", 80)
     b = a.replace(a.split()[3], "changed", 1)
-    assert not deduplicator.is_duplicate(dedup.exact_digest(a), a)
-    assert not deduplicator.is_duplicate(dedup.exact_digest(b), b)
+    assert not seen(deduplicator, a, near=False)
+    assert not seen(deduplicator, b, near=False)
+    # The same pair, with near-duplicate keys, is caught.
+    with_keys = dedup.Deduplicator()
+    assert not seen(with_keys, a)
+    assert seen(with_keys, b)
 
 
 def test_short_texts_get_a_full_signature() -> None:

@@ -1,3 +1,5 @@
 from finetune_trainer.curate.cli import main
 
-raise SystemExit(main())
+# Guarded: worker processes (spawn) import this module under another name.
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -20,16 +20,17 @@ import orjson
 
 from finetune_operator.api import CurationSpec
 from finetune_trainer import termination
-from finetune_trainer.curate import summary, tokens
+from finetune_trainer.curate import summary, workers
+from finetune_trainer.curate.assess import Rules
 from finetune_trainer.curate.output import DatasetWriter
-from finetune_trainer.curate.pipeline import Curator, sources_for
+from finetune_trainer.curate.pipeline import Curator
 from finetune_trainer.curate.settings import (
     DEFAULT_MAX_LINE_BYTES,
     DEFAULT_MAX_MALFORMED_FRACTION,
     Settings,
     read_job_config,
 )
-from finetune_trainer.curate.sources import resolve
+from finetune_trainer.curate.sources import SourceStats, resolve
 from finetune_trainer.exitcodes import ExitCode, JobFailed, Reason, exit_code_for
 
 
@@ -46,6 +47,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--tokenizer", type=Path, help="tokenizer.json for --max-tokens (default: estimate)")
     parser.add_argument("--max-malformed-fraction", type=float, default=DEFAULT_MAX_MALFORMED_FRACTION)
     parser.add_argument("--max-line-bytes", type=int, default=DEFAULT_MAX_LINE_BYTES)
+    parser.add_argument("--workers", type=int, default=0, help="worker processes (default: by CPUs and input size)")
     return parser
 
 
@@ -76,6 +78,7 @@ def resolve_settings(args: argparse.Namespace) -> tuple[Settings, dict[str, Any]
         tokenizer=args.tokenizer or (job.tokenizer if job else None),
         max_malformed_fraction=args.max_malformed_fraction,
         max_line_bytes=args.max_line_bytes,
+        workers=args.workers,
     )
     return settings, job.job if job else {}
 
@@ -86,11 +89,14 @@ def run(settings: Settings, job: dict[str, Any]) -> dict[str, Any]:
     paths = resolve(settings.source_glob)
     if not paths:
         raise JobFailed(Reason.SOURCE_NOT_FOUND, f"no file matches {settings.source_glob}")
-    sources = sources_for(paths)
-    count_tokens = tokens.tokenizer_counter(settings.tokenizer) if settings.tokenizer else tokens.estimate_tokens
+    sources = [SourceStats(path) for path in paths]
+    spec = settings.curation
+    rules = Rules(spec.min_success_rate, spec.eval_fraction, spec.dedup, spec.max_tokens, settings.tokenizer)
+    input_bytes = sum(path.stat().st_size for path in paths)
+    processes = workers.choose(settings.workers, input_bytes, workers.available_cpus())
     writer = DatasetWriter(settings.output_dir)
     try:
-        tally = Curator(settings, writer, count_tokens).run(sources)
+        tally = Curator(rules, writer, settings.max_line_bytes, processes).run(sources)
         failure = summary.verdict(tally, settings)
         if failure:
             writer.abort()

@@ -79,19 +79,17 @@ def band_keys(normalised: bytes) -> list[int]:
 class Deduplicator:
     """First occurrence wins: later exact or near copies of a kept session are duplicates."""
 
-    def __init__(self, near: bool) -> None:
-        self.near = near
+    def __init__(self) -> None:
         self._exact = CompactSet()
         self._bands = CompactSet()
         self.exact_hits = 0
         self.near_hits = 0
 
-    def is_duplicate(self, digest: int, normalised: str) -> bool:
-        """Check, and remember the session if it is new."""
+    def is_duplicate(self, digest: int, keys: list[int]) -> bool:
+        """Check a session (its exact digest and near-duplicate band keys); remember it if new."""
         if digest in self._exact:
             self.exact_hits += 1
             return True
-        keys = band_keys(normalised.encode()) if self.near else []
         if any(key in self._bands for key in keys):
             self.near_hits += 1
             return True

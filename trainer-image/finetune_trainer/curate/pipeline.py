@@ -1,32 +1,33 @@
-"""The per-line decision chain: every line is kept or counted under exactly one rejection reason.
+"""The ordered consumer: reads every source line, has it assessed, and decides duplicates and output.
 
-Checks run cheapest first (parse, success rate) so the expensive ones
-(redaction, token counting, near-duplicate signatures) only see sessions
-that could still be kept. Duplicates are judged on redacted text: two runs
-that differ only by a leaked credential are the same sample.
+Assessment (assess.py) is pure and runs in worker processes when the input is
+large enough to pay for starting them; its results come back in input order,
+so deduplication (first occurrence wins), the malformed examples and the
+written files are identical whatever the number of workers. At most
+`2 * workers` batches are in flight, so memory stays flat however large the
+input: only the deduplication state grows (see compactset.py).
 """
 
 from __future__ import annotations
 
+import multiprocessing
 import sys
 import time
-from collections import Counter
+from collections import Counter, deque
+from collections.abc import Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import orjson
 
-from finetune_trainer.curate import split
-from finetune_trainer.curate.dedup import Deduplicator, exact_digest, normalise
+from finetune_trainer.curate.assess import Batch, Candidate, Item, Rules, assess_batch, initialise
+from finetune_trainer.curate.dedup import Deduplicator
 from finetune_trainer.curate.outcomes import Outcome, Rejection
 from finetune_trainer.curate.output import DatasetWriter
-from finetune_trainer.curate.redact import redact_fields
-from finetune_trainer.curate.sessions import Session, parse_session
-from finetune_trainer.curate.settings import Settings
-from finetune_trainer.curate.sources import Line, LineTooLong, SourceStats, StreamError, read_lines
-from finetune_trainer.curate.tokens import TokenCounter
+from finetune_trainer.curate.sources import LineTooLong, SourceStats, StreamError, read_lines
 
 MALFORMED_EXAMPLES = 10
+BATCH_LINES = 256
 _PROGRESS_EVERY = 100_000
 
 
@@ -34,92 +35,79 @@ _PROGRESS_EVERY = 100_000
 class Tally:
     records: int = 0
     kept: int = 0
-    train: int = 0
-    eval: int = 0
     rejected: Counter[Outcome] = field(default_factory=Counter)
     redactions: Counter[str] = field(default_factory=Counter)
+    """Secrets replaced in kept samples."""
     malformed_examples: list[dict[str, object]] = field(default_factory=list)
     exact_duplicates: int = 0
     near_duplicates: int = 0
-    dedup_state_bytes: int = 0
 
 
 class Curator:
-    def __init__(self, settings: Settings, writer: DatasetWriter, count_tokens: TokenCounter) -> None:
-        self._settings = settings
-        self._spec = settings.curation
+    def __init__(self, rules: Rules, writer: DatasetWriter, max_line_bytes: int, workers: int = 1) -> None:
+        self._rules = rules
         self._writer = writer
-        self._count_tokens = count_tokens
-        self._dedup = Deduplicator(near=self._spec.dedup)
+        self._max_line_bytes = max_line_bytes
+        self._workers = workers
+        self._dedup = Deduplicator()
         self.tally = Tally()
         self._started = time.monotonic()
 
     def run(self, sources: list[SourceStats]) -> Tally:
-        for stats in sources:
-            name = str(stats.path)
-            for number, line in enumerate(read_lines(stats.path, stats, self._settings.max_line_bytes), 1):
-                self._process(name, number, line)
+        batches = self._batches(sources)
+        if self._workers <= 1:
+            initialise(self._rules)
+            for batch in batches:
+                self._consume(batch, assess_batch(batch))
+        else:
+            self._run_parallel(batches)
         self.tally.exact_duplicates = self._dedup.exact_hits
         self.tally.near_duplicates = self._dedup.near_hits
-        self.tally.dedup_state_bytes = self._dedup.nbytes
         return self.tally
 
-    def _process(self, source: str, number: int, line: Line) -> None:
+    def _run_parallel(self, batches: Iterator[Batch]) -> None:
+        # spawn, not fork: forking a process that already runs threads (numpy's, the
+        # executor's) is unsafe, and the workers need nothing from this process' memory.
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(self._workers, context, initialise, (self._rules,)) as pool:
+            pending: deque[tuple[Batch, Future[list[Rejection | Candidate]]]] = deque()
+            for batch in batches:
+                pending.append((batch, pool.submit(assess_batch, batch)))
+                if len(pending) >= 2 * self._workers:
+                    done, future = pending.popleft()
+                    self._consume(done, future.result())
+            while pending:
+                done, future = pending.popleft()
+                self._consume(done, future.result())
+
+    def _batches(self, sources: list[SourceStats]) -> Iterator[Batch]:
+        for stats in sources:
+            name = str(stats.path)
+            items: list[Item] = []
+            for number, line in enumerate(read_lines(stats.path, stats, self._max_line_bytes), 1):
+                items.append((number, _early_rejection(line) if not isinstance(line, bytes) else line))
+                if len(items) == BATCH_LINES:
+                    yield name, items
+                    items = []
+            if items:
+                yield name, items
+
+    def _consume(self, batch: Batch, results: list[Rejection | Candidate]) -> None:
+        source, items = batch
         tally = self.tally
-        tally.records += 1
-        if tally.records % _PROGRESS_EVERY == 0:
+        for (number, _), result in zip(items, results, strict=True):
+            tally.records += 1
+            if isinstance(result, Rejection):
+                self._reject(source, number, result)
+            elif self._dedup.is_duplicate(result.digest, result.band_keys):
+                tally.rejected[Outcome.DUPLICATE] += 1
+            else:
+                self._writer.write("eval" if result.evaluation else "train", result.line, result.cap_key)
+                tally.kept += 1
+                if result.redactions:
+                    tally.redactions.update(result.redactions)
+        if tally.records // _PROGRESS_EVERY != (tally.records - len(items)) // _PROGRESS_EVERY:
             self._log_progress()
-        if isinstance(line, LineTooLong):
-            self._reject(source, number, Rejection(Outcome.MALFORMED, f"line of {line.size} bytes is too long"))
-            return
-        if isinstance(line, StreamError):
-            self._reject(source, number, Rejection(Outcome.MALFORMED, f"rest of file unreadable: {line.message}"))
-            return
-        session = parse_session(line)
-        if isinstance(session, Rejection):
-            self._reject(source, number, session)
-            return
-        decision = self._judge(session)
-        if isinstance(decision, Rejection):
-            self._reject(source, number, decision)
-            return
-        self._keep(source, number, session, decision)
-
-    def _judge(self, session: Session) -> Rejection | tuple[str, ...]:
-        if session.success_rate <= self._spec.min_success_rate:
-            return Rejection(Outcome.LOW_SUCCESS, "")
-        fields = redact_fields((session.instruction, session.input, session.output), self.tally.redactions)
-        max_tokens = self._spec.max_tokens
-        if max_tokens is not None and self._count_tokens("\n".join(fields)) > max_tokens:
-            return Rejection(Outcome.TOO_LONG, "")
-        normalised = normalise(*fields)
-        if self._dedup.is_duplicate(exact_digest(normalised), normalised):
-            return Rejection(Outcome.DUPLICATE, "")
-        return fields
-
-    def _keep(self, source: str, number: int, session: Session, fields: tuple[str, ...]) -> None:
-        instruction, context, output = fields
-        line = orjson.dumps(
-            {
-                "instruction": instruction,
-                "input": context,
-                "output": output,
-                "metadata": {
-                    "session_id": session.session_id,
-                    "success_rate": session.success_rate,
-                    "source": source,
-                    "line": number,
-                },
-            },
-            option=orjson.OPT_APPEND_NEWLINE,
-        )
-        evaluation = split.is_eval(session.session_id, self._spec.eval_fraction)
-        self._writer.write("eval" if evaluation else "train", line, split.cap_key(session.session_id))
-        self.tally.kept += 1
-        if evaluation:
-            self.tally.eval += 1
-        else:
-            self.tally.train += 1
 
     def _reject(self, source: str, number: int, rejection: Rejection) -> None:
         self.tally.rejected[rejection.outcome] += 1
@@ -134,5 +122,7 @@ class Curator:
         print(orjson.dumps(progress).decode(), file=sys.stderr)
 
 
-def sources_for(paths: list[Path]) -> list[SourceStats]:
-    return [SourceStats(path) for path in paths]
+def _early_rejection(line: LineTooLong | StreamError) -> Rejection:
+    if isinstance(line, LineTooLong):
+        return Rejection(Outcome.MALFORMED, f"line of {line.size} bytes is too long")
+    return Rejection(Outcome.MALFORMED, f"rest of file unreadable: {line.message}")

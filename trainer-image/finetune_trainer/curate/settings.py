@@ -24,6 +24,8 @@ class Settings:
     """Fail the run (CurationFailed) when more than this share of lines is malformed."""
     max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
     """Longer lines are counted malformed without being read into memory."""
+    workers: int = 0
+    """Worker processes; 0 chooses from the usable CPUs and the input size."""
 
 
 @dataclass(frozen=True, slots=True)
