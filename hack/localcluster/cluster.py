@@ -183,7 +183,20 @@ def _apiserver_argv(bin_dir: Path, state: Path, pki: Pki, port: int, etcd_port: 
         "--allow-privileged=true",
         "--profiling=false",
         f"--cert-dir={state / 'pki'}",
+        *_audit_flags(state),
     ]
+
+
+def _audit_policy_file(state: Path) -> Path:
+    return state / "config" / "audit-policy.json"
+
+
+def _audit_flags(state: Path) -> list[str]:
+    """Audit logging (to logs/audit.log) when `up` was given a policy; restarts keep it."""
+    policy = _audit_policy_file(state)
+    if not policy.exists():
+        return []
+    return [f"--audit-policy-file={policy}", f"--audit-log-path={state / 'logs' / 'audit.log'}"]
 
 
 def _start_apiserver(info: ClusterInfo, pki: Pki, etcd_port: int) -> None:
@@ -199,7 +212,7 @@ def _start_apiserver(info: ClusterInfo, pki: Pki, etcd_port: int) -> None:
     )
 
 
-def _bootstrap_objects() -> list[dict[str, Any]]:
+def _bootstrap_objects(gpu_nodes: int = 2) -> list[dict[str, Any]]:
     storage_class = {
         "apiVersion": "storage.k8s.io/v1",
         "kind": "StorageClass",
@@ -211,7 +224,7 @@ def _bootstrap_objects() -> list[dict[str, Any]]:
         "reclaimPolicy": "Delete",
         "volumeBindingMode": "Immediate",
     }
-    return [storage_class, *kwok.nodes()]
+    return [storage_class, *kwok.nodes(gpu_nodes)]
 
 
 def _kwok_config(state: Path) -> Path:
@@ -298,14 +311,25 @@ def _exclusive(state: Path) -> Iterator[None]:
         yield
 
 
-def up(state_dir: Path | None = None, with_node_agent: bool = True) -> ClusterInfo:
-    """Starts every component not running yet and returns once all are ready (idempotent)."""
+def up(
+    state_dir: Path | None = None,
+    with_node_agent: bool = True,
+    gpu_nodes: int = 2,
+    audit_policy: dict[str, Any] | None = None,
+) -> ClusterInfo:
+    """Starts every component not running yet and returns once all are ready (idempotent).
+
+    `gpu_nodes` and `audit_policy` (an audit.k8s.io/v1 Policy; the log goes to logs/audit.log) take
+    effect when the cluster starts, not on a cluster that is already running.
+    """
     state = (state_dir or state_dir_from_env()).resolve()
     with _exclusive(state):
-        return _up(state, with_node_agent)
+        return _up(state, with_node_agent, gpu_nodes, audit_policy)
 
 
-def _up(state: Path, with_node_agent: bool) -> ClusterInfo:
+def _up(
+    state: Path, with_node_agent: bool, gpu_nodes: int = 2, audit_policy: dict[str, Any] | None = None
+) -> ClusterInfo:
     for sub in ("config", "volumes", "logs", "pids"):
         (state / sub).mkdir(parents=True, exist_ok=True)
     previous = read_info(state)
@@ -317,6 +341,8 @@ def _up(state: Path, with_node_agent: bool) -> ClusterInfo:
 
     # A partly running cluster (a component crashed): restart it as a whole.
     _stop_all(state)
+    if audit_policy is not None:
+        _audit_policy_file(state).write_text(json.dumps(audit_policy, indent=2) + "\n")
     bin_dir = build_binaries()
     pki = ensure_pki(state / "pki")
     ports_file = state / "ports.json"
@@ -442,7 +468,7 @@ def _up(state: Path, with_node_agent: bool) -> ClusterInfo:
         "apply",
         "-f",
         "-",
-        stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": _bootstrap_objects()}),
+        stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": _bootstrap_objects(gpu_nodes)}),
     )
     insecure = _unverified_tls()
     for name, port in (("kube-controller-manager", kcm_port), ("kube-scheduler", sched_port)):

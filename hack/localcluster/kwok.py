@@ -271,8 +271,8 @@ def _node(name: str, pool: str, capacity: dict[str, str]) -> dict[str, Any]:
     }
 
 
-def nodes() -> list[dict[str, Any]]:
-    """Two GPU nodes (8 GPUs each) and one CPU-only node."""
+def nodes(gpu_nodes: int = 2) -> list[dict[str, Any]]:
+    """`gpu_nodes` GPU nodes (8 GPUs each; two by default) and one CPU-only node."""
     gpu = {
         "cpu": "64",
         "memory": "512Gi",
@@ -281,8 +281,4 @@ def nodes() -> list[dict[str, Any]]:
         GPU_RESOURCE: str(GPUS_PER_NODE),
     }
     cpu = {"cpu": "32", "memory": "128Gi", "pods": "110", "ephemeral-storage": "1Ti"}
-    return [
-        _node("gpu-node-0", "gpu", gpu),
-        _node("gpu-node-1", "gpu", gpu),
-        _node("cpu-node-0", "cpu", cpu),
-    ]
+    return [*(_node(f"gpu-node-{i}", "gpu", gpu) for i in range(gpu_nodes)), _node("cpu-node-0", "cpu", cpu)]
