@@ -349,3 +349,39 @@ def test_node_agent_restarts_a_failed_container_under_restart_policy_on_failure(
     status = finished.status.container_statuses[0]
     assert (finished.status.phase, status.restart_count) == ("Succeeded", 1)
     assert status.last_state.terminated.exit_code == 3
+
+
+def _job(name: str, command: list[str], **spec: Any) -> dict[str, Any]:
+    template = _pod(name, command, **AGENT_PLACEMENT)
+    template["spec"]["restartPolicy"] = "Never"
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": name},
+        "spec": {"backoffLimit": 0, "template": {"spec": template["spec"]}, **spec},
+    }
+
+
+def _job_condition(kube: client.ApiClient, namespace: str, name: str) -> str | None:
+    job: Any = client.BatchV1Api(kube).read_namespaced_job(name, namespace)
+    done = [c.type for c in job.status.conditions or [] if c.type in ("Complete", "Failed") and c.status == "True"]
+    return done[0] if done else None
+
+
+def test_jobs_on_the_node_agent_complete_or_fail_by_their_pods_exit_code(
+    kube: client.ApiClient, kubectl: Kubectl, namespace: str, wait_for: WaitFor
+) -> None:
+    # The operator's curation and training steps are Jobs with a podFailurePolicy on exit codes.
+    fail_fast = {"rules": [{"action": "FailJob", "onExitCodes": {"operator": "In", "values": [10]}}]}
+    ok = _job("ok", ["python", "-c", "print('fine')"])
+    bad = _job("bad-data", ["python", "-c", "raise SystemExit(10)"], podFailurePolicy=fail_fast)
+    kubectl(
+        "apply", "-n", namespace, "-f", "-", stdin=json.dumps({"kind": "List", "apiVersion": "v1", "items": [ok, bad]})
+    )
+
+    assert wait_for(lambda: _job_condition(kube, namespace, "ok"), "job ok to finish", timeout=120) == "Complete"
+    assert (
+        wait_for(lambda: _job_condition(kube, namespace, "bad-data"), "job bad-data to finish", timeout=120) == "Failed"
+    )
+    job: Any = client.BatchV1Api(kube).read_namespaced_job("bad-data", namespace)
+    assert "PodFailurePolicy" in {c.reason for c in job.status.conditions}
