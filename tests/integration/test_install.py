@@ -29,6 +29,19 @@ CRDS = "app.kubernetes.io/part-of=finetune-operator,app.kubernetes.io/component=
 NOT_CRDS = "app.kubernetes.io/component!=crd"
 SERVICEMONITOR_CRD = "servicemonitors.monitoring.coreos.com"
 
+MODEL_VERSION: dict[str, Any] = {
+    "apiVersion": "finetune.dev/v1alpha1",
+    "kind": "ModelVersion",
+    "metadata": {"name": "support-agent-1.0.0"},
+    "spec": {
+        "modelName": "support-agent",
+        "version": "1.0.0",
+        "baseModel": "llama-3.1-8b",
+        "artifact": {"pvc": "support-agent-lora-workspace", "path": "model"},
+        "job": {"name": "support-agent-lora", "uid": "0b6f4a1e-2f4e-4d8b-9a57-0c6d2f0e9a11"},
+    },
+}
+
 # The conftest fixtures' shapes: kubectl as admin (raises on failure), and polling until a value.
 Kubectl = Callable[..., str]
 WaitFor = Callable[..., Any]
@@ -71,7 +84,9 @@ def monitoring_overlay(directory: Path) -> Path:
     ("target", "replicas"),
     [("base", 1), ("overlays/dev", 1), ("overlays/production", 2), ("production+servicemonitor", 2)],
 )
-def test_install_and_uninstall(kubectl: Kubectl, wait_for: WaitFor, tmp_path: Path, target: str, replicas: int) -> None:
+def test_install_and_uninstall(
+    kubectl: Kubectl, wait_for: WaitFor, namespace: str, tmp_path: Path, target: str, replicas: int
+) -> None:
     if target == "production+servicemonitor":
         if not kubectl("get", "crd", SERVICEMONITOR_CRD, "--ignore-not-found", "-o", "name").strip():
             pytest.skip(f"{SERVICEMONITOR_CRD} is not installed (no Prometheus Operator)")
@@ -113,11 +128,15 @@ def test_install_and_uninstall(kubectl: Kubectl, wait_for: WaitFor, tmp_path: Pa
 
         if target == "production+servicemonitor":
             get(kubectl, "servicemonitor", "finetune-operator", "-n", NAMESPACE)
+
+        # A registered model, which the uninstall must keep.
+        kubectl("apply", "-n", namespace, "-f", "-", stdin=yaml.safe_dump(MODEL_VERSION))
     finally:
         uninstall(kubectl, kustomization)
 
     assert not kubectl("get", "namespace", NAMESPACE, "--ignore-not-found", "-o", "name").strip()
     assert not kubectl("get", "clusterrole", "finetune-operator", "--ignore-not-found", "-o", "name").strip()
+    get(kubectl, "modelversion", MODEL_VERSION["metadata"]["name"], "-n", namespace)
     kept = kubectl("get", "crd", "-l", CRDS, "-o", "name").split()
     assert sorted(kept) == [
         "customresourcedefinition.apiextensions.k8s.io/clusterkopfpeerings.kopf.dev",
