@@ -1,0 +1,192 @@
+"""The model registry (issue #7) against the real control plane, with KWOK GPU nodes running the pods.
+
+Every successful job registers a ModelVersion: semver assigned from what exists (or `output.version`), distinct
+versions for jobs finishing together (the API server's name uniqueness decides), a taken explicit version
+failing the job before training, lineage copied from the job, and the ModelVersion outliving the job.
+
+(Named test_model_registry.py: tests/unit/test_registry.py already owns the module name `test_registry`.)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from kwok_jobs import (
+    CURATED,
+    TRAINED,
+    apply,
+    children,
+    get_json,
+    gpu_job,
+    operator,
+    phase_is,
+    poll,
+    sessions_config_map,
+    wait_status,
+)
+from operator_harness import OperatorProcess
+
+pytestmark = pytest.mark.integration
+
+Kubectl = Callable[..., str]
+
+
+@pytest.fixture
+def fto(cluster: Any, crds: Any, request: pytest.FixtureRequest) -> Iterator[OperatorProcess]:
+    """The operator, with a peering name of its own (see kwok_jobs.unique_peering)."""
+    process = operator(cluster, request.node.name).start()
+    yield process
+    process.stop()
+    print(f"--- operator log ({process.log}) ---\n{process.tail()}")
+
+
+def model_versions(kubectl: Kubectl, namespace: str, selector: str) -> list[dict[str, Any]]:
+    mvs: list[dict[str, Any]] = get_json(kubectl, "-n", namespace, "get", "mv", "-l", selector)["items"]
+    return sorted(mvs, key=lambda mv: mv["metadata"]["name"])
+
+
+def test_sequential_jobs_take_the_next_version_by_their_bump(
+    kubectl: Kubectl, namespace: str, fto: OperatorProcess
+) -> None:
+    apply(kubectl, namespace, sessions_config_map())
+    expected = [("patch", "0.0.1"), ("patch", "0.0.2"), ("minor", "0.1.0")]
+    for i, (bump, version) in enumerate(expected):
+        job = gpu_job(f"seq-{i}", model="seq", run_for="1s", output={"modelName": "seq", "bump": bump})
+        apply(kubectl, namespace, job)
+        status = wait_status(kubectl, namespace, f"seq-{i}", phase_is("Completed"), "Completed", 120, fto)
+        assert status["model"]["version"] == version, status["model"]
+        assert status["model"]["modelVersion"] == f"seq-v{version}"
+    registered = model_versions(kubectl, namespace, "finetune.dev/model=seq")
+    assert [(mv["spec"]["version"], mv["spec"]["job"]["name"]) for mv in registered] == [
+        ("0.0.1", "seq-0"),
+        ("0.0.2", "seq-1"),
+        ("0.1.0", "seq-2"),
+    ]
+
+
+def test_jobs_finishing_together_get_distinct_versions(kubectl: Kubectl, namespace: str, fto: OperatorProcess) -> None:
+    # Same run-for, applied together: both trainings end within a moment and register concurrently.
+    apply(
+        kubectl,
+        namespace,
+        sessions_config_map(),
+        gpu_job("twin-a", model="twin", run_for="3s"),
+        gpu_job("twin-b", model="twin", run_for="3s"),
+    )
+    statuses = {
+        name: wait_status(kubectl, namespace, name, phase_is("Completed"), "Completed", 120, fto)
+        for name in ("twin-a", "twin-b")
+    }
+    registered = model_versions(kubectl, namespace, "finetune.dev/model=twin")
+    assert len(registered) == 2, [mv["metadata"]["name"] for mv in registered]
+    assert sorted(mv["spec"]["version"] for mv in registered) == ["0.0.1", "0.0.2"]
+    by_name = {mv["metadata"]["name"]: mv for mv in registered}
+    for name, status in statuses.items():
+        uid = get_json(kubectl, "-n", namespace, "get", "ftj", name)["metadata"]["uid"]
+        mv = by_name[status["model"]["modelVersion"]]
+        assert mv["spec"]["job"] == {"name": name, "uid": uid}
+        assert status["model"]["version"] == mv["spec"]["version"]
+    assert statuses["twin-a"]["model"]["version"] != statuses["twin-b"]["model"]["version"]
+
+
+def test_explicit_version_that_exists_fails_the_job_before_training(
+    kubectl: Kubectl, namespace: str, fto: OperatorProcess
+) -> None:
+    pinned = {"modelName": "pinned", "version": "1.0.0"}
+    apply(kubectl, namespace, sessions_config_map(), gpu_job("first", model="pinned", output=pinned))
+    wait_status(kubectl, namespace, "first", phase_is("Completed"), "Completed", 120, fto)
+    first = get_json(kubectl, "-n", namespace, "get", "mv", "pinned-v1.0.0")
+
+    apply(kubectl, namespace, gpu_job("second", model="pinned", output=pinned))
+    status = wait_status(kubectl, namespace, "second", phase_is("Failed"), "Failed", 60, fto)
+    assert status["reason"] == "VersionExists", status
+    assert status["failureKind"] == "User"
+    assert "pinned-v1.0.0" in status["message"]
+    uid = get_json(kubectl, "-n", namespace, "get", "ftj", "second")["metadata"]["uid"]
+    assert children(kubectl, namespace, uid)["training"] == []
+    assert not status.get("startTime"), "a job that never trained has no startTime"
+    # The registered version is untouched and still the first job's.
+    after = get_json(kubectl, "-n", namespace, "get", "mv", "pinned-v1.0.0")
+    assert after["metadata"]["uid"] == first["metadata"]["uid"]
+    assert after["spec"]["job"]["name"] == "first"
+    assert len(model_versions(kubectl, namespace, "finetune.dev/model=pinned")) == 1
+
+
+def test_model_version_outlives_its_job_with_lineage_and_labels(
+    kubectl: Kubectl, namespace: str, fto: OperatorProcess
+) -> None:
+    dataset = {
+        "sourceFiles": 1,
+        "sourceRecords": 57,
+        "samples": 50,
+        "trainSamples": 45,
+        "evalSamples": 5,
+        "sha256": "ab" * 32,
+        "rejected": {"malformed": 2, "lowSuccess": 3, "duplicate": 2, "tooLong": 0, "empty": 0},
+    }
+    metrics = {"trainLoss": 1.25, "evalLoss": 1.5, "perplexity": 4.48, "evalExactMatch": 0.25, "evalTokenF1": 0.5}
+    message = {
+        "outcome": "Succeeded",
+        "dataset": dataset,
+        "metrics": metrics,
+        "progress": {"step": 30, "totalSteps": 30, "epoch": 3.0},
+        "model": {"path": "model", "format": "safetensors", "adapter": True, "merged": False},
+    }
+    other = gpu_job("other", model="other-model", message={**CURATED, **TRAINED})
+    other["spec"]["baseModel"] = {"name": "mistral-7b", "builtin": "tiny-gpt"}
+    apply(kubectl, namespace, sessions_config_map(), gpu_job("lineage", model="lin", message=message), other)
+    status = wait_status(kubectl, namespace, "lineage", phase_is("Completed"), "Completed", 120, fto)
+    wait_status(kubectl, namespace, "other", phase_is("Completed"), "Completed", 120, fto)
+    job = get_json(kubectl, "-n", namespace, "get", "ftj", "lineage")
+    mv = get_json(kubectl, "-n", namespace, "get", "mv", status["model"]["modelVersion"])
+    spec = mv["spec"]
+
+    # Lineage: the job's dataset status and the trainer's final metrics, as the termination messages said.
+    assert {k: status["dataset"][k] for k in ("samples", "trainSamples", "evalSamples", "sha256")} == {
+        k: dataset[k] for k in ("samples", "trainSamples", "evalSamples", "sha256")
+    }
+    assert spec["dataset"] == {
+        "sha256": status["dataset"]["sha256"],
+        "samples": status["dataset"]["samples"],
+        "trainSamples": status["dataset"]["trainSamples"],
+        "evalSamples": status["dataset"]["evalSamples"],
+        "source": "configmap://sessions/sessions.jsonl",
+    }
+    assert spec["metrics"] == pytest.approx(metrics)
+    assert {k: status["metrics"][k] for k in metrics} == pytest.approx(metrics)
+    assert spec["job"] == {"name": "lineage", "uid": job["metadata"]["uid"]}
+    assert spec["baseModel"] == "llama-3.1-8b"
+    assert spec["modelName"] == "lin" and spec["version"] == "0.0.1"
+    assert spec["artifact"] == {
+        "pvc": "lineage-workspace",
+        "path": "model",
+        "uri": "pvc://lineage-workspace/model",
+        "adapter": True,
+    }
+    assert status["model"]["uri"] == "pvc://lineage-workspace/model"
+    assert spec["hyperparameters"], "the training hyperparameters are recorded"
+    assert "ownerReferences" not in mv["metadata"]
+
+    # Labels select by model, base model and job; the other job's ModelVersion never matches.
+    def names(selector: str) -> list[str]:
+        return kubectl("-n", namespace, "get", "mv", "-l", selector, "-o", "name").split()
+
+    assert names("finetune.dev/model=lin") == ["modelversion.finetune.dev/lin-v0.0.1"]
+    assert names("finetune.dev/base-model=llama-3.1-8b") == ["modelversion.finetune.dev/lin-v0.0.1"]
+    assert names("finetune.dev/job=lineage") == ["modelversion.finetune.dev/lin-v0.0.1"]
+    assert names("finetune.dev/model=other-model") == ["modelversion.finetune.dev/other-model-v0.0.1"]
+    table = kubectl("-n", namespace, "get", "mv", "-l", "finetune.dev/model=lin")
+    assert "0.0.1" in table and "lineage" in table and "1.5" in table, table
+
+    # Deleting the job keeps its ModelVersion, unchanged.
+    kubectl("-n", namespace, "delete", "ftj", "lineage", "--wait=true", "--timeout=60s")
+    poll(
+        lambda: not kubectl("-n", namespace, "get", "ftj", "lineage", "--ignore-not-found", "-o", "name").strip(),
+        "the job to be gone",
+        60,
+    )
+    kept = get_json(kubectl, "-n", namespace, "get", "mv", "lin-v0.0.1")
+    assert kept["metadata"]["uid"] == mv["metadata"]["uid"]
+    assert kept["spec"] == spec
