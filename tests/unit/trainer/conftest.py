@@ -7,6 +7,7 @@ something to pack.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 from pathlib import Path
@@ -49,9 +50,17 @@ def write_dataset(workspace: Path, train: int, evaluation: int, seed: int = 0) -
     folder = workspace / "dataset"
     folder.mkdir(parents=True, exist_ok=True)
     rows = [synthetic_sample(rng, index) for index in range(train + evaluation)]
+    outputs = {}
     for name, part in (("train.jsonl", rows[:train]), ("eval.jsonl", rows[train:])):
-        (folder / name).write_text("".join(json.dumps(row) + "\n" for row in part), encoding="utf-8")
-    manifest = {"samples": train + evaluation, "counts": {"sourceRecords": train + evaluation + 3}}
+        content = "".join(json.dumps(row) + "\n" for row in part).encode("utf-8")
+        (folder / name).write_bytes(content)
+        outputs[name] = {"records": len(part), "sha256": hashlib.sha256(content).hexdigest()}
+    manifest = {
+        "outcome": "Succeeded",
+        "samples": train + evaluation,
+        "counts": {"sourceRecords": train + evaluation + 3},
+        "outputs": outputs,
+    }
     (folder / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
 
 

@@ -29,7 +29,7 @@ def test_loads_both_splits_and_hashes_them_like_curation(tmp_path: Path) -> None
 @pytest.mark.parametrize(
     ("train", "evaluation", "reason", "text"),
     [
-        (None, "", Reason.CURATION_FAILED, "does not exist"),
+        (None, "", Reason.CURATION_FAILED, "train.jsonl does not exist"),
         ("", "", Reason.NO_SAMPLES_AFTER_CURATION, "train.jsonl holds no samples"),
         ('{"instruction": "a", "output": "b"}\n', "\n", Reason.NO_SAMPLES_AFTER_CURATION, "evalFraction"),
         ("{oops\n", "", Reason.CURATION_FAILED, "train.jsonl:1: not JSON"),
@@ -41,11 +41,41 @@ def test_loads_both_splits_and_hashes_them_like_curation(tmp_path: Path) -> None
 def test_bad_datasets_are_user_data_errors(
     tmp_path: Path, train: str | None, evaluation: str, reason: Reason, text: str
 ) -> None:
+    (tmp_path / "manifest.json").write_text(json.dumps({"outcome": "Succeeded"}))
     (tmp_path / "eval.jsonl").write_text(evaluation)
     if train is not None:
         (tmp_path / "train.jsonl").write_text(train)
+    assert_data_error(tmp_path, reason, text)
+
+
+@pytest.mark.parametrize(
+    ("manifest", "text"),
+    [
+        (None, "manifest.json does not exist: curation did not complete"),
+        ("{broken", "manifest.json is unreadable"),
+        ('{"outcome": "Failed"}', "does not record a successful curation"),
+    ],
+)
+def test_without_a_successful_manifest_there_is_no_dataset(tmp_path: Path, manifest: str | None, text: str) -> None:
+    write_dataset(tmp_path, train=3, evaluation=1)
+    folder = tmp_path / "dataset"
+    if manifest is None:
+        (folder / "manifest.json").unlink()
+    else:
+        (folder / "manifest.json").write_text(manifest)
+    assert_data_error(folder, Reason.CURATION_FAILED, text)
+
+
+def test_a_split_changed_after_curation_is_refused(tmp_path: Path) -> None:
+    write_dataset(tmp_path, train=3, evaluation=1)
+    with (tmp_path / "dataset" / "eval.jsonl").open("a") as split:
+        split.write('{"instruction": "injected", "output": "x"}\n')
+    assert_data_error(tmp_path / "dataset", Reason.CURATION_FAILED, "eval.jsonl changed after curation")
+
+
+def assert_data_error(folder: Path, reason: Reason, text: str) -> None:
     with pytest.raises(JobFailed) as failure:
-        data.load_dataset(tmp_path)
+        data.load_dataset(folder)
     assert failure.value.reason is reason
     assert exit_code_for(reason) is ExitCode.USER_DATA_ERROR
     assert text in failure.value.message

@@ -49,27 +49,45 @@ class Dataset:
 
 
 def load_dataset(dataset_dir: Path) -> Dataset:
-    train_path, eval_path = dataset_dir / TRAIN_FILE, dataset_dir / EVAL_FILE
-    for path in (train_path, eval_path):
+    manifest = read_manifest(dataset_dir / MANIFEST_FILE)
+    splits = {}
+    for name in (TRAIN_FILE, EVAL_FILE):
+        path = dataset_dir / name
         if not path.is_file():
-            raise JobFailed(Reason.CURATION_FAILED, f"{path} does not exist: curation did not complete")
-    train = read_samples(train_path)
-    evaluation = read_samples(eval_path)
+            raise JobFailed(Reason.CURATION_FAILED, f"{path} does not exist although the manifest says it was written")
+        content = path.read_bytes()
+        recorded = manifest.get("outputs", {}).get(name, {}).get("sha256")
+        if recorded is not None and recorded != hashlib.sha256(content).hexdigest():
+            raise JobFailed(Reason.CURATION_FAILED, f"{path} changed after curation (sha256 differs from the manifest)")
+        splits[name] = (path, content)
+    train = read_samples(splits[TRAIN_FILE][0])
+    evaluation = read_samples(splits[EVAL_FILE][0])
     if not train:
-        raise JobFailed(Reason.NO_SAMPLES_AFTER_CURATION, f"{train_path} holds no samples")
+        raise JobFailed(Reason.NO_SAMPLES_AFTER_CURATION, f"{splits[TRAIN_FILE][0]} holds no samples")
     if not evaluation:
         raise JobFailed(
             Reason.NO_SAMPLES_AFTER_CURATION,
-            f"{eval_path} holds no samples: evaluation needs held-out data (raise curation.evalFraction)",
+            f"{splits[EVAL_FILE][0]} holds no samples: evaluation needs held-out data (raise curation.evalFraction)",
         )
-    manifest_path = dataset_dir / MANIFEST_FILE
-    manifest = json.loads(manifest_path.read_text(encoding="utf-8")) if manifest_path.is_file() else {}
     return Dataset(
         train=train,
         eval=evaluation,
-        sha256=dataset_sha256(train_path.read_bytes(), eval_path.read_bytes()),
+        sha256=dataset_sha256(splits[TRAIN_FILE][1], splits[EVAL_FILE][1]),
         manifest=manifest,
     )
+
+
+def read_manifest(path: Path) -> dict[str, Any]:
+    """The manifest is curation's completion marker: without a successful one there is no dataset."""
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as error:
+        raise JobFailed(Reason.CURATION_FAILED, f"{path} does not exist: curation did not complete") from error
+    except (OSError, ValueError) as error:
+        raise JobFailed(Reason.CURATION_FAILED, f"{path} is unreadable: {error}") from error
+    if not isinstance(manifest, dict) or manifest.get("outcome") != "Succeeded":
+        raise JobFailed(Reason.CURATION_FAILED, f"{path} does not record a successful curation")
+    return manifest
 
 
 def dataset_sha256(train: bytes, evaluation: bytes) -> str:
