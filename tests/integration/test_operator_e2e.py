@@ -1,0 +1,153 @@
+"""End to end on the real control plane: the operator, real curation and real training of tiny-gpt on CPU.
+
+The node agent (tests/nodeagent) runs the curation and training pods as local processes with the PVC mounted,
+so everything from `kubectl apply` to the ModelVersion is the product's own code doing real work.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import localcluster
+import pytest
+import yaml
+from operator_harness import OperatorProcess, get_job, wait_phase
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+REPO = Path(__file__).resolve().parents[2]
+SESSIONS = REPO / "manifests" / "samples" / "data" / "sessions.jsonl"
+ORDER = ["Pending", "Queued", "Running", "Evaluating", "Completed"]
+
+
+def quickstart(name: str, epochs: int = 2) -> dict[str, Any]:
+    body: dict[str, Any] = yaml.safe_load((REPO / "manifests" / "samples" / "quickstart.yaml").read_text())
+    body["metadata"]["name"] = name
+    body["spec"]["training"]["epochs"] = epochs
+    body["spec"]["storage"]["retainPolicy"] = "Retain"
+    return body
+
+
+def setup(kubectl: Callable[..., str], namespace: str, *jobs: dict[str, Any]) -> None:
+    config_map = kubectl(
+        "-n", namespace, "create", "configmap", "quickstart-sessions",
+        f"--from-file=sessions.jsonl={SESSIONS}", "--dry-run=client", "-o", "yaml",
+    )  # fmt: skip
+    kubectl("-n", namespace, "apply", "-f", "-", stdin=config_map)
+    kubectl("-n", namespace, "apply", "-f", "-", stdin=yaml.safe_dump_all(jobs))
+
+
+def claim_folder(cluster: localcluster.ClusterInfo, kubectl: Callable[..., str], namespace: str, claim: str) -> Path:
+    volume = kubectl("-n", namespace, "get", "pvc", claim, "-o", "jsonpath={.spec.volumeName}")
+    host_path = Path(kubectl("get", "pv", volume, "-o", "jsonpath={.spec.hostPath.path}"))
+    return cluster.volumes_dir / host_path.relative_to(localcluster.cluster.HOSTPATH_PROVISIONER_DIR)
+
+
+def assert_in_order(seen: list[str]) -> None:
+    """Phases only move forward (this job has no requeue)."""
+    positions = [ORDER.index(phase) for phase in seen]
+    assert positions == sorted(positions), f"phases went backwards: {seen}"
+
+
+def children(kubectl: Callable[..., str], namespace: str, kind: str, job: str) -> list[str]:
+    names = kubectl("-n", namespace, "get", kind, "-l", f"finetune.dev/job={job}", "-o", "name").split()
+    return sorted(names)
+
+
+def test_quickstart_curates_trains_evaluates_and_registers_for_real(
+    kubectl: Callable[..., str],
+    namespace: str,
+    cluster: localcluster.ClusterInfo,
+    operator_process: OperatorProcess,
+) -> None:
+    setup(kubectl, namespace, quickstart("real"))
+    seen: list[str] = []
+    job = wait_phase(kubectl, namespace, "real", ("Completed",), timeout=600, operator=operator_process, seen=seen)
+    assert_in_order(seen)
+    assert seen[0] == "Pending" and "Running" in seen and seen[-1] == "Completed"
+    status = job["status"]
+
+    # Real losses from real training, reported by the trainer.
+    metrics = status["metrics"]
+    for key in ("trainLoss", "evalLoss", "perplexity", "tokensPerSecond"):
+        assert math.isfinite(metrics[key]) and metrics[key] > 0, (key, metrics)
+    assert metrics["perplexity"] == pytest.approx(math.exp(metrics["evalLoss"]), rel=1e-3)
+    assert status["progress"]["percent"] == 100
+
+    # Curation counts in the status are the manifest's, and the ModelVersion's lineage points at the same data.
+    workspace = claim_folder(cluster, kubectl, namespace, "real-workspace")
+    manifest = json.loads((workspace / "dataset" / "manifest.json").read_text())
+    dataset = status["dataset"]
+    assert dataset["sourceRecords"] > dataset["samples"] > 0
+    assert dataset["samples"] == dataset["trainSamples"] + dataset["evalSamples"]
+    train_lines = (workspace / "dataset" / "train.jsonl").read_text().splitlines()
+    assert len(train_lines) == dataset["trainSamples"]
+    assert json.dumps(manifest).count(dataset["sha256"]) >= 1
+    mv = json.loads(kubectl("-n", namespace, "get", "mv", status["model"]["modelVersion"], "-o", "json"))
+    assert mv["spec"]["dataset"]["sha256"] == dataset["sha256"]
+    assert mv["spec"]["dataset"]["trainSamples"] == dataset["trainSamples"]
+    assert mv["spec"]["metrics"]["evalLoss"] == pytest.approx(metrics["evalLoss"])
+    assert mv["spec"]["artifact"]["pvc"] == "real-workspace"
+
+    # The trained model is on the workspace volume in Hugging Face format.
+    model = workspace / mv["spec"]["artifact"]["path"]
+    assert list(model.rglob("*.safetensors")), sorted(p.name for p in model.rglob("*"))
+    assert (model / "metadata.json").exists()
+
+    # Events tell the story.
+    events = kubectl("-n", namespace, "get", "events", "--field-selector", "involvedObject.name=real")
+    assert "ModelRegistered" in events
+
+
+def wait_reason(
+    kubectl: Callable[..., str],
+    namespace: str,
+    name: str,
+    reasons: set[str],
+    operator: OperatorProcess,
+    seen: list[str],
+) -> dict[str, Any]:
+    """Poll until the job's reason is one of `reasons` or it is Completed (curation can be too quick to catch)."""
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        job = get_job(kubectl, namespace, name)
+        status = job.get("status") or {}
+        if status.get("phase") and (not seen or seen[-1] != status["phase"]):
+            seen.append(status["phase"])
+        if status.get("reason") in reasons or status.get("phase") in ("Completed", "Failed"):
+            return job
+        assert operator.alive(), operator.tail()
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {reasons}")
+
+
+def test_operator_killed_at_each_stage_resumes_without_duplicates(
+    kubectl: Callable[..., str],
+    namespace: str,
+    operator_process: OperatorProcess,
+) -> None:
+    setup(kubectl, namespace, quickstart("crashy", epochs=4))
+    seen: list[str] = []
+    killed_at: list[str] = []
+    for reasons in ({"Curating"}, {"Training"}, {"Evaluating", "Registering"}):
+        job = wait_reason(kubectl, namespace, "crashy", reasons, operator_process, seen)
+        if job["status"]["phase"] in ("Completed", "Failed"):
+            break
+        operator_process.kill()  # SIGKILL: no last write, no cleanup
+        killed_at.append(job["status"]["reason"])
+        operator_process.start()
+    job = wait_phase(kubectl, namespace, "crashy", ("Completed",), timeout=600, operator=operator_process, seen=seen)
+    # Training and evaluation last long enough to be caught; curation may finish between two polls.
+    assert {"Training"} <= set(killed_at), killed_at
+    assert_in_order(seen)
+    assert children(kubectl, namespace, "jobs.batch", "crashy") == ["job.batch/crashy-curate", "job.batch/crashy-train"]
+    assert len(children(kubectl, namespace, "pvc", "crashy")) == 1
+    versions = kubectl("-n", namespace, "get", "mv", "-o", "jsonpath={.items[*].spec.version}").split()
+    assert versions == ["0.0.1"], versions
+    assert job["status"]["attempts"] == 1
+    assert job["status"]["model"]["version"] == "0.0.1"
