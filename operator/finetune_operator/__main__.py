@@ -64,6 +64,7 @@ def configure_kopf(operator_settings: Settings) -> None:
         # (equal priorities would pause them all). Without the peering CRDs (a laptop, the tests) the
         # operator runs standalone.
         settings.peering.name = operator_settings.peering
+        settings.peering.lifetime = operator_settings.peering_lifetime_seconds
         settings.peering.clusterwide = not operator_settings.namespaces
         settings.peering.mandatory = False
         settings.peering.priority = random.SystemRandom().randint(1, 2**31 - 1)

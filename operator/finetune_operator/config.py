@@ -25,6 +25,9 @@ class Settings:
     log_format: str = "json"
     peering: str = "finetune-operator"
     """Kopf peering object: replicas sharing it elect one active operator."""
+    peering_lifetime_seconds: int = 60
+    """How long a replica's peering keep-alive counts (Kopf's default); a crashed active replica is replaced
+    after at most this long. Keep-alives are sent a few seconds before it runs out."""
     source_wait_seconds: int = 300
     """How long a job waits in Pending for its dataset source to exist before it fails."""
     sweep_seconds: int = 15
@@ -58,6 +61,7 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
         log_level=env.get("FTO_LOG_LEVEL", defaults.log_level).upper(),
         log_format=env.get("FTO_LOG_FORMAT", defaults.log_format),
         peering=env.get("FTO_PEERING", defaults.peering),
+        peering_lifetime_seconds=integer("FTO_PEERING_LIFETIME_SECONDS", defaults.peering_lifetime_seconds),
         source_wait_seconds=integer("FTO_SOURCE_WAIT_SECONDS", defaults.source_wait_seconds),
         sweep_seconds=integer("FTO_SWEEP_SECONDS", defaults.sweep_seconds),
         termination_grace_seconds=integer("FTO_TERMINATION_GRACE_SECONDS", defaults.termination_grace_seconds),

@@ -13,6 +13,7 @@ INTEGER_VARIABLES = {
     "FTO_SOURCE_WAIT_SECONDS": "source_wait_seconds",
     "FTO_SWEEP_SECONDS": "sweep_seconds",
     "FTO_TERMINATION_GRACE_SECONDS": "termination_grace_seconds",
+    "FTO_PEERING_LIFETIME_SECONDS": "peering_lifetime_seconds",
 }
 
 
@@ -27,6 +28,7 @@ def test_defaults_from_an_empty_environment() -> None:
     assert settings.log_level == "INFO"
     assert settings.log_format == "json"
     assert settings.peering == "finetune-operator"
+    assert settings.peering_lifetime_seconds == 60
     assert settings.source_wait_seconds == 300
     assert settings.sweep_seconds == 15
     assert settings.termination_grace_seconds == 120
@@ -52,6 +54,7 @@ def test_every_variable_is_parsed() -> None:
             "FTO_LOG_LEVEL": "debug",
             "FTO_LOG_FORMAT": "text",
             "FTO_PEERING": "team-a",
+            "FTO_PEERING_LIFETIME_SECONDS": "15",
             "FTO_SOURCE_WAIT_SECONDS": "60",
             "FTO_SWEEP_SECONDS": "5",
             "FTO_TERMINATION_GRACE_SECONDS": "600",
@@ -67,6 +70,7 @@ def test_every_variable_is_parsed() -> None:
         log_level="DEBUG",
         log_format="text",
         peering="team-a",
+        peering_lifetime_seconds=15,
         source_wait_seconds=60,
         sweep_seconds=5,
         termination_grace_seconds=600,
