@@ -57,17 +57,16 @@ def indexed_bytes(work: Callable[[], object], items: int) -> float:
     return peak / items
 
 
-def ours(texts: list[str]) -> dedup.Deduplicator:
+def ours(texts: list[bytes]) -> dedup.Deduplicator:
     deduplicator = dedup.Deduplicator()
-    for text in texts:
-        deduplicator.is_duplicate(dedup.exact_digest(text), dedup.band_keys(text.encode()))
+    for text, keys in zip(texts, dedup.band_keys(texts), strict=True):
+        deduplicator.is_duplicate(dedup.exact_digest(text), keys)
     return deduplicator
 
 
-def datasketch_lsh(texts: list[str]) -> MinHashLSH:
+def datasketch_lsh(texts: list[bytes]) -> MinHashLSH:
     lsh = MinHashLSH(num_perm=dedup.BANDS * dedup.ROWS, params=(dedup.BANDS, dedup.ROWS))
-    for index, text in enumerate(texts):
-        data = text.encode()
+    for index, data in enumerate(texts):
         minhash = MinHash(num_perm=dedup.BANDS * dedup.ROWS)
         minhash.update_batch([data[i : i + dedup.SHINGLE_BYTES] for i in range(len(data) - 7)])
         if not lsh.query(minhash):

@@ -10,20 +10,21 @@ from finetune_trainer.curate.compactset import CompactSet
 from .helpers import corpus, text
 
 
-def shingles(normalised: str) -> set[bytes]:
-    data = normalised.encode()
+def shingles(data: bytes) -> set[bytes]:
     return {data[i : i + dedup.SHINGLE_BYTES] for i in range(len(data) - dedup.SHINGLE_BYTES + 1)}
 
 
 def test_normalisation_ignores_case_and_whitespace_only() -> None:
     assert dedup.normalise("Fix  the\nTest", "", "Done.") == dedup.normalise("fix the test", "", "done.")
+    # Only ASCII is case-folded (bytes.lower, in C); other letters stay as they are.
+    assert dedup.normalise("Ünïcode Stays", "", "x") == "Ünïcodestays\x00\x00x".encode()
     assert dedup.normalise("Fix the test", "", "Done.") != dedup.normalise("Fix the test", "", "Done!")
     # Field boundaries count: moving text from instruction to output is a different sample.
     assert dedup.normalise("a b", "", "c") != dedup.normalise("a", "", "b c")
 
 
-def seen(deduplicator: dedup.Deduplicator, normalised: str, near: bool = True) -> bool:
-    keys = dedup.band_keys(normalised.encode()) if near else []
+def seen(deduplicator: dedup.Deduplicator, normalised: bytes, near: bool = True) -> bool:
+    keys = dedup.band_keys([normalised])[0] if near else []
     return deduplicator.is_duplicate(dedup.exact_digest(normalised), keys)
 
 
@@ -40,12 +41,12 @@ def test_signature_estimates_jaccard_like_datasketch_minhash() -> None:
     """Our one-permutation MinHash and datasketch's 256-permutation MinHash agree on similarity."""
     rng = random.Random(1)
     for trial in range(20):
-        base = text(f"jaccard-{trial}", 80)
-        words = base.split()
+        words = text(f"jaccard-{trial}", 80).split()
+        base = " ".join(words).encode()
         for _ in range(rng.randint(0, 30)):
             words[rng.randrange(len(words))] = f"edit{rng.randrange(10**6)}"
-        other = " ".join(words)
-        ours = np.mean(dedup.signature(base.encode()) == dedup.signature(other.encode()))
+        other = " ".join(words).encode()
+        ours = np.mean(dedup.signature(base) == dedup.signature(other))
         reference_a, reference_b = MinHash(num_perm=256), MinHash(num_perm=256)
         reference_a.update_batch(list(shingles(base)))
         reference_b.update_batch(list(shingles(other)))
@@ -73,8 +74,8 @@ def test_planted_near_duplicates_are_caught_and_distinct_sessions_kept() -> None
 
 def test_near_duplicates_are_kept_when_dedup_is_off() -> None:
     deduplicator = dedup.Deduplicator()
-    a = text("same", 80)
-    b = a.replace(a.split()[3], "changed", 1)
+    a = dedup.normalise(text("same", 80))
+    b = a.replace(a[20:28], b"changed!", 1)
     assert not seen(deduplicator, a, near=False)
     assert not seen(deduplicator, b, near=False)
     # The same pair, with near-duplicate keys, is caught.
@@ -86,10 +87,17 @@ def test_near_duplicates_are_kept_when_dedup_is_off() -> None:
 def test_short_texts_get_a_full_signature() -> None:
     signature = dedup.signature(b"ok")
     assert signature.shape == (dedup.BANDS * dedup.ROWS,)
-    assert len(dedup.band_keys(b"ok")) == dedup.BANDS
+    assert [len(keys) for keys in dedup.band_keys([b"ok", b"", b"a longer text than eight bytes"])] == [dedup.BANDS] * 3
 
 
-def _normalised(session: dict[str, object]) -> str:
+def test_batched_signatures_equal_one_at_a_time() -> None:
+    texts = [text(f"batch-{index}", index).encode() for index in range(130)]
+    batched = dedup.band_keys(texts)
+    assert batched == [dedup.band_keys([one])[0] for one in texts]
+    assert len(set(map(tuple, batched))) == len(texts)
+
+
+def _normalised(session: dict[str, object]) -> bytes:
     if "messages" in session:
         messages = session["messages"]
         assert isinstance(messages, list)

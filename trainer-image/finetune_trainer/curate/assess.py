@@ -62,13 +62,25 @@ def initialise(rules: Rules) -> None:
 
 
 def assess_batch(batch: Batch) -> list[Rejection | Candidate]:
-    source, items = batch
-    return [item if isinstance(item, Rejection) else assess(source, number, item) for number, item in items]
-
-
-def assess(source: str, number: int, raw: bytes) -> Rejection | Candidate:
+    """Assess a batch of lines; near-duplicate keys are computed for all survivors at once (vectorised)."""
     rules = _rules
     assert rules is not None, "initialise() first"
+    source, items = batch
+    assessed = [item if isinstance(item, Rejection) else _assess(rules, source, number, item) for number, item in items]
+    texts = [result.normalised for result in assessed if isinstance(result, _Survivor)]
+    keys = iter(band_keys(texts) if rules.near_duplicates else [[] for _ in texts])
+    return [
+        result.candidate._replace(band_keys=next(keys)) if isinstance(result, _Survivor) else result
+        for result in assessed
+    ]
+
+
+class _Survivor(NamedTuple):
+    candidate: Candidate
+    normalised: bytes
+
+
+def _assess(rules: Rules, source: str, number: int, raw: bytes) -> Rejection | _Survivor:
     session = parse_session(raw)
     if isinstance(session, Rejection):
         return session
@@ -93,11 +105,12 @@ def assess(source: str, number: int, raw: bytes) -> Rejection | Candidate:
         },
         option=orjson.OPT_APPEND_NEWLINE,
     )
-    return Candidate(
+    candidate = Candidate(
         line=line,
         evaluation=split.is_eval(session.session_id, rules.eval_fraction),
         cap_key=split.cap_key(session.session_id),
         digest=exact_digest(normalised),
-        band_keys=band_keys(normalised.encode()) if rules.near_duplicates else [],
+        band_keys=[],
         redactions=dict(redactions) if redactions else None,
     )
+    return _Survivor(candidate, normalised)

@@ -1,7 +1,7 @@
 """Exact and near-duplicate detection with compact, streaming state.
 
-Exact: an 8-byte BLAKE2b digest of the normalised text (case-folded,
-whitespace collapsed); 1M sessions give a collision chance around 3e-8.
+Exact: 8 bytes of the SHA-256 of the normalised text (see `normalise`);
+1M sessions give a collision chance around 3e-8.
 
 Near: MinHash-LSH over byte 8-gram shingles of the same normalised text.
 The signature is a one-permutation MinHash (one hash per shingle, the minimum
@@ -39,40 +39,72 @@ _ROW_WEIGHTS = _generator.integers(1, 2**63, size=ROWS, dtype=np.uint64) * np.ui
 _BAND_SALTS = _generator.integers(0, 2**63, size=BANDS, dtype=np.uint64)
 
 
-def normalise(*fields: str) -> str:
-    return " ".join("\x00".join(fields).casefold().split())
+_WHITESPACE = b" \t\n\r\x0b\x0c"
+_BATCH = 64  # texts per vectorised signature pass: bounds the temporary arrays to a few MB
 
 
-def exact_digest(normalised: str) -> int:
-    return int.from_bytes(hashlib.blake2b(normalised.encode(), digest_size=8).digest(), "little")
+def normalise(*fields: str) -> bytes:
+    """ASCII-lowercased UTF-8 with all ASCII whitespace removed; fields stay apart (NUL-separated).
+
+    Done on bytes, in C: ~4x cheaper than case-folding and re-joining words in Python.
+    Dropping (rather than collapsing) whitespace also equates "a bc" with "ab c", which
+    is harmless for agent transcripts.
+    """
+    return "\x00".join(fields).encode().lower().translate(None, _WHITESPACE)
 
 
-def signature(normalised: bytes) -> np.ndarray:
-    """One-permutation MinHash of the text's byte 8-grams: BANDS*ROWS uint64 values."""
-    data = normalised.ljust(SHINGLE_BYTES, b"\x00")
+def exact_digest(normalised: bytes) -> int:
+    return int.from_bytes(hashlib.sha256(normalised).digest()[:8], "little")
+
+
+def signatures(texts: list[bytes]) -> np.ndarray:
+    """One-permutation MinHash of each text's byte 8-grams: a (len(texts), BANDS*ROWS) uint64 array.
+
+    All texts of a call are hashed in the same few numpy operations: per call,
+    numpy's fixed overhead would otherwise cost as much as the hashing itself.
+    """
+    padded = [text.ljust(SHINGLE_BYTES, b"\x00") for text in texts]
+    lengths = np.fromiter(map(len, padded), dtype=np.int64, count=len(padded))
+    data = b"".join(padded)
     # Every 8-byte window read as one little-endian integer: a zero-copy strided view.
     windows = np.ndarray((len(data) - SHINGLE_BYTES + 1,), dtype="<u8", buffer=data, strides=(1,))
+    owner = np.repeat(np.arange(len(padded)), lengths)[: windows.size]
+    starts = np.cumsum(lengths) - lengths
+    # Keep only windows that lie inside one text.
+    inside = (np.arange(windows.size) - starts[owner]) <= (lengths[owner] - SHINGLE_BYTES)
     # Multiply-xorshift hashing: two vector ops; the top bits (the bin) depend on every input byte.
-    hashes = windows * _MULTIPLIER
+    hashes = windows[inside] * _MULTIPLIER
     hashes ^= hashes >> _SHIFT
-    bins = ((hashes >> _SHIFT) * np.uint64(_PERMUTATIONS)) >> _SHIFT
-    minima = np.full(_PERMUTATIONS, _EMPTY)
-    np.minimum.at(minima, bins, hashes)
-    empty = minima == _EMPTY
-    if empty.any():
-        # Short texts leave bins empty: borrow the next filled bin's value (rotation densification).
-        filled = np.flatnonzero(~empty)
-        nearest = filled[np.searchsorted(filled, np.arange(_PERMUTATIONS)) % filled.size]
-        minima = minima[nearest]
+    bins = owner[inside].astype(np.uint64) * np.uint64(_PERMUTATIONS)
+    bins += ((hashes >> _SHIFT) * np.uint64(_PERMUTATIONS)) >> _SHIFT
+    flat = np.full(len(padded) * _PERMUTATIONS, _EMPTY)
+    np.minimum.at(flat, bins, hashes)
+    minima = flat.reshape(len(padded), _PERMUTATIONS)
+    for row in np.flatnonzero((minima == _EMPTY).any(axis=1)):
+        minima[row] = _densify(minima[row])
     return minima
 
 
-def band_keys(normalised: bytes) -> list[int]:
-    bands = signature(normalised).reshape(BANDS, ROWS)
-    folded = (bands * _ROW_WEIGHTS).sum(axis=1, dtype=np.uint64) + _BAND_SALTS
-    folded *= _MULTIPLIER
-    folded ^= folded >> _SHIFT
-    keys: list[int] = folded.tolist()
+def _densify(row: np.ndarray) -> np.ndarray:
+    """Short texts leave bins empty: borrow the next filled bin's value (rotation densification)."""
+    filled = np.flatnonzero(row != _EMPTY)
+    return row[filled[np.searchsorted(filled, np.arange(_PERMUTATIONS)) % filled.size]]
+
+
+def signature(text: bytes) -> np.ndarray:
+    row: np.ndarray = signatures([text])[0]
+    return row
+
+
+def band_keys(texts: list[bytes]) -> list[list[int]]:
+    """For each text, BANDS 64-bit keys: each band of ROWS signature values folded into one word."""
+    keys: list[list[int]] = []
+    for first in range(0, len(texts), _BATCH):
+        bands = signatures(texts[first : first + _BATCH]).reshape(-1, BANDS, ROWS)
+        folded = (bands * _ROW_WEIGHTS).sum(axis=2, dtype=np.uint64) + _BAND_SALTS
+        folded *= _MULTIPLIER
+        folded ^= folded >> _SHIFT
+        keys += folded.tolist()
     return keys
 
 
