@@ -105,7 +105,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     results = []
-    for size in args.sizes:
+    baseline_bytes_per_session = 0.0  # learnt from the first (smallest) size
+    for size in sorted(args.sizes):
         source = cache.corpus(size, args.seed)
         parseable = cache.parseable(source)
         with tempfile.TemporaryDirectory(prefix="curation-bench-") as scratch:
@@ -124,6 +125,10 @@ def main() -> None:
             )
             manifest = orjson.loads((dataset / "manifest.json").read_bytes())
             truth = ground_truth(source, dataset) if size == min(args.sizes) else None
+            needed = baseline_bytes_per_session * size * 1.2
+            if needed > psutil.virtual_memory().available * 0.85:
+                # pandas holds the whole corpus several times over; do not push a shared machine into OOM.
+                raise SystemExit(f"baseline at {size} sessions would need ~{needed / 1e9:.0f} GB; not enough memory")
             baseline = measure(
                 [
                     sys.executable,
@@ -132,6 +137,7 @@ def main() -> None:
                     str(Path(scratch) / "baseline.jsonl"),
                 ]
             )
+            baseline_bytes_per_session = baseline.peak_rss_mb * 1e6 / size
         result = {
             "sessions": size,
             "inputMB": round(source.stat().st_size / 1e6),
