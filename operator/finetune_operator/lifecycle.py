@@ -91,6 +91,7 @@ class WorkloadState:
     image_pull_error: str | None = None  # set when a container cannot pull its image
     result: Mapping[str, Any] = field(default_factory=dict)
     attempts: int = 0
+    pod_names: tuple[str, ...] = field(default=(), compare=False)  # every pod seen now, for attempt counting
     active: bool = False  # pods still running or pending
 
 

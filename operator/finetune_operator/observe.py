@@ -96,6 +96,7 @@ def workload_state(job: Obj | None, pods: Sequence[Obj]) -> WorkloadState:
     last_result = parse_termination_message(last.get("message") if last else None)
     common: dict[str, Any] = {
         "attempts": attempts,
+        "pod_names": tuple(sorted(str(p["metadata"]["name"]) for p in pods)),
         "active": active,
         "exit_code": last.get("exitCode") if last else None,
         "container_reason": last.get("reason") if last else None,

@@ -204,6 +204,10 @@ class Reconciler:
             now=now,
             model=model,
         )
+        attempts = int(outcome.patch.get("attempts") or 0)
+        if attempts > 1 and outcome.patch.get("trainingPods"):
+            pod = outcome.patch["trainingPods"][-1]
+            outcome.events.append(Event("Normal", "AttemptStarted", f"training attempt {attempts} (pod {pod})"))
         if previous != decision.phase.value:
             kind = "Warning" if decision.phase is Phase.FAILED else "Normal"
             message = f"{previous or 'New'} -> {decision.phase.value}: {decision.message}".rstrip(": ")
@@ -241,6 +245,11 @@ class Reconciler:
     def _act(self, action: Action, ref: children.JobRef, view: JobView) -> list[str]:
         settings = self.settings
         if action is Action.PREPARE:
+            if view.pvc is not None and view.status.get("phase"):
+                # A reconciliation writes the job's first phase only after all of its creates succeeded, so
+                # these exist already: creating them again on every event until curation starts costs five
+                # refused (409) writes per event. A crash half-way leaves no phase, and this runs again.
+                return []
             objects = [
                 children.workspace_pvc(ref),
                 children.config_map(ref),

@@ -13,6 +13,7 @@ from typing import Any
 from finetune_operator.api import Phase
 from finetune_operator.lifecycle import TERMINAL_PHASES, Decision, Observed, merge_conditions
 
+MAX_RECORDED_PODS = 20
 _DATASET_KEYS = (
     "sourceFiles",
     "sourceRecords",
@@ -92,9 +93,16 @@ def next_status(
         desired["startTime"] = now
     if phase in TERMINAL_PHASES and not current.get("completionTime"):
         desired["completionTime"] = now
-    attempts = max(int(current.get("attempts") or 0), observed.training.attempts)
+    # Evicted pods vanish (and the Job does not count them as failures), so every training pod name seen is
+    # remembered: a name not seen before is a new attempt, even when its predecessor is already gone.
+    previous = int(current.get("attempts") or 0)
+    recorded = list(current.get("trainingPods") or [])
+    new_pods = [name for name in observed.training.pod_names if name not in recorded]
+    attempts = max(previous, observed.training.attempts, previous + len(new_pods))
     if attempts:
         desired["attempts"] = attempts
+    if new_pods:
+        desired["trainingPods"] = (recorded + new_pods)[-MAX_RECORDED_PODS:]
     dataset = dataset_status(observed.curation.result)
     if dataset:
         desired["dataset"] = dataset

@@ -181,3 +181,84 @@ def test_delete_cascades_and_keeps_retained_workspace_and_model(
         raise AssertionError(f"owned children were not garbage-collected: {leftovers}")
     assert "gone-workspace" in kubectl("-n", namespace, "get", "pvc", "-o", "name")
     assert "support-agent-v0.0.1" in kubectl("-n", namespace, "get", "mv", "-o", "name")
+
+
+def training_job_of(kubectl: Callable[..., str], namespace: str, job: str) -> dict[str, Any]:
+    return json.loads(kubectl("-n", namespace, "get", "jobs.batch", f"{job}-train", "-o", "json"))  # type: ignore[no-any-return]
+
+
+def test_kueue_queue_name_creates_a_suspended_workload_that_runs_once_admitted(
+    kubectl: Callable[..., str], namespace: str, operator_process: OperatorProcess
+) -> None:
+    apply(kubectl, namespace, sessions_config_map(), gpu_job("queued", gpus=1, queueName="team-a"))
+    job = wait_phase(kubectl, namespace, "queued", ("Queued",), timeout=90, operator=operator_process)
+    assert job["status"]["reason"] == "WaitingForAdmission"
+    assert "LocalQueue team-a" in job["status"]["message"]
+    workload = training_job_of(kubectl, namespace, "queued")
+    assert workload["spec"]["suspend"] is True
+    assert workload["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "team-a"
+    # Admission as Kueue does it: unsuspend the Job.
+    kubectl("-n", namespace, "patch", "jobs.batch", "queued-train", "--type=merge", "-p", '{"spec":{"suspend":false}}')
+    wait_phase(kubectl, namespace, "queued", ("Completed",), timeout=120, operator=operator_process)
+
+
+def test_deadline_exceeded(kubectl: Callable[..., str], namespace: str, operator_process: OperatorProcess) -> None:
+    # activeDeadlineSeconds bounds the training workload only: curation (8 s) finishes, training (8 s) cannot.
+    body = gpu_job("slow", gpus=1, run_for="8s")
+    body["spec"]["runPolicy"] = {"activeDeadlineSeconds": 3}
+    apply(kubectl, namespace, sessions_config_map(), body)
+    job = wait_phase(kubectl, namespace, "slow", ("Failed",), timeout=120, operator=operator_process)
+    assert job["status"]["reason"] == "DeadlineExceeded", job["status"]
+    assert "activeDeadlineSeconds" in job["status"]["message"]
+    assert job["status"]["failureKind"] == "User"
+
+
+def test_internal_errors_retry_then_fail_with_the_exit_code(
+    kubectl: Callable[..., str], namespace: str, operator_process: OperatorProcess
+) -> None:
+    # Exit code 20 is the trainer image's internal error: retried (curation allows one retry), then reported.
+    apply(kubectl, namespace, sessions_config_map(), gpu_job("flaky", gpus=1, run_for="1s", exit_code=20))
+    job = wait_phase(kubectl, namespace, "flaky", ("Failed",), timeout=120, operator=operator_process)
+    assert job["status"]["reason"] == "BackoffLimitExceeded", job["status"]
+    assert "exit code 20" in job["status"]["message"]
+    assert job["status"]["failureKind"] == "System"
+    pods = kubectl("-n", namespace, "get", "pods", "-l", "app.kubernetes.io/component=curation", "-o", "name")
+    assert len(pods.split()) == 2, pods
+
+
+def test_ttl_after_finished_deletes_the_job_and_keeps_the_model(
+    kubectl: Callable[..., str], namespace: str, operator_process: OperatorProcess
+) -> None:
+    body = gpu_job("short-lived", gpus=1)
+    body["spec"]["runPolicy"] = {"ttlSecondsAfterFinished": 3}
+    apply(kubectl, namespace, sessions_config_map(), body)
+    wait_phase(kubectl, namespace, "short-lived", ("Completed",), timeout=90, operator=operator_process)
+    deadline = time.monotonic() + 60
+    while kubectl("-n", namespace, "get", "ftj", "short-lived", "--ignore-not-found", "-o", "name").strip():
+        assert time.monotonic() < deadline, "ttlSecondsAfterFinished did not delete the job"
+        time.sleep(0.5)
+    assert "support-agent-v0.0.1" in kubectl("-n", namespace, "get", "mv", "-o", "name")
+
+
+def test_evicted_training_pod_requeues_without_consuming_a_retry(
+    kubectl: Callable[..., str], namespace: str, operator_process: OperatorProcess
+) -> None:
+    body = gpu_job("evicted", gpus=1, run_for="8s")
+    body["spec"]["runPolicy"] = {"backoffLimit": 0}
+    apply(kubectl, namespace, sessions_config_map(), body)
+    deadline = time.monotonic() + 120
+    pod = ""
+    while not pod:
+        assert time.monotonic() < deadline, "no running training pod"
+        pod = kubectl(
+            "-n", namespace, "get", "pods", "-l", "app.kubernetes.io/component=training",
+            "--field-selector=status.phase=Running", "-o", "name",
+        ).strip()  # fmt: skip
+        time.sleep(0.3)
+    name = pod.split("/")[-1]
+    eviction = {"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": name, "namespace": namespace}}
+    path = f"/api/v1/namespaces/{namespace}/pods/{name}/eviction"
+    kubectl("create", "--raw", path, "-f", "-", stdin=json.dumps(eviction))
+    # backoffLimit 0: only a requeue that does not count as a failure can still complete.
+    job = wait_phase(kubectl, namespace, "evicted", ("Completed",), timeout=120, operator=operator_process)
+    assert job["status"]["attempts"] >= 2

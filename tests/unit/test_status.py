@@ -338,3 +338,19 @@ def test_does_not_mutate_the_current_status() -> None:
     observed = Observed(phase=Phase.EVALUATING, curation=CURATED, training=TRAINED)
     next_status(live, Decision(Phase.EVALUATING, "Registering", "registering"), observed, generation=1, now=T2)
     assert live == before
+
+
+def test_a_replacement_pod_is_a_new_attempt_even_when_its_predecessor_is_gone() -> None:
+    # An evicted pod is deleted and not counted as failed by the Job, so only its name tells it ran.
+    first = Observed(
+        phase=Phase.RUNNING, training=WorkloadState(WorkloadPhase.RUNNING, attempts=1, pod_names=("demo-train-a",))
+    )
+    patch = next_status({}, running_decision(), first, generation=1, now=T1)
+    assert patch["attempts"] == 1 and patch["trainingPods"] == ["demo-train-a"]
+    replacement = Observed(
+        phase=Phase.RUNNING, training=WorkloadState(WorkloadPhase.RUNNING, attempts=1, pod_names=("demo-train-b",))
+    )
+    patch = next_status({**patch, "phase": "Running"}, running_decision(), replacement, generation=1, now=T1)
+    assert patch["attempts"] == 2
+    assert patch["trainingPods"] == ["demo-train-a", "demo-train-b"]
+    FineTuningJobStatus.model_validate(patch)
