@@ -287,3 +287,11 @@ def test_worker_processes_give_the_same_bytes_as_one_process(tmp_path: Path, cur
         assert (single.output_dir / name).read_bytes() == (parallel.output_dir / name).read_bytes()
     assert single.termination == parallel.termination
     assert single.manifest["malformedExamples"] == parallel.manifest["malformedExamples"]
+
+
+def test_a_broad_glob_never_reads_back_the_dataset(tmp_path: Path, curate: Curate) -> None:
+    write_jsonl(tmp_path / "ws" / "logs" / "s.jsonl", [flat("a"), flat("b")])
+    first = curate(f"{tmp_path}/ws/**/*.jsonl", output_dir=tmp_path / "ws" / "dataset")
+    again = curate(f"{tmp_path}/ws/**/*.jsonl", output_dir=tmp_path / "ws" / "dataset")
+    assert first.termination == again.termination
+    assert again.termination["dataset"]["sourceFiles"] == 1

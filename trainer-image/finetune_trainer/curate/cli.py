@@ -86,7 +86,9 @@ def resolve_settings(args: argparse.Namespace) -> tuple[Settings, dict[str, Any]
 def run(settings: Settings, job: dict[str, Any]) -> dict[str, Any]:
     """Curate; returns status.dataset on success, raises JobFailed on a user-data failure."""
     started = datetime.now(UTC)
-    paths = resolve(settings.source_glob)
+    # A broad glob (e.g. /workspace/**/*.jsonl) must not read back an earlier run's output.
+    output = settings.output_dir.resolve()
+    paths = [path for path in resolve(settings.source_glob) if output not in path.resolve().parents]
     if not paths:
         raise JobFailed(Reason.SOURCE_NOT_FOUND, f"no file matches {settings.source_glob}")
     sources = [SourceStats(path) for path in paths]

@@ -15,7 +15,7 @@ keys are stored, never the signatures: 8 bytes a band.
 
 Tuning (tests/unit/curation/test_dedup.py, bench corpus with planted
 near-duplicates of 1-3 edited words): 8-byte shingles, 10 bands of 6 rows
-puts the 50% detection point near Jaccard 0.68; pairs above 0.85 are caught
+puts the 50% detection point near Jaccard 0.64; pairs above 0.85 are caught
 with probability > 0.99, pairs below 0.3 flagged with probability < 0.01.
 """
 
