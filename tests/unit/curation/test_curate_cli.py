@@ -295,3 +295,11 @@ def test_a_broad_glob_never_reads_back_the_dataset(tmp_path: Path, curate: Curat
     again = curate(f"{tmp_path}/ws/**/*.jsonl", output_dir=tmp_path / "ws" / "dataset")
     assert first.termination == again.termination
     assert again.termination["dataset"]["sourceFiles"] == 1
+
+
+def test_flags_outside_the_api_bounds_are_usage_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    source = write_jsonl(tmp_path / "s.jsonl", [flat("a")])
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--input", str(source), "--output-dir", str(tmp_path / "out"), "--eval-fraction", "0.9"])
+    assert exit_info.value.code == 2
+    assert "eval_fraction" in capsys.readouterr().err

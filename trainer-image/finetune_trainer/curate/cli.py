@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from pydantic import ValidationError
 
 from finetune_operator.api import CurationSpec
 from finetune_trainer import termination
@@ -68,9 +69,12 @@ def resolve_settings(args: argparse.Namespace) -> tuple[Settings, dict[str, Any]
     }
     base = job.curation.model_dump() if job else {}
     # Validated by the same model the CRD schema comes from: a flag cannot escape the API's bounds.
-    curation = CurationSpec.model_validate(
-        {**base, **{key: value for key, value in overrides.items() if value is not None}}
-    )
+    try:
+        curation = CurationSpec.model_validate(
+            {**base, **{key: value for key, value in overrides.items() if value is not None}}
+        )
+    except ValidationError as error:
+        _parser().error(f"invalid curation flags: {error}")
     settings = Settings(
         source_glob=source_glob,
         output_dir=output_dir,
