@@ -3,6 +3,9 @@
 import gzip
 import hashlib
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +15,7 @@ from finetune_trainer.curate import output
 from finetune_trainer.curate.cli import main
 
 from .conftest import Curate
-from .helpers import corpus, flat, text, write_jsonl
+from .helpers import REPOSITORY, corpus, flat, text, write_jsonl
 
 
 def test_every_line_is_kept_or_counted_under_one_reason(tmp_path: Path, curate: Curate) -> None:
@@ -303,3 +306,20 @@ def test_flags_outside_the_api_bounds_are_usage_errors(tmp_path: Path, capsys: p
         main(["--input", str(source), "--output-dir", str(tmp_path / "out"), "--eval-fraction", "0.9"])
     assert exit_info.value.code == 2
     assert "eval_fraction" in capsys.readouterr().err
+
+
+def test_the_entrypoint_imports_neither_torch_nor_transformers() -> None:
+    """Curation runs in a CPU step that must start fast: no deep-learning stack on its import path."""
+    probe = (
+        "import sys, finetune_trainer.curate.cli, finetune_trainer.curate.assess; "
+        "print(sorted({name.split('.')[0] for name in sys.modules} & {'torch', 'transformers', 'trl', 'peft'}))"
+    )
+    path = os.pathsep.join(str(REPOSITORY / part) for part in ("trainer-image", "operator"))
+    result = subprocess.run(
+        [sys.executable, "-c", probe],
+        env={**os.environ, "PYTHONPATH": path},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert result.stdout.strip() == "[]"
