@@ -4,9 +4,10 @@ import itertools
 from collections import Counter
 from pathlib import Path
 
+import pytest
 import torch
 
-from finetune_trainer.train import data, run
+from finetune_trainer.train import data, evaluation, run
 from finetune_trainer.train.collate import IGNORE_INDEX, PackedRowsCollator
 from finetune_trainer.train.config import Device, TrainConfig, load_job_file, resolve
 from finetune_trainer.train.modelio import load_model, load_tokenizer
@@ -41,17 +42,27 @@ def test_collator_pads_rows_and_masks_sample_starts() -> None:
     assert "attention_mask" not in batch
 
 
-def test_loss_is_on_outputs_only(tmp_path: Path, tiny_model_dir: Path) -> None:
+# A ChatML-style template, as instruction-tuned models ship: the chat path must mask the prompt too.
+CHAT_TEMPLATE = (
+    "{% for message in messages %}<|pad|>{{ message['role'] }}\n{{ message['content'] }}<|endoftext|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|pad|>assistant\n{% endif %}"
+)
+
+
+@pytest.mark.parametrize("chat", [False, True], ids=["alpaca", "chat-template"])
+def test_loss_is_on_outputs_only(tmp_path: Path, tiny_model_dir: Path, chat: bool) -> None:
     write_dataset(tmp_path, train=24, evaluation=4)
     dataset = data.load_dataset(tmp_path / "dataset")
     tokenizer = load_tokenizer(tiny_model_dir)
+    if chat:
+        tokenizer.chat_template = CHAT_TEMPLATE
     config = _config(tiny_model_dir)
     trainer = run.build_trainer(
         model=load_model(tiny_model_dir, config),
         tokenizer=tokenizer,
         config=config,
-        train=[data.to_record(sample, chat=False) for sample in dataset.train],
-        evaluation_records=[data.to_record(sample, chat=False) for sample in dataset.eval],
+        train=[data.to_record(sample, chat=chat) for sample in dataset.train],
+        evaluation_records=[data.to_record(sample, chat=chat) for sample in dataset.eval],
         output_dir=tmp_path / "out",
         callbacks=[],
     )
@@ -70,14 +81,30 @@ def test_loss_is_on_outputs_only(tmp_path: Path, tiny_model_dir: Path) -> None:
                 torch.testing.assert_close(target[learned], segment[learned])
                 trained_on[tokenizer.decode(segment[learned])] += 1
                 prompt = tokenizer.decode(segment[: int(learned[0])])
-                assert prompt.startswith("### Instruction:\n") and prompt.endswith("### Response:\n")
+                if chat:
+                    assert prompt.startswith("<|pad|>user\n") and prompt.endswith("<|pad|>assistant\n")
+                else:
+                    assert prompt.startswith("### Instruction:\n") and prompt.endswith("### Response:\n")
                 prompts_seen += 1
     assert prompts_seen == len(dataset.train)
-    assert trained_on == Counter(sample.output + tokenizer.eos_token for sample in dataset.train)
+    # The template closes the assistant turn with <|endoftext|>\n; plain prompts get EOS appended by TRL.
+    ending = tokenizer.eos_token + ("\n" if chat else "")
+    assert trained_on == Counter(sample.output + ending for sample in dataset.train)
 
 
 def _config(model_dir: Path) -> TrainConfig:
     job = load_job_file(write_job(model_dir.parent, {"maxSeqLength": 128, "batchSize": 4}))
     return resolve(
         job.spec, base_model_path=None, dataset_sha256="0" * 64, device=Device(cuda_devices=0, bf16_supported=False)
+    )
+
+
+def test_generation_prompts_match_the_training_prompts(tiny_model_dir: Path) -> None:
+    tokenizer = load_tokenizer(tiny_model_dir)
+    sample = data.Sample(instruction="Do X", input="ctx", output="done")
+    assert tokenizer.decode(evaluation.prompt_ids(sample, tokenizer)) == data.alpaca_prompt(sample)
+    tokenizer.chat_template = CHAT_TEMPLATE
+    assert (
+        tokenizer.decode(evaluation.prompt_ids(sample, tokenizer))
+        == "<|pad|>user\nDo X\n\nctx<|endoftext|>\n<|pad|>assistant\n"
     )

@@ -1,0 +1,59 @@
+"""How `python -m finetune_trainer.train` turns outcomes into exit codes and termination messages."""
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from finetune_trainer.exitcodes import JobFailed, Reason
+from finetune_trainer.train import __main__ as entrypoint
+from finetune_trainer.train.run import Interrupted
+
+from .conftest import write_job
+
+
+def run_with(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, outcome: Any) -> tuple[int, dict[str, Any] | None]:
+    def fake_run(*args: object) -> dict[str, object]:
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return dict(outcome)
+
+    monkeypatch.setattr(entrypoint, "run", fake_run)
+    monkeypatch.setenv("FINETUNE_TERMINATION_LOG", str(tmp_path / "termination-log"))
+    code = entrypoint.main(["--config", str(write_job(tmp_path, {}))])
+    message = tmp_path / "termination-log"
+    return code, json.loads(message.read_text()) if message.exists() else None
+
+
+def test_cuda_out_of_memory_is_an_internal_error_with_advice(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    code, message = run_with(monkeypatch, tmp_path, torch.cuda.OutOfMemoryError("CUDA out of memory. Tried 2 GiB"))
+    assert code == 20
+    assert message is not None and message["reason"] == "InternalError" and message["failureKind"] == "System"
+    assert message["message"].startswith("OutOfMemory:") and "batchSize" in message["message"]
+
+
+def test_unexpected_errors_exit_20(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    code, message = run_with(monkeypatch, tmp_path, RuntimeError("boom"))
+    assert (code, message and message["message"]) == (20, "RuntimeError: boom")
+
+
+def test_job_failures_exit_with_their_code(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    code, message = run_with(monkeypatch, tmp_path, JobFailed(Reason.INVALID_MODEL, "no config.json"))
+    assert code == 11
+    assert message == {
+        "outcome": "Failed",
+        "reason": "InvalidModel",
+        "failureKind": "User",
+        "message": "no config.json",
+    }
+
+
+def test_sigterm_stop_exits_143_without_a_message(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    assert run_with(monkeypatch, tmp_path, Interrupted("stopped at step 3")) == (143, None)
+
+
+def test_success_writes_the_payload(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    payload = {"outcome": "Succeeded", "metrics": {"evalLoss": 1.0}}
+    assert run_with(monkeypatch, tmp_path, payload) == (0, payload)
