@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -83,13 +84,23 @@ class OperatorProcess:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
 
 
+def isolated(namespace: str, **env: str) -> dict[str, str]:
+    """Environment of an operator that serves only `namespace`, under a peering name of its own.
+
+    The cluster is shared by concurrent test runs: a cluster-wide operator would reconcile other tests' jobs
+    (and keep reconciling a test's jobs after that test killed its own operator), and operators sharing the
+    default peering name would pause in favour of each other whenever a peering object of that name exists.
+    """
+    return {"FTO_NAMESPACES": namespace, "FTO_PEERING": f"fto-test-{uuid.uuid4().hex[:10]}", **env}
+
+
 @pytest.fixture
 def operator_process(
-    cluster: localcluster.ClusterInfo, crds: Any, request: pytest.FixtureRequest
+    cluster: localcluster.ClusterInfo, crds: Any, namespace: str, request: pytest.FixtureRequest
 ) -> Iterator[OperatorProcess]:
     log = cluster.state_dir / "logs" / f"operator-{request.node.name[:60]}.log"
     log.unlink(missing_ok=True)
-    process = OperatorProcess(cluster.kubeconfig, log).start()
+    process = OperatorProcess(cluster.kubeconfig, log, env=isolated(namespace)).start()
     yield process
     process.stop()
     report = getattr(request.node, "rep_call", None)
