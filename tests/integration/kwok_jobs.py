@@ -12,14 +12,13 @@ import itertools
 import json
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import yaml
 from kubernetes import client, watch
-from operator_harness import TERMINAL, OperatorProcess
+from operator_harness import TERMINAL, OperatorProcess, isolated
 
 RUN_FOR = "kwok.finetune.dev/run-for"
 EXIT_CODE = "kwok.finetune.dev/exit-code"
@@ -101,16 +100,11 @@ def children(kubectl: Kubectl, namespace: str, uid: str) -> dict[str, list[str]]
     }
 
 
-def unique_peering() -> str:
-    """A peering name of our own: operators of concurrent tests never pause in favour of each other."""
-    return f"fto-test-{uuid.uuid4().hex[:10]}"
-
-
-def operator(cluster: Any, label: str, **env: str) -> OperatorProcess:
-    """An operator process with its own peering name (unless given) and log file; not started yet."""
+def operator(cluster: Any, namespace: str, label: str, **env: str) -> OperatorProcess:
+    """An operator process serving only `namespace` (operator_harness.isolated), not started yet."""
     log = Path(cluster.state_dir) / "logs" / f"operator-{label[:60]}.log"
     log.unlink(missing_ok=True)
-    return OperatorProcess(cluster.kubeconfig, log, env={"FTO_PEERING": unique_peering(), **env})
+    return OperatorProcess(cluster.kubeconfig, log, env=isolated(namespace, **env))
 
 
 def poll(probe: Callable[[], Any], what: str, timeout: float, operator: OperatorProcess | None = None) -> Any:

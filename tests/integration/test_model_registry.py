@@ -34,9 +34,9 @@ Kubectl = Callable[..., str]
 
 
 @pytest.fixture
-def fto(cluster: Any, crds: Any, request: pytest.FixtureRequest) -> Iterator[OperatorProcess]:
-    """The operator, with a peering name of its own (see kwok_jobs.unique_peering)."""
-    process = operator(cluster, request.node.name).start()
+def fto(cluster: Any, crds: Any, namespace: str, request: pytest.FixtureRequest) -> Iterator[OperatorProcess]:
+    """The operator, serving only this test's namespace."""
+    process = operator(cluster, namespace, request.node.name).start()
     yield process
     process.stop()
     print(f"--- operator log ({process.log}) ---\n{process.tail()}")
