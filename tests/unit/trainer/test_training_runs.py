@@ -240,7 +240,7 @@ def test_user_errors_exit_with_their_code(
     if change == "no-dataset":
         (tmp_path / "dataset" / "train.jsonl").unlink()
     elif change == "empty-train":
-        (tmp_path / "dataset" / "train.jsonl").write_text("")
+        write_dataset(tmp_path, train=0, evaluation=8)
     else:
         folder = tmp_path / "base"
         if change == "not-a-model":
