@@ -2,26 +2,41 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 from pathlib import Path
 
 import orjson
 
-from bench.curation.corpus import generate
+from bench.curation.corpus import VERSION, generate
 
 CACHE = Path(os.environ.get("FINETUNE_BENCH_CACHE", Path.home() / ".cache" / "finetune-operator" / "bench"))
 
 
+def _path(count: int, seed: int) -> Path:
+    return CACHE / f"sessions-{count}-seed{seed}-v{VERSION}.jsonl"
+
+
 def corpus(count: int, seed: int = 0) -> Path:
-    """`count` sessions as JSONL; sizes share a prefix, so the smaller corpus is the larger's head."""
-    path = CACHE / f"sessions-{count}-seed{seed}.jsonl"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_suffix(".partial")
-        with partial.open("wb", buffering=1 << 20) as handle:
+    """`count` sessions as JSONL. generate() is prefix-stable, so a larger cached corpus's head is reused."""
+    path = _path(count, seed)
+    if path.exists():
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    larger = sorted(
+        (candidate for candidate in CACHE.glob(f"sessions-*-seed{seed}-v{VERSION}.jsonl")),
+        key=lambda candidate: int(candidate.name.split("-")[1]),
+    )
+    source = next((p for p in larger if int(p.name.split("-")[1]) > count), None)
+    partial = path.with_suffix(".partial")
+    with partial.open("wb", buffering=1 << 20) as handle:
+        if source is not None:
+            with source.open("rb") as reader:
+                handle.writelines(itertools.islice(reader, count))
+        else:
             for line in generate(count, seed):
                 handle.write(line + b"\n")
-        partial.rename(path)
+    partial.rename(path)
     return path
 
 

@@ -15,6 +15,9 @@ from typing import Any
 
 import orjson
 
+# Bumped whenever generate()'s output changes, so cached corpora are never stale.
+VERSION = 2
+
 # Share of each planted kind; roughly what an agent fleet's raw logs look like:
 # most sessions fine, a large minority failed, some re-runs and retries.
 MIX: dict[str, float] = {

@@ -10,7 +10,8 @@ from finetune_trainer.curate import workers
     [
         (3, 10, 2, 3),  # an explicit request wins
         (0, 1 << 20, 8, 1),  # small input: one process beats starting workers
-        (0, 1 << 30, 2, 2),
+        (0, 1 << 30, 2, 1),  # the consumer needs a CPU of its own: two CPUs gain nothing
+        (0, 1 << 30, 4, 3),
         (0, 1 << 30, 64, workers.MAX_WORKERS),
     ],
 )
