@@ -98,8 +98,8 @@ def test_hash_changes_with_anything_that_changes_training(change: dict[str, obje
     assert config_hash(dataclasses.replace(config, **change)) != config.config_hash  # type: ignore[arg-type]
 
 
-def test_world_size_follows_gpu_count() -> None:
-    assert resolved({}, Device(cuda_devices=4, bf16_supported=True)).world_size == 4
+def test_world_size_is_part_of_the_config() -> None:
+    assert resolved({}, Device(cuda_devices=4, bf16_supported=True, world_size=4)).world_size == 4
     assert resolved({}).world_size == 1
 
 

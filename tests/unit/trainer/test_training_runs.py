@@ -252,3 +252,27 @@ def test_user_errors_exit_with_their_code(
     monkeypatch.setenv("FINETUNE_TERMINATION_LOG", str(tmp_path / "termination-log"))
     assert main(["--config", str(job)]) == code
     assert json.loads((tmp_path / "termination-log").read_text())["reason"] == reason
+
+
+@pytest.mark.slow  # two training processes
+def test_distributed_data_parallel_on_cpu(tmp_path: Path) -> None:
+    """The multi-GPU path (torchrun + DDP) with the gloo backend: barriers, per-rank RNG, rank-0 writes."""
+    prepare(tmp_path, batchSize=2, epochs=1)
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2"]
+    process = subprocess.Popen(
+        [*command, "-m", "finetune_trainer.train", "--config", str(tmp_path / "job.json")],
+        env=environment(tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    run = finish(tmp_path, process)
+    assert run.returncode == 0, run.events[-3:]
+    assert run.termination["outcome"] == "Succeeded"
+    config = next(event for event in run.events if event.get("event") == "config")
+    assert config["world_size"] == 2
+    latest = checkpoints.latest(tmp_path / "checkpoints")
+    assert latest is not None and latest.step == run.termination["progress"]["totalSteps"]
+    assert {"rng_state_0.pth", "rng_state_1.pth"} <= {path.name for path in latest.path.iterdir()}
+    # Only rank 0 logs events and writes: one success line, one model.
+    assert sum(event.get("event") == "succeeded" for event in run.events) == 1

@@ -40,6 +40,8 @@ class Device:
 
     cuda_devices: int
     bf16_supported: bool
+    world_size: int = 1
+    """Training processes (torchrun's WORLD_SIZE): part of the effective batch size."""
 
 
 @dataclass(frozen=True)
@@ -155,7 +157,7 @@ def resolve(
         lora_target_modules=tuple(lora.target_modules) if lora and lora.target_modules else ALL_LINEAR,
         base_model=base_model,
         dataset_sha256=dataset_sha256,
-        world_size=max(device.cuda_devices, 1),
+        world_size=device.world_size,
         max_eval_loss=spec.evaluation.max_eval_loss,
         save_steps=save_steps or DEFAULT_SAVE_STEPS,
         keep_checkpoints=DEFAULT_KEEP_CHECKPOINTS,

@@ -52,9 +52,13 @@ class Workspace:
         return self.root / "tensorboard"
 
 
-def detect_device() -> Device:
+def detect_device(environ: Mapping[str, str]) -> Device:
     cuda = torch.cuda.device_count() if torch.cuda.is_available() else 0
-    return Device(cuda_devices=cuda, bf16_supported=cuda > 0 and torch.cuda.is_bf16_supported())
+    return Device(
+        cuda_devices=cuda,
+        bf16_supported=cuda > 0 and torch.cuda.is_bf16_supported(),
+        world_size=int(environ.get("WORLD_SIZE", "1")),
+    )
 
 
 def run(job: JobFile, environ: Mapping[str, str], rank: int) -> dict[str, object] | None:
@@ -65,7 +69,7 @@ def run(job: JobFile, environ: Mapping[str, str], rank: int) -> dict[str, object
         job.spec,
         base_model_path=job.base_model_path,
         dataset_sha256=dataset.sha256,
-        device=detect_device(),
+        device=detect_device(environ),
         save_steps=int(save_steps) if save_steps else None,
     )
     jsonlog.event("config", configHash=config.config_hash, **hashed_fields(config))
