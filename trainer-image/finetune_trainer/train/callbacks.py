@@ -28,8 +28,11 @@ def is_distributed() -> bool:
 class Progress(TrainerCallback):
     """Turns the Trainer's log dicts into JSON log lines and throttled status updates (rank 0)."""
 
-    def __init__(self, reporter: report.Reporter, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, reporter: report.Reporter, is_rank_zero: bool, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.reporter = reporter
+        self.is_rank_zero = is_rank_zero
         self.clock = clock
         self.metrics: dict[str, float] = {}
         self.step = 0
@@ -73,6 +76,8 @@ class Progress(TrainerCallback):
         self.step, self.epoch = state.global_step, float(state.epoch or 0.0)
 
     def send(self, stage: str, force: bool = False) -> None:
+        if not self.is_rank_zero:
+            return
         patch = report.status_patch(
             stage=stage,
             step=self.step,

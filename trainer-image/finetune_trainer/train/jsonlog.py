@@ -40,6 +40,8 @@ def configure(rank: int) -> None:
     root.handlers[:] = [handler]
     # Non-zero ranks repeat rank 0's story; only their warnings are worth a line.
     root.setLevel(logging.INFO if rank == 0 else logging.WARNING)
+    # Python warnings (deprecations from the libraries) become JSON lines too, not raw stderr text.
+    logging.captureWarnings(True)
     transformers.utils.logging.disable_default_handler()
     transformers.utils.logging.enable_propagation()
     transformers.utils.logging.set_verbosity_warning()  # type: ignore[no-untyped-call]

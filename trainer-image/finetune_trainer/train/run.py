@@ -87,7 +87,7 @@ def run(job: JobFile, environ: Mapping[str, str], rank: int) -> dict[str, object
     chat = bool(tokenizer.chat_template)
 
     reporter = report.from_environment(job.job.name, job.job.namespace, environ)
-    progress = Progress(reporter)
+    progress = Progress(reporter, is_rank_zero=rank == 0)
     stop = GracefulStop()
 
     def on_commit(sealed: checkpoints.Checkpoint) -> None:
