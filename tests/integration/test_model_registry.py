@@ -42,6 +42,10 @@ def fto(cluster: Any, crds: Any, namespace: str, request: pytest.FixtureRequest)
     print(f"--- operator log ({process.log}) ---\n{process.tail()}")
 
 
+def reason_is(phase: str, reason: str) -> Callable[[dict[str, Any]], bool]:
+    return lambda status: status.get("phase") == phase and status.get("reason") == reason
+
+
 def model_versions(kubectl: Kubectl, namespace: str, selector: str) -> list[dict[str, Any]]:
     mvs: list[dict[str, Any]] = get_json(kubectl, "-n", namespace, "get", "mv", "-l", selector)["items"]
     return sorted(mvs, key=lambda mv: mv["metadata"]["name"])
@@ -67,28 +71,40 @@ def test_sequential_jobs_take_the_next_version_by_their_bump(
 
 
 def test_jobs_finishing_together_get_distinct_versions(kubectl: Kubectl, namespace: str, fto: OperatorProcess) -> None:
-    # Same run-for, applied together: both trainings end within a moment and register concurrently.
-    apply(
-        kubectl,
-        namespace,
-        sessions_config_map(),
-        gpu_job("twin-a", model="twin", run_for="3s"),
-        gpu_job("twin-b", model="twin", run_for="3s"),
-    )
+    # Same run-for, applied together. The operator is down while the trainings end, so on its restart it sees
+    # them all succeeded at the same moment and registers them concurrently: fresh reads of the registry find
+    # no version yet, and the API server's name uniqueness decides who gets which. (Three jobs rather than two:
+    # a pair then collides on almost every run, so a registry that lost the race would not go unnoticed.)
+    names = ("twin-a", "twin-b", "twin-c")
+    apply(kubectl, namespace, sessions_config_map(), *(gpu_job(name, model="twin", run_for="4s") for name in names))
+    uids = {}
+    for name in names:
+        wait_status(kubectl, namespace, name, reason_is("Running", "Training"), "training", 90, fto)
+        uids[name] = get_json(kubectl, "-n", namespace, "get", "ftj", name)["metadata"]["uid"]
+    fto.kill()
+
+    def trained() -> bool:
+        jobs = [get_json(kubectl, "-n", namespace, "get", "jobs.batch", f"{name}-train") for name in uids]
+        return all(
+            any(c["type"] == "Complete" and c["status"] == "True" for c in job["status"].get("conditions") or [])
+            for job in jobs
+        )
+
+    poll(trained, "the training Jobs to complete", 60)
+    assert not model_versions(kubectl, namespace, "finetune.dev/model=twin")
+    fto.start()
     statuses = {
-        name: wait_status(kubectl, namespace, name, phase_is("Completed"), "Completed", 120, fto)
-        for name in ("twin-a", "twin-b")
+        name: wait_status(kubectl, namespace, name, phase_is("Completed"), "Completed", 120, fto) for name in uids
     }
     registered = model_versions(kubectl, namespace, "finetune.dev/model=twin")
-    assert len(registered) == 2, [mv["metadata"]["name"] for mv in registered]
-    assert sorted(mv["spec"]["version"] for mv in registered) == ["0.0.1", "0.0.2"]
+    assert len(registered) == 3, [mv["metadata"]["name"] for mv in registered]
+    assert sorted(mv["spec"]["version"] for mv in registered) == ["0.0.1", "0.0.2", "0.0.3"]
     by_name = {mv["metadata"]["name"]: mv for mv in registered}
     for name, status in statuses.items():
-        uid = get_json(kubectl, "-n", namespace, "get", "ftj", name)["metadata"]["uid"]
         mv = by_name[status["model"]["modelVersion"]]
-        assert mv["spec"]["job"] == {"name": name, "uid": uid}
+        assert mv["spec"]["job"] == {"name": name, "uid": uids[name]}
         assert status["model"]["version"] == mv["spec"]["version"]
-    assert statuses["twin-a"]["model"]["version"] != statuses["twin-b"]["model"]["version"]
+    assert len({status["model"]["version"] for status in statuses.values()}) == 3
 
 
 def test_explicit_version_that_exists_fails_the_job_before_training(
