@@ -276,3 +276,22 @@ def test_distributed_data_parallel_on_cpu(tmp_path: Path) -> None:
     assert {"rng_state_0.pth", "rng_state_1.pth"} <= {path.name for path in latest.path.iterdir()}
     # Only rank 0 logs events and writes: one success line, one model.
     assert sum(event.get("event") == "succeeded" for event in run.events) == 1
+
+
+@pytest.mark.slow  # trains for ~20 s
+def test_a_model_folder_trains_like_the_builtin(
+    tmp_path: Path, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`baseModel.path`: a Hugging Face folder on a volume, loaded with local_files_only."""
+    job = prepare(tmp_path, epochs=1)
+    document = json.loads(job.read_text())
+    document["spec"]["baseModel"] = {"name": "tiny-llama", "path": "models/tiny", "pvc": "models"}
+    document["paths"]["baseModel"] = str(tiny_model_dir)
+    job.write_text(json.dumps(document))
+    monkeypatch.setenv("FINETUNE_TERMINATION_LOG", str(tmp_path / "termination-log"))
+    assert main(["--config", str(job)]) == 0
+    metadata = json.loads((tmp_path / "model" / "metadata.json").read_text())
+    assert metadata["baseModel"] == {"name": "tiny-llama", "source": str(tiny_model_dir)}
+    adapter = json.loads((tmp_path / "model" / "adapter_config.json").read_text())
+    assert adapter["base_model_name_or_path"] == str(tiny_model_dir)
+    assert not (tmp_path / "builtin-model").exists()
