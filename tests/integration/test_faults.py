@@ -339,6 +339,10 @@ def test_two_replicas_one_acts_and_the_other_takes_over(
 
         active_id, standby_id = poll(elected, "both replicas in the peering object, the lower one paused", 60)
         active, standby = replicas[active_id], replicas[standby_id]
+        peers = get_json(kubectl, "-n", namespace, "get", "kopfpeering", peering_name)["status"]
+        assert {peers[identity]["lifetime"] for identity in replicas} == {lifetime}, (
+            peers
+        )  # FTO_PEERING_LIFETIME_SECONDS
         assert "Pausing operations" not in active.log.read_text(errors="replace")
 
         apply(kubectl, namespace, sessions_config_map(), gpu_job("ha", run_for="6s"))
