@@ -38,3 +38,15 @@ def test_score_averages_over_samples() -> None:
 def test_perplexity_saturates_instead_of_overflowing() -> None:
     assert evaluation.perplexity(math.log(8.0)) == pytest.approx(8.0)
     assert math.isfinite(evaluation.perplexity(1e6))
+
+
+def test_last_epoch_loss_averages_the_final_epoch() -> None:
+    history = [
+        {"loss": 9.0, "epoch": 0.5, "step": 1},
+        {"loss": 7.0, "epoch": 1.0, "step": 2},
+        {"eval_loss": 5.0, "epoch": 1.0, "step": 2},
+        {"loss": 4.0, "epoch": 1.5, "step": 3},
+        {"loss": 2.0, "epoch": 2.0, "step": 4},
+    ]
+    assert evaluation.last_epoch_loss(history) == 3.0
+    assert evaluation.last_epoch_loss([]) is None

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +30,20 @@ class GenerationScores:
     exact_match: float
     token_f1: float
     samples: int
+
+
+def last_epoch_loss(log_history: Sequence[Mapping[str, Any]]) -> float | None:
+    """Mean logged training loss over the final epoch.
+
+    Read from the Trainer's log history, which a resumed run inherits from its checkpoint, so
+    it covers the whole last epoch even when this attempt trained only part of it (or none).
+    """
+    logged = [(float(entry["epoch"]), float(entry["loss"])) for entry in log_history if "loss" in entry]
+    if not logged:
+        return None
+    final_epoch = logged[-1][0]
+    recent = [loss for epoch, loss in logged if epoch > final_epoch - 1.0]
+    return sum(recent) / len(recent)
 
 
 def perplexity(eval_loss: float) -> float:

@@ -114,7 +114,7 @@ def run(job: JobFile, environ: Mapping[str, str], rank: int) -> dict[str, object
         output_dir=staging,
         callbacks=callbacks,
     )
-    result = trainer.train(resume_from_checkpoint=str(resume_from.path) if resume_from else None)
+    trainer.train(resume_from_checkpoint=str(resume_from.path) if resume_from else None)
     if stop.stopped:
         raise Interrupted(f"stopped by SIGTERM at step {trainer.state.global_step} after saving a checkpoint")
 
@@ -122,13 +122,29 @@ def run(job: JobFile, environ: Mapping[str, str], rank: int) -> dict[str, object
     eval_loss = float(trainer.evaluate()["eval_loss"])
     if rank != 0:
         return None
+    return publish(job, workspace, dataset, config, trainer, tokenizer, progress, eval_loss)
+
+
+def publish(
+    job: JobFile,
+    workspace: Workspace,
+    dataset: data.Dataset,
+    config: TrainConfig,
+    trainer: Any,
+    tokenizer: Any,
+    progress: Progress,
+    eval_loss: float,
+) -> dict[str, object]:
+    """Rank 0 after training: generation scores, final metrics, model/, metadata, the gate."""
     model = trainer.model
     answers = evaluation.generate(
         model, tokenizer, dataset.eval[: evaluation.GENERATION_SAMPLES], max_prompt_tokens=config.max_seq_length
     )
     scores = evaluation.score(answers, [sample.output for sample in dataset.eval[: len(answers)]])
+    train_loss = evaluation.last_epoch_loss(trainer.state.log_history)
     metrics = {
-        "trainLoss": round(float(result.training_loss), 6),
+        # NaN is not JSON: with no logged step (nothing to train) there is simply no train loss.
+        **({"trainLoss": round(train_loss, 6)} if train_loss is not None else {}),
         "evalLoss": round(eval_loss, 6),
         "perplexity": round(evaluation.perplexity(eval_loss), 4),
         "tokensPerSecond": progress.metrics.get("tokensPerSecond", 0.0),
@@ -139,14 +155,13 @@ def run(job: JobFile, environ: Mapping[str, str], rank: int) -> dict[str, object
     progress.send(STAGE_EVALUATING, force=True)
     jsonlog.event("evaluation", generationSamples=scores.samples, **metrics)
 
-    adapter = config.method.value == "lora"
     parameters = sum(parameter.numel() for parameter in model.parameters())
     bytes_per_parameter = torch.finfo(weights_dtype(config)).bits // 8
     model_block = output.save_model(
         model,
         tokenizer,
         workspace.model,
-        adapter=adapter,
+        adapter=config.method.value == "lora",
         merge=output.should_merge(parameters, bytes_per_parameter),
     )
     progress_block = {"step": progress.step, "totalSteps": progress.total_steps, "epoch": round(progress.epoch, 4)}
