@@ -151,3 +151,49 @@ def test_operator_killed_at_each_stage_resumes_without_duplicates(
     assert versions == ["0.0.1"], versions
     assert job["status"]["attempts"] == 1
     assert job["status"]["model"]["version"] == "0.0.1"
+
+
+def test_evicted_training_resumes_from_its_checkpoint_without_consuming_a_retry(
+    kubectl: Callable[..., str],
+    namespace: str,
+    cluster: localcluster.ClusterInfo,
+    operator_process: OperatorProcess,
+) -> None:
+    body = quickstart("evicted", epochs=8)
+    body["spec"]["runPolicy"]["backoffLimit"] = 0  # only a requeue that is not a failure can still complete
+    setup(kubectl, namespace, body)
+    deadline = time.monotonic() + 600
+    while True:
+        status = get_job(kubectl, namespace, "evicted").get("status") or {}
+        workspace = claim_folder_or_none(cluster, kubectl, namespace)
+        if status.get("reason") == "Training" and workspace and list(workspace.glob("checkpoints/*/COMPLETE")):
+            break
+        assert status.get("phase") not in ("Completed", "Failed"), status
+        assert time.monotonic() < deadline, status
+        time.sleep(0.3)
+    pod = kubectl(
+        "-n", namespace, "get", "pods", "-l", "app.kubernetes.io/component=training",
+        "-o", "jsonpath={.items[0].metadata.name}",
+    )  # fmt: skip
+    eviction = {"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": pod, "namespace": namespace}}
+    kubectl(
+        "create", "--raw", f"/api/v1/namespaces/{namespace}/pods/{pod}/eviction", "-f", "-", stdin=json.dumps(eviction)
+    )
+    job = wait_phase(kubectl, namespace, "evicted", ("Completed",), timeout=600, operator=operator_process)
+    assert job["status"]["attempts"] == 2, job["status"]
+    assert len(job["status"]["trainingPods"]) == 2
+    events = kubectl("-n", namespace, "get", "events", "--field-selector", "involvedObject.name=evicted")
+    assert "AttemptStarted" in events
+    # The second attempt resumed from the first one's checkpoint: nothing trained so far was lost.
+    second = job["status"]["trainingPods"][-1]
+    logs = list((cluster.state_dir / "node-agent" / "logs").glob(f"{namespace}_{second}_*/train.log"))
+    assert logs, "no log of the second training pod"
+    assert '"resuming"' in logs[0].read_text()
+
+
+def claim_folder_or_none(cluster: localcluster.ClusterInfo, kubectl: Callable[..., str], namespace: str) -> Path | None:
+    if not kubectl(
+        "-n", namespace, "get", "pvc", "evicted-workspace", "-o", "jsonpath={.spec.volumeName}", check=False
+    ):
+        return None
+    return claim_folder(cluster, kubectl, namespace, "evicted-workspace")

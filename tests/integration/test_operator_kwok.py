@@ -238,27 +238,3 @@ def test_ttl_after_finished_deletes_the_job_and_keeps_the_model(
         assert time.monotonic() < deadline, "ttlSecondsAfterFinished did not delete the job"
         time.sleep(0.5)
     assert "support-agent-v0.0.1" in kubectl("-n", namespace, "get", "mv", "-o", "name")
-
-
-def test_evicted_training_pod_requeues_without_consuming_a_retry(
-    kubectl: Callable[..., str], namespace: str, operator_process: OperatorProcess
-) -> None:
-    body = gpu_job("evicted", gpus=1, run_for="8s")
-    body["spec"]["runPolicy"] = {"backoffLimit": 0}
-    apply(kubectl, namespace, sessions_config_map(), body)
-    deadline = time.monotonic() + 120
-    pod = ""
-    while not pod:
-        assert time.monotonic() < deadline, "no running training pod"
-        pod = kubectl(
-            "-n", namespace, "get", "pods", "-l", "app.kubernetes.io/component=training",
-            "--field-selector=status.phase=Running", "-o", "name",
-        ).strip()  # fmt: skip
-        time.sleep(0.3)
-    name = pod.split("/")[-1]
-    eviction = {"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": name, "namespace": namespace}}
-    path = f"/api/v1/namespaces/{namespace}/pods/{name}/eviction"
-    kubectl("create", "--raw", path, "-f", "-", stdin=json.dumps(eviction))
-    # backoffLimit 0: only a requeue that does not count as a failure can still complete.
-    job = wait_phase(kubectl, namespace, "evicted", ("Completed",), timeout=120, operator=operator_process)
-    assert job["status"]["attempts"] >= 2

@@ -27,10 +27,14 @@ def _mountpoint(source: Path, target: Path) -> None:
 
 def main() -> None:
     spec = json.loads(Path(sys.argv[1]).read_text())
-    for bind in spec["binds"]:
+    # Hold every source open before mounting anything: a mount over a parent of a source (an emptyDir at
+    # /tmp while the volumes live under /tmp/...) would otherwise hide it from the binds that follow.
+    # /proc/<pid>/fd/<n> still reaches a shadowed source.
+    held = [os.open(bind["source"], os.O_PATH) for bind in spec["binds"]]
+    for bind, fd in zip(spec["binds"], held, strict=True):
         source, target = Path(bind["source"]), Path(bind["target"])
         _mountpoint(source, target)
-        subprocess.run(["mount", "--bind", str(source), str(target)], check=True)
+        subprocess.run(["mount", "--bind", f"/proc/{os.getpid()}/fd/{fd}", str(target)], check=True)
         if bind["readOnly"]:
             subprocess.run(["mount", "-o", "remount,bind,ro", str(target)], check=True)
     os.chdir(spec["workingDir"])
