@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 import yaml
-from operator_harness import OperatorProcess, get_job, wait_phase
+from operator_harness import OperatorProcess, get_job, isolated, wait_phase
 
 pytestmark = pytest.mark.integration
 
@@ -133,7 +133,7 @@ def test_missing_source_waits_then_fails(
     kubectl: Callable[..., str], namespace: str, cluster: Any, crds: Any, request: pytest.FixtureRequest
 ) -> None:
     log = cluster.state_dir / "logs" / f"operator-{request.node.name[:60]}.log"
-    process = OperatorProcess(cluster.kubeconfig, log, env={"FTO_SOURCE_WAIT_SECONDS": "6"}).start()
+    process = OperatorProcess(cluster.kubeconfig, log, env=isolated(namespace, FTO_SOURCE_WAIT_SECONDS="6")).start()
     try:
         apply(kubectl, namespace, gpu_job("nosource", gpus=1))
         seen: list[str] = []

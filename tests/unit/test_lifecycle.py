@@ -74,9 +74,7 @@ def test_is_allowed_matches_the_table(source: Phase, target: Phase, allowed: boo
 
 
 @pytest.mark.parametrize(("source", "target", "allowed"), EXPECTED_TRANSITIONS, ids=_TRANSITION_IDS)
-def test_check_transition_raises_exactly_for_forbidden_pairs(
-    source: Phase, target: Phase, allowed: bool
-) -> None:
+def test_check_transition_raises_exactly_for_forbidden_pairs(source: Phase, target: Phase, allowed: bool) -> None:
     if allowed:
         check_transition(source, target)
         return
@@ -150,12 +148,8 @@ class Expect:
 
 DERIVE_CASES = [
     # --- a new job and its workspace
-    pytest.param(
-        Observed(), Expect(P, "Creating", actions=PREPARE, dataset_ready=False), id="new-job-prepares"
-    ),
-    pytest.param(
-        job(storage=StorageState.ABSENT), Expect(P, "Creating", actions=PREPARE), id="pending-no-pvc"
-    ),
+    pytest.param(Observed(), Expect(P, "Creating", actions=PREPARE, dataset_ready=False), id="new-job-prepares"),
+    pytest.param(job(storage=StorageState.ABSENT), Expect(P, "Creating", actions=PREPARE), id="pending-no-pvc"),
     pytest.param(
         job(storage=StorageState.PENDING),
         Expect(P, "CurationStarting", actions=PREPARE | {Action.CREATE_CURATION}),
@@ -199,9 +193,7 @@ DERIVE_CASES = [
             source_wait_seconds=60,
             source_description="PVC agent-logs",
         ),
-        Expect(
-            F, "SourceNotFound", FailureKind.USER, message_has=("PVC agent-logs does not exist", "waited 60s")
-        ),
+        Expect(F, "SourceNotFound", FailureKind.USER, message_has=("PVC agent-logs does not exist", "waited 60s")),
         id="source-missing-after-wait",
     ),
     pytest.param(
@@ -453,9 +445,7 @@ DERIVE_CASES = [
         id="training-oomkilled",
     ),
     pytest.param(
-        trained(
-            training=w(WorkloadPhase.FAILED, job_reason="DeadlineExceeded", message="Job was active too long")
-        ),
+        trained(training=w(WorkloadPhase.FAILED, job_reason="DeadlineExceeded", message="Job was active too long")),
         Expect(
             F,
             "DeadlineExceeded",
@@ -466,9 +456,7 @@ DERIVE_CASES = [
     ),
     pytest.param(
         trained(training=w(WorkloadPhase.FAILED, job_reason="DeadlineExceeded")),
-        Expect(
-            F, "DeadlineExceeded", FailureKind.USER, message="runPolicy.activeDeadlineSeconds was exceeded"
-        ),
+        Expect(F, "DeadlineExceeded", FailureKind.USER, message="runPolicy.activeDeadlineSeconds was exceeded"),
         id="deadline-exceeded-no-message",
     ),
     pytest.param(
@@ -522,9 +510,7 @@ DERIVE_CASES = [
         id="training-failed-termination-message",
     ),
     pytest.param(
-        trained(
-            training=w(WorkloadPhase.STARTING, image_pull_error="ImagePullBackOff: trainer:v9", active=True)
-        ),
+        trained(training=w(WorkloadPhase.STARTING, image_pull_error="ImagePullBackOff: trainer:v9", active=True)),
         Expect(
             F,
             "ImagePullFailed",
@@ -650,9 +636,7 @@ DERIVE_CASES = [
         id="pending-skips-to-completed",
     ),
     pytest.param(
-        trained(
-            phase=Phase.QUEUED, training=w(WorkloadPhase.RUNNING, active=True), trainer_stage="Evaluating"
-        ),
+        trained(phase=Phase.QUEUED, training=w(WorkloadPhase.RUNNING, active=True), trainer_stage="Evaluating"),
         Expect(E, "Evaluating"),
         id="queued-skips-to-evaluating",
     ),
