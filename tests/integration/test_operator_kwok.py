@@ -238,3 +238,20 @@ def test_ttl_after_finished_deletes_the_job_and_keeps_the_model(
         assert time.monotonic() < deadline, "ttlSecondsAfterFinished did not delete the job"
         time.sleep(0.5)
     assert "support-agent-v0.0.1" in kubectl("-n", namespace, "get", "mv", "-o", "name")
+
+
+def test_a_job_completes_with_only_the_operators_production_permissions(
+    kubectl: Callable[..., str], namespace: str, cluster: Any, crds: Any, tmp_path: Any, request: pytest.FixtureRequest
+) -> None:
+    from rbac import operator_kubeconfig
+
+    kubeconfig = operator_kubeconfig(cluster, kubectl, tmp_path / "operator.kubeconfig")
+    log = cluster.state_dir / "logs" / f"operator-{request.node.name[:60]}.log"
+    process = OperatorProcess(kubeconfig, log, env=isolated(namespace)).start()
+    try:
+        apply(kubectl, namespace, sessions_config_map(), gpu_job("least-privilege", gpus=1))
+        job = wait_phase(kubectl, namespace, "least-privilege", ("Completed",), timeout=120, operator=process)
+        assert job["status"]["model"]["version"] == "0.0.1"
+        assert "Forbidden" not in process.tail(400) and "403" not in process.tail(400)
+    finally:
+        process.stop()
