@@ -45,7 +45,7 @@ def parse_args(argv: list[str], defaults: Settings) -> Settings:
     )
 
 
-def configure_kopf(operator_settings: Settings) -> None:
+def configure_kopf(operator_settings: Settings, priority: int) -> None:
     @kopf.on.startup()
     async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
         # Fixed on day one: renaming them later would make existing objects look unhandled.
@@ -67,7 +67,7 @@ def configure_kopf(operator_settings: Settings) -> None:
         settings.peering.lifetime = operator_settings.peering_lifetime_seconds
         settings.peering.clusterwide = not operator_settings.namespaces
         settings.peering.mandatory = False
-        settings.peering.priority = random.SystemRandom().randint(1, 2**31 - 1)
+        settings.peering.priority = priority
         memo.sweeper = asyncio.create_task(handlers.sweep_forever(handlers._runtime()))
 
     @kopf.on.cleanup()
@@ -87,8 +87,9 @@ def main(argv: list[str] | None = None) -> int:
     if settings.log_level != "DEBUG":
         # Kopf logs every successful handler call at INFO: one line per watch event.
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
-    handlers.install(handlers.Runtime(Reconciler(Kube(load_config()), settings), settings))
-    configure_kopf(settings)
+    priority = random.SystemRandom().randint(1, 2**31 - 1)
+    handlers.install(handlers.Runtime(Reconciler(Kube(load_config()), settings), settings, priority))
+    configure_kopf(settings, priority)
     if settings.metrics_port:
         start_http_server(settings.metrics_port)
     kopf.run(

@@ -22,7 +22,8 @@ from finetune_operator import metrics, naming
 from finetune_operator.api import GROUP, VERSION, Phase
 from finetune_operator.api.finetuningjob import PLURAL
 from finetune_operator.config import Settings
-from finetune_operator.kube import Kube
+from finetune_operator.kube import ApiError, Kube
+from finetune_operator.peering import outranked
 from finetune_operator.reconciler import JobView, Outcome, Reconciler, parse_time
 
 log = logging.getLogger(__name__)
@@ -61,9 +62,10 @@ class JobSummary:
 class Runtime:
     """Process-wide state of the operator: the reconciler and the per-job serialisation."""
 
-    def __init__(self, reconciler: Reconciler, settings: Settings) -> None:
+    def __init__(self, reconciler: Reconciler, settings: Settings, priority: int = 0) -> None:
         self.reconciler = reconciler
         self.settings = settings
+        self.priority = priority  # this replica's Kopf peering priority
         self.jobs: dict[str, JobSummary] = {}  # uid -> latest summary, for the sweep and the phase gauge
         # The job as our own last status write returned it: newer than the watch index until the watch
         # event arrives, so a burst of events does not recompute (and re-post) the same transition.
@@ -295,10 +297,30 @@ def phase_counts(summaries: Iterable[JobSummary]) -> dict[str, int]:
     return counts
 
 
+def _peering_path(settings: Settings) -> str:
+    if settings.namespaces:
+        return f"/apis/kopf.dev/v1/namespaces/{settings.namespaces[0]}/kopfpeerings/{settings.peering}"
+    return f"/apis/kopf.dev/v1/clusterkopfpeerings/{settings.peering}"
+
+
+def _paused(runtime: Runtime) -> bool:
+    """Whether Kopf paused this replica for a higher-priority peer (no peering object: standalone, active)."""
+    try:
+        peering = runtime.reconciler.kube.get_path(_peering_path(runtime.settings))
+    except ApiError as error:
+        if error.status == 403:
+            return False
+        raise
+    peers = (peering or {}).get("status") or {}
+    return outranked(peers, runtime.priority, runtime.reconciler.clock())
+
+
 async def sweep_once(runtime: Runtime) -> None:
     """Time-based work only; candidates come from watch summaries, decisions from fresh reads."""
     kube = runtime.reconciler.kube
     now = runtime.reconciler.clock()
+    if await asyncio.to_thread(_paused, runtime):
+        return
     for uid, job in list(runtime.jobs.items()):
         finished = parse_time(job.completion_time)
         if job.phase in TERMINAL and job.ttl_seconds is not None and finished:

@@ -97,6 +97,15 @@ class Kube:
                 return None
             raise
 
+    def get_path(self, path: str) -> Obj | None:
+        """GET any API path (e.g. a cluster-scoped object); None when it does not exist."""
+        try:
+            return self._request("GET", path)
+        except ApiError as error:
+            if error.status == 404:
+                return None
+            raise
+
     def list(self, kind: str, namespace: str, label_selector: str | None = None) -> list[Obj]:
         query = [("labelSelector", label_selector)] if label_selector else []
         items: list[Obj] = self._request("GET", self.path(kind, namespace), query=query).get("items", [])
