@@ -15,15 +15,15 @@ import numpy as np
 
 # Up to 3/4 full: misses (most lookups) then probe ~3 slots on average between doublings.
 _MAX_LOAD = 0.75
-# Keys re-inserted per vectorised pass when the table grows: bounds the temporaries to ~40 MB.
-_REBUILD_CHUNK = 1 << 20
+# Keys re-inserted per vectorised pass when the table grows: bounds the temporaries to ~10 MB.
+_REBUILD_CHUNK = 1 << 18
 
 
 class CompactSet:
     def __init__(self, capacity: int = 1 << 16) -> None:
         if capacity & (capacity - 1):
             raise ValueError("capacity must be a power of two")
-        self._slots = array("Q", bytes(8 * capacity))
+        self._slots = _zeros(capacity)
         self._mask = capacity - 1
         self._size = 0
 
@@ -64,23 +64,30 @@ class CompactSet:
 
     def _grow(self) -> None:
         old = np.frombuffer(self._slots, dtype=np.uint64)
-        table = _build_table(old[old != 0], 2 * len(old))
-        self._slots = array("Q", table.tobytes())
-        self._mask = len(table) - 1
+        keys = old[old != 0]
+        del old  # release the view, so the old table can be freed
+        slots = _zeros(2 * len(self._slots))
+        # numpy writes straight into the new array's buffer: no copy of the table at any point.
+        _build_table(keys, np.frombuffer(slots, dtype=np.uint64))
+        self._slots = slots
+        self._mask = len(slots) - 1
 
 
-def _build_table(keys: np.ndarray, capacity: int) -> np.ndarray:
-    """Insert distinct non-zero `keys` with linear probing, vectorised in rounds.
+def _zeros(capacity: int) -> array[int]:
+    # Repetition allocates the array once; array("Q", bytes(n)) would hold two copies for a moment.
+    return array("Q", [0]) * capacity
+
+
+def _build_table(keys: np.ndarray, table: np.ndarray) -> None:
+    """Insert distinct non-zero `keys` into the empty `table` with linear probing, vectorised in rounds.
 
     A Python loop over millions of slots would stall curation for seconds at
     each doubling. Each round every pending key tries its next slot; one key
     wins each free slot, the rest probe on. A key only ever moves past occupied
     slots, so the result is exactly a valid linear-probing table.
     """
-    table = np.zeros(capacity, dtype=np.uint64)
     for first in range(0, keys.size, _REBUILD_CHUNK):
         _insert(table, keys[first : first + _REBUILD_CHUNK])
-    return table
 
 
 def _insert(table: np.ndarray, keys: np.ndarray) -> None:
