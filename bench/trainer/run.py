@@ -174,8 +174,8 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=1)
     options = parser.parse_args()
     torch.set_num_threads(options.threads)
-    hf_logging.set_verbosity_error()  # type: ignore[no-untyped-call]
-    hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
     torch.manual_seed(0)
 
     samples = synthetic_samples(options.samples, seed=0)

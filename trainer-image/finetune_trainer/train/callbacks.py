@@ -22,10 +22,10 @@ STAGE_EVALUATING = "Evaluating"
 
 
 def is_distributed() -> bool:
-    return dist.is_available() and dist.is_initialized()
+    return bool(dist.is_available() and dist.is_initialized())
 
 
-class Progress(TrainerCallback):
+class Progress(TrainerCallback):  # type: ignore[misc]  # transformers is typed as Any here
     """Turns the Trainer's log dicts into JSON log lines and throttled status updates (rank 0)."""
 
     def __init__(
@@ -90,7 +90,7 @@ class Progress(TrainerCallback):
         self.reporter.report(patch, stage, self.clock(), force=force)
 
 
-class Checkpointing(TrainerCallback):
+class Checkpointing(TrainerCallback):  # type: ignore[misc]  # transformers is typed as Any here
     """Seals each checkpoint the Trainer writes (see `checkpoints`), also saving at every epoch end."""
 
     def __init__(
@@ -130,7 +130,7 @@ class Checkpointing(TrainerCallback):
             dist.barrier()
 
 
-class GracefulStop(TrainerCallback):
+class GracefulStop(TrainerCallback):  # type: ignore[misc]  # transformers is typed as Any here
     """SIGTERM (eviction, preemption, deletion) -> finish the step, save a checkpoint, stop.
 
     The signal handler only sets a flag; the checkpoint is written by the Trainer's normal save

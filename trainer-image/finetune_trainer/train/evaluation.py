@@ -88,7 +88,6 @@ def prompt_ids(sample: Sample, tokenizer: Any) -> list[int]:
     return list(tokenizer(alpaca_prompt(sample))["input_ids"])
 
 
-@torch.no_grad()
 def generate(model: Any, tokenizer: Any, samples: Sequence[Sample], max_prompt_tokens: int) -> list[str]:
     """Greedy answers, one sample at a time: a handful of samples does not justify padding logic."""
     model.eval()

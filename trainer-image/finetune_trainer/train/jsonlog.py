@@ -44,8 +44,8 @@ def configure(rank: int) -> None:
     logging.captureWarnings(True)
     transformers.utils.logging.disable_default_handler()
     transformers.utils.logging.enable_propagation()
-    transformers.utils.logging.set_verbosity_warning()  # type: ignore[no-untyped-call]
-    transformers.utils.logging.disable_progress_bar()  # type: ignore[no-untyped-call]
+    transformers.utils.logging.set_verbosity_warning()
+    transformers.utils.logging.disable_progress_bar()
 
 
 def event(name: str, **fields: Any) -> None:

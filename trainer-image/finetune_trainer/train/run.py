@@ -196,7 +196,7 @@ def base_model_folder(job: JobFile, workspace: Workspace, dataset: data.Dataset,
 def tensorboard_callback(folder: Path) -> Any:
     from transformers.integrations.integration_utils import TensorBoardCallback
 
-    callback = TensorBoardCallback()  # type: ignore[no-untyped-call]
+    callback = TensorBoardCallback()
     # Set before training starts, so the writer it (re)opens for training and for the final
     # evaluation both write here rather than under the Trainer's output folder.
     callback.logging_dir = str(folder)

@@ -86,4 +86,4 @@ def train_tokenizer(corpus: Iterable[str]) -> PreTrainedTokenizerFast:
         show_progress=False,
     )
     core.train_from_iterator(corpus, trainer=trainer)
-    return PreTrainedTokenizerFast(tokenizer_object=core, eos_token=EOS, pad_token=PAD)  # type: ignore[no-untyped-call]
+    return PreTrainedTokenizerFast(tokenizer_object=core, eos_token=EOS, pad_token=PAD)
