@@ -34,6 +34,7 @@ class Reason(StrEnum):
     INVALID_MODEL = "InvalidModel"
     CHECKPOINT_MISMATCH = "CheckpointMismatch"
     EVALUATION_GATE_FAILED = "EvaluationGateFailed"
+    OUT_OF_MEMORY = "OutOfMemory"
     INTERNAL_ERROR = "InternalError"
 
 
@@ -44,6 +45,9 @@ _EXIT_CODES: dict[Reason, ExitCode] = {
     Reason.INVALID_MODEL: ExitCode.USER_CONFIG_ERROR,
     Reason.CHECKPOINT_MISMATCH: ExitCode.USER_CONFIG_ERROR,
     Reason.EVALUATION_GATE_FAILED: ExitCode.EVALUATION_GATE_FAILED,
+    # GPU memory depends on the node as well as the spec, so a retry (from the last checkpoint) may
+    # succeed elsewhere: counted against backoffLimit like other internal errors.
+    Reason.OUT_OF_MEMORY: ExitCode.INTERNAL_ERROR,
     Reason.INTERNAL_ERROR: ExitCode.INTERNAL_ERROR,
 }
 

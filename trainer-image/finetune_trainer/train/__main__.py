@@ -1,8 +1,8 @@
 """`python -m finetune_trainer.train [--config PATH]`: exit codes per docs/runtime-contract.md.
 
 0 success, 10 data error, 11 config error (invalid model, checkpoint of another config),
-12 evaluation gate failed, 20 internal error (including CUDA out-of-memory, with reason
-InternalError and a message starting "OutOfMemory"), 143 stopped by SIGTERM after a checkpoint.
+12 evaluation gate failed, 20 internal error (also CUDA out-of-memory, reason OutOfMemory),
+143 stopped by SIGTERM after a checkpoint.
 """
 
 from __future__ import annotations
@@ -60,9 +60,9 @@ def main(argv: list[str] | None = None) -> int:
     except torch.cuda.OutOfMemoryError as error:
         return fail(
             rank,
-            Reason.INTERNAL_ERROR,
-            f"OutOfMemory: the GPU ran out of memory ({error}); lower training.batchSize or "
-            "training.maxSeqLength, or use method lora",
+            Reason.OUT_OF_MEMORY,
+            f"the GPU ran out of memory ({error}); lower training.batchSize or training.maxSeqLength, "
+            "or use method lora",
         )
     except Exception as error:
         log.exception("training failed")
