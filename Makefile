@@ -40,15 +40,20 @@ image-trainer:
 e2e-kind: ## kind cluster, both images, dev overlay, quickstart to Completed, cluster deleted (KEEP_CLUSTER=1 keeps it)
 	OPERATOR_IMAGE=$(OPERATOR_IMAGE) TRAINER_IMAGE=$(TRAINER_IMAGE) DOCKER=$(DOCKER) tests/e2e/kind.sh
 
+# --- the virtualenv (every target below needs it; a no-op once installed)
+.PHONY: venv
+venv:
+	hack/venv.sh $(VENV)
+
 # --- the demo (the README's main command)
 .PHONY: demo
-demo: build-controlplane ## local cluster + operator + the quickstart job trained for real on CPU until Completed
+demo: venv build-controlplane ## local cluster + operator + the quickstart job trained for real on CPU until Completed
 	$(PYTHON) hack/demo.py
 
 # --- checks and tests (the README's test command is `make test`)
 .PHONY: test lint unit crds
 
-lint: ## ruff, formatting, mypy, import layers, CRD drift
+lint: venv ## ruff, formatting, mypy, import layers, CRD drift
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy operator/finetune_operator trainer-image/finetune_trainer
@@ -62,5 +67,5 @@ unit: ## fast, pure tests
 	$(VENV)/bin/pytest tests/unit
 
 # pytest exits 5 when it collected nothing: that is a failure here, never a silent pass.
-test: lint build-controlplane ## everything CI runs: lint, unit, integration (starts a local cluster)
+test: venv lint build-controlplane ## everything CI runs: lint, unit, integration (starts a local cluster)
 	$(VENV)/bin/pytest tests/unit tests/integration tests/e2e
