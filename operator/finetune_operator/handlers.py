@@ -106,7 +106,12 @@ def _runtime() -> Runtime:
 
 
 def _plain(body: Mapping[str, Any]) -> dict[str, Any]:
-    return {key: body[key] for key in ("metadata", "spec", "status") if key in body}
+    """What the reconciler reads of an object. Without metadata.managedFields: never read, about half of every
+    object, and ~70 MB of the indexes at 1,000 jobs (bench/scale/run.py)."""
+    plain = {key: body[key] for key in ("metadata", "spec", "status") if key in body}
+    if "metadata" in plain:
+        plain["metadata"] = {k: v for k, v in plain["metadata"].items() if k != "managedFields"}
+    return plain
 
 
 @kopf.index(*FTJ)
@@ -116,7 +121,11 @@ def ftj_by_uid(body: kopf.Body, uid: str, **_: Any) -> dict[str, Any]:
 
 @kopf.index("batch", "v1", "jobs", labels=CHILDREN)
 def workloads_by_uid(body: kopf.Body, labels: Mapping[str, str], **_: Any) -> dict[str, Any]:
-    return {labels[naming.LABEL_JOB_UID]: _plain(body)}
+    # Of a batch Job's spec the reconciler reads `suspend` only; the pod template is most of the rest.
+    workload = _plain(body)
+    spec = workload.get("spec") or {}
+    workload["spec"] = {"suspend": spec["suspend"]} if "suspend" in spec else {}
+    return {labels[naming.LABEL_JOB_UID]: workload}
 
 
 @kopf.index("batch", "v1", "jobs", labels={naming.LABEL_COMPONENT: "training", naming.LABEL_JOB_UID: kopf.PRESENT})
