@@ -34,6 +34,9 @@ from .podstatus import ContainerState, now, pod_status, truncate_message
 log = logging.getLogger(__name__)
 
 _ENTER = Path(__file__).with_name("enter.py")
+# What the container's process needs from the host because the image is ignored: this checkout (the
+# project's packages are installed editable from it) and the Python installation running them.
+RUNTIME_PATHS = sorted({str(Path(__file__).resolve().parents[2]), sys.prefix, sys.base_prefix})
 _POLL = 0.2
 _REPORT_RETRY_SECONDS = 120.0
 # Reasons to keep a container waiting and retry: a missing object, or an API server that is away.
@@ -72,6 +75,7 @@ class _Container:
             "binds": [b.as_json() for b in volumes.binds(self.spec, folders, self.termination_file)],
             "argv": podenv.command_line(self.spec, env),
             "workingDir": self.spec.working_dir or "/",
+            "runtimePaths": RUNTIME_PATHS,
         }
         self.spec_file.parent.mkdir(parents=True, exist_ok=True)
         self.spec_file.write_text(json.dumps(spec, indent=1))
