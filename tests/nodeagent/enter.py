@@ -30,13 +30,16 @@ def main() -> None:
     spec = json.loads(Path(sys.argv[1]).read_text())
     # Hold every source open before mounting anything: a mount over a parent of a source (an emptyDir at
     # /tmp while the volumes live under /tmp/...) would otherwise hide it from the binds that follow.
-    # /proc/<pid>/fd/<n> still reaches a shadowed source.
+    # /proc/<pid>/fd/<n> still reaches a shadowed source, provided mount does not canonicalize it back into a
+    # path (which would resolve in the new, shadowed view).
     held = [os.open(bind["source"], os.O_PATH) for bind in spec["binds"]]
     runtime_fds = {path: os.open(path, os.O_PATH) for path in spec.get("runtimePaths", [])}
     for bind, fd in zip(spec["binds"], held, strict=True):
         source, target = Path(bind["source"]), Path(bind["target"])
         _mountpoint(source, target)
-        subprocess.run(["mount", "--bind", f"/proc/{os.getpid()}/fd/{fd}", str(target)], check=True)
+        subprocess.run(
+            ["mount", "--no-canonicalize", "--bind", f"/proc/{os.getpid()}/fd/{fd}", str(target)], check=True
+        )
         if bind["readOnly"]:
             subprocess.run(["mount", "-o", "remount,bind,ro", str(target)], check=True)
     # The image is ignored, so the project and its Python come from the host: a pod mount over one of their
@@ -47,7 +50,9 @@ def main() -> None:
         if any(target in path.parents for target in targets):
             fd = runtime_fds[runtime]
             path.mkdir(parents=True, exist_ok=True)
-            subprocess.run(["mount", "--bind", f"/proc/{os.getpid()}/fd/{fd}", str(path)], check=True)
+            subprocess.run(
+                ["mount", "--no-canonicalize", "--bind", f"/proc/{os.getpid()}/fd/{fd}", str(path)], check=True
+            )
     os.chdir(spec["workingDir"])
     argv = spec["argv"]
     try:
