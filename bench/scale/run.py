@@ -239,6 +239,10 @@ class Track:
     phases: dict[str, float] = field(default_factory=dict)  # first time each phase was seen
     training_running: float | None = None
     training_succeeded: float | None = None
+    # The objects' own timestamps (1 s resolution), immune to how late a watch delivers them.
+    start_time: str = ""  # status.startTime: when the operator saw the job Running
+    completion_time: str = ""  # status.completionTime
+    training_finished_at: str = ""  # the training container's terminated.finishedAt
     progress_patches: int = 0
     progress_errors: int = 0
     reporter: asyncio.Task[None] | None = None
@@ -310,6 +314,9 @@ class Harness:
             return
         was_terminal = track.terminal is not None
         track.phases[phase] = now
+        status = obj.get("status") or {}
+        track.start_time = track.start_time or status.get("startTime") or ""
+        track.completion_time = track.completion_time or status.get("completionTime") or ""
         if not was_terminal and track.terminal is not None:
             self.live -= 1
             if all(t.terminal for t in self.tracks.values()) and len(self.tracks) == self.args.jobs:
@@ -339,6 +346,9 @@ class Harness:
             track.reporter = asyncio.create_task(self.report_progress(track))
         elif phase == "Succeeded" and track.training_succeeded is None:
             track.training_succeeded = now
+            for container in (obj.get("status") or {}).get("containerStatuses") or []:
+                finished = ((container.get("state") or {}).get("terminated") or {}).get("finishedAt")
+                track.training_finished_at = finished or track.training_finished_at
 
     # ---- the trainer's progress reports
 
@@ -527,6 +537,10 @@ def audit_figures(events: list[dict[str, Any]], jobs: int) -> dict[str, Any]:
     }
 
 
+def span(start: str, end: str) -> float:
+    return (parse_k8s_time(end) - parse_k8s_time(start)).total_seconds()
+
+
 def seconds(value: float | None) -> str:
     return "-" if value is None else f"{value:.3f} s"
 
@@ -609,6 +623,19 @@ def main() -> int:
             [t.phases["Running"] - t.created for t in tracks if "Running" in t.phases and t.created]
         ),
         "creation_to_completed": summary([t.phases["Completed"] - t.created for t in completed if t.created]),
+        "creation_to_running_timestamps_1s": summary(
+            [span(t.creation_timestamp, t.start_time) for t in tracks if t.start_time and t.creation_timestamp]
+        ),
+        "creation_to_completed_timestamps_1s": summary(
+            [span(t.creation_timestamp, t.completion_time) for t in completed if t.completion_time]
+        ),
+        "pod_end_to_phase_change_timestamps_1s": summary(
+            [
+                span(t.training_finished_at, t.completion_time)
+                for t in completed
+                if t.completion_time and t.training_finished_at
+            ]
+        ),
         "pod_end_to_phase_change": summary(
             [t.phases["Completed"] - t.training_succeeded for t in completed if t.training_succeeded is not None]
         ),
@@ -640,7 +667,10 @@ def main() -> int:
     print(line("creation -> workspace PVC Bound (watch)", results["creation_to_pvc_bound"]))
     print(line("creation -> Running (watch)", results["creation_to_running"]))
     print(line("creation -> Completed (watch)", results["creation_to_completed"]))
-    print(line("training pod Succeeded -> job Completed", results["pod_end_to_phase_change"]))
+    print(line("training pod Succeeded -> job Completed (watch)", results["pod_end_to_phase_change"]))
+    print(line("creation -> Running (startTime, 1 s)", results["creation_to_running_timestamps_1s"]))
+    print(line("creation -> Completed (completionTime, 1 s)", results["creation_to_completed_timestamps_1s"]))
+    print(line("pod finishedAt -> completionTime (1 s)", results["pod_end_to_phase_change_timestamps_1s"]))
     print(f"operator: peak RSS {rss:.0f} MB, CPU {cpu:.0f} s ({cpu / n * 1000:.0f} ms per job), alive {alive}")
     print(f"operator API writes: {audit['operator_writes_total']} ({per_job:.1f} per job), by verb and resource:")
     for key, count in audit["operator_writes_by_verb_resource"].items():
