@@ -205,3 +205,41 @@ def claim_folder_or_none(cluster: localcluster.ClusterInfo, kubectl: Callable[..
     ):
         return None
     return claim_folder(cluster, kubectl, namespace, "evicted-workspace")
+
+
+BAD_SESSIONS = {
+    # Binary garbage and truncated JSON: far over the 10% malformed threshold.
+    "garbage": ("\x00\x01\x02 not json\n" * 20 + '{"id": "s1", "success_rate": 0.99, "instr\n', "CurationFailed"),
+    # Well-formed, but no session succeeded often enough: a silent empty model is never trained.
+    "low-success": (
+        "".join(
+            json.dumps({"id": f"s{i}", "success_rate": 0.2, "instruction": "q", "input": "", "output": "a"}) + "\n"
+            for i in range(30)
+        ),
+        "NoSamplesAfterCuration",
+    ),
+    "empty-file": ("", "NoSamplesAfterCuration"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_SESSIONS))
+def test_bad_session_data_fails_with_a_clear_reason_and_trains_nothing(
+    case: str, kubectl: Callable[..., str], namespace: str, operator_process: OperatorProcess
+) -> None:
+    content, reason = BAD_SESSIONS[case]
+    config_map = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "quickstart-sessions"},
+        "data": {"sessions.jsonl": content},
+    }
+    kubectl("-n", namespace, "apply", "-f", "-", stdin=yaml.safe_dump(config_map))
+    kubectl("-n", namespace, "apply", "-f", "-", stdin=yaml.safe_dump(quickstart("bad")))
+    job = wait_phase(kubectl, namespace, "bad", ("Failed",), timeout=300, operator=operator_process)
+    status = job["status"]
+    assert status["reason"] == reason, status
+    assert status["failureKind"] == "User"
+    assert status["message"], status
+    # A user-data error fails at once: one curation pod, no retry, no training workload.
+    assert len(children(kubectl, namespace, "pods", "bad")) == 1
+    assert children(kubectl, namespace, "jobs.batch", "bad") == ["job.batch/bad-curate"]
