@@ -23,6 +23,7 @@ from finetune_operator.api import GROUP, VERSION, Phase
 from finetune_operator.api.finetuningjob import PLURAL
 from finetune_operator.config import Settings
 from finetune_operator.kube import ApiError, Kube
+from finetune_operator.lifecycle import TERMINAL_PHASES
 from finetune_operator.peering import outranked
 from finetune_operator.reconciler import JobView, Outcome, Reconciler, parse_time
 
@@ -31,7 +32,7 @@ log = logging.getLogger(__name__)
 FTJ = (GROUP, VERSION, PLURAL)
 MV = (GROUP, VERSION, "modelversions")
 CHILDREN = {naming.LABEL_JOB_UID: kopf.PRESENT}
-TERMINAL = {p.value for p in (Phase.COMPLETED, Phase.FAILED, Phase.CANCELLED)}
+TERMINAL = {p.value for p in TERMINAL_PHASES}
 
 
 @dataclass(frozen=True)
@@ -132,9 +133,7 @@ def workloads_by_uid(body: kopf.Body, labels: Mapping[str, str], **_: Any) -> di
 def active_training_by_namespace(
     body: kopf.Body, namespace: str | None, labels: Mapping[str, str], **_: Any
 ) -> dict[str | None, str] | None:
-    conditions = (body.get("status") or {}).get("conditions") or []
-    finished = any(c.get("type") in ("Complete", "Failed") and c.get("status") == "True" for c in conditions)
-    return None if finished else {namespace: labels[naming.LABEL_JOB_UID]}
+    return {namespace: labels[naming.LABEL_JOB_UID]} if _is_active(body) else None
 
 
 @kopf.index("", "v1", "pods", labels=CHILDREN)

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import ValidationError
 
 from finetune_operator import children, naming, registry
-from finetune_operator.api import API_VERSION, FineTuningJobSpec, Phase
+from finetune_operator.api import API_VERSION, FailureKind, FineTuningJobSpec, Phase
 from finetune_operator.config import Settings
 from finetune_operator.kube import ApiError, Kube, event_for
 from finetune_operator.lifecycle import (
@@ -236,11 +236,14 @@ class Reconciler:
             "phase": Phase.FAILED.value,
             "reason": "InvalidSpec",
             "message": message,
-            "failureKind": "User",
+            "failureKind": FailureKind.USER.value,
+            "completionTime": now,
         }
-        patch["completionTime"] = now
-        self.kube.patch_status("FineTuningJob", view.namespace, view.name, patch)
-        return Outcome(previous, Phase.FAILED.value, patch, [Event("Warning", "InvalidSpec", message)])
+        outcome = Outcome(previous, Phase.FAILED.value, patch, [Event("Warning", "InvalidSpec", message)])
+        outcome.written = self.kube.patch_status("FineTuningJob", view.namespace, view.name, patch)
+        if outcome.written is not None:
+            self._post_events(view, outcome.events, now)
+        return outcome
 
     def _act(self, action: Action, ref: children.JobRef, view: JobView) -> list[str]:
         settings = self.settings
@@ -280,10 +283,10 @@ class Reconciler:
             existing = self.kube.list("ModelVersion", view.namespace, selector)
             mine = registry.registered_by(existing, view.uid)
             if mine is not None:
-                return _model_ref(mine), _completed()
+                return _model_ref(mine), derive(replace(observed, model_registered=True))
             conflict = registry.explicit_version_conflict(spec, existing, view.uid)
             if conflict:
-                return None, Decision(Phase.FAILED, "VersionExists", conflict, decision.failure_kind)
+                return None, derive(replace(observed, version_conflict=conflict))
             version = registry.choose_version(spec, existing)
             dataset = observed.curation.result.get("dataset") or {}
             obj = registry.model_version(
@@ -300,17 +303,13 @@ class Reconciler:
             )
             try:
                 if self.kube.create(obj):
-                    return _model_ref(obj), _completed()
+                    return _model_ref(obj), derive(replace(observed, model_registered=True))
             except ApiError as error:
                 if error.status != 422:
                     raise
-                return None, Decision(Phase.FAILED, "RegistrationFailed", error.message, decision.failure_kind)
+                return None, Decision(Phase.FAILED, "RegistrationFailed", error.message, FailureKind.SYSTEM)
             log.info("version %s of %s was taken concurrently; retrying", version, spec.output.model_name)
         return None, decision
-
-
-def _completed() -> Decision:
-    return Decision(Phase.COMPLETED, "ModelRegistered", "evaluation passed; model registered", dataset_ready=True)
 
 
 def _model_ref(mv: Mapping[str, Any]) -> dict[str, Any]:
