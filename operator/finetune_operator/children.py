@@ -25,8 +25,9 @@ SOURCE_DIR = "/mnt/source"
 BASE_MODEL_DIR = "/mnt/base-model"
 TERMINATION_LOG = "/dev/termination-log"
 KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
-# Exit codes of the trainer image that no retry can fix (docs/runtime-contract.md).
-USER_ERROR_EXIT_CODES = [10, 11, 12]
+# Exit codes of the trainer image that no retry can fix (docs/runtime-contract.md): data (10), config (11),
+# evaluation gate (12), and a full workspace volume (13), which a retry would only fill again.
+USER_ERROR_EXIT_CODES = [10, 11, 12, 13]
 UID = 1000
 
 

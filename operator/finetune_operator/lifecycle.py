@@ -142,7 +142,16 @@ class Decision:
 
 # ---------------------------------------------------------------------------------------- derivation
 
-USER_EXIT_REASONS = {10: "CurationFailed", 11: "InvalidConfiguration", 12: "EvaluationGateFailed"}
+USER_EXIT_REASONS = {
+    10: "CurationFailed",
+    11: "InvalidConfiguration",
+    12: "EvaluationGateFailed",
+    13: "StorageFull",
+}
+# When a user-error exit comes without a termination message, the code alone must still say what to do.
+USER_EXIT_ADVICE = {
+    13: "the workspace volume is full: raise spec.storage.size in a new job, or free space on the workspace PVC",
+}
 OOM_ADVICE = "raise resources.memory or lower training.batchSize"
 
 
@@ -343,10 +352,13 @@ def _failure(workload: WorkloadState, default_reason: str, dataset_ready: bool =
             dataset_ready=dataset_ready,
         )
     if workload.exit_code in USER_EXIT_REASONS:
+        message = workload.message or f"exit code {workload.exit_code}"
+        if workload.exit_code in USER_EXIT_ADVICE:
+            message = f"{USER_EXIT_ADVICE[workload.exit_code]} ({message})"
         return Decision(
             Phase.FAILED,
             USER_EXIT_REASONS[workload.exit_code],
-            workload.message or f"exit code {workload.exit_code}",
+            message,
             FailureKind.USER,
             dataset_ready=dataset_ready,
         )

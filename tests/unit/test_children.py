@@ -476,7 +476,7 @@ def test_curation_job() -> None:
     assert job["spec"]["backoffLimit"] == 1
     assert job["spec"]["podFailurePolicy"] == {
         "rules": [
-            {"action": "FailJob", "onExitCodes": {"operator": "In", "values": [10, 11, 12]}},
+            {"action": "FailJob", "onExitCodes": {"operator": "In", "values": [10, 11, 12, 13]}},
             {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]},
         ]
     }
@@ -563,11 +563,23 @@ def test_training_job_defaults() -> None:
     assert set(by_name(pod["volumes"])) == {"workspace", "config", "tmp"}
 
 
+def test_fail_job_exit_codes_are_exactly_the_trainer_images_user_errors() -> None:
+    """The podFailurePolicy and the trainer image's exit-code table must not drift apart."""
+    from finetune_trainer.exitcodes import ExitCode, FailureKind, Reason, exit_code_for, failure_kind_for
+
+    user_codes = {int(exit_code_for(reason)) for reason in Reason if failure_kind_for(reason) is FailureKind.USER}
+    assert user_codes == {int(code) for code in ExitCode if 10 <= code < 20}
+    assert sorted(user_codes) == children.USER_ERROR_EXIT_CODES
+
+
 def test_training_pod_failure_policy() -> None:
     job = children.training_job(ref(), SETTINGS)
     assert job["spec"]["podFailurePolicy"] == {
         "rules": [
-            {"action": "FailJob", "onExitCodes": {"containerName": "train", "operator": "In", "values": [10, 11, 12]}},
+            {
+                "action": "FailJob",
+                "onExitCodes": {"containerName": "train", "operator": "In", "values": [10, 11, 12, 13]},
+            },
             {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]},
         ]
     }

@@ -269,6 +269,28 @@ DERIVE_CASES = [
         id="curation-failed-exit-10-no-message",
     ),
     pytest.param(
+        job(
+            curation=w(
+                WorkloadPhase.FAILED,
+                exit_code=13,
+                result={
+                    "outcome": "Failed",
+                    "reason": "StorageFull",
+                    "failureKind": "User",
+                    "message": "the workspace volume is full (...) while writing the dataset",
+                },
+            )
+        ),
+        Expect(
+            F,
+            "StorageFull",
+            FailureKind.USER,
+            message="the workspace volume is full (...) while writing the dataset",
+            dataset_ready=False,
+        ),
+        id="curation-storage-full",
+    ),
+    pytest.param(
         job(curation=w(WorkloadPhase.FAILED, exit_code=10, message="too many malformed lines")),
         Expect(F, "CurationFailed", FailureKind.USER, message="too many malformed lines"),
         id="curation-failed-exit-10-pod-message",
@@ -508,6 +530,50 @@ DERIVE_CASES = [
         ),
         Expect(F, "CheckpointMismatch", FailureKind.USER, message="cfg"),
         id="training-failed-termination-message",
+    ),
+    pytest.param(
+        trained(
+            training=w(
+                WorkloadPhase.FAILED,
+                exit_code=13,
+                job_reason="PodFailurePolicy",
+                result={
+                    "outcome": "Failed",
+                    "reason": "StorageFull",
+                    "failureKind": "User",
+                    "message": "the workspace volume is full (...) while writing checkpoint-40",
+                },
+            )
+        ),
+        Expect(
+            F,
+            "StorageFull",
+            FailureKind.USER,
+            message="the workspace volume is full (...) while writing checkpoint-40",
+            dataset_ready=True,
+        ),
+        id="training-storage-full",
+    ),
+    pytest.param(
+        trained(
+            training=w(
+                WorkloadPhase.FAILED,
+                exit_code=13,
+                job_reason="PodFailurePolicy",
+                message="Container train for pod ml/demo-train-x failed with exit code 13 matching FailJob rule",
+            )
+        ),
+        Expect(
+            F,
+            "StorageFull",
+            FailureKind.USER,
+            message=(
+                "the workspace volume is full: raise spec.storage.size in a new job, or free space on the workspace "
+                "PVC (Container train for pod ml/demo-train-x failed with exit code 13 matching FailJob rule)"
+            ),
+            dataset_ready=True,
+        ),
+        id="training-exit-13-without-termination-message",
     ),
     pytest.param(
         trained(training=w(WorkloadPhase.STARTING, image_pull_error="ImagePullBackOff: trainer:v9", active=True)),

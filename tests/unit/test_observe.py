@@ -13,8 +13,11 @@ from typing import Any
 
 import pytest
 
-from finetune_operator.lifecycle import StorageState, WorkloadPhase, WorkloadState
+from finetune_operator.api import FailureKind, Phase
+from finetune_operator.lifecycle import Observed, StorageState, WorkloadPhase, WorkloadState, derive
 from finetune_operator.observe import parse_termination_message, storage_state, workload_state
+from finetune_trainer import termination
+from finetune_trainer.exitcodes import ExitCode, Reason
 
 Obj = dict[str, Any]
 
@@ -457,6 +460,32 @@ def test_failed_with_a_structured_termination_message() -> None:
         attempts=1,
         active=False,
     )
+
+
+def test_storage_full_from_the_trainer_becomes_the_jobs_failure() -> None:
+    """The trainer's own StorageFull message, as Kubernetes hands it over, gives reason, message and failureKind."""
+    text = "the workspace volume is full (No space left on device) while writing checkpoint-40 " + "x" * 5000
+    message = termination.render(termination.failure(Reason.STORAGE_FULL, text))
+    job = batch_job(
+        failed=1,
+        conditions=[
+            job_condition(
+                "Failed",
+                "PodFailurePolicy",
+                "Container train for pod ml/demo-train-abcde failed with exit code 13 matching FailJob rule at index 0",
+            )
+        ],
+    )
+    failed = pod("demo-train-abcde", "Failed", terminated=terminated(ExitCode.STORAGE_FULL, "Error", T0, message))
+    state = workload_state(job, [failed])
+    assert (state.phase, state.exit_code, state.job_reason) == (WorkloadPhase.FAILED, 13, "PodFailurePolicy")
+    curated = WorkloadState(WorkloadPhase.SUCCEEDED, result={"outcome": "Succeeded", "dataset": {"samples": 10}})
+    decision = derive(Observed(phase=Phase.RUNNING, storage=StorageState.BOUND, curation=curated, training=state))
+    assert (decision.phase, decision.reason, decision.failure_kind) == (Phase.FAILED, "StorageFull", FailureKind.USER)
+    assert decision.message.startswith(
+        "the workspace volume is full (No space left on device) while writing checkpoint-40"
+    )
+    assert len(message.encode()) <= 4096 and decision.message.endswith("…")
 
 
 def test_oom_killed() -> None:

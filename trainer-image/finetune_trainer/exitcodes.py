@@ -1,15 +1,23 @@
 """Exit codes and failure reasons shared by both trainer-image entrypoints.
 
 The operator turns a container's exit code into a Job podFailurePolicy action
-(docs/runtime-contract.md): user errors (10-12) fail the Job at once, because
+(docs/runtime-contract.md): user errors (10-13) fail the Job at once, because
 retrying the same data or config cannot help; internal errors (20) count
 against backoffLimit. Keeping the table here, in one place, is what stops the
 curation and training entrypoints from drifting apart.
+
+A full workspace volume gets its own code (13) rather than sharing 11 with config errors: a retry
+would resume from the last checkpoint and fill the volume again at the next one, so it must fail at
+once like a user error, and the operator can still name the cause from the code alone when a
+termination message is missing.
 """
 
 from __future__ import annotations
 
+import errno
+import shutil
 from enum import IntEnum, StrEnum
+from pathlib import Path
 
 
 class ExitCode(IntEnum):
@@ -17,6 +25,7 @@ class ExitCode(IntEnum):
     USER_DATA_ERROR = 10
     USER_CONFIG_ERROR = 11
     EVALUATION_GATE_FAILED = 12
+    STORAGE_FULL = 13
     INTERNAL_ERROR = 20
 
 
@@ -35,6 +44,7 @@ class Reason(StrEnum):
     CHECKPOINT_MISMATCH = "CheckpointMismatch"
     EVALUATION_GATE_FAILED = "EvaluationGateFailed"
     OUT_OF_MEMORY = "OutOfMemory"
+    STORAGE_FULL = "StorageFull"
     INTERNAL_ERROR = "InternalError"
 
 
@@ -48,6 +58,7 @@ _EXIT_CODES: dict[Reason, ExitCode] = {
     # GPU memory depends on the node as well as the spec, so a retry (from the last checkpoint) may
     # succeed elsewhere: counted against backoffLimit like other internal errors.
     Reason.OUT_OF_MEMORY: ExitCode.INTERNAL_ERROR,
+    Reason.STORAGE_FULL: ExitCode.STORAGE_FULL,
     Reason.INTERNAL_ERROR: ExitCode.INTERNAL_ERROR,
 }
 
@@ -71,3 +82,54 @@ class JobFailed(Exception):
         super().__init__(message)
         self.reason = reason
         self.message = message
+
+
+FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+# Libraries that wrap the OSError keep only its text: safetensors (Rust) says "No space left on
+# device (os error 28)"; Python's own messages carry the strerror.
+_FULL_TEXTS = ("No space left on device", "Disk quota exceeded", "os error 28)", "os error 122)")
+
+
+def is_storage_full(error: BaseException) -> bool:
+    """ENOSPC or EDQUOT anywhere in the exception's cause/context chain, as an errno or in its text."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno in FULL_ERRNOS:
+            return True
+        if any(text in str(current) for text in _FULL_TEXTS):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def failed_path(error: BaseException) -> str | None:
+    """The file an OSError in the chain names, if any."""
+    current: BaseException | None = error
+    for _ in range(8):
+        if current is None:
+            break
+        if isinstance(current, OSError) and current.filename:
+            return str(current.filename)
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def volume_usage(path: Path) -> tuple[int, int] | None:
+    """(free, total) bytes of the filesystem holding `path`; None when it cannot be asked."""
+    try:
+        usage = shutil.disk_usage(path)
+    except OSError:
+        return None
+    return usage.free, usage.total
+
+
+def human_bytes(count: int) -> str:
+    """1536 -> '1.5 KiB': sizes in failure messages, for people."""
+    value, unit = float(count), "B"
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(value) < 1024 or unit == "TiB":
+            break
+        value /= 1024
+    return f"{int(value)} B" if unit == "B" else f"{value:.1f} {unit}"

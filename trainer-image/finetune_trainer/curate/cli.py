@@ -2,7 +2,8 @@
 
 Exit codes and the termination message follow docs/runtime-contract.md:
 0 with `{"outcome": "Succeeded", "dataset": ...}`; 10 with a user-data reason
-(SourceNotFound, NoSamplesAfterCuration, CurationFailed); 20 for anything
+(SourceNotFound, NoSamplesAfterCuration, CurationFailed); 13 StorageFull when the
+workspace volume fills up (no dataset files are left behind); 20 for anything
 unexpected. One JSON summary line goes to stdout in every case.
 """
 
@@ -32,7 +33,15 @@ from finetune_trainer.curate.settings import (
     read_job_config,
 )
 from finetune_trainer.curate.sources import SourceStats, resolve
-from finetune_trainer.exitcodes import ExitCode, JobFailed, Reason, exit_code_for
+from finetune_trainer.exitcodes import (
+    ExitCode,
+    JobFailed,
+    Reason,
+    exit_code_for,
+    human_bytes,
+    is_storage_full,
+    volume_usage,
+)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -100,7 +109,12 @@ def run(settings: Settings, job: dict[str, Any]) -> dict[str, Any]:
     rules = Rules(spec.min_success_rate, spec.eval_fraction, spec.dedup, spec.max_tokens, settings.tokenizer)
     input_bytes = sum(path.stat().st_size for path in paths)
     processes = workers.choose(settings.workers, input_bytes, workers.available_cpus())
-    writer = DatasetWriter(settings.output_dir)
+    try:
+        writer = DatasetWriter(settings.output_dir)
+    except OSError as error:
+        if is_storage_full(error):
+            raise _storage_failure(settings.output_dir, error, volume_usage(settings.output_dir)) from error
+        raise
     try:
         tally = Curator(rules, writer, settings.max_line_bytes, processes).run(sources)
         failure = summary.verdict(tally, settings)
@@ -109,11 +123,28 @@ def run(settings: Settings, job: dict[str, Any]) -> dict[str, Any]:
             writer.write_manifest(summary.manifest(settings, sources, tally, None, failure, started, job))
             raise failure
         outputs = writer.commit(settings.curation.max_samples)
-    except BaseException:
+        # Inside the try: splits without their manifest must not stay behind either.
+        writer.write_manifest(summary.manifest(settings, sources, tally, outputs, None, started, job))
+    except BaseException as error:
+        at_failure = volume_usage(settings.output_dir)
         writer.abort()
+        if is_storage_full(error):
+            raise _storage_failure(settings.output_dir, error, at_failure) from error
         raise
-    writer.write_manifest(summary.manifest(settings, sources, tally, outputs, None, started, job))
     return summary.dataset_summary(sources, tally, outputs)
+
+
+def _storage_failure(directory: Path, error: BaseException, at_failure: tuple[int, int] | None) -> JobFailed:
+    """StorageFull (exit 13): a retry would fill the same volume again, so the message says what to change."""
+    usage = ""
+    if at_failure is not None:
+        usage = f": {human_bytes(at_failure[0])} free of {human_bytes(at_failure[1])} when the write failed"
+    return JobFailed(
+        Reason.STORAGE_FULL,
+        f"the workspace volume is full ({error}) while writing the dataset to {directory}{usage}; "
+        "the partial dataset was removed; fix: raise spec.storage.size in a new job, or free space on the "
+        "workspace PVC",
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -14,6 +14,7 @@ the partial files are filtered once more into their final form.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 from array import array
@@ -78,22 +79,31 @@ class DatasetWriter:
         return written
 
     def abort(self) -> None:
-        """Drop partial output and any stale dataset, so a failed run leaves nothing to train on."""
+        """Drop partial output and any stale dataset, so a failed run leaves nothing to train on.
+
+        Closing flushes the write buffer, which fails again on a full volume; the file is closed
+        anyway, and removed like the others (a leftover would keep holding the space).
+        """
         for handle in self._files.values():
-            handle.close()
+            with contextlib.suppress(OSError):
+                handle.close()
         for split in SPLITS:
             for stage in ("partial", "final"):
                 self._partial(split, stage).unlink(missing_ok=True)
             (self.directory / f"{split}.jsonl").unlink(missing_ok=True)
+        self._manifest_partial().unlink(missing_ok=True)
 
     def write_manifest(self, manifest: dict[str, Any]) -> None:
-        temporary = self.directory / f".{MANIFEST}.partial"
+        temporary = self._manifest_partial()
         with temporary.open("wb") as handle:
             handle.write(orjson.dumps(manifest, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE))
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, self.directory / MANIFEST)
         _fsync_directory(self.directory)
+
+    def _manifest_partial(self) -> Path:
+        return self.directory / f".{MANIFEST}.partial"
 
     def _as_written(self, split: str) -> WrittenFile:
         os.replace(self._partial(split), self._partial(split, "final"))

@@ -1,7 +1,8 @@
 """`python -m finetune_trainer.train [--config PATH]`: exit codes per docs/runtime-contract.md.
 
 0 success, 10 data error, 11 config error (invalid model, checkpoint of another config),
-12 evaluation gate failed, 20 internal error (also CUDA out-of-memory, reason OutOfMemory),
+12 evaluation gate failed, 13 workspace volume full (reason StorageFull; the last complete
+checkpoint is kept), 20 internal error (also CUDA out-of-memory, reason OutOfMemory),
 143 stopped by SIGTERM after a checkpoint.
 """
 

@@ -31,8 +31,20 @@ def should_merge(parameter_count: int, bytes_per_parameter: int) -> bool:
     return parameter_count * bytes_per_parameter <= MERGE_LIMIT_BYTES
 
 
-def save_model(model: Any, tokenizer: Any, target: Path, *, adapter: bool, merge: bool) -> dict[str, object]:
-    """Write the model (and for LoRA optionally the merged copy); returns the termination `model` block."""
+def save_model(
+    model: Any, tokenizer: Any, target: Path, *, adapter: bool, merge: bool, metadata: dict[str, object]
+) -> dict[str, object]:
+    """Write the model (and for LoRA optionally the merged copy) and its metadata.json; returns the `model` block.
+
+    metadata.json is written into the staging folder too, before the rename: written afterwards, a
+    full volume could leave a `model/` without it.
+    """
+    block: dict[str, object] = {
+        "path": target.name,
+        "format": "safetensors",
+        "adapter": adapter,
+        "merged": adapter and merge,
+    }
     staging = Path(tempfile.mkdtemp(prefix=".model-", dir=target.parent))
     try:
         model.save_pretrained(staging, safe_serialization=True)
@@ -42,13 +54,14 @@ def save_model(model: Any, tokenizer: Any, target: Path, *, adapter: bool, merge
             merged = model.merge_and_unload()
             merged.save_pretrained(staging / MERGED_DIR, safe_serialization=True)
             tokenizer.save_pretrained(staging / MERGED_DIR)
+        write_metadata(staging, {**metadata, "model": block})
         if target.exists():
             # A previous attempt's output: this attempt trained on from its checkpoint and supersedes it.
             shutil.rmtree(target)
         staging.rename(target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return {"path": target.name, "format": "safetensors", "adapter": adapter, "merged": adapter and merge}
+    return block
 
 
 def write_metadata(target: Path, document: dict[str, object]) -> None:

@@ -3,7 +3,9 @@
 This module wires the pieces together and owns the order of side effects; the decisions live in
 pure functions elsewhere (`config.resolve`, `checkpoints.latest`, `evaluation.score`, ...).
 Returns the success termination payload (rank 0) or None (other ranks); failures are raised as
-`JobFailed` and turned into exit codes by `__main__`.
+`JobFailed` and turned into exit codes by `__main__`. Each phase that writes to the workspace runs
+under `storage.guard`, which turns a full volume into StorageFull (exit 13) and removes the partial
+checkpoint.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import torch
 
 from finetune_trainer import report
 from finetune_trainer.exitcodes import JobFailed, Reason
-from finetune_trainer.train import checkpoints, data, evaluation, jsonlog, output, tinygpt
+from finetune_trainer.train import checkpoints, data, evaluation, jsonlog, output, storage, tinygpt
 from finetune_trainer.train.callbacks import STAGE_EVALUATING, Checkpointing, GracefulStop, Progress
 from finetune_trainer.train.collate import PackedRowsCollator
 from finetune_trainer.train.config import Device, JobFile, TrainConfig, hashed_fields, resolve
@@ -81,7 +83,8 @@ def run(job: JobFile, environ: Mapping[str, str], rank: int) -> dict[str, object
         checkpoints.check_resumable(resume_from, config.config_hash, hashed_fields(config))
         jsonlog.event("resuming", step=resume_from.step, path=str(resume_from.path))
 
-    model_dir = base_model_folder(job, workspace, dataset, config)
+    with storage.guard(workspace.root, "building the builtin model", keep=config.keep_checkpoints, clean=rank == 0):
+        model_dir = base_model_folder(job, workspace, dataset, config)
     tokenizer = load_tokenizer(model_dir)
     model = load_model(model_dir, config)
     chat = bool(tokenizer.chat_template)
@@ -95,7 +98,8 @@ def run(job: JobFile, environ: Mapping[str, str], rank: int) -> dict[str, object
 
     staging = workspace.checkpoints / checkpoints.STAGING
     if rank == 0:
-        staging = checkpoints.clear_staging(workspace.checkpoints)
+        with storage.guard(workspace.root, "training", keep=config.keep_checkpoints, clean=False):
+            staging = checkpoints.clear_staging(workspace.checkpoints)
     callbacks: list[Any] = [
         progress,
         stop,
@@ -114,15 +118,19 @@ def run(job: JobFile, environ: Mapping[str, str], rank: int) -> dict[str, object
         output_dir=staging,
         callbacks=callbacks,
     )
-    trainer.train(resume_from_checkpoint=str(resume_from.path) if resume_from else None)
+    # Checkpoints and TensorBoard events are written from inside the Trainer's loop.
+    with storage.guard(workspace.root, "training", keep=config.keep_checkpoints, clean=rank == 0):
+        trainer.train(resume_from_checkpoint=str(resume_from.path) if resume_from else None)
     if stop.stopped:
         raise Interrupted(f"stopped by SIGTERM at step {trainer.state.global_step} after saving a checkpoint")
 
     progress.send(STAGE_EVALUATING, force=True)
-    eval_loss = float(trainer.evaluate()["eval_loss"])
+    with storage.guard(workspace.root, "evaluating", keep=config.keep_checkpoints, clean=rank == 0):
+        eval_loss = float(trainer.evaluate()["eval_loss"])
     if rank != 0:
         return None
-    return publish(job, workspace, dataset, config, trainer, tokenizer, progress, eval_loss)
+    with storage.guard(workspace.root, "writing the final model", keep=config.keep_checkpoints, clean=True):
+        return publish(job, workspace, dataset, config, trainer, tokenizer, progress, eval_loss)
 
 
 def publish(
@@ -157,24 +165,20 @@ def publish(
 
     parameters = sum(parameter.numel() for parameter in model.parameters())
     bytes_per_parameter = torch.finfo(weights_dtype(config)).bits // 8
+    progress_block = {"step": progress.step, "totalSteps": progress.total_steps, "epoch": round(progress.epoch, 4)}
     model_block = output.save_model(
         model,
         tokenizer,
         workspace.model,
         adapter=config.method.value == "lora",
         merge=output.should_merge(parameters, bytes_per_parameter),
-    )
-    progress_block = {"step": progress.step, "totalSteps": progress.total_steps, "epoch": round(progress.epoch, 4)}
-    output.write_metadata(
-        workspace.model,
-        {
+        metadata={
             "baseModel": {"name": job.spec.base_model.name, "source": config.base_model},
             "dataset": data.provenance(dataset),
             "training": hashed_fields(config),
             "configHash": config.config_hash,
             "metrics": metrics,
             "progress": progress_block,
-            "model": model_block,
         },
     )
     jsonlog.event("model_saved", folder=str(workspace.model), **model_block)
