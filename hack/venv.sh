@@ -4,10 +4,32 @@
 # A no-op when every pinned dependency is installed, apart from pointing the editable install at this checkout.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-VENV="${1:-${FTO_CACHE_DIR:-$HOME/.cache/finetune-operator}/venv}"
+CACHE="${FTO_CACHE_DIR:-$HOME/.cache/finetune-operator}"
+VENV="${1:-$CACHE/venv}"
 if [[ ! -x "$VENV/bin/python" ]]; then
   mkdir -p "$(dirname "$VENV")"
   python3 -m venv "$VENV"
   "$VENV/bin/pip" install --quiet --upgrade pip
 fi
+
+# The curation step's compiled hot path (trainer-image/native, Rust + pyo3), a dependency of the [trainer]
+# extra that no index serves: built once per hash of its sources (cargo and maturin come from crates.io and
+# PyPI; a cold build takes a few minutes) and cached as a wheel, installed before the project needs it.
+NATIVE=trainer-image/native
+key=$(cd "$NATIVE" && cat Cargo.toml Cargo.lock pyproject.toml finetune_curate_native.pyi src/*.rs | sha256sum | cut -c1-16)
+wheels="$CACHE/wheels/finetune-curate-native-$key"
+if ! compgen -G "$wheels/*.whl" >/dev/null; then
+  command -v cargo >/dev/null || { echo "hack/venv.sh: building $NATIVE needs a Rust toolchain (https://rustup.rs)" >&2; exit 1; }
+  mkdir -p "$CACHE/wheels"
+  staging=$(mktemp -d "$wheels.XXXXXX")
+  # Cargo's build directory is shared by every clone, so a source change recompiles only this crate.
+  CARGO_TARGET_DIR="$CACHE/native-target" "$VENV/bin/pip" wheel --quiet --disable-pip-version-check --no-deps \
+    --wheel-dir "$staging" "$NATIVE"
+  mv "$staging" "$wheels"
+fi
+if [[ "$(cat "$VENV/.finetune-curate-native" 2>/dev/null)" != "$key" ]]; then
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check --no-deps --force-reinstall "$wheels"/*.whl
+  echo "$key" >"$VENV/.finetune-curate-native"
+fi
+
 "$VENV/bin/pip" install --quiet --disable-pip-version-check -e '.[trainer,dev]'

@@ -1,14 +1,16 @@
-"""Why the curator uses RE2 and its own compact MinHash-LSH: the alternatives, measured.
+"""Why the curator has its own redaction rules and compact MinHash-LSH: the alternatives, measured.
 
     python bench/curation/probes.py [--sessions 5000]
 
 On sessions from the benchmark corpus that reach the redaction and dedup
 steps, compares:
-- secret redaction: finetune_trainer.curate.redact vs Yelp's detect-secrets
-  (detection only, line by line, its default plugins);
+- secret redaction: the curator's rules (finetune_curate_native.redact) vs Yelp's
+  detect-secrets (detection only, line by line, its default plugins);
 - near-duplicate detection: the curator's one-permutation MinHash + compact
   band set vs datasketch MinHash(num_perm=60) + MinHashLSH, same band layout;
-  sessions/s and bytes of index per session (tracemalloc).
+  sessions/s and bytes of index per session (the curator's table size; tracemalloc
+  for datasketch).
+Sessions are the corpus's flat-shape ones above the default success rate.
 """
 
 from __future__ import annotations
@@ -23,20 +25,28 @@ import orjson
 from datasketch import MinHash, MinHashLSH
 from detect_secrets.core.scan import scan_line
 from detect_secrets.settings import default_settings
+from finetune_curate_native import band_keys, exact_digest, normalise, redact
 
 from bench.curation import cache
 from finetune_trainer.curate import dedup
-from finetune_trainer.curate.redact import redact_fields
-from finetune_trainer.curate.sessions import Session, parse_session
+
+Session = tuple[str, str, str]
+"""instruction, input, output"""
 
 
 def sample_sessions(count: int) -> list[Session]:
     sessions: list[Session] = []
     with cache.corpus(200_000).open("rb") as handle:
         for line in handle:
-            session = parse_session(line)
-            if isinstance(session, Session) and session.success_rate > 0.9:
-                sessions.append(session)
+            try:
+                record = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                continue
+            if not isinstance(record, dict) or not isinstance(record.get("success_rate"), float):
+                continue
+            fields = (record.get("instruction"), record.get("input") or "", record.get("output"))
+            if record["success_rate"] > 0.9 and all(isinstance(field, str) for field in fields):
+                sessions.append(fields)  # type: ignore[arg-type]
                 if len(sessions) == count:
                     break
     return sessions
@@ -59,8 +69,8 @@ def indexed_bytes(work: Callable[[], object], items: int) -> float:
 
 def ours(texts: list[bytes]) -> dedup.Deduplicator:
     deduplicator = dedup.Deduplicator()
-    for text, keys in zip(texts, dedup.band_keys(texts), strict=True):
-        deduplicator.is_duplicate(dedup.exact_digest(text), keys)
+    for text, keys in zip(texts, band_keys(texts), strict=True):
+        deduplicator.is_duplicate(exact_digest(text), keys)
     return deduplicator
 
 
@@ -78,7 +88,7 @@ def detect_secrets_scan(sessions: list[Session]) -> int:
     found = 0
     with default_settings():
         for session in sessions:
-            for field in (session.instruction, session.input, session.output):
+            for field in session:
                 for line in field.splitlines():
                     found += sum(1 for _ in scan_line(line))
     return found
@@ -94,9 +104,10 @@ def main() -> None:
 
     def our_redaction() -> None:
         for session in sessions:
-            redact_fields((session.instruction, session.input, session.output), counts)
+            for field in session:
+                counts.update(redact(field)[1])
 
-    texts = [dedup.normalise(s.instruction, s.input, s.output) for s in sessions]
+    texts = [normalise(*session) for session in sessions]
     results = {
         "sessions": count,
         "redaction": {
@@ -106,7 +117,8 @@ def main() -> None:
         "nearDuplicates": {
             "curatorSessionsPerSecond": round(rate(lambda: ours(texts), count)),
             "datasketchSessionsPerSecond": round(rate(lambda: datasketch_lsh(texts), count)),
-            "curatorIndexBytesPerSession": round(indexed_bytes(lambda: ours(texts), count)),
+            # The extension's tables live outside Python's allocator: tracemalloc cannot see them.
+            "curatorIndexBytesPerSession": round(ours(texts).nbytes / count),
             "datasketchIndexBytesPerSession": round(indexed_bytes(lambda: datasketch_lsh(texts), count)),
         },
     }

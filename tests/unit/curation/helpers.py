@@ -12,6 +12,14 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import finetune_curate_native as native
+import orjson
+
+from finetune_trainer.curate.outcomes import Outcome, Rejection
+from finetune_trainer.curate.pipeline import json_error
+
+from .oracle import Session
+
 REPOSITORY = Path(__file__).resolve().parents[3]
 
 
@@ -91,3 +99,19 @@ class Run:
     def rejected(self) -> dict[str, int]:
         counts: dict[str, int] = self.manifest["counts"]["rejected"]
         return counts
+
+
+def parse_session(raw: bytes) -> Session | Rejection:
+    """One line through the curator's assessment (no success-rate floor, no token limit), read back."""
+    assessed = native.Assessor(-1.0, 0.1, False, None, False).assess("s.jsonl", [1], [raw])
+    candidate = assessed.candidate(0)
+    if candidate is None:
+        outcome = assessed.outcome(0)
+        assert outcome is not None
+        [(_, detail, invalid_json)] = assessed.malformed() or [(0, outcome[1], False)]
+        return Rejection(Outcome(outcome[0]), json_error(raw, detail) if invalid_json else outcome[1])
+    sample = orjson.loads(candidate[0])
+    metadata = sample["metadata"]
+    return Session(
+        metadata["session_id"], metadata["success_rate"], sample["instruction"], sample["input"], sample["output"]
+    )

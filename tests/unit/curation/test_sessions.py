@@ -3,7 +3,8 @@ import json
 import pytest
 
 from finetune_trainer.curate.outcomes import Outcome, Rejection
-from finetune_trainer.curate.sessions import Session, parse_session
+
+from .helpers import Session, parse_session
 
 
 def parse(record: object) -> Session | Rejection:

@@ -1,26 +1,28 @@
 """The ordered consumer: reads every source line, has it assessed, and decides duplicates and output.
 
-Assessment (assess.py) is pure and runs in worker processes when the input is
-large enough to pay for starting them; its results come back in input order,
-so deduplication (first occurrence wins), the malformed examples and the
-written files are identical whatever the number of workers. At most
-`2 * workers` batches are in flight, so memory stays flat however large the
-input: only the deduplication state grows (see compactset.py).
+Assessment (assess.py, compiled) runs on `workers` threads when the input is
+large enough: the extension releases the GIL, so threads assess batches in
+parallel while this thread reads the next lines and consumes finished batches,
+with nothing copied between processes. Results are consumed in input order, so
+deduplication (first occurrence wins), the malformed examples and the written
+files are identical whatever the number of threads. At most `2 * workers`
+batches are in flight, so memory stays flat however large the input: only the
+deduplication state grows (see dedup.py).
 """
 
 from __future__ import annotations
 
-import multiprocessing
 import sys
 import time
 from collections import Counter, deque
 from collections.abc import Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import orjson
+from finetune_curate_native import Assessed
 
-from finetune_trainer.curate.assess import Batch, Candidate, Item, Rules, assess_batch, initialise
+from finetune_trainer.curate.assess import Assess, Batch, Rules
 from finetune_trainer.curate.dedup import Deduplicator
 from finetune_trainer.curate.outcomes import Outcome, Rejection
 from finetune_trainer.curate.output import DatasetWriter
@@ -54,25 +56,22 @@ class Curator:
         self._started = time.monotonic()
 
     def run(self, sources: list[SourceStats]) -> Tally:
+        assess = Assess(self._rules)
         batches = self._batches(sources)
         if self._workers <= 1:
-            initialise(self._rules)
             for batch in batches:
-                self._consume(batch, assess_batch(batch))
+                self._consume(batch, assess(batch))
         else:
-            self._run_parallel(batches)
+            self._run_parallel(assess, batches)
         self.tally.exact_duplicates = self._dedup.exact_hits
         self.tally.near_duplicates = self._dedup.near_hits
         return self.tally
 
-    def _run_parallel(self, batches: Iterator[Batch]) -> None:
-        # spawn, not fork: forking a process that already runs threads (numpy's, the
-        # executor's) is unsafe, and the workers need nothing from this process' memory.
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(self._workers, context, initialise, (self._rules,)) as pool:
-            pending: deque[tuple[Batch, Future[list[Rejection | Candidate]]]] = deque()
+    def _run_parallel(self, assess: Assess, batches: Iterator[Batch]) -> None:
+        with ThreadPoolExecutor(self._workers, thread_name_prefix="assess") as pool:
+            pending: deque[tuple[Batch, Future[Assessed]]] = deque()
             for batch in batches:
-                pending.append((batch, pool.submit(assess_batch, batch)))
+                pending.append((batch, pool.submit(assess, batch)))
                 if len(pending) >= 2 * self._workers:
                     done, future = pending.popleft()
                     self._consume(done, future.result())
@@ -82,44 +81,67 @@ class Curator:
 
     def _batches(self, sources: list[SourceStats]) -> Iterator[Batch]:
         for stats in sources:
-            name = str(stats.path)
-            items: list[Item] = []
+            batch = Batch(str(stats.path))
             for number, line in enumerate(read_lines(stats.path, stats, self._max_line_bytes), 1):
-                items.append((number, _early_rejection(line) if not isinstance(line, bytes) else line))
-                if len(items) == BATCH_LINES:
-                    yield name, items
-                    items = []
-            if items:
-                yield name, items
+                if isinstance(line, bytes):
+                    batch.lines.append(line)
+                else:
+                    batch.early[len(batch.lines)] = _early_rejection(line)
+                    batch.lines.append(None)
+                batch.numbers.append(number)
+                if len(batch.lines) == BATCH_LINES:
+                    yield batch
+                    batch = Batch(batch.source)
+            if batch.lines:
+                yield batch
 
-    def _consume(self, batch: Batch, results: list[Rejection | Candidate]) -> None:
-        source, items = batch
+    def _consume(self, batch: Batch, assessed: Assessed) -> None:
         tally = self.tally
-        for (number, _), result in zip(items, results, strict=True):
-            tally.records += 1
-            if isinstance(result, Rejection):
-                self._reject(source, number, result)
-            elif self._dedup.is_duplicate(result.digest, result.band_keys):
-                tally.rejected[Outcome.DUPLICATE] += 1
-            else:
-                self._writer.write("eval" if result.evaluation else "train", result.line, result.cap_key)
-                tally.kept += 1
-                if result.redactions:
-                    tally.redactions.update(result.redactions)
-        if tally.records // _PROGRESS_EVERY != (tally.records - len(items)) // _PROGRESS_EVERY:
+        tally.records += len(batch.lines)
+        for outcome, count in assessed.rejected().items():
+            tally.rejected[Outcome(outcome)] += count
+        for rejection in batch.early.values():
+            tally.rejected[rejection.outcome] += 1
+        if len(tally.malformed_examples) < MALFORMED_EXAMPLES:
+            self._note_malformed(batch, assessed)
+        kept, redactions, duplicates = self._dedup.admit(assessed)
+        tally.rejected[Outcome.DUPLICATE] += duplicates
+        write = self._writer.write
+        for evaluation, line, cap_key in kept:
+            write("eval" if evaluation else "train", line, cap_key)
+        tally.kept += len(kept)
+        tally.redactions.update(redactions)
+        if tally.records // _PROGRESS_EVERY != (tally.records - len(batch.lines)) // _PROGRESS_EVERY:
             self._log_progress()
 
-    def _reject(self, source: str, number: int, rejection: Rejection) -> None:
-        self.tally.rejected[rejection.outcome] += 1
+    def _note_malformed(self, batch: Batch, assessed: Assessed) -> None:
+        found = {index: rejection.detail for index, rejection in batch.early.items()}
+        for index, detail, invalid_json in assessed.malformed():
+            line = batch.lines[index]
+            found[index] = json_error(line, detail) if invalid_json and line is not None else detail
         examples = self.tally.malformed_examples
-        if rejection.outcome is Outcome.MALFORMED and len(examples) < MALFORMED_EXAMPLES:
-            examples.append({"source": source, "line": number, "error": rejection.detail})
+        for index in sorted(found)[: MALFORMED_EXAMPLES - len(examples)]:
+            examples.append({"source": batch.source, "line": batch.numbers[index], "error": found[index]})
 
     def _log_progress(self) -> None:
         elapsed = time.monotonic() - self._started
         progress = {"event": "progress", "records": self.tally.records, "kept": self.tally.kept}
         progress["sessionsPerSecond"] = round(self.tally.records / max(elapsed, 1e-9))
         print(orjson.dumps(progress).decode(), file=sys.stderr)
+
+
+def json_error(line: bytes, native_message: str) -> str:
+    """The message for a line that is not JSON, in orjson's words (as manifests have always shown it).
+
+    Only the first few malformed lines get a message, so this costs nothing
+    measurable. The extension's own wording is the answer only if the two
+    parsers ever disagreed on a line (never seen: tests/unit/curation/test_native.py).
+    """
+    try:
+        orjson.loads(line)
+    except orjson.JSONDecodeError as error:
+        return f"invalid JSON: {error}"
+    return f"invalid JSON: {native_message}"
 
 
 def _early_rejection(line: LineTooLong | StreamError) -> Rejection:

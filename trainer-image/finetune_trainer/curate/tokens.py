@@ -1,12 +1,13 @@
-"""Token counting for `maxTokens`.
+"""Counting tokens for `maxTokens`.
 
 The target model's tokenizer is usually not available to the curation step
 (it runs before, and apart from, the model download). The default estimate is
-one token per 4 UTF-8 bytes, rounded up: close to what byte-level BPE
-tokenizers (GPT-2/Llama 3 style) produce on English prose and code, an
-under-count for non-Latin scripts. When a `tokenizer.json` is available (the
-job's base model on a PVC, or --tokenizer), it is used instead; the
-`tokenizers` library is imported only then, so the common path stays light.
+one token per 4 UTF-8 bytes, rounded up (computed in finetune_curate_native):
+close to what byte-level BPE tokenizers (GPT-2/Llama 3 style) produce on
+English prose and code, an under-count for non-Latin scripts. When a
+`tokenizer.json` is available (the job's base model on a PVC, or --tokenizer),
+it is used instead; the `tokenizers` library is imported only then, so the
+common path stays light.
 """
 
 from __future__ import annotations
@@ -14,13 +15,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-BYTES_PER_TOKEN = 4
+from finetune_curate_native import BYTES_PER_TOKEN
 
 TokenCounter = Callable[[str], int]
-
-
-def estimate_tokens(text: str) -> int:
-    return -(-len(text.encode()) // BYTES_PER_TOKEN)
 
 
 def tokenizer_counter(path: Path) -> TokenCounter:
