@@ -70,6 +70,13 @@ AUDIT_POLICY: dict[str, Any] = {
     "omitStages": ["RequestReceived"],
     "rules": [
         {"level": "None", "resources": [{"group": "coordination.k8s.io", "resources": ["leases"]}]},
+        # The operator's status patches with their bodies: which fields each one changed.
+        {
+            "level": "Request",
+            "users": [OPERATOR_USER],
+            "verbs": ["patch"],
+            "resources": [{"group": "finetune.dev", "resources": ["finetuningjobs/status"]}],
+        },
         {"level": "Metadata", "verbs": WRITE_VERBS},
         {"level": "None"},
     ],
@@ -502,6 +509,7 @@ def audit_figures(events: list[dict[str, Any]], jobs: int) -> dict[str, Any]:
     operator: collections.Counter[str] = collections.Counter()
     operator_failed: collections.Counter[str] = collections.Counter()
     trainer = 0
+    status_fields: collections.Counter[str] = collections.Counter()
     job_created: dict[str, datetime.datetime] = {}
     pvc_created: dict[str, datetime.datetime] = {}
     for event in events:
@@ -515,6 +523,8 @@ def audit_figures(events: list[dict[str, Any]], jobs: int) -> dict[str, Any]:
             operator[key] += 1
             if code >= 300:
                 operator_failed[f"{key} -> {code}"] += 1
+            if resource == "finetuningjobs/status" and isinstance(event.get("requestObject"), dict):
+                status_fields[",".join(sorted(event["requestObject"].get("status") or {}))] += 1
         elif user.startswith(f"system:serviceaccount:{NAMESPACE}:") and resource == "finetuningjobs/status":
             trainer += 1
         if event["verb"] == "create" and code == 201 and ref.get("namespace") == NAMESPACE and ref.get("name"):
@@ -530,6 +540,7 @@ def audit_figures(events: list[dict[str, Any]], jobs: int) -> dict[str, Any]:
         "operator_writes_per_job": total / jobs if jobs else None,
         "operator_writes_by_verb_resource": dict(operator.most_common()),
         "operator_writes_refused": dict(operator_failed.most_common()),
+        "operator_status_patches_by_fields": dict(status_fields.most_common(15)),
         "trainer_progress_patches": trainer,
         "writes_by_user": dict(by_user.most_common(12)),
         "first_child_seconds": summary(first_child),
@@ -677,6 +688,9 @@ def main() -> int:
         print(f"    {key:<40} {count:>7} ({count / n:.2f}/job)")
     for key, count in audit["operator_writes_refused"].items():
         print(f"    refused: {key:<31} {count:>7}")
+    print("operator status patches by the fields they changed:")
+    for key, count in audit["operator_status_patches_by_fields"].items():
+        print(f"    {count / n:5.2f}/job  {key}")
     print(
         f"trainer progress patches (audit, SA users): {audit['trainer_progress_patches']}"
         f" (harness sent {results['trainer_progress_patches_sent']}, errors {results['trainer_progress_patch_errors']})"

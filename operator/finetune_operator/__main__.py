@@ -68,13 +68,16 @@ def configure_kopf(operator_settings: Settings, priority: int) -> None:
         settings.peering.clusterwide = not operator_settings.namespaces
         settings.peering.mandatory = False
         settings.peering.priority = priority
-        memo.sweeper = asyncio.create_task(handlers.sweep_forever(handlers._runtime()))
+        runtime = handlers._runtime()
+        runtime.queue.start()
+        memo.sweeper = asyncio.create_task(handlers.sweep_forever(runtime))
 
     @kopf.on.cleanup()
     async def cleanup(memo: kopf.Memo, **_: Any) -> None:
         sweeper = memo.get("sweeper")
         if sweeper is not None:
             sweeper.cancel()
+        await handlers._runtime().queue.stop()
 
 
 def main(argv: list[str] | None = None) -> int:

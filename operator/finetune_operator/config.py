@@ -36,6 +36,11 @@ class Settings:
     """Grace period of training pods: long enough for the trainer to save a checkpoint on SIGTERM."""
     python_command: str = "python"
     """Interpreter in the trainer image."""
+    reconcile_workers: int = 4
+    """Jobs reconciled at once (each reconciliation is a few blocking API calls in a worker thread)."""
+    reconcile_delay_ms: int = 100
+    """How long a job waits in the reconcile queue after its first event, so that the events of one change
+    (a Job, its pod, the job's status) are reconciled together."""
 
 
 def from_env(env: Mapping[str, str] | None = None) -> Settings:
@@ -66,4 +71,6 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
         sweep_seconds=integer("FTO_SWEEP_SECONDS", defaults.sweep_seconds),
         termination_grace_seconds=integer("FTO_TERMINATION_GRACE_SECONDS", defaults.termination_grace_seconds),
         python_command=env.get("FTO_PYTHON", defaults.python_command),
+        reconcile_workers=integer("FTO_RECONCILE_WORKERS", defaults.reconcile_workers),
+        reconcile_delay_ms=integer("FTO_RECONCILE_DELAY_MS", defaults.reconcile_delay_ms),
     )

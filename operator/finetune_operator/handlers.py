@@ -10,6 +10,7 @@ finished) are handled by a sweep that re-reads everything fresh from the API bef
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from finetune_operator.kube import ApiError, Kube
 from finetune_operator.lifecycle import TERMINAL_PHASES
 from finetune_operator.peering import outranked
 from finetune_operator.reconciler import JobView, Outcome, Reconciler, parse_time
+from finetune_operator.workqueue import WorkQueue
 
 log = logging.getLogger(__name__)
 
@@ -61,33 +63,26 @@ class JobSummary:
 
 
 class Runtime:
-    """Process-wide state of the operator: the reconciler and the per-job serialisation."""
+    """Process-wide state of the operator: the reconciler, the reconcile queue and what the watches told."""
 
     def __init__(self, reconciler: Reconciler, settings: Settings, priority: int = 0) -> None:
         self.reconciler = reconciler
         self.settings = settings
         self.priority = priority  # this replica's Kopf peering priority
+        self.queue: WorkQueue[str] = WorkQueue(settings.reconcile_workers, settings.reconcile_delay_ms / 1000)
+        self.indexes: Mapping[str, Any] = {}  # Kopf's index objects (the same ones on every call), by name
         self.jobs: dict[str, JobSummary] = {}  # uid -> latest summary, for the sweep and the phase gauge
+        # What of each job's latest watch event the reconciler reads: events that change nothing of it (the
+        # trainer's progress reports, our own status write echoed) queue no reconciliation.
+        self.fingerprints: dict[str, str] = {}
         # The job as our own last status write returned it: newer than the watch index until the watch
         # event arrives, so a burst of events does not recompute (and re-post) the same transition.
         self.written: dict[str, Mapping[str, Any]] = {}
-        self._running: dict[str, asyncio.Event] = {}
-        self._dirty: set[str] = set()
 
-    async def run_once_at_a_time(self, uid: str, reconcile: Any) -> None:
-        """Serialise reconciliations of one job and coalesce bursts of events into one extra run."""
-        if uid in self._running:
-            self._dirty.add(uid)
-            return
-        self._running[uid] = asyncio.Event()
-        try:
-            while True:
-                self._dirty.discard(uid)
-                await reconcile()
-                if uid not in self._dirty:
-                    break
-        finally:
-            self._running.pop(uid).set()
+    def forget(self, uid: str) -> None:
+        self.jobs.pop(uid, None)
+        self.fingerprints.pop(uid, None)
+        self.written.pop(uid, None)
 
 
 RUNTIME: Runtime | None = None
@@ -180,9 +175,13 @@ def view_from_indexes(uid: str, indexes: Mapping[str, Any]) -> JobView | None:
     if not bodies:
         return None
     body = bodies[-1]
-    written = _runtime().written.get(uid)
-    if written is not None and _resource_version(written) > _resource_version(body):
-        body = written
+    runtime = _runtime()
+    written = runtime.written.get(uid)
+    if written is not None:
+        if _resource_version(written) > _resource_version(body):
+            body = written
+        else:  # the watch caught up: one copy of the job is enough
+            del runtime.written[uid]
     view = JobView(body=body)
     for workload in _values(indexes["workloads_by_uid"], uid):
         view.workloads[_component(workload)] = workload
@@ -233,8 +232,27 @@ def _is_active(workload: Mapping[str, Any]) -> bool:
 # ------------------------------------------------------------------------------------------ reconcile
 
 
-async def _reconcile(uid: str, make_view: Callable[[], JobView | None], fresh: bool = False) -> None:
-    """Reconcile one job; `fresh` views do blocking reads, so they are built in a worker thread."""
+INDEXES = (
+    "ftj_by_uid",
+    "workloads_by_uid",
+    "active_training_by_namespace",
+    "pods_by_uid",
+    "pvcs_by_uid",
+    "model_versions_by_model",
+)
+
+
+def _remember_indexes(kwargs: Mapping[str, Any]) -> None:
+    # Kopf passes its index objects to every handler; keep them, not the event (its body would stay alive
+    # for as long as the job waits in the queue).
+    runtime = _runtime()
+    if not runtime.indexes:
+        runtime.indexes = {name: kwargs[name] for name in INDEXES}
+
+
+def enqueue(uid: str, make_view: Callable[[], JobView | None], fresh: bool = False, urgent: bool = False) -> None:
+    """Queue one reconciliation of a job; `fresh` views do blocking reads, so they are built in a thread;
+    `urgent` ones (a job not acted on yet) go first."""
     runtime = _runtime()
 
     async def once() -> None:
@@ -246,13 +264,31 @@ async def _reconcile(uid: str, make_view: Callable[[], JobView | None], fresh: b
                 outcome = await asyncio.to_thread(runtime.reconciler.reconcile, view)
             except Exception:
                 metrics.RECONCILE_ERRORS.inc()
+                # The next event on the job must retry, even one that changes nothing the reconciler reads.
+                runtime.fingerprints.pop(uid, None)
                 log.exception("reconciling %s/%s failed; the next event retries", view.namespace, view.name)
                 return
         if outcome.written is not None:
             runtime.written[uid] = _plain(outcome.written)
         _report(view, outcome)
 
-    await runtime.run_once_at_a_time(uid, once)
+    runtime.queue.add(uid, once, urgent=urgent)
+
+
+def _from_indexes(uid: str) -> Callable[[], JobView | None]:
+    return lambda: view_from_indexes(uid, _runtime().indexes)
+
+
+def fingerprint(body: Mapping[str, Any]) -> str:
+    """What the reconciler reads of a job's own object: spec (by generation), deletion and status, of
+    `progress` only the stage; not the trainer's live numbers, which change every few seconds."""
+    metadata = body.get("metadata") or {}
+    status = dict(body.get("status") or {})
+    status.pop("metrics", None)
+    status["progress"] = (status.get("progress") or {}).get("stage")
+    return json.dumps(
+        [metadata.get("generation"), metadata.get("deletionTimestamp"), status], sort_keys=True, default=str
+    )
 
 
 def _report(view: JobView, outcome: Outcome) -> None:
@@ -278,11 +314,20 @@ def runtime_now() -> Any:
 async def job_event(type: str, uid: str, body: kopf.Body, **kwargs: Any) -> None:
     runtime = _runtime()
     if type == "DELETED":
-        runtime.jobs.pop(uid, None)
-        runtime.written.pop(uid, None)
+        runtime.forget(uid)
         return
+    _remember_indexes(kwargs)
     runtime.jobs[uid] = JobSummary.of(body)
-    await _reconcile(uid, lambda: view_from_indexes(uid, kwargs))
+    seen = fingerprint(body)
+    if runtime.fingerprints.get(uid) == seen:
+        return
+    runtime.fingerprints[uid] = seen
+    written = runtime.written.get(uid)
+    if written is not None and _resource_version(written) <= _resource_version(body):
+        del runtime.written[uid]  # the watch caught up: one copy of the job is enough
+        if _resource_version(written) == _resource_version(body):
+            return  # our own status write coming back: computed from what the indexes held, nothing new
+    enqueue(uid, _from_indexes(uid), urgent=not (body.get("status") or {}).get("phase"))
 
 
 @kopf.on.event("batch", "v1", "jobs", labels=CHILDREN)
@@ -291,7 +336,8 @@ async def job_event(type: str, uid: str, body: kopf.Body, **kwargs: Any) -> None
 async def child_event(labels: Mapping[str, str], **kwargs: Any) -> None:
     uid = labels[naming.LABEL_JOB_UID]
     if uid in _runtime().jobs:
-        await _reconcile(uid, lambda: view_from_indexes(uid, kwargs))
+        _remember_indexes(kwargs)
+        enqueue(uid, _from_indexes(uid))
 
 
 # ------------------------------------------------------------------------------------------ the sweep
@@ -336,7 +382,7 @@ async def sweep_once(runtime: Runtime) -> None:
                 log.info("%s/%s: ttlSecondsAfterFinished elapsed; deleting the job", job.namespace, job.name)
                 await asyncio.to_thread(kube.delete, "FineTuningJob", job.namespace, job.name)
         elif job.phase in (None, Phase.PENDING.value) and job.reason == "SourceNotFound":
-            await _reconcile(uid, lambda j=job: view_from_api(kube, j.namespace, j.name), fresh=True)  # type: ignore[misc]
+            enqueue(uid, lambda j=job: view_from_api(kube, j.namespace, j.name), fresh=True)  # type: ignore[misc]
     for phase, count in phase_counts(runtime.jobs.values()).items():
         metrics.JOBS.labels(phase).set(count)
 
