@@ -100,7 +100,8 @@ def full_message(
             f"the last complete checkpoint, {latest.path.name}, is intact ({human_bytes(size)}) and a job on this "
             "workspace resumes from it"
         )
-        need = f" (a checkpoint takes about {human_bytes(size)}; the newest {keep} are kept, plus model/)"
+        # `keep` are kept, and the next one is sealed before the oldest is pruned.
+        need = f" (about {human_bytes(size)} per checkpoint, up to {keep + 1} at once, plus model/)"
     else:
         parts.append("no checkpoint was complete yet")
         need = ""
