@@ -20,19 +20,24 @@ class Assessor:
         max_tokens: int | None,
         keep_texts: bool,
     ) -> None: ...
-    def assess(self, source: str, numbers: list[int], lines: list[bytes | None]) -> Assessed:
-        """Assess consecutive lines of `source` (None: a line the reader rejected)."""
+    def assess_block(self, source: str, first_number: int, block: bytes, max_line_bytes: int) -> Assessed:
+        """Assess a block of consecutive lines (the last may lack its newline) starting at line `first_number`.
+
+        A line longer than `max_line_bytes` is malformed ("line of N bytes is too long").
+        """
 
 class Assessed:
     """One batch's assessment, line by line; duplicates are decided by `Deduplicator.admit`."""
 
     def __len__(self) -> int: ...
+    def raw(self, index: int) -> bytes:
+        """The line as read (without its newline)."""
     def rejected(self) -> dict[str, int]:
         """Rejections decided here (not the reader's), counted by outcome value."""
     def malformed(self) -> list[tuple[int, str, bool]]:
         """(index, message, whether the line is not JSON at all) of each malformed line, in order."""
     def outcome(self, index: int) -> tuple[str, str] | None:
-        """(outcome value, detail) of a rejected line; None for a candidate or a reader-rejected line."""
+        """(outcome value, detail) of a rejected line; None for a candidate."""
     def candidate(self, index: int) -> tuple[bytes, bool, int, int, list[int], dict[str, int]] | None:
         """A candidate's (line, is eval, cap key, exact digest, band keys, redactions); None if rejected."""
     def texts(self) -> list[tuple[int, str]]:
@@ -65,6 +70,9 @@ def redact(text: str) -> tuple[str, dict[str, int]]:
 
 def normalise(*fields: str) -> bytes:
     """ASCII-lowercased UTF-8 with all ASCII whitespace removed; fields NUL-separated."""
+
+def count_lines(block: bytes) -> int:
+    """How many lines `block` holds: its newlines, plus a last line without one."""
 
 def exact_digest(normalised: bytes) -> int: ...
 def signature(text: bytes) -> list[int]: ...

@@ -23,7 +23,7 @@ is judged here, in Python, on the redacted text the extension hands back.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from finetune_curate_native import Assessed, Assessor
@@ -41,16 +41,14 @@ class Rules:
     tokenizer: Path | None = None
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class Batch:
-    """Consecutive lines of one source file."""
+    """A block of consecutive lines of one source file, or one line the reader rejected (too long, unreadable)."""
 
     source: str
-    numbers: list[int] = field(default_factory=list)
-    lines: list[bytes | None] = field(default_factory=list)
-    """None where the reader already rejected the line (too long, unreadable): see `early`."""
-    early: dict[int, Rejection] = field(default_factory=dict)
-    """Index in the batch -> the reader's rejection."""
+    first_number: int
+    block: bytes | Rejection
+    max_line_bytes: int
 
 
 class Assess:
@@ -68,8 +66,10 @@ class Assess:
             self._count is not None,  # keep the texts for the tokenizer, which then judges maxTokens
         )
 
-    def __call__(self, batch: Batch) -> Assessed:
-        assessed = self._assessor.assess(batch.source, batch.numbers, batch.lines)
+    def __call__(self, batch: Batch) -> Assessed | Rejection:
+        if isinstance(batch.block, Rejection):
+            return batch.block
+        assessed = self._assessor.assess_block(batch.source, batch.first_number, batch.block, batch.max_line_bytes)
         if self._count is not None and self._max_tokens is not None:
             for index, text in assessed.texts():
                 if self._count(text) > self._max_tokens:

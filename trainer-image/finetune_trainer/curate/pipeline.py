@@ -1,8 +1,8 @@
 """The ordered consumer: reads every source line, has it assessed, and decides duplicates and output.
 
 Assessment (assess.py, compiled) runs on `workers` threads when the input is
-large enough: the extension releases the GIL, so threads assess batches in
-parallel while this thread reads the next lines and consumes finished batches,
+large enough: the extension releases the GIL, so threads assess blocks of lines
+in parallel while this thread reads the next blocks and consumes finished ones,
 with nothing copied between processes. Results are consumed in input order, so
 deduplication (first occurrence wins), the malformed examples and the written
 files are identical whatever the number of threads. At most `2 * workers`
@@ -26,10 +26,9 @@ from finetune_trainer.curate.assess import Assess, Batch, Rules
 from finetune_trainer.curate.dedup import Deduplicator
 from finetune_trainer.curate.outcomes import Outcome, Rejection
 from finetune_trainer.curate.output import DatasetWriter
-from finetune_trainer.curate.sources import LineTooLong, SourceStats, StreamError, read_lines
+from finetune_trainer.curate.sources import Lines, LineTooLong, SourceStats, StreamError, read_blocks
 
 MALFORMED_EXAMPLES = 10
-BATCH_LINES = 256
 _PROGRESS_EVERY = 100_000
 
 
@@ -69,7 +68,7 @@ class Curator:
 
     def _run_parallel(self, assess: Assess, batches: Iterator[Batch]) -> None:
         with ThreadPoolExecutor(self._workers, thread_name_prefix="assess") as pool:
-            pending: deque[tuple[Batch, Future[Assessed]]] = deque()
+            pending: deque[tuple[Batch, Future[Assessed | Rejection]]] = deque()
             for batch in batches:
                 pending.append((batch, pool.submit(assess, batch)))
                 if len(pending) >= 2 * self._workers:
@@ -81,29 +80,36 @@ class Curator:
 
     def _batches(self, sources: list[SourceStats]) -> Iterator[Batch]:
         for stats in sources:
-            batch = Batch(str(stats.path))
-            for number, line in enumerate(read_lines(stats.path, stats, self._max_line_bytes), 1):
-                if isinstance(line, bytes):
-                    batch.lines.append(line)
+            source, number = str(stats.path), 1
+            for block in read_blocks(stats.path, stats, self._max_line_bytes):
+                if isinstance(block, Lines):
+                    yield Batch(source, number, block.data, self._max_line_bytes)
+                    number += block.count
                 else:
-                    batch.early[len(batch.lines)] = _early_rejection(line)
-                    batch.lines.append(None)
-                batch.numbers.append(number)
-                if len(batch.lines) == BATCH_LINES:
-                    yield batch
-                    batch = Batch(batch.source)
-            if batch.lines:
-                yield batch
+                    yield Batch(source, number, _early_rejection(block), self._max_line_bytes)
+                    number += 1
 
-    def _consume(self, batch: Batch, assessed: Assessed) -> None:
+    def _consume(self, batch: Batch, assessed: Assessed | Rejection) -> None:
         tally = self.tally
-        tally.records += len(batch.lines)
+        before = tally.records
+        if isinstance(assessed, Rejection):
+            tally.records += 1
+            tally.rejected[assessed.outcome] += 1
+            self._note_malformed(batch.source, batch.first_number, assessed.detail)
+        else:
+            self._consume_block(batch, assessed)
+        if tally.records // _PROGRESS_EVERY != before // _PROGRESS_EVERY:
+            self._log_progress()
+
+    def _consume_block(self, batch: Batch, assessed: Assessed) -> None:
+        tally = self.tally
+        tally.records += len(assessed)
         for outcome, count in assessed.rejected().items():
             tally.rejected[Outcome(outcome)] += count
-        for rejection in batch.early.values():
-            tally.rejected[rejection.outcome] += 1
         if len(tally.malformed_examples) < MALFORMED_EXAMPLES:
-            self._note_malformed(batch, assessed)
+            for index, detail, invalid_json in assessed.malformed():
+                message = json_error(assessed.raw(index), detail) if invalid_json else detail
+                self._note_malformed(batch.source, batch.first_number + index, message)
         kept, redactions, duplicates = self._dedup.admit(assessed)
         tally.rejected[Outcome.DUPLICATE] += duplicates
         write = self._writer.write
@@ -111,17 +117,10 @@ class Curator:
             write("eval" if evaluation else "train", line, cap_key)
         tally.kept += len(kept)
         tally.redactions.update(redactions)
-        if tally.records // _PROGRESS_EVERY != (tally.records - len(batch.lines)) // _PROGRESS_EVERY:
-            self._log_progress()
 
-    def _note_malformed(self, batch: Batch, assessed: Assessed) -> None:
-        found = {index: rejection.detail for index, rejection in batch.early.items()}
-        for index, detail, invalid_json in assessed.malformed():
-            line = batch.lines[index]
-            found[index] = json_error(line, detail) if invalid_json and line is not None else detail
-        examples = self.tally.malformed_examples
-        for index in sorted(found)[: MALFORMED_EXAMPLES - len(examples)]:
-            examples.append({"source": batch.source, "line": batch.numbers[index], "error": found[index]})
+    def _note_malformed(self, source: str, number: int, message: str) -> None:
+        if len(self.tally.malformed_examples) < MALFORMED_EXAMPLES:
+            self.tally.malformed_examples.append({"source": source, "line": number, "error": message})
 
     def _log_progress(self) -> None:
         elapsed = time.monotonic() - self._started

@@ -51,8 +51,6 @@ struct Candidate {
 }
 
 enum Assessment {
-    /// The reader already rejected the line (too long, unreadable): Python holds its reason.
-    Reader,
     Rejected { outcome: &'static str, detail: String, invalid_json: bool },
     Candidate(Box<Candidate>),
 }
@@ -81,28 +79,39 @@ impl Assessor {
         Assessor { min_success_rate, eval_fraction, near_duplicates, max_tokens, keep_texts, redactor: Redactor::new() }
     }
 
-    /// Assess consecutive lines of `source` (None: a line the reader rejected); the GIL is released meanwhile.
-    fn assess(
+    /// Assess a block of consecutive lines of `source` (each ends with a newline, but the file's last
+    /// one may not), the first of them line `first_number`; the GIL is released meanwhile. A line
+    /// longer than `max_line_bytes` is malformed, as when the reader meets one longer than a block.
+    fn assess_block(
         &self,
         py: Python<'_>,
         source: &str,
-        numbers: Vec<u64>,
-        lines: Vec<Option<PyBackedBytes>>,
-    ) -> PyResult<Assessed> {
-        if numbers.len() != lines.len() {
-            return Err(PyValueError::new_err("numbers and lines differ in length"));
-        }
-        let results = py.detach(|| {
-            numbers
-                .iter()
-                .zip(&lines)
-                .map(|(&number, line)| match line {
-                    None => Assessment::Reader,
-                    Some(raw) => self.assess_line(source, number, raw),
-                })
-                .collect()
+        first_number: u64,
+        block: PyBackedBytes,
+        max_line_bytes: usize,
+    ) -> Assessed {
+        let (results, ranges) = py.detach(|| {
+            let data: &[u8] = &block;
+            let (mut results, mut ranges) = (Vec::new(), Vec::new());
+            let mut start = 0;
+            while start < data.len() {
+                let end = memchr::memchr(b'\n', &data[start..]).map_or(data.len(), |offset| start + offset);
+                let line = &data[start..end];
+                results.push(if line.len() > max_line_bytes {
+                    Assessment::Rejected {
+                        outcome: MALFORMED,
+                        detail: format!("line of {} bytes is too long", line.len()),
+                        invalid_json: false,
+                    }
+                } else {
+                    self.assess_line(source, first_number + ranges.len() as u64, line)
+                });
+                ranges.push((start, end));
+                start = end + 1;
+            }
+            (results, ranges)
         });
-        Ok(Assessed { results: std::sync::Mutex::new(results) })
+        Assessed { results: std::sync::Mutex::new(results), block, ranges }
     }
 }
 
@@ -162,14 +171,23 @@ impl Assessor {
 /// The assessment of one batch, line by line; duplicates are not decided yet.
 #[pyclass(frozen, module = "finetune_curate_native")]
 struct Assessed {
-    // Only the consumer thread touches it after `assess`; the lock is never contended.
+    // Only the consumer thread touches it after `assess_block`; the lock is never contended.
     results: std::sync::Mutex<Vec<Assessment>>,
+    block: PyBackedBytes,
+    /// Where each line lies in `block` (without its newline).
+    ranges: Vec<(usize, usize)>,
 }
 
 #[pymethods]
 impl Assessed {
     fn __len__(&self) -> usize {
         self.results.lock().expect("not poisoned").len()
+    }
+
+    /// The raw bytes of a line (without its newline).
+    fn raw<'py>(&self, py: Python<'py>, index: usize) -> PyResult<Bound<'py, PyBytes>> {
+        let &(start, end) = self.ranges.get(index).ok_or_else(|| PyIndexError::new_err(index))?;
+        Ok(PyBytes::new(py, &self.block[start..end]))
     }
 
     /// Rejections decided here (not the reader's), counted by outcome.
@@ -372,6 +390,12 @@ fn normalise<'py>(py: Python<'py>, fields: &Bound<'py, PyTuple>) -> PyResult<Bou
     Ok(PyBytes::new(py, &hashing::normalise(&fields)))
 }
 
+/// How many lines `block` holds: its newlines, plus a last line without one.
+#[pyfunction]
+fn count_lines(block: &[u8]) -> usize {
+    memchr::memchr_iter(b'\n', block).count() + usize::from(block.last().is_some_and(|&byte| byte != b'\n'))
+}
+
 #[pyfunction]
 fn exact_digest(normalised: &[u8]) -> u64 {
     hashing::exact_digest(normalised)
@@ -406,6 +430,7 @@ fn finetune_curate_native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(redact_text, module)?)?;
     module.add_function(wrap_pyfunction!(normalise, module)?)?;
     module.add_function(wrap_pyfunction!(exact_digest, module)?)?;
+    module.add_function(wrap_pyfunction!(count_lines, module)?)?;
     module.add_function(wrap_pyfunction!(signature, module)?)?;
     module.add_function(wrap_pyfunction!(band_keys, module)?)?;
     module.add_function(wrap_pyfunction!(is_eval, module)?)?;
