@@ -20,8 +20,10 @@ class Assessor:
         max_tokens: int | None,
         keep_texts: bool,
     ) -> None: ...
-    def assess_block(self, source: str, first_number: int, block: bytes, max_line_bytes: int) -> Assessed:
-        """Assess a block of consecutive lines (the last may lack its newline) starting at line `first_number`.
+    def assess_block(
+        self, source: str, first_number: int, block: bytes, start: int, end: int, max_line_bytes: int
+    ) -> Assessed:
+        """Assess `block[start:end]`: consecutive lines (the last may lack its newline) from line `first_number`.
 
         A line longer than `max_line_bytes` is malformed ("line of N bytes is too long").
         """
@@ -71,8 +73,8 @@ def redact(text: str) -> tuple[str, dict[str, int]]:
 def normalise(*fields: str) -> bytes:
     """ASCII-lowercased UTF-8 with all ASCII whitespace removed; fields NUL-separated."""
 
-def count_lines(block: bytes) -> int:
-    """How many lines `block` holds: its newlines, plus a last line without one."""
+def count_lines(block: bytes, start: int, end: int) -> int:
+    """How many lines `block[start:end]` holds: its newlines, plus a last line without one."""
 
 def exact_digest(normalised: bytes) -> int: ...
 def signature(text: bytes) -> list[int]: ...

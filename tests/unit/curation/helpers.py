@@ -103,7 +103,7 @@ class Run:
 
 def parse_session(raw: bytes) -> Session | Rejection:
     """One line through the curator's assessment (no success-rate floor, no token limit), read back."""
-    assessed = native.Assessor(-1.0, 0.1, False, None, False).assess_block("s.jsonl", 1, raw, len(raw))
+    assessed = native.Assessor(-1.0, 0.1, False, None, False).assess_block("s.jsonl", 1, raw, 0, len(raw), len(raw))
     candidate = assessed.candidate(0)
     if candidate is None:
         outcome = assessed.outcome(0)

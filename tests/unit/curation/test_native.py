@@ -38,7 +38,8 @@ def _check(rules: Rules, lines: list[bytes], source: str = "/data/sessions.jsonl
         rules.min_success_rate, rules.eval_fraction, rules.near_duplicates, rules.max_tokens, False
     )
     assert not any(b"\n" in line for line in lines)
-    assessed = assessor.assess_block(source, 1, b"".join(line + b"\n" for line in lines), 8 << 20)
+    block = b"".join(line + b"\n" for line in lines)
+    assessed = assessor.assess_block(source, 1, block, 0, len(block), 8 << 20)
     assert len(assessed) == len(lines)
     for index, raw in enumerate(lines):
         expected = oracle.assess(rules, source, index + 1, raw)
@@ -217,6 +218,9 @@ def test_edge_case_lines_match_the_oracle() -> None:
         _check(rules, RAW_LINES)
 
 
+NEGATIVE_ZEROS = b'-0\n{"id":-0,"success_rate":1,"instruction":"x","output":"y"}\n'
+
+
 def test_negative_zero_is_read_as_a_float() -> None:
     """The one known difference: serde_json reads the integer -0 as the float -0.0 (orjson: the int 0).
 
@@ -225,7 +229,7 @@ def test_negative_zero_is_read_as_a_float() -> None:
     A success rate of -0 is 0 either way, never above minSuccessRate (>= 0).
     """
     assessed = native.Assessor(0.0, 0.1, True, None, False).assess_block(
-        "s", 1, b'-0\n{"id":-0,"success_rate":1,"instruction":"x","output":"y"}\n', 1 << 20
+        "s", 1, NEGATIVE_ZEROS, 0, len(NEGATIVE_ZEROS), 1 << 20
     )
     assert assessed.outcome(0) == ("malformed", "a line must be a JSON object, not float")
     assert assessed.outcome(1) == ("malformed", "'id' must be a non-empty string or an integer")
@@ -234,7 +238,7 @@ def test_negative_zero_is_read_as_a_float() -> None:
 def test_unhashable_role_is_malformed_not_a_crash() -> None:
     """The Python version raised TypeError (an internal error) on a list as a role; now it is malformed."""
     raw = b'{"id":"a","success_rate":1,"messages":[{"role":[],"content":"x"}]}'
-    assessed = native.Assessor(0.9, 0.1, True, None, False).assess_block("s", 1, raw, 1 << 20)
+    assessed = native.Assessor(0.9, 0.1, True, None, False).assess_block("s", 1, raw, 0, len(raw), 1 << 20)
     roles = "['assistant', 'system', 'tool', 'user']"
     assert assessed.outcome(0) == ("malformed", f"messages[0].role must be one of {roles}")
 
@@ -252,7 +256,9 @@ def test_success_rates_are_written_as_orjson_writes_them() -> None:
 def test_blocks_split_into_lines_with_numbers_and_length_limits() -> None:
     good = b'{"id":"a","success_rate":1,"instruction":"x","output":"y"}'
     block = good + b"\n" + b"x" * 100 + b"\n\n" + good.replace(b'"a"', b'"b"')  # the last line has no newline
-    assessed = native.Assessor(0.5, 0.1, True, None, False).assess_block("f", 41, block, 99)
+    assessed = native.Assessor(0.5, 0.1, True, None, False).assess_block(
+        "f", 41, b"skipped\n" + block, 8, 8 + len(block), 99
+    )
     assert len(assessed) == 4
     assert assessed.outcome(1) == ("malformed", "line of 100 bytes is too long")
     assert assessed.outcome(2) == ("empty", "blank line")

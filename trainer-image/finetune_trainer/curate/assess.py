@@ -30,6 +30,7 @@ from finetune_curate_native import Assessed, Assessor
 
 from finetune_trainer.curate import tokens
 from finetune_trainer.curate.outcomes import Rejection
+from finetune_trainer.curate.sources import Lines
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +48,7 @@ class Batch:
 
     source: str
     first_number: int
-    block: bytes | Rejection
+    block: Lines | Rejection
     max_line_bytes: int
 
 
@@ -69,7 +70,10 @@ class Assess:
     def __call__(self, batch: Batch) -> Assessed | Rejection:
         if isinstance(batch.block, Rejection):
             return batch.block
-        assessed = self._assessor.assess_block(batch.source, batch.first_number, batch.block, batch.max_line_bytes)
+        block = batch.block
+        assessed = self._assessor.assess_block(
+            batch.source, batch.first_number, block.data, block.start, block.end, batch.max_line_bytes
+        )
         if self._count is not None and self._max_tokens is not None:
             for index, text in assessed.texts():
                 if self._count(text) > self._max_tokens:

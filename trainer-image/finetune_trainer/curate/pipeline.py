@@ -83,7 +83,7 @@ class Curator:
             source, number = str(stats.path), 1
             for block in read_blocks(stats.path, stats, self._max_line_bytes):
                 if isinstance(block, Lines):
-                    yield Batch(source, number, block.data, self._max_line_bytes)
+                    yield Batch(source, number, block, self._max_line_bytes)
                     number += block.count
                 else:
                     yield Batch(source, number, _early_rejection(block), self._max_line_bytes)

@@ -79,8 +79,8 @@ impl Assessor {
         Assessor { min_success_rate, eval_fraction, near_duplicates, max_tokens, keep_texts, redactor: Redactor::new() }
     }
 
-    /// Assess a block of consecutive lines of `source` (each ends with a newline, but the file's last
-    /// one may not), the first of them line `first_number`; the GIL is released meanwhile. A line
+    /// Assess `block[start:end]`, consecutive lines of `source` (each ends with a newline, but the
+    /// file's last one may not), the first of them line `first_number`; the GIL is released meanwhile. A line
     /// longer than `max_line_bytes` is malformed, as when the reader meets one longer than a block.
     fn assess_block(
         &self,
@@ -88,12 +88,17 @@ impl Assessor {
         source: &str,
         first_number: u64,
         block: PyBackedBytes,
+        start: usize,
+        end: usize,
         max_line_bytes: usize,
-    ) -> Assessed {
+    ) -> PyResult<Assessed> {
+        if start > end || end > block.len() {
+            return Err(PyValueError::new_err("start and end must delimit a part of the block"));
+        }
         let (results, ranges) = py.detach(|| {
-            let data: &[u8] = &block;
+            let data: &[u8] = &block[..end];
             let (mut results, mut ranges) = (Vec::new(), Vec::new());
-            let mut start = 0;
+            let mut start = start;
             while start < data.len() {
                 let end = memchr::memchr(b'\n', &data[start..]).map_or(data.len(), |offset| start + offset);
                 let line = &data[start..end];
@@ -111,7 +116,7 @@ impl Assessor {
             }
             (results, ranges)
         });
-        Assessed { results: std::sync::Mutex::new(results), block, ranges }
+        Ok(Assessed { results: std::sync::Mutex::new(results), block, ranges })
     }
 }
 
@@ -390,10 +395,11 @@ fn normalise<'py>(py: Python<'py>, fields: &Bound<'py, PyTuple>) -> PyResult<Bou
     Ok(PyBytes::new(py, &hashing::normalise(&fields)))
 }
 
-/// How many lines `block` holds: its newlines, plus a last line without one.
+/// How many lines `block[start:end]` holds: its newlines, plus a last line without one.
 #[pyfunction]
-fn count_lines(block: &[u8]) -> usize {
-    memchr::memchr_iter(b'\n', block).count() + usize::from(block.last().is_some_and(|&byte| byte != b'\n'))
+fn count_lines(block: &[u8], start: usize, end: usize) -> PyResult<usize> {
+    let part = block.get(start..end).ok_or_else(|| PyValueError::new_err("start and end must delimit a part"))?;
+    Ok(memchr::memchr_iter(b'\n', part).count() + usize::from(part.last().is_some_and(|&byte| byte != b'\n')))
 }
 
 #[pyfunction]
