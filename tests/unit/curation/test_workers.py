@@ -9,9 +9,9 @@ from finetune_trainer.curate import workers
     ("requested", "input_bytes", "cpus", "expected"),
     [
         (3, 10, 2, 3),  # an explicit request wins
-        (0, 1 << 20, 8, 1),  # small input: one process beats starting workers
-        (0, 1 << 30, 2, 1),  # the consumer needs a CPU of its own: two CPUs gain nothing
-        (0, 1 << 30, 4, 3),
+        (0, 1 << 20, 8, 1),  # small input: one block, nothing to overlap
+        (0, 1 << 30, 2, 2),  # threads share memory: even two CPUs gain (no inter-process copying)
+        (0, 1 << 30, 4, 4),
         (0, 1 << 30, 64, workers.MAX_WORKERS),
     ],
 )

@@ -57,7 +57,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--tokenizer", type=Path, help="tokenizer.json for --max-tokens (default: estimate)")
     parser.add_argument("--max-malformed-fraction", type=float, default=DEFAULT_MAX_MALFORMED_FRACTION)
     parser.add_argument("--max-line-bytes", type=int, default=DEFAULT_MAX_LINE_BYTES)
-    parser.add_argument("--workers", type=int, default=0, help="worker processes (default: by CPUs and input size)")
+    parser.add_argument("--workers", type=int, default=0, help="assessment threads (default: by CPUs and input size)")
     return parser
 
 

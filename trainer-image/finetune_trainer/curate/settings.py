@@ -25,7 +25,7 @@ class Settings:
     max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
     """Longer lines are counted malformed without being read into memory."""
     workers: int = 0
-    """Worker processes; 0 chooses from the usable CPUs and the input size."""
+    """Assessment threads; 0 chooses from the usable CPUs and the input size."""
 
 
 @dataclass(frozen=True, slots=True)
