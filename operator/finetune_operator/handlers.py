@@ -256,6 +256,7 @@ def enqueue(uid: str, make_view: Callable[[], JobView | None], fresh: bool = Fal
     runtime = _runtime()
 
     async def once() -> None:
+        metrics.QUEUE_DEPTH.set(len(runtime.queue))
         view = await asyncio.to_thread(make_view) if fresh else make_view()
         if view is None:
             return
@@ -273,6 +274,7 @@ def enqueue(uid: str, make_view: Callable[[], JobView | None], fresh: bool = Fal
         _report(view, outcome)
 
     runtime.queue.add(uid, once, urgent=urgent)
+    metrics.QUEUE_DEPTH.set(len(runtime.queue))
 
 
 def _from_indexes(uid: str) -> Callable[[], JobView | None]:

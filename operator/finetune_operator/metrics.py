@@ -16,6 +16,10 @@ RECONCILE_DURATION = Histogram(
     "Time to reconcile one job (reads, child creation, status write).",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
+QUEUE_DEPTH = Gauge(
+    "finetune_operator_reconcile_queue_depth",
+    "Jobs waiting for a reconciliation: grows when events arrive faster than the workers reconcile.",
+)
 TIME_TO_RUNNING = Histogram(
     "finetune_operator_time_to_running_seconds",
     "Time from a job's creation to its first Running phase.",

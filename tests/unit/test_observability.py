@@ -19,6 +19,7 @@ OPERATOR_METRICS = {
     "finetune_operator_phase_transitions_total",
     "finetune_operator_reconcile_errors_total",
     "finetune_operator_reconcile_duration_seconds",
+    "finetune_operator_reconcile_queue_depth",
     "finetune_operator_time_to_running_seconds",
     "finetune_operator_model_versions_registered_total",
 }
