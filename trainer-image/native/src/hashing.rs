@@ -44,24 +44,23 @@ const NORMALISED: [u8; 256] = {
 /// ASCII-lowercased UTF-8 with all ASCII whitespace removed; fields stay apart (NUL-separated).
 pub fn normalise(fields: &[&str]) -> Vec<u8> {
     let capacity: usize = fields.iter().map(|field| field.len() + 1).sum();
-    let mut out = vec![0u8; capacity];
+    let mut out: Vec<u8> = Vec::with_capacity(capacity);
+    let spare = out.spare_capacity_mut();
     let mut length = 0;
     for (index, field) in fields.iter().enumerate() {
         if index > 0 {
-            out[length] = 0;
+            spare[length].write(0);
             length += 1;
         }
         // Branch-free: every byte is written, whitespace is then overwritten by the next one.
-        let target = &mut out[length..length + field.len()];
-        let mut kept = 0;
         for &byte in field.as_bytes() {
             let mapped = NORMALISED[byte as usize];
-            target[kept.min(target.len() - 1)] = mapped;
-            kept += usize::from(mapped != SKIP);
+            spare[length].write(mapped);
+            length += usize::from(mapped != SKIP);
         }
-        length += kept;
     }
-    out.truncate(length);
+    // SAFETY: bytes 0..length were all written above (each position before `length` advanced past it).
+    unsafe { out.set_len(length) };
     out
 }
 

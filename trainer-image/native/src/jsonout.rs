@@ -25,11 +25,20 @@ pub fn string(out: &mut Vec<u8>, text: &str) {
     out.push(b'"');
     let bytes = text.as_bytes();
     let mut start = 0;
-    for (index, &byte) in bytes.iter().enumerate() {
+    let mut index = 0;
+    while index < bytes.len() {
+        // Eight bytes at a time while none needs escaping (most text: only newlines and quotes do).
+        if index + 8 <= bytes.len() && !needs_escape(u64::from_le_bytes(bytes[index..index + 8].try_into().unwrap())) {
+            index += 8;
+            continue;
+        }
+        let byte = bytes[index];
         let escape = ESCAPES[byte as usize];
+        index += 1;
         if escape == 0 {
             continue;
         }
+        let index = index - 1;
         out.extend_from_slice(&bytes[start..index]);
         if escape == b'u' {
             out.extend_from_slice(&[b'\\', b'u', b'0', b'0', HEX[(byte >> 4) as usize], HEX[(byte & 15) as usize]]);
@@ -40,6 +49,16 @@ pub fn string(out: &mut Vec<u8>, text: &str) {
     }
     out.extend_from_slice(&bytes[start..]);
     out.push(b'"');
+}
+
+/// Whether any of the eight bytes is a control character, '"' or '\\' (SWAR: bit 7 of each byte lane
+/// is set by the "has a zero byte" test of `word ^ repeated(c)`, and by the "less than 0x20" test).
+fn needs_escape(word: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let has_zero = |value: u64| value.wrapping_sub(ONES) & !value & HIGHS;
+    let below_space = word.wrapping_sub(ONES * 0x20) & !word & HIGHS;
+    (below_space | has_zero(word ^ (ONES * u64::from(b'"'))) | has_zero(word ^ (ONES * u64::from(b'\\')))) != 0
 }
 
 /// A float as orjson writes it: shortest round-trip digits, always with a '.' or an exponent.
