@@ -18,12 +18,24 @@ const EMPTY: u64 = u64::MAX;
 const MULTIPLIER: u64 = 0x9E37_79B9_7F4A_7C15;
 /// numpy.random.default_rng(0x5EED): 6 odd row weights, then 10 band salts (as first drawn).
 const ROW_WEIGHTS: [u64; ROWS] = [
-    0x234f4e02517bbefd, 0xfd7e720fafb23633, 0x38f684eab9e346c1, 0xa146dd2c5d05c905, 0x7cfe7917356635af,
+    0x234f4e02517bbefd,
+    0xfd7e720fafb23633,
+    0x38f684eab9e346c1,
+    0xa146dd2c5d05c905,
+    0x7cfe7917356635af,
     0x1b003dc733167455,
 ];
 const BAND_SALTS: [u64; BANDS] = [
-    0x65c878b2b7d7ca7e, 0x0721dac39e15a7cb, 0x565da069aa871fc1, 0x0f00bb0321dfd1be, 0x32ad1428494b22d3,
-    0x3c1669539651ab91, 0x053c5b18d622e84a, 0x5582c8864dc75dec, 0x4b15a3d89f018c08, 0x49e10e3520c76119,
+    0x65c878b2b7d7ca7e,
+    0x0721dac39e15a7cb,
+    0x565da069aa871fc1,
+    0x0f00bb0321dfd1be,
+    0x32ad1428494b22d3,
+    0x3c1669539651ab91,
+    0x053c5b18d622e84a,
+    0x5582c8864dc75dec,
+    0x4b15a3d89f018c08,
+    0x49e10e3520c76119,
 ];
 
 /// Byte -> its ASCII lowercase, or SKIP for ASCII whitespace (0xFF never occurs in UTF-8).
@@ -113,14 +125,19 @@ pub fn band_keys(normalised: &[u8]) -> [u64; BANDS] {
         let folded = signature[band * ROWS..(band + 1) * ROWS]
             .iter()
             .zip(ROW_WEIGHTS)
-            .fold(0u64, |sum, (value, weight)| sum.wrapping_add(value.wrapping_mul(weight)));
+            .fold(0u64, |sum, (value, weight)| {
+                sum.wrapping_add(value.wrapping_mul(weight))
+            });
         *key = mix(folded.wrapping_add(BAND_SALTS[band]));
     }
     keys
 }
 
 fn id_hash(session_id: &str, purpose: &[u8]) -> u64 {
-    let hash = blake2b_simd::Params::new().hash_length(8).personal(purpose).hash(session_id.as_bytes());
+    let hash = blake2b_simd::Params::new()
+        .hash_length(8)
+        .personal(purpose)
+        .hash(session_id.as_bytes());
     u64::from_le_bytes(hash.as_bytes().try_into().expect("8 bytes"))
 }
 
@@ -149,7 +166,10 @@ pub struct CompactSet {
 
 impl CompactSet {
     pub fn new(capacity: usize) -> Self {
-        CompactSet { slots: vec![0; capacity], size: 0 }
+        CompactSet {
+            slots: vec![0; capacity],
+            size: 0,
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -209,7 +229,12 @@ pub struct Deduplicator {
 
 impl Deduplicator {
     pub fn new() -> Self {
-        Deduplicator { exact: CompactSet::new(1 << 16), bands: CompactSet::new(1 << 16), exact_hits: 0, near_hits: 0 }
+        Deduplicator {
+            exact: CompactSet::new(1 << 16),
+            bands: CompactSet::new(1 << 16),
+            exact_hits: 0,
+            near_hits: 0,
+        }
     }
 
     pub fn nbytes(&self) -> usize {

@@ -41,7 +41,14 @@ pub fn string(out: &mut Vec<u8>, text: &str) {
         let index = index - 1;
         out.extend_from_slice(&bytes[start..index]);
         if escape == b'u' {
-            out.extend_from_slice(&[b'\\', b'u', b'0', b'0', HEX[(byte >> 4) as usize], HEX[(byte & 15) as usize]]);
+            out.extend_from_slice(&[
+                b'\\',
+                b'u',
+                b'0',
+                b'0',
+                HEX[(byte >> 4) as usize],
+                HEX[(byte & 15) as usize],
+            ]);
         } else {
             out.extend_from_slice(&[b'\\', escape]);
         }

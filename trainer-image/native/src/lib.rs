@@ -51,7 +51,11 @@ struct Candidate {
 }
 
 enum Assessment {
-    Rejected { outcome: &'static str, detail: String, invalid_json: bool },
+    Rejected {
+        outcome: &'static str,
+        detail: String,
+        invalid_json: bool,
+    },
     Candidate(Box<Candidate>),
 }
 
@@ -76,12 +80,20 @@ impl Assessor {
         max_tokens: Option<u64>,
         keep_texts: bool,
     ) -> Self {
-        Assessor { min_success_rate, eval_fraction, near_duplicates, max_tokens, keep_texts, redactor: Redactor::new() }
+        Assessor {
+            min_success_rate,
+            eval_fraction,
+            near_duplicates,
+            max_tokens,
+            keep_texts,
+            redactor: Redactor::new(),
+        }
     }
 
     /// Assess `block[start:end]`, consecutive lines of `source` (each ends with a newline, but the
     /// file's last one may not), the first of them line `first_number`; the GIL is released meanwhile. A line
     /// longer than `max_line_bytes` is malformed, as when the reader meets one longer than a block.
+    #[allow(clippy::too_many_arguments)] // the Python signature; py is pyo3's
     fn assess_block(
         &self,
         py: Python<'_>,
@@ -116,7 +128,11 @@ impl Assessor {
             }
             (results, ranges)
         });
-        Ok(Assessed { results: std::sync::Mutex::new(results), block, ranges })
+        Ok(Assessed {
+            results: std::sync::Mutex::new(results),
+            block,
+            ranges,
+        })
     }
 }
 
@@ -124,16 +140,34 @@ impl Assessor {
     fn assess_line(&self, source: &str, number: u64, raw: &[u8]) -> Assessment {
         let session = match session::parse(raw) {
             Ok(session) => session,
-            Err(Invalid::Json(detail)) => return Assessment::Rejected { outcome: MALFORMED, detail, invalid_json: true },
+            Err(Invalid::Json(detail)) => {
+                return Assessment::Rejected {
+                    outcome: MALFORMED,
+                    detail,
+                    invalid_json: true,
+                }
+            }
             Err(Invalid::Malformed(detail)) => {
-                return Assessment::Rejected { outcome: MALFORMED, detail, invalid_json: false }
+                return Assessment::Rejected {
+                    outcome: MALFORMED,
+                    detail,
+                    invalid_json: false,
+                }
             }
             Err(Invalid::Empty(detail)) => {
-                return Assessment::Rejected { outcome: EMPTY, detail: detail.into(), invalid_json: false }
+                return Assessment::Rejected {
+                    outcome: EMPTY,
+                    detail: detail.into(),
+                    invalid_json: false,
+                }
             }
         };
         if session.success_rate <= self.min_success_rate {
-            return Assessment::Rejected { outcome: LOW_SUCCESS, detail: String::new(), invalid_json: false };
+            return Assessment::Rejected {
+                outcome: LOW_SUCCESS,
+                detail: String::new(),
+                invalid_json: false,
+            };
         }
         let mut redactions = [0u32; RULES.len()];
         let instruction = self.redactor.redact(session.instruction, &mut redactions);
@@ -143,7 +177,11 @@ impl Assessor {
         if let Some(limit) = self.max_tokens {
             let bytes = instruction.len() + input.len() + output.len() + 2;
             if !self.keep_texts && bytes.div_ceil(BYTES_PER_TOKEN) as u64 > limit {
-                return Assessment::Rejected { outcome: TOO_LONG, detail: String::new(), invalid_json: false };
+                return Assessment::Rejected {
+                    outcome: TOO_LONG,
+                    detail: String::new(),
+                    invalid_json: false,
+                };
             }
         }
         let normalised = hashing::normalise(&[&instruction, &input, &output]);
@@ -200,7 +238,9 @@ impl Assessed {
         let counts = PyDict::new(py);
         for result in self.results.lock().expect("not poisoned").iter() {
             if let Assessment::Rejected { outcome, .. } = result {
-                let count = counts.get_item(*outcome)?.map_or(Ok(0), |count| count.extract::<u64>())?;
+                let count = counts
+                    .get_item(*outcome)?
+                    .map_or(Ok(0), |count| count.extract::<u64>())?;
                 counts.set_item(*outcome, count + 1)?;
             }
         }
@@ -212,9 +252,11 @@ impl Assessed {
         let results = self.results.lock().expect("not poisoned");
         (results.iter().enumerate())
             .filter_map(|(index, result)| match result {
-                Assessment::Rejected { outcome: MALFORMED, detail, invalid_json } => {
-                    Some((index, detail.clone(), *invalid_json))
-                }
+                Assessment::Rejected {
+                    outcome: MALFORMED,
+                    detail,
+                    invalid_json,
+                } => Some((index, detail.clone(), *invalid_json)),
                 _ => None,
             })
             .collect()
@@ -268,10 +310,17 @@ impl Assessed {
         if !matches!(result, Assessment::Candidate(_)) {
             return Err(PyValueError::new_err(format!("line {index} is not a candidate")));
         }
-        *result = Assessment::Rejected { outcome: TOO_LONG, detail: String::new(), invalid_json: false };
+        *result = Assessment::Rejected {
+            outcome: TOO_LONG,
+            detail: String::new(),
+            invalid_json: false,
+        };
         Ok(())
     }
 }
+
+/// Kept samples as (is eval, line, cap key), their redactions by rule, and how many were duplicates.
+type Admitted<'py> = (Vec<(bool, Bound<'py, PyBytes>, u64)>, Bound<'py, PyDict>, u64);
 
 #[pyclass(module = "finetune_curate_native")]
 struct Deduplicator {
@@ -282,7 +331,9 @@ struct Deduplicator {
 impl Deduplicator {
     #[new]
     fn new() -> Self {
-        Deduplicator { inner: hashing::Deduplicator::new() }
+        Deduplicator {
+            inner: hashing::Deduplicator::new(),
+        }
     }
 
     #[getter]
@@ -306,23 +357,25 @@ impl Deduplicator {
 
     /// Decide the batch's candidates in order. Returns the kept samples as (is eval, line, cap
     /// key), the secrets redacted in them by rule, and how many candidates were duplicates.
-    fn admit<'py>(
-        &mut self,
-        py: Python<'py>,
-        assessed: &Assessed,
-    ) -> PyResult<(Vec<(bool, Bound<'py, PyBytes>, u64)>, Bound<'py, PyDict>, u64)> {
+    fn admit<'py>(&mut self, py: Python<'py>, assessed: &Assessed) -> PyResult<Admitted<'py>> {
         let results = assessed.results.lock().expect("not poisoned");
         let mut kept = Vec::with_capacity(results.len());
         let mut redactions = [0u64; RULES.len()];
         let mut duplicates = 0;
         for result in results.iter() {
-            let Assessment::Candidate(candidate) = result else { continue };
+            let Assessment::Candidate(candidate) = result else {
+                continue;
+            };
             let keys = candidate.band_keys.as_ref().map_or(&[][..], |keys| &keys[..]);
             if self.inner.is_duplicate(candidate.digest, keys) {
                 duplicates += 1;
                 continue;
             }
-            kept.push((candidate.evaluation, PyBytes::new(py, &candidate.line), candidate.cap_key));
+            kept.push((
+                candidate.evaluation,
+                PyBytes::new(py, &candidate.line),
+                candidate.cap_key,
+            ));
             for (total, count) in redactions.iter_mut().zip(candidate.redactions) {
                 *total += u64::from(count);
             }
@@ -354,7 +407,9 @@ impl CompactSet {
         if !capacity.is_power_of_two() {
             return Err(PyValueError::new_err("capacity must be a power of two"));
         }
-        Ok(CompactSet { inner: hashing::CompactSet::new(capacity) })
+        Ok(CompactSet {
+            inner: hashing::CompactSet::new(capacity),
+        })
     }
 
     fn __len__(&self) -> usize {
@@ -398,7 +453,9 @@ fn normalise<'py>(py: Python<'py>, fields: &Bound<'py, PyTuple>) -> PyResult<Bou
 /// How many lines `block[start:end]` holds: its newlines, plus a last line without one.
 #[pyfunction]
 fn count_lines(block: &[u8], start: usize, end: usize) -> PyResult<usize> {
-    let part = block.get(start..end).ok_or_else(|| PyValueError::new_err("start and end must delimit a part"))?;
+    let part = block
+        .get(start..end)
+        .ok_or_else(|| PyValueError::new_err("start and end must delimit a part"))?;
     Ok(memchr::memchr_iter(b'\n', part).count() + usize::from(part.last().is_some_and(|&byte| byte != b'\n')))
 }
 

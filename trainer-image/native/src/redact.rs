@@ -18,7 +18,12 @@ pub struct Rule {
 }
 
 const fn rule(name: &'static str, secret: &'static str) -> Rule {
-    Rule { name, secret, before: "", after: "" }
+    Rule {
+        name,
+        secret,
+        before: "",
+        after: "",
+    }
 }
 
 /// Rules apply in this order, so a specific shape (`sk-...`) is named before a generic
@@ -33,7 +38,10 @@ pub const RULES: [Rule; 14] = [
         "aws_access_key_id",
         r"(?-u:\b)(?:AKIA|ASIA|ABIA|ACCA|AGPA|AIDA|AIPA|ANPA|ANVA|APKA|AROA)[0-9A-Z]{16}(?-u:\b)",
     ),
-    rule("github_token", r"(?-u:\b)(?:gh[pousr]_[A-Za-z0-9]{36,255}|github_pat_[A-Za-z0-9_]{22,255})"),
+    rule(
+        "github_token",
+        r"(?-u:\b)(?:gh[pousr]_[A-Za-z0-9]{36,255}|github_pat_[A-Za-z0-9_]{22,255})",
+    ),
     rule("gitlab_token", r"(?-u:\b)glpat-[A-Za-z0-9_-]{20,}"),
     rule("slack_token", r"(?-u:\b)xox[abposr]-[A-Za-z0-9-]{10,}"),
     rule("slack_webhook", r"https://hooks\.slack\.com/services/[A-Za-z0-9/_-]+"),
@@ -42,7 +50,10 @@ pub const RULES: [Rule; 14] = [
     rule("stripe_key", r"(?-u:\b)[rs]k_(?:live|test)_[A-Za-z0-9]{16,}"),
     rule("google_api_key", r"(?-u:\b)AIza[0-9A-Za-z_-]{35}"),
     rule("huggingface_token", r"(?-u:\b)hf_[A-Za-z0-9]{30,}"),
-    rule("jwt", r"(?-u:\b)eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"),
+    rule(
+        "jwt",
+        r"(?-u:\b)eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}",
+    ),
     Rule {
         name: "bearer_token",
         secret: r"[A-Za-z0-9._~+/-]{16,}=*",
@@ -79,16 +90,35 @@ pub struct Redactor {
 
 impl Redactor {
     pub fn new() -> Self {
-        let whole: Vec<String> = RULES.iter().map(|rule| format!("{}{}{}", rule.before, rule.secret, rule.after)).collect();
-        let gate = Regex::new(&whole.iter().map(|pattern| format!("(?:{pattern})")).collect::<Vec<_>>().join("|"))
-            .expect("the redaction rules compile");
+        let whole: Vec<String> = RULES
+            .iter()
+            .map(|rule| format!("{}{}{}", rule.before, rule.secret, rule.after))
+            .collect();
+        let gate = Regex::new(
+            &whole
+                .iter()
+                .map(|pattern| format!("(?:{pattern})"))
+                .collect::<Vec<_>>()
+                .join("|"),
+        )
+        .expect("the redaction rules compile");
         let detector = RegexSet::new(&whole).expect("the redaction rules compile");
         let patterns = RULES
             .iter()
-            .map(|rule| Regex::new(&format!("({}){}({})", rule.before, rule.secret, rule.after)).expect("a rule compiles"))
+            .map(|rule| {
+                Regex::new(&format!("({}){}({})", rule.before, rule.secret, rule.after)).expect("a rule compiles")
+            })
             .collect();
-        let markers = RULES.iter().map(|rule| format!("[REDACTED:{}]", rule.name).into_bytes()).collect();
-        Redactor { gate, detector, patterns, markers }
+        let markers = RULES
+            .iter()
+            .map(|rule| format!("[REDACTED:{}]", rule.name).into_bytes())
+            .collect();
+        Redactor {
+            gate,
+            detector,
+            patterns,
+            markers,
+        }
     }
 
     /// `text` with every secret replaced; one added to `counts[rule]` per replacement.
@@ -103,7 +133,9 @@ impl Redactor {
             data = self.substitute(index, &data, counts);
         }
         // Matches start and end on character boundaries (the patterns are Unicode-aware).
-        Cow::Owned(String::from_utf8(data).unwrap_or_else(|error| String::from_utf8_lossy(error.as_bytes()).into_owned()))
+        Cow::Owned(
+            String::from_utf8(data).unwrap_or_else(|error| String::from_utf8_lossy(error.as_bytes()).into_owned()),
+        )
     }
 
     fn substitute(&self, index: usize, data: &[u8], counts: &mut [u32; RULES.len()]) -> Vec<u8> {

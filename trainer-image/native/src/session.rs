@@ -51,7 +51,9 @@ pub fn parse(raw: &[u8]) -> Result<Session<'_>, Invalid> {
     let record = match decode(raw).map_err(Invalid::Json)? {
         Line::Record(record) => *record,
         Line::Other(type_name) => {
-            return Err(Invalid::Malformed(format!("a line must be a JSON object, not {type_name}")))
+            return Err(Invalid::Malformed(format!(
+                "a line must be a JSON object, not {type_name}"
+            )))
         }
     };
     let session = validate(record).map_err(Invalid::Malformed)?;
@@ -286,7 +288,9 @@ fn decode(raw: &[u8]) -> Result<Line<'_>, String> {
     let mut deserializer = serde_json::Deserializer::from_slice(raw);
     // Depth is bounded above (too_deep); serde_json's own limit (128) is stricter than orjson's.
     deserializer.disable_recursion_limit();
-    let line = deserializer.deserialize_any(LineVisitor).map_err(|error| error.to_string())?;
+    let line = deserializer
+        .deserialize_any(LineVisitor)
+        .map_err(|error| error.to_string())?;
     deserializer.end().map_err(|error| error.to_string())?;
     Ok(line)
 }
@@ -322,7 +326,13 @@ fn validate(record: Record<'_>) -> Result<Session<'_>, String> {
             text_field(record.output, "output", true)?,
         ),
     };
-    Ok(Session { id, success_rate: rate, instruction, input, output })
+    Ok(Session {
+        id,
+        success_rate: rate,
+        instruction,
+        input,
+        output,
+    })
 }
 
 fn text_field<'a>(value: Option<Scalar<'a>>, name: &str, required: bool) -> Result<Cow<'a, str>, String> {
@@ -395,6 +405,8 @@ fn content(index: usize, content: Option<Value>) -> Result<String, String> {
             .filter_map(|part| part.get("text").and_then(Value::as_str))
             .collect::<Vec<_>>()
             .join("\n")),
-        Some(_) => Err(format!("messages[{index}].content must be a string, null or a list of parts")),
+        Some(_) => Err(format!(
+            "messages[{index}].content must be a string, null or a list of parts"
+        )),
     }
 }
