@@ -78,10 +78,15 @@ pub const RULES: [Rule; 14] = [
     },
 ];
 
+/// The last rules in RULES, which start with context rather than a fixed prefix.
+const CONTEXT_RULES: usize = 3;
+
 pub struct Redactor {
-    /// Every rule as one alternation: "is there any secret?" stops at the first match and can use
-    /// the rules' literal prefilters (a RegexSet must search on for every rule that might match).
-    gate: Regex,
+    /// "Is there any secret?" as a few searches that each stop at the first match and use a literal
+    /// prefilter (SIMD): the rules that start with a fixed prefix, as one alternation, then each
+    /// rule that does not (measured on the bench corpus: 1.35 ns/byte against 1.9 for one alternation
+    /// of all rules, whose combined DFA has no prefilter; a RegexSet must also search on).
+    gates: Vec<Regex>,
     detector: RegexSet,
     /// Per rule: group 1 is the context kept before the secret, group 2 the context kept after it.
     patterns: Vec<Regex>,
@@ -94,14 +99,13 @@ impl Redactor {
             .iter()
             .map(|rule| format!("{}{}{}", rule.before, rule.secret, rule.after))
             .collect();
-        let gate = Regex::new(
-            &whole
+        let prefixed = RULES.len() - CONTEXT_RULES;
+        let mut gates = vec![Regex::new(&whole[..prefixed].join("|")).expect("the redaction rules compile")];
+        gates.extend(
+            whole[prefixed..]
                 .iter()
-                .map(|pattern| format!("(?:{pattern})"))
-                .collect::<Vec<_>>()
-                .join("|"),
-        )
-        .expect("the redaction rules compile");
+                .map(|pattern| Regex::new(pattern).expect("a rule compiles")),
+        );
         let detector = RegexSet::new(&whole).expect("the redaction rules compile");
         let patterns = RULES
             .iter()
@@ -114,7 +118,7 @@ impl Redactor {
             .map(|rule| format!("[REDACTED:{}]", rule.name).into_bytes())
             .collect();
         Redactor {
-            gate,
+            gates,
             detector,
             patterns,
             markers,
@@ -123,7 +127,7 @@ impl Redactor {
 
     /// `text` with every secret replaced; one added to `counts[rule]` per replacement.
     pub fn redact<'a>(&self, text: Cow<'a, str>, counts: &mut [u32; RULES.len()]) -> Cow<'a, str> {
-        if !self.gate.is_match(text.as_bytes()) {
+        if !self.gates.iter().any(|gate| gate.is_match(text.as_bytes())) {
             return text;
         }
         let hits = self.detector.matches(text.as_bytes());
