@@ -6,7 +6,8 @@ For each size: sessions/s and peak RSS of `python -m finetune_trainer.curate`
 (with its worker processes) and of bench/curation/baseline.py, each a fresh
 process timed from start to exit (imports included); peak RSS is the sum over
 the process tree, sampled every 50 ms; CPU seconds come from the kernel's
-accounting of finished children. The CPU ratio (baseline CPU s / curator CPU s)
+accounting of finished children. Each command's input is read once before it runs, so
+both read from the page cache. The CPU ratio (baseline CPU s / curator CPU s)
 is what to read on a shared, busy machine, where wall time depends on
 neighbours. Also checks the curator's decisions against the planted
 ground truth (the corpus labels every session). Corpora are cached (cache.py).
@@ -72,6 +73,17 @@ def measure(command: list[str]) -> Measurement:
     return Measurement(elapsed, cpu, peak / 1e6)
 
 
+def warm(path: Path) -> None:
+    """Read `path` once, so the measured run reads it from the page cache rather than the disk.
+
+    Otherwise whichever command runs first after a large corpus was read pays the disk reads
+    (as kernel CPU time, on a VM), and the ratio depends on the order of the runs.
+    """
+    with path.open("rb", buffering=0) as handle:
+        while handle.read(8 << 20):
+            pass
+
+
 def _figures(measurement: Measurement, sessions: int) -> dict[str, float]:
     return {
         "seconds": round(measurement.seconds, 1),
@@ -113,6 +125,7 @@ def main() -> None:
         source = cache.corpus(size, args.seed)
         with tempfile.TemporaryDirectory(prefix="curation-bench-") as scratch:
             dataset = Path(scratch) / "dataset"
+            warm(source)
             curator = measure(
                 [
                     sys.executable,
@@ -130,6 +143,7 @@ def main() -> None:
             needed = baseline_bytes_per_session * size * 1.2
             baseline: Measurement | None = None
             if needed < psutil.virtual_memory().available * 0.85:
+                warm(cache.parseable(source))
                 baseline = measure(
                     [
                         sys.executable,
