@@ -53,12 +53,13 @@ demo: venv build-controlplane ## local cluster + operator + the quickstart job t
 # --- checks and tests (the README's test command is `make test`)
 .PHONY: test lint unit crds
 
-lint: venv ## ruff, formatting, mypy, import layers, CRD drift
+lint: venv ## ruff, formatting, mypy, import layers, CRD drift, rustfmt
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy operator/finetune_operator trainer-image/finetune_trainer
 	$(VENV)/bin/lint-imports
 	$(PYTHON) -m finetune_operator.crdgen --check
+	cd trainer-image/native && cargo fmt --check
 
 crds: ## regenerate crds/ and docs/api.md from the pydantic models
 	$(PYTHON) -m finetune_operator.crdgen
