@@ -79,6 +79,15 @@ class Runtime:
         # event arrives, so a burst of events does not recompute (and re-post) the same transition.
         self.written: dict[str, Mapping[str, Any]] = {}
 
+    def caught_up(self, uid: str, body: Mapping[str, Any]) -> bool:
+        """Drop our written copy of the job once the watch has it (`body` as new or newer): one copy is enough.
+        True when `body` is that very write coming back."""
+        written = self.written.get(uid)
+        if written is None or _resource_version(written) > _resource_version(body):
+            return False
+        del self.written[uid]
+        return _resource_version(written) == _resource_version(body)
+
     def forget(self, uid: str) -> None:
         self.jobs.pop(uid, None)
         self.fingerprints.pop(uid, None)
@@ -174,14 +183,9 @@ def view_from_indexes(uid: str, indexes: Mapping[str, Any]) -> JobView | None:
     bodies = _values(indexes["ftj_by_uid"], uid)
     if not bodies:
         return None
-    body = bodies[-1]
     runtime = _runtime()
-    written = runtime.written.get(uid)
-    if written is not None:
-        if _resource_version(written) > _resource_version(body):
-            body = written
-        else:  # the watch caught up: one copy of the job is enough
-            del runtime.written[uid]
+    runtime.caught_up(uid, bodies[-1])
+    body = runtime.written.get(uid, bodies[-1])  # our own write, while it is newer than the index
     view = JobView(body=body)
     for workload in _values(indexes["workloads_by_uid"], uid):
         view.workloads[_component(workload)] = workload
@@ -324,11 +328,8 @@ async def job_event(type: str, uid: str, body: kopf.Body, **kwargs: Any) -> None
     if runtime.fingerprints.get(uid) == seen:
         return
     runtime.fingerprints[uid] = seen
-    written = runtime.written.get(uid)
-    if written is not None and _resource_version(written) <= _resource_version(body):
-        del runtime.written[uid]  # the watch caught up: one copy of the job is enough
-        if _resource_version(written) == _resource_version(body):
-            return  # our own status write coming back: computed from what the indexes held, nothing new
+    if runtime.caught_up(uid, body):
+        return  # our own status write coming back: computed from what the indexes held, nothing new
     enqueue(uid, _from_indexes(uid), urgent=not (body.get("status") or {}).get("phase"))
 
 
