@@ -15,7 +15,9 @@ termination message is missing.
 from __future__ import annotations
 
 import errno
+import itertools
 import shutil
+from collections.abc import Iterator
 from enum import IntEnum, StrEnum
 from pathlib import Path
 
@@ -90,30 +92,36 @@ FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
 _FULL_TEXTS = ("No space left on device", "Disk quota exceeded", "os error 28)", "os error 122)")
 
 
-def is_storage_full(error: BaseException) -> bool:
-    """ENOSPC or EDQUOT anywhere in the exception's cause/context chain, as an errno or in its text."""
+def _chain(error: BaseException) -> Iterator[BaseException]:
+    """`error`, then what caused it or happened while handling it, and so on; each exception once."""
     seen: set[int] = set()
     current: BaseException | None = error
     while current is not None and id(current) not in seen:
         seen.add(id(current))
-        if isinstance(current, OSError) and current.errno in FULL_ERRNOS:
-            return True
-        if any(text in str(current) for text in _FULL_TEXTS):
-            return True
+        yield current
         current = current.__cause__ or current.__context__
-    return False
+
+
+def is_storage_full(error: BaseException) -> bool:
+    """ENOSPC or EDQUOT anywhere in the exception's cause/context chain, as an errno or in its text."""
+    return any(
+        (isinstance(current, OSError) and current.errno in FULL_ERRNOS)
+        or any(text in str(current) for text in _FULL_TEXTS)
+        for current in _chain(error)
+    )
 
 
 def failed_path(error: BaseException) -> str | None:
-    """The file an OSError in the chain names, if any."""
-    current: BaseException | None = error
-    for _ in range(8):
-        if current is None:
-            break
+    """The file an OSError in the first 8 links of the chain names, if any."""
+    for current in itertools.islice(_chain(error), 8):
         if isinstance(current, OSError) and current.filename:
             return str(current.filename)
-        current = current.__cause__ or current.__context__
     return None
+
+
+def storage_full_fix(sizing: str = "") -> str:
+    """How every StorageFull message ends: what the user changes (`sizing` says how much room is needed)."""
+    return f"fix: raise spec.storage.size in a new job{sizing}, or free space on the workspace PVC"
 
 
 def volume_usage(path: Path) -> tuple[int, int] | None:

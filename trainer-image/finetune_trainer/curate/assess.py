@@ -56,9 +56,9 @@ class Assess:
     """Assesses batches under one run's rules; safe to call from several threads at once."""
 
     def __init__(self, rules: Rules) -> None:
-        counted = rules.max_tokens is not None and rules.tokenizer is not None
         self._max_tokens = rules.max_tokens
-        self._count = tokens.tokenizer_counter(rules.tokenizer) if counted and rules.tokenizer else None
+        tokenizer = rules.tokenizer if rules.max_tokens is not None else None  # loaded only when maxTokens needs it
+        self._count = tokens.tokenizer_counter(tokenizer) if tokenizer is not None else None
         self._assessor = Assessor(
             rules.min_success_rate,
             rules.eval_fraction,

@@ -40,6 +40,7 @@ from finetune_trainer.exitcodes import (
     exit_code_for,
     human_bytes,
     is_storage_full,
+    storage_full_fix,
     volume_usage,
 )
 
@@ -108,7 +109,7 @@ def run(settings: Settings, job: dict[str, Any]) -> dict[str, Any]:
     spec = settings.curation
     rules = Rules(spec.min_success_rate, spec.eval_fraction, spec.dedup, spec.max_tokens, settings.tokenizer)
     input_bytes = sum(path.stat().st_size for path in paths)
-    processes = workers.choose(settings.workers, input_bytes, workers.available_cpus())
+    threads = workers.choose(settings.workers, input_bytes, workers.available_cpus())
     try:
         writer = DatasetWriter(settings.output_dir)
     except OSError as error:
@@ -116,7 +117,7 @@ def run(settings: Settings, job: dict[str, Any]) -> dict[str, Any]:
             raise _storage_failure(settings.output_dir, error, volume_usage(settings.output_dir)) from error
         raise
     try:
-        tally = Curator(rules, writer, settings.max_line_bytes, processes).run(sources)
+        tally = Curator(rules, writer, settings.max_line_bytes, threads).run(sources)
         failure = summary.verdict(tally, settings)
         if failure:
             writer.abort()
@@ -142,8 +143,7 @@ def _storage_failure(directory: Path, error: BaseException, at_failure: tuple[in
     return JobFailed(
         Reason.STORAGE_FULL,
         f"the workspace volume is full ({error}) while writing the dataset to {directory}{usage}; "
-        "the partial dataset was removed; fix: raise spec.storage.size in a new job, or free space on the "
-        "workspace PVC",
+        f"the partial dataset was removed; {storage_full_fix()}",
     )
 
 

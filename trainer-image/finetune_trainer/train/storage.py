@@ -27,7 +27,15 @@ from pathlib import Path
 
 import torch
 
-from finetune_trainer.exitcodes import JobFailed, Reason, failed_path, human_bytes, is_storage_full, volume_usage
+from finetune_trainer.exitcodes import (
+    JobFailed,
+    Reason,
+    failed_path,
+    human_bytes,
+    is_storage_full,
+    storage_full_fix,
+    volume_usage,
+)
 from finetune_trainer.train import checkpoints
 
 # "Almost no space left": below the smaller of 64 MiB and 5% of the volume.
@@ -105,7 +113,7 @@ def full_message(
     else:
         parts.append("no checkpoint was complete yet")
         need = ""
-    parts.append(f"fix: raise spec.storage.size in a new job{need}, or free space on the workspace PVC")
+    parts.append(storage_full_fix(need))
     return "; ".join(parts)
 
 
