@@ -13,12 +13,11 @@ import json
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import yaml
 from kubernetes import client, watch
-from operator_harness import TERMINAL, OperatorProcess, isolated
+from operator_harness import TERMINAL, OperatorProcess
 
 RUN_FOR = "kwok.finetune.dev/run-for"
 EXIT_CODE = "kwok.finetune.dev/exit-code"
@@ -100,13 +99,6 @@ def children(kubectl: Kubectl, namespace: str, uid: str) -> dict[str, list[str]]
     }
 
 
-def operator(cluster: Any, namespace: str, label: str, **env: str) -> OperatorProcess:
-    """An operator process serving only `namespace` (operator_harness.isolated), not started yet."""
-    log = Path(cluster.state_dir) / "logs" / f"operator-{label[:60]}.log"
-    log.unlink(missing_ok=True)
-    return OperatorProcess(cluster.kubeconfig, log, env=isolated(namespace, **env))
-
-
 def poll(probe: Callable[[], Any], what: str, timeout: float, operator: OperatorProcess | None = None) -> Any:
     """Polls `probe` until it returns a truthy value; a probe that raises counts as not yet (API restarts)."""
     deadline = time.monotonic() + timeout
@@ -153,6 +145,10 @@ def wait_status(
 
 def phase_is(*phases: str) -> Callable[[dict[str, Any]], bool]:
     return lambda status: status.get("phase") in phases
+
+
+def reason_is(phase: str, reason: str) -> Callable[[dict[str, Any]], bool]:
+    return lambda status: status.get("phase") == phase and status.get("reason") == reason
 
 
 # Forward order of the phases; terminal phases never change again.

@@ -94,18 +94,22 @@ def isolated(namespace: str, **env: str) -> dict[str, str]:
     return {"FTO_NAMESPACES": namespace, "FTO_PEERING": f"fto-test-{uuid.uuid4().hex[:10]}", **env}
 
 
+def operator(cluster: localcluster.ClusterInfo, namespace: str, label: str, **env: str) -> OperatorProcess:
+    """An operator process serving only `namespace` (see `isolated`), not started yet."""
+    log = cluster.state_dir / "logs" / f"operator-{label[:60]}.log"
+    log.unlink(missing_ok=True)
+    return OperatorProcess(cluster.kubeconfig, log, env=isolated(namespace, **env))
+
+
 @pytest.fixture
 def operator_process(
     cluster: localcluster.ClusterInfo, crds: Any, namespace: str, request: pytest.FixtureRequest
 ) -> Iterator[OperatorProcess]:
-    log = cluster.state_dir / "logs" / f"operator-{request.node.name[:60]}.log"
-    log.unlink(missing_ok=True)
-    process = OperatorProcess(cluster.kubeconfig, log, env=isolated(namespace)).start()
+    """The operator, serving only this test's namespace; its log's tail is shown with a failing test's output."""
+    process = operator(cluster, namespace, request.node.name).start()
     yield process
     process.stop()
-    report = getattr(request.node, "rep_call", None)
-    if report is not None and report.failed:
-        print(f"--- operator log ({log}) ---\n{process.tail()}")
+    print(f"--- operator log ({process.log}) ---\n{process.tail()}")
 
 
 def get_job(kubectl: Callable[..., str], namespace: str, name: str) -> dict[str, Any]:

@@ -14,7 +14,7 @@ import signal
 import sys
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,13 +33,13 @@ from kwok_jobs import (
     get_json,
     gpu_job,
     items,
-    operator,
     phase_is,
     poll,
+    reason_is,
     sessions_config_map,
     wait_status,
 )
-from operator_harness import OperatorProcess
+from operator_harness import OperatorProcess, operator
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "hack"))
@@ -53,21 +53,8 @@ PEERING_CRDS = REPO / "manifests" / "crds" / "kopf-peering-crds.yaml"
 GPU_NODES = "finetune.dev/node-pool=gpu"
 
 
-@pytest.fixture
-def fto(cluster: Any, crds: Any, namespace: str, request: pytest.FixtureRequest) -> Iterator[OperatorProcess]:
-    """The operator, serving only this test's namespace."""
-    process = operator(cluster, namespace, request.node.name).start()
-    yield process
-    process.stop()
-    print(f"--- operator log ({process.log}) ---\n{process.tail()}")
-
-
 def uid_of(kubectl: Kubectl, namespace: str, name: str) -> str:
     return str(get_json(kubectl, "-n", namespace, "get", "ftj", name)["metadata"]["uid"])
-
-
-def reason_is(phase: str, reason: str) -> Callable[[dict[str, Any]], bool]:
-    return lambda status: status.get("phase") == phase and status.get("reason") == reason
 
 
 def workload_uids(kubectl: Kubectl, namespace: str, uid: str) -> dict[str, str]:
@@ -76,10 +63,8 @@ def workload_uids(kubectl: Kubectl, namespace: str, uid: str) -> dict[str, str]:
     return {j["metadata"]["labels"][COMPONENT]: j["metadata"]["uid"] for j in jobs}
 
 
-def assert_finished_once(kubectl: Kubectl, namespace: str, name: str, phases: list[str]) -> dict[str, Any]:
-    """Completed, exactly one of each child, one training pod, and a phase sequence that never goes back."""
-    status: dict[str, Any] = get_json(kubectl, "-n", namespace, "get", "ftj", name)["status"]
-    assert status["phase"] == "Completed", status
+def assert_one_of_each_child(kubectl: Kubectl, namespace: str, name: str, status: dict[str, Any]) -> str:
+    """Exactly one curation Job, training Job, PVC and ModelVersion, the one the status names; returns the uid."""
     uid = uid_of(kubectl, namespace, name)
     found = children(kubectl, namespace, uid)
     assert {kind: len(names) for kind, names in found.items()} == {
@@ -89,6 +74,14 @@ def assert_finished_once(kubectl: Kubectl, namespace: str, name: str, phases: li
         "modelversion": 1,
     }, found
     assert status["model"]["modelVersion"] == found["modelversion"][0]
+    return uid
+
+
+def assert_finished_once(kubectl: Kubectl, namespace: str, name: str, phases: list[str]) -> dict[str, Any]:
+    """Completed, exactly one of each child, one training pod, and a phase sequence that never goes back."""
+    status: dict[str, Any] = get_json(kubectl, "-n", namespace, "get", "ftj", name)["status"]
+    assert status["phase"] == "Completed", status
+    uid = assert_one_of_each_child(kubectl, namespace, name, status)
     pods = items(kubectl, namespace, "pods", f"{JOB_UID}={uid},{COMPONENT}=training")
     assert len(pods) == 1, [p["metadata"]["name"] for p in pods]
     assert phases and phases[-1] == "Completed", phases
@@ -152,7 +145,7 @@ MOMENTS = ["Pending", "Queued", "Running", "Evaluating", "Registered", "Unrecord
 
 @pytest.mark.parametrize("moment", MOMENTS)
 def test_operator_sigkilled_resumes_without_duplicates(
-    moment: str, kubectl: Kubectl, kube: client.ApiClient, namespace: str, fto: OperatorProcess
+    moment: str, kubectl: Kubectl, kube: client.ApiClient, namespace: str, operator_process: OperatorProcess
 ) -> None:
     name = "job"
     with PhaseRecorder(kube, namespace) as recorder:
@@ -160,8 +153,10 @@ def test_operator_sigkilled_resumes_without_duplicates(
         if moment == "Pending":
             # No source yet: the job waits in Pending; the source appears while the operator is down.
             apply(kubectl, namespace, gpu_job(name))
-            wait_status(kubectl, namespace, name, reason_is("Pending", "SourceNotFound"), "SourceNotFound", 60, fto)
-            fto.kill()
+            wait_status(
+                kubectl, namespace, name, reason_is("Pending", "SourceNotFound"), "SourceNotFound", 60, operator_process
+            )
+            operator_process.kill()
             apply(kubectl, namespace, sessions_config_map())
         elif moment == "Queued":
             # Every GPU of the KWOK nodes is held, so the 8-GPU training pod cannot be scheduled.
@@ -174,13 +169,15 @@ def test_operator_sigkilled_resumes_without_duplicates(
 
             poll(blockers_running, "pods holding every GPU", 180)  # other tests may hold GPUs for a while
             apply(kubectl, namespace, gpu_job(name, gpus=8))
-            wait_status(kubectl, namespace, name, reason_is("Queued", "WaitingForCapacity"), "Queued", 90, fto)
+            wait_status(
+                kubectl, namespace, name, reason_is("Queued", "WaitingForCapacity"), "Queued", 90, operator_process
+            )
             before = workload_uids(kubectl, namespace, uid_of(kubectl, namespace, name))
-            fto.kill()
+            operator_process.kill()
             kubectl("-n", namespace, "delete", "pods", "-l", "test=gpu-blocker", "--grace-period=0", "--force")
         elif moment in ("Running", "Evaluating", "Unrecorded"):
             apply(kubectl, namespace, sessions_config_map(), gpu_job(name, run_for="8s"))
-            wait_status(kubectl, namespace, name, reason_is("Running", "Training"), "training", 60, fto)
+            wait_status(kubectl, namespace, name, reason_is("Running", "Training"), "training", 60, operator_process)
             if moment == "Evaluating":
                 # What the trainer reports when it starts evaluating (status subresource, merge patch).
                 patch = {"status": {"progress": {"stage": "Evaluating"}}}
@@ -195,21 +192,23 @@ def test_operator_sigkilled_resumes_without_duplicates(
                     "-p",
                     json.dumps(patch),
                 )
-                wait_status(kubectl, namespace, name, phase_is("Evaluating"), "Evaluating", 30, fto)
+                wait_status(kubectl, namespace, name, phase_is("Evaluating"), "Evaluating", 30, operator_process)
             before = workload_uids(kubectl, namespace, uid_of(kubectl, namespace, name))
-            fto.kill()
+            operator_process.kill()
             if moment == "Unrecorded":
                 register_as_the_operator_would(kubectl, namespace, name)
         else:  # Registered: killed the moment the operator created the ModelVersion
-            killer = KillOnModelVersion(kube, namespace, fto)
+            killer = KillOnModelVersion(kube, namespace, operator_process)
             apply(kubectl, namespace, sessions_config_map(), gpu_job(name, run_for="3s"))
             poll(killer.killed.is_set, "the ModelVersion (then SIGKILL)", 90)
-            fto.process.wait(timeout=30)  # type: ignore[union-attr]
+            operator_process.process.wait(timeout=30)  # type: ignore[union-attr]
             before = workload_uids(kubectl, namespace, uid_of(kubectl, namespace, name))
         killed_with = get_json(kubectl, "-n", namespace, "get", "ftj", name)["status"]
 
-        fto.start()
-        wait_status(kubectl, namespace, name, phase_is("Completed"), "Completed after the restart", 120, fto)
+        operator_process.start()
+        wait_status(
+            kubectl, namespace, name, phase_is("Completed"), "Completed after the restart", 120, operator_process
+        )
         poll(lambda: recorder.of(name)[-1:] == ["Completed"], "the recorder to see Completed", 30)
         phases = recorder.of(name)
 
@@ -261,14 +260,14 @@ def register_as_the_operator_would(kubectl: Kubectl, namespace: str, name: str) 
 
 
 def test_operator_reconnects_after_an_apiserver_restart(
-    kubectl: Kubectl, kube: client.ApiClient, namespace: str, cluster: Any, fto: OperatorProcess
+    kubectl: Kubectl, kube: client.ApiClient, namespace: str, cluster: Any, operator_process: OperatorProcess
 ) -> None:
     names = ("during-a", "during-b")
     with PhaseRecorder(kube, namespace) as recorder:
         apply(kubectl, namespace, sessions_config_map(), *(gpu_job(n, model=n, run_for="8s") for n in names))
         for n in names:
-            wait_status(kubectl, namespace, n, reason_is("Running", "Training"), "training", 90, fto)
-        pid = fto.process.pid  # type: ignore[union-attr]
+            wait_status(kubectl, namespace, n, reason_is("Running", "Training"), "training", 90, operator_process)
+        pid = operator_process.process.pid  # type: ignore[union-attr]
         localcluster.restart_apiserver(cluster.state_dir)
 
         # A job created after the restart proves the operator's watches came back, not just its writes.
@@ -278,10 +277,12 @@ def test_operator_reconnects_after_an_apiserver_restart(
 
         poll(apply_after, "a job applied after the restart", 60)
         for n in (*names, "after"):
-            wait_status(kubectl, namespace, n, phase_is("Completed"), "Completed", 180, fto)
+            wait_status(kubectl, namespace, n, phase_is("Completed"), "Completed", 180, operator_process)
         poll(lambda: all(recorder.of(n)[-1:] == ["Completed"] for n in names), "the recorder to catch up", 30)
         phases = {n: recorder.of(n) for n in names}
-    assert fto.alive() and fto.process is not None and fto.process.pid == pid, "the operator restarted"
+    assert operator_process.alive() and operator_process.process is not None and operator_process.process.pid == pid, (
+        "the operator restarted"
+    )
     for n in names:
         assert_finished_once(kubectl, namespace, n, phases[n])
 
@@ -354,15 +355,7 @@ def test_two_replicas_one_acts_and_the_other_takes_over(
         status = wait_status(kubectl, namespace, "ha", phase_is("Completed"), "Completed", lifetime + 90, standby)
         assert any("-> Completed" in line for line in logged_about(standby, namespace, "ha"))
         assert "Resuming operations" in standby.log.read_text(errors="replace")
-        uid = uid_of(kubectl, namespace, "ha")
-        found = children(kubectl, namespace, uid)
-        assert {kind: len(names) for kind, names in found.items()} == {
-            "curation": 1,
-            "training": 1,
-            "pvc": 1,
-            "modelversion": 1,
-        }, found
-        assert status["model"]["modelVersion"] == found["modelversion"][0]
+        assert_one_of_each_child(kubectl, namespace, "ha", status)
     finally:
         for process in replicas.values():
             process.stop()

@@ -9,7 +9,7 @@ failing the job before training, lineage copied from the job, and the ModelVersi
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -20,9 +20,9 @@ from kwok_jobs import (
     children,
     get_json,
     gpu_job,
-    operator,
     phase_is,
     poll,
+    reason_is,
     sessions_config_map,
     wait_status,
 )
@@ -33,33 +33,20 @@ pytestmark = pytest.mark.integration
 Kubectl = Callable[..., str]
 
 
-@pytest.fixture
-def fto(cluster: Any, crds: Any, namespace: str, request: pytest.FixtureRequest) -> Iterator[OperatorProcess]:
-    """The operator, serving only this test's namespace."""
-    process = operator(cluster, namespace, request.node.name).start()
-    yield process
-    process.stop()
-    print(f"--- operator log ({process.log}) ---\n{process.tail()}")
-
-
-def reason_is(phase: str, reason: str) -> Callable[[dict[str, Any]], bool]:
-    return lambda status: status.get("phase") == phase and status.get("reason") == reason
-
-
 def model_versions(kubectl: Kubectl, namespace: str, selector: str) -> list[dict[str, Any]]:
     mvs: list[dict[str, Any]] = get_json(kubectl, "-n", namespace, "get", "mv", "-l", selector)["items"]
     return sorted(mvs, key=lambda mv: mv["metadata"]["name"])
 
 
 def test_sequential_jobs_take_the_next_version_by_their_bump(
-    kubectl: Kubectl, namespace: str, fto: OperatorProcess
+    kubectl: Kubectl, namespace: str, operator_process: OperatorProcess
 ) -> None:
     apply(kubectl, namespace, sessions_config_map())
     expected = [("patch", "0.0.1"), ("patch", "0.0.2"), ("minor", "0.1.0")]
     for i, (bump, version) in enumerate(expected):
         job = gpu_job(f"seq-{i}", model="seq", run_for="1s", output={"modelName": "seq", "bump": bump})
         apply(kubectl, namespace, job)
-        status = wait_status(kubectl, namespace, f"seq-{i}", phase_is("Completed"), "Completed", 120, fto)
+        status = wait_status(kubectl, namespace, f"seq-{i}", phase_is("Completed"), "Completed", 120, operator_process)
         assert status["model"]["version"] == version, status["model"]
         assert status["model"]["modelVersion"] == f"seq-v{version}"
     registered = model_versions(kubectl, namespace, "finetune.dev/model=seq")
@@ -70,7 +57,9 @@ def test_sequential_jobs_take_the_next_version_by_their_bump(
     ]
 
 
-def test_jobs_finishing_together_get_distinct_versions(kubectl: Kubectl, namespace: str, fto: OperatorProcess) -> None:
+def test_jobs_finishing_together_get_distinct_versions(
+    kubectl: Kubectl, namespace: str, operator_process: OperatorProcess
+) -> None:
     # Same run-for, applied together. The operator is down while the trainings end, so on its restart it sees
     # them all succeeded at the same moment and registers them concurrently: fresh reads of the registry find
     # no version yet, and the API server's name uniqueness decides who gets which. (Three jobs rather than two:
@@ -79,9 +68,9 @@ def test_jobs_finishing_together_get_distinct_versions(kubectl: Kubectl, namespa
     apply(kubectl, namespace, sessions_config_map(), *(gpu_job(name, model="twin", run_for="4s") for name in names))
     uids = {}
     for name in names:
-        wait_status(kubectl, namespace, name, reason_is("Running", "Training"), "training", 90, fto)
+        wait_status(kubectl, namespace, name, reason_is("Running", "Training"), "training", 90, operator_process)
         uids[name] = get_json(kubectl, "-n", namespace, "get", "ftj", name)["metadata"]["uid"]
-    fto.kill()
+    operator_process.kill()
 
     def trained() -> bool:
         jobs = [get_json(kubectl, "-n", namespace, "get", "jobs.batch", f"{name}-train") for name in uids]
@@ -92,9 +81,10 @@ def test_jobs_finishing_together_get_distinct_versions(kubectl: Kubectl, namespa
 
     poll(trained, "the training Jobs to complete", 60)
     assert not model_versions(kubectl, namespace, "finetune.dev/model=twin")
-    fto.start()
+    operator_process.start()
     statuses = {
-        name: wait_status(kubectl, namespace, name, phase_is("Completed"), "Completed", 120, fto) for name in uids
+        name: wait_status(kubectl, namespace, name, phase_is("Completed"), "Completed", 120, operator_process)
+        for name in uids
     }
     registered = model_versions(kubectl, namespace, "finetune.dev/model=twin")
     assert len(registered) == 3, [mv["metadata"]["name"] for mv in registered]
@@ -108,15 +98,15 @@ def test_jobs_finishing_together_get_distinct_versions(kubectl: Kubectl, namespa
 
 
 def test_explicit_version_that_exists_fails_the_job_before_training(
-    kubectl: Kubectl, namespace: str, fto: OperatorProcess
+    kubectl: Kubectl, namespace: str, operator_process: OperatorProcess
 ) -> None:
     pinned = {"modelName": "pinned", "version": "1.0.0"}
     apply(kubectl, namespace, sessions_config_map(), gpu_job("first", model="pinned", output=pinned))
-    wait_status(kubectl, namespace, "first", phase_is("Completed"), "Completed", 120, fto)
+    wait_status(kubectl, namespace, "first", phase_is("Completed"), "Completed", 120, operator_process)
     first = get_json(kubectl, "-n", namespace, "get", "mv", "pinned-v1.0.0")
 
     apply(kubectl, namespace, gpu_job("second", model="pinned", output=pinned))
-    status = wait_status(kubectl, namespace, "second", phase_is("Failed"), "Failed", 60, fto)
+    status = wait_status(kubectl, namespace, "second", phase_is("Failed"), "Failed", 60, operator_process)
     assert status["reason"] == "VersionExists", status
     assert status["failureKind"] == "User"
     assert "pinned-v1.0.0" in status["message"]
@@ -131,7 +121,7 @@ def test_explicit_version_that_exists_fails_the_job_before_training(
 
 
 def test_model_version_outlives_its_job_with_lineage_and_labels(
-    kubectl: Kubectl, namespace: str, fto: OperatorProcess
+    kubectl: Kubectl, namespace: str, operator_process: OperatorProcess
 ) -> None:
     dataset = {
         "sourceFiles": 1,
@@ -153,8 +143,8 @@ def test_model_version_outlives_its_job_with_lineage_and_labels(
     other = gpu_job("other", model="other-model", message={**CURATED, **TRAINED})
     other["spec"]["baseModel"] = {"name": "mistral-7b", "builtin": "tiny-gpt"}
     apply(kubectl, namespace, sessions_config_map(), gpu_job("lineage", model="lin", message=message), other)
-    status = wait_status(kubectl, namespace, "lineage", phase_is("Completed"), "Completed", 120, fto)
-    wait_status(kubectl, namespace, "other", phase_is("Completed"), "Completed", 120, fto)
+    status = wait_status(kubectl, namespace, "lineage", phase_is("Completed"), "Completed", 120, operator_process)
+    wait_status(kubectl, namespace, "other", phase_is("Completed"), "Completed", 120, operator_process)
     job = get_json(kubectl, "-n", namespace, "get", "ftj", "lineage")
     mv = get_json(kubectl, "-n", namespace, "get", "mv", status["model"]["modelVersion"])
     spec = mv["spec"]
