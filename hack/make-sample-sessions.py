@@ -16,13 +16,11 @@ Deterministic: re-running it rewrites the same bytes.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
-REPOSITORY = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPOSITORY))
+from sessioncorpus import MIX, generate
 
-from bench.curation.corpus import MIX, generate  # noqa: E402
+REPOSITORY = Path(__file__).resolve().parents[1]
 
 # ConfigMap values must be UTF-8 text: no deliberately broken encodings here.
 DEMO_MIX = {kind: weight for kind, weight in MIX.items() if kind != "invalidUtf8"}

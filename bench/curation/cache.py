@@ -8,7 +8,7 @@ from pathlib import Path
 
 import orjson
 
-from bench.curation.corpus import VERSION, generate
+from sessioncorpus import VERSION, generate
 
 CACHE = Path(os.environ.get("FINETUNE_BENCH_CACHE", Path.home() / ".cache" / "finetune-operator" / "bench"))
 

@@ -16,10 +16,12 @@ Sessions are the corpus's flat-shape ones above the default success rate.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 import tracemalloc
 from collections import Counter
 from collections.abc import Callable
+from pathlib import Path
 
 import orjson
 from datasketch import MinHash, MinHashLSH
@@ -27,8 +29,14 @@ from detect_secrets.core.scan import scan_line
 from detect_secrets.settings import default_settings
 from finetune_curate_native import band_keys, exact_digest, normalise, redact
 
-from bench.curation import cache
 from finetune_trainer.curate import dedup
+
+REPOSITORY = Path(__file__).resolve().parents[2]
+# Run as a script, only bench/curation/ is on sys.path: add the repository (the bench package) and hack/ (the
+# session corpus generator, shared with hack/make-sample-sessions.py).
+sys.path[:0] = [str(REPOSITORY), str(REPOSITORY / "hack")]
+
+from bench.curation import cache  # noqa: E402
 
 Session = tuple[str, str, str]
 """instruction, input, output"""

@@ -32,9 +32,13 @@ from typing import Any
 import orjson
 import psutil  # type: ignore[import-untyped]
 
-from bench.curation import cache
-
 REPOSITORY = Path(__file__).resolve().parents[2]
+# Run as a script, only bench/curation/ is on sys.path: add the repository (the bench package) and hack/ (the
+# session corpus generator, shared with hack/make-sample-sessions.py).
+sys.path[:0] = [str(REPOSITORY), str(REPOSITORY / "hack")]
+
+from bench.curation import cache  # noqa: E402
+
 CURATOR_FLAGS = ["--max-tokens", "2048"]
 
 

@@ -52,9 +52,10 @@ import aiohttp
 import psutil  # type: ignore[import-untyped]
 
 REPOSITORY = Path(__file__).resolve().parents[2]
+# Run as a script, only bench/scale/ is on sys.path: add hack/ (the local cluster).
 sys.path.insert(0, str(REPOSITORY / "hack"))
 
-import localcluster  # noqa: E402  (hack/ is not a package)
+import localcluster  # noqa: E402
 from localcluster import kwok, pki, processes  # noqa: E402
 
 NAMESPACE = "bench"

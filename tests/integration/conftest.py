@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -20,10 +19,9 @@ import pytest
 import yaml
 from kubernetes import client, config
 
-REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "hack"))
+import localcluster
 
-import localcluster  # noqa: E402  (hack/ is not a package; its path is added above)
+REPO = Path(__file__).resolve().parents[2]
 
 CRD_DIR = REPO / "crds"
 # The CRDs the project's integration tests need; tests that need them skip until they exist.

@@ -19,8 +19,6 @@ from typing import Any
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "hack"))
-
 import localcluster
 
 TERMINAL = ("Completed", "Failed", "Cancelled")

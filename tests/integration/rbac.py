@@ -12,15 +12,12 @@ fails the integration tests instead of the first real install.
 from __future__ import annotations
 
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
 import yaml
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "hack"))
 
 import localcluster
 

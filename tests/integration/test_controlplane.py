@@ -8,10 +8,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import localcluster
 import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
+
+import localcluster
 
 pytestmark = pytest.mark.integration
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import sys
 import threading
 import uuid
 from collections.abc import Callable
@@ -41,10 +40,9 @@ from kwok_jobs import (
 )
 from operator_harness import OperatorProcess, operator
 
-REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "hack"))
+import localcluster
 
-import localcluster  # noqa: E402  (hack/ is not a package)
+REPO = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.integration
 

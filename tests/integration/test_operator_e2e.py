@@ -13,10 +13,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import localcluster
 import pytest
 import yaml
 from operator_harness import OperatorProcess, get_job, wait_phase
+
+import localcluster
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import gzip
-import importlib.util
 import json
 import random
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import finetune_curate_native as native
@@ -21,18 +19,6 @@ from finetune_trainer.curate.pipeline import json_error
 from .oracle import Session
 
 REPOSITORY = Path(__file__).resolve().parents[3]
-
-
-def _load_corpus() -> ModuleType:
-    """The benchmark's corpus generator (bench/ is not a package on the test path)."""
-    spec = importlib.util.spec_from_file_location("bench_corpus", REPOSITORY / "bench" / "curation" / "corpus.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-corpus = _load_corpus()
 
 
 _VOCABULARY = [

@@ -11,11 +11,12 @@ from typing import Any
 
 import pytest
 
+import sessioncorpus as corpus
 from finetune_trainer.curate import output
 from finetune_trainer.curate.cli import main
 
 from .conftest import Curate
-from .helpers import REPOSITORY, corpus, flat, text, write_jsonl
+from .helpers import REPOSITORY, flat, text, write_jsonl
 
 
 def test_every_line_is_kept_or_counted_under_one_reason(tmp_path: Path, curate: Curate) -> None:

@@ -5,9 +5,10 @@ import pytest
 from datasketch import MinHash
 from finetune_curate_native import CompactSet, band_keys, exact_digest, normalise, signature
 
+import sessioncorpus as corpus
 from finetune_trainer.curate import dedup
 
-from .helpers import corpus, text
+from .helpers import text
 
 
 def shingles(data: bytes) -> set[bytes]:

@@ -18,12 +18,13 @@ import finetune_curate_native as native
 import orjson
 import pytest
 
+import sessioncorpus as corpus
 from finetune_trainer.curate import pipeline
 from finetune_trainer.curate.assess import Rules
 from finetune_trainer.curate.outcomes import Rejection
 
 from . import oracle
-from .helpers import corpus, text
+from .helpers import text
 
 RULES = [
     Rules(0.9, 0.1, True, 2048),

@@ -4,7 +4,7 @@ from collections import Counter
 import finetune_curate_native as native
 import pytest
 
-from .helpers import corpus
+import sessioncorpus as corpus
 
 
 def redact(text: str, counts: Counter[str]) -> str:
