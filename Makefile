@@ -58,11 +58,11 @@ lint: venv ## ruff, formatting, mypy, import layers, CRD drift, rustfmt
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy operator/finetune_operator trainer-image/finetune_trainer
 	$(VENV)/bin/lint-imports
-	$(PYTHON) -m finetune_operator.crdgen --check
+	$(PYTHON) -m finetune_operator.codegen.crdgen --check
 	cd trainer-image/native && cargo fmt --check
 
 crds: ## regenerate crds/ and docs/api.md from the pydantic models
-	$(PYTHON) -m finetune_operator.crdgen
+	$(PYTHON) -m finetune_operator.codegen.crdgen
 
 unit: ## fast, pure tests
 	$(VENV)/bin/pytest tests/unit

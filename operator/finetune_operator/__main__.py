@@ -13,7 +13,7 @@ from typing import Any
 import kopf
 from prometheus_client import start_http_server
 
-from finetune_operator import handlers
+from finetune_operator import handlers, runtime, sweep  # noqa: F401  (importing handlers registers them with Kopf)
 from finetune_operator.config import Settings, from_env
 from finetune_operator.kube import Kube, load_config
 from finetune_operator.reconciler import Reconciler
@@ -68,16 +68,16 @@ def configure_kopf(operator_settings: Settings, priority: int) -> None:
         settings.peering.clusterwide = not operator_settings.namespaces
         settings.peering.mandatory = False
         settings.peering.priority = priority
-        runtime = handlers._runtime()
-        runtime.queue.start()
-        memo.sweeper = asyncio.create_task(handlers.sweep_forever(runtime))
+        active = runtime.current()
+        active.queue.start()
+        memo.sweeper = asyncio.create_task(sweep.sweep_forever(active))
 
     @kopf.on.cleanup()
     async def cleanup(memo: kopf.Memo, **_: Any) -> None:
         sweeper = memo.get("sweeper")
         if sweeper is not None:
             sweeper.cancel()
-        await handlers._runtime().queue.stop()
+        await runtime.current().queue.stop()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         # Kopf logs every successful handler call at INFO: one line per watch event.
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     priority = random.SystemRandom().randint(1, 2**31 - 1)
-    handlers.install(handlers.Runtime(Reconciler(Kube(load_config()), settings), settings, priority))
+    runtime.install(runtime.Runtime(Reconciler(Kube(load_config()), settings), settings, priority))
     configure_kopf(settings, priority)
     if settings.metrics_port:
         start_http_server(settings.metrics_port)

@@ -13,21 +13,17 @@ from typing import Any
 
 from finetune_operator import naming
 from finetune_operator.api import API_VERSION, FineTuningJobSpec, RetainPolicy
+from finetune_operator.api.contract import USER_ERROR_EXIT_CODES
 from finetune_operator.api.finetuningjob import KIND
+from finetune_operator.api.jobconfig import CONFIG_DIR, CONFIG_KEY, CONFIG_PATH, JobConfig, JobIdentity, JobPaths
 from finetune_operator.config import Settings
 
 Obj = dict[str, Any]
 
-CONFIG_KEY = "job.json"
-CONFIG_DIR = "/etc/finetune"
 WORKSPACE = "/workspace"
 SOURCE_DIR = "/mnt/source"
 BASE_MODEL_DIR = "/mnt/base-model"
 TERMINATION_LOG = "/dev/termination-log"
-KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
-# Exit codes of the trainer image that no retry can fix (docs/runtime-contract.md): data (10), config (11),
-# evaluation gate (12), and a full workspace volume (13), which a retry would only fill again.
-USER_ERROR_EXIT_CODES = [10, 11, 12, 13]
 UID = 1000
 
 
@@ -92,18 +88,13 @@ def base_model_path(spec: FineTuningJobSpec) -> str | None:
     return base.path
 
 
-def job_config(job: JobRef) -> Obj:
+def job_config(job: JobRef) -> JobConfig:
     """The resolved configuration both entrypoints read (`/etc/finetune/job.json`)."""
-    return {
-        "apiVersion": API_VERSION,
-        "job": {"name": job.name, "namespace": job.namespace, "uid": job.uid},
-        "spec": job.spec.to_wire(),
-        "paths": {
-            "workspace": WORKSPACE,
-            "sourceGlob": source_glob(job.spec),
-            "baseModel": base_model_path(job.spec),
-        },
-    }
+    return JobConfig(
+        job=JobIdentity(name=job.name, namespace=job.namespace, uid=job.uid),
+        spec=job.spec,
+        paths=JobPaths(workspace=WORKSPACE, source_glob=source_glob(job.spec), base_model=base_model_path(job.spec)),
+    )
 
 
 def config_map(job: JobRef) -> Obj:
@@ -111,7 +102,7 @@ def config_map(job: JobRef) -> Obj:
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": job.metadata(naming.config_map(job.name), "config"),
-        "data": {CONFIG_KEY: json.dumps(job_config(job), indent=2, sort_keys=True)},
+        "data": {CONFIG_KEY: json.dumps(job_config(job).to_wire(), indent=2, sort_keys=True)},
         "immutable": True,
     }
 
@@ -152,7 +143,7 @@ def trainer_role_binding(job: JobRef) -> Obj:
     }
 
 
-def _pod_security_context() -> Obj:
+def pod_security_context() -> Obj:
     return {
         "runAsNonRoot": True,
         "runAsUser": UID,
@@ -162,7 +153,7 @@ def _pod_security_context() -> Obj:
     }
 
 
-def _container_security_context() -> Obj:
+def container_security_context() -> Obj:
     return {
         "allowPrivilegeEscalation": False,
         "readOnlyRootFilesystem": True,
@@ -171,7 +162,7 @@ def _container_security_context() -> Obj:
     }
 
 
-def _volumes(job: JobRef, with_source: bool, with_base_model: bool) -> tuple[list[Obj], list[Obj]]:
+def workspace_volumes(job: JobRef, with_source: bool, with_base_model: bool) -> tuple[list[Obj], list[Obj]]:
     spec = job.spec
     volumes: list[Obj] = [
         {"name": "workspace", "persistentVolumeClaim": {"claimName": naming.workspace_pvc(job.name)}},
@@ -215,9 +206,9 @@ def _volumes(job: JobRef, with_source: bool, with_base_model: bool) -> tuple[lis
     return volumes, mounts
 
 
-def _env() -> list[Obj]:
+def common_env() -> list[Obj]:
     return [
-        {"name": "FINETUNE_CONFIG", "value": f"{CONFIG_DIR}/{CONFIG_KEY}"},
+        {"name": "FINETUNE_CONFIG", "value": CONFIG_PATH},
         {"name": "FINETUNE_TERMINATION_LOG", "value": TERMINATION_LOG},
         {"name": "HOME", "value": "/tmp"},
         {"name": "HF_HUB_OFFLINE", "value": "1"},
@@ -225,7 +216,7 @@ def _env() -> list[Obj]:
     ]
 
 
-def _placement(job: JobRef) -> Obj:
+def placement(job: JobRef) -> Obj:
     resources = job.spec.resources
     placement: Obj = {}
     if resources.node_selector:
@@ -235,7 +226,7 @@ def _placement(job: JobRef) -> Obj:
     return placement
 
 
-def _pod_metadata(job: JobRef, component: str) -> Obj:
+def pod_metadata(job: JobRef, component: str) -> Obj:
     """Pod template metadata: the user's extra labels and annotations, our labels winning on conflicts."""
     extra = job.spec.pod_metadata
     metadata: Obj = {
@@ -246,27 +237,37 @@ def _pod_metadata(job: JobRef, component: str) -> Obj:
     return metadata
 
 
-def curation_job(job: JobRef, settings: Settings) -> Obj:
-    """Curation: CPU only; deterministic, so one retry covers a lost node and user-data errors fail at once."""
-    volumes, mounts = _volumes(job, with_source=True, with_base_model=False)
-    container: Obj = {
-        "name": "curate",
+def trainer_image_container(
+    job: JobRef, settings: Settings, *, name: str, module: str, resources: Obj, mounts: list[Obj]
+) -> Obj:
+    """A container of the trainer image running `python -m <module>`, restricted, reporting by termination log."""
+    return {
+        "name": name,
         "image": job.spec.trainer_image or settings.trainer_image,
-        "command": [settings.python_command, "-m", "finetune_trainer.curate"],
-        "env": _env(),
-        "resources": {"requests": {"cpu": "500m", "memory": "512Mi"}, "limits": {"memory": "2Gi"}},
-        "securityContext": _container_security_context(),
+        "command": [settings.python_command, "-m", module],
+        "env": common_env(),
+        "resources": resources,
+        "securityContext": container_security_context(),
         "terminationMessagePath": TERMINATION_LOG,
         "terminationMessagePolicy": "File",
         "volumeMounts": mounts,
     }
+
+
+def curation_job(job: JobRef, settings: Settings) -> Obj:
+    """Curation: CPU only; deterministic, so one retry covers a lost node and user-data errors fail at once."""
+    volumes, mounts = workspace_volumes(job, with_source=True, with_base_model=False)
+    resources = {"requests": {"cpu": "500m", "memory": "512Mi"}, "limits": {"memory": "2Gi"}}
+    container = trainer_image_container(
+        job, settings, name="curate", module="finetune_trainer.curate", resources=resources, mounts=mounts
+    )
     pod_spec: Obj = {
         "restartPolicy": "Never",
         "automountServiceAccountToken": False,
-        "securityContext": _pod_security_context(),
+        "securityContext": pod_security_context(),
         "containers": [container],
         "volumes": volumes,
-        **_placement(job),
+        **placement(job),
     }
     name = naming.curation_job(job.name)
     return {
@@ -277,89 +278,13 @@ def curation_job(job: JobRef, settings: Settings) -> Obj:
             "backoffLimit": 1,
             "podFailurePolicy": {
                 "rules": [
-                    {"action": "FailJob", "onExitCodes": {"operator": "In", "values": USER_ERROR_EXIT_CODES}},
+                    {"action": "FailJob", "onExitCodes": {"operator": "In", "values": list(USER_ERROR_EXIT_CODES)}},
                     {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]},
                 ]
             },
             "template": {
-                "metadata": _pod_metadata(job, "curation"),
+                "metadata": pod_metadata(job, "curation"),
                 "spec": pod_spec,
             },
         },
     }
-
-
-def _training_resources(job: JobRef) -> Obj:
-    resources = job.spec.resources
-    limits: Obj = {}
-    requests: Obj = {}
-    if resources.gpus > 0:
-        limits[resources.gpu_resource_name] = str(resources.gpus)
-    if resources.cpu:
-        limits["cpu"] = requests["cpu"] = resources.cpu
-    if resources.memory:
-        limits["memory"] = requests["memory"] = resources.memory
-    out: Obj = {}
-    if limits:
-        out["limits"] = limits
-    if requests:
-        out["requests"] = requests
-    return out
-
-
-def training_job(job: JobRef, settings: Settings) -> Obj:
-    spec = job.spec
-    volumes, mounts = _volumes(job, with_source=False, with_base_model=True)
-    if spec.resources.gpus > 1:
-        # NCCL needs more shared memory than a container's default 64 MiB.
-        volumes.append({"name": "dshm", "emptyDir": {"medium": "Memory"}})
-        mounts.append({"name": "dshm", "mountPath": "/dev/shm"})
-    container: Obj = {
-        "name": "train",
-        "image": spec.trainer_image or settings.trainer_image,
-        "command": [settings.python_command, "-m", "finetune_trainer.train"],
-        "env": _env(),
-        "resources": _training_resources(job),
-        "securityContext": _container_security_context(),
-        "terminationMessagePath": TERMINATION_LOG,
-        "terminationMessagePolicy": "File",
-        "volumeMounts": mounts,
-    }
-    pod_spec: Obj = {
-        "restartPolicy": "Never",
-        "serviceAccountName": naming.trainer_identity(job.name),
-        # The trainer saves a checkpoint on SIGTERM; give it the time to finish writing.
-        "terminationGracePeriodSeconds": settings.termination_grace_seconds,
-        "securityContext": _pod_security_context(),
-        "containers": [container],
-        "volumes": volumes,
-        **_placement(job),
-    }
-    if spec.resources.priority_class_name:
-        pod_spec["priorityClassName"] = spec.resources.priority_class_name
-    metadata = job.metadata(naming.training_job(job.name), "training")
-    job_spec: Obj = {
-        "backoffLimit": spec.run_policy.backoff_limit,
-        "podFailurePolicy": {
-            "rules": [
-                {
-                    "action": "FailJob",
-                    "onExitCodes": {
-                        "containerName": "train",
-                        "operator": "In",
-                        "values": USER_ERROR_EXIT_CODES,
-                    },
-                },
-                # Evictions, preemptions and lost nodes requeue without consuming a retry.
-                {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]},
-            ]
-        },
-        "template": {"metadata": _pod_metadata(job, "training"), "spec": pod_spec},
-    }
-    if spec.run_policy.active_deadline_seconds:
-        job_spec["activeDeadlineSeconds"] = spec.run_policy.active_deadline_seconds
-    if spec.queue_name:
-        # Kueue admits suspended Jobs that carry its queue label.
-        metadata["labels"][KUEUE_QUEUE_LABEL] = spec.queue_name
-        job_spec["suspend"] = True
-    return {"apiVersion": "batch/v1", "kind": "Job", "metadata": metadata, "spec": job_spec}

@@ -11,9 +11,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
 
 from finetune_operator.api import FailureKind, Phase
+from finetune_operator.api.contract import REASONS, fallback_reason
+from finetune_operator.api.termination import TerminationMessage
 
 TERMINAL_PHASES = frozenset({Phase.COMPLETED, Phase.FAILED, Phase.CANCELLED})
 _ACTIVE = (Phase.QUEUED, Phase.RUNNING, Phase.EVALUATING)
@@ -31,25 +32,11 @@ ALLOWED_TRANSITIONS: Mapping[Phase, frozenset[Phase]] = {
 }
 
 
-class InvalidTransitionError(ValueError):
-    """A phase change that the lifecycle table forbids."""
-
-    def __init__(self, source: Phase, target: Phase) -> None:
-        super().__init__(f"invalid phase transition {source} -> {target}")
-        self.source = source
-        self.target = target
-
-
 def is_allowed(source: Phase | None, target: Phase) -> bool:
     """Whether `source -> target` is allowed; staying in a phase always is, and a new job may start anywhere."""
     if source is None or source == target:
         return True
     return target in ALLOWED_TRANSITIONS[source]
-
-
-def check_transition(source: Phase | None, target: Phase) -> None:
-    if not is_allowed(source, target):
-        raise InvalidTransitionError(source, target)  # type: ignore[arg-type]  # None is always allowed
 
 
 # ------------------------------------------------------------------------------------ observed state
@@ -89,9 +76,9 @@ class WorkloadState:
     exit_code: int | None = None
     container_reason: str | None = None  # e.g. OOMKilled, Error
     image_pull_error: str | None = None  # set when a container cannot pull its image
-    result: Mapping[str, Any] = field(default_factory=dict)
+    result: TerminationMessage = field(default_factory=TerminationMessage)
     attempts: int = 0
-    pod_names: tuple[str, ...] = field(default=(), compare=False)  # every pod seen now, for attempt counting
+    attempt_ids: tuple[str, ...] = field(default=(), compare=False)  # every pod seen now, for attempt counting
     active: bool = False  # pods still running or pending
 
 
@@ -142,16 +129,6 @@ class Decision:
 
 # ---------------------------------------------------------------------------------------- derivation
 
-USER_EXIT_REASONS = {
-    10: "CurationFailed",
-    11: "InvalidConfiguration",
-    12: "EvaluationGateFailed",
-    13: "StorageFull",
-}
-# When a user-error exit comes without a termination message, the code alone must still say what to do.
-USER_EXIT_ADVICE = {
-    13: "the workspace volume is full: raise spec.storage.size in a new job, or free space on the workspace PVC",
-}
 OOM_ADVICE = "raise resources.memory or lower training.batchSize"
 
 
@@ -199,8 +176,8 @@ def _derive_active(o: Observed) -> Decision:
         )
     if o.curation.phase is not WorkloadPhase.SUCCEEDED:
         return _curation_decision(o)
-    dataset = o.curation.result.get("dataset") or {}
-    if int(dataset.get("samples", 1)) <= 0:
+    dataset = o.curation.result.dataset
+    if dataset is not None and dataset.samples is not None and dataset.samples <= 0:
         return Decision(
             Phase.FAILED,
             "NoSamplesAfterCuration",
@@ -290,9 +267,9 @@ def _training_decision(o: Observed) -> Decision:
 
 
 def _succeeded_training(o: Observed) -> Decision:
-    metrics = o.training.result.get("metrics") or {}
-    eval_loss = metrics.get("evalLoss")
-    loss = float("nan") if eval_loss is None else float(eval_loss)
+    metrics = o.training.result.metrics
+    eval_loss = metrics.eval_loss if metrics else None
+    loss = float("nan") if eval_loss is None else eval_loss
     if o.max_eval_loss is not None and not loss <= o.max_eval_loss:  # a missing or NaN loss fails too
         return Decision(
             Phase.FAILED,
@@ -326,15 +303,9 @@ def _image_pull_failed(workload: WorkloadState, dataset_ready: bool = False) -> 
 def _failure(workload: WorkloadState, default_reason: str, dataset_ready: bool = False) -> Decision:
     """Map a failed Job to a reason a person can act on, and whether the user or the platform must act."""
     result = workload.result
-    if result.get("outcome") == "Failed" and result.get("reason"):
-        kind = FailureKind.SYSTEM if result.get("failureKind") == "System" else FailureKind.USER
-        return Decision(
-            Phase.FAILED,
-            str(result["reason"]),
-            str(result.get("message", "")),
-            kind,
-            dataset_ready=dataset_ready,
-        )
+    if result.failed:
+        kind = FailureKind.SYSTEM if result.failure_kind is FailureKind.SYSTEM else FailureKind.USER
+        return Decision(Phase.FAILED, str(result.reason), result.message or "", kind, dataset_ready=dataset_ready)
     if workload.container_reason == "OOMKilled":
         return Decision(
             Phase.FAILED,
@@ -351,63 +322,15 @@ def _failure(workload: WorkloadState, default_reason: str, dataset_ready: bool =
             FailureKind.USER,
             dataset_ready=dataset_ready,
         )
-    if workload.exit_code in USER_EXIT_REASONS:
-        message = workload.message or f"exit code {workload.exit_code}"
-        if workload.exit_code in USER_EXIT_ADVICE:
-            message = f"{USER_EXIT_ADVICE[workload.exit_code]} ({message})"
-        return Decision(
-            Phase.FAILED,
-            USER_EXIT_REASONS[workload.exit_code],
-            message,
-            FailureKind.USER,
-            dataset_ready=dataset_ready,
-        )
+    fallback = fallback_reason(workload.exit_code)
+    if fallback is not None:
+        # No termination message: the exit code alone must still say what happened and what to do.
+        rule = REASONS[fallback]
+        detail = workload.message or f"exit code {workload.exit_code}"
+        message = f"{rule.meaning}: {rule.advice} ({detail})"
+        return Decision(Phase.FAILED, fallback.value, message, rule.failure_kind, dataset_ready=dataset_ready)
     reason = "BackoffLimitExceeded" if workload.job_reason == "BackoffLimitExceeded" else default_reason
     detail = f"last exit code {workload.exit_code}" if workload.exit_code is not None else "no exit code"
     if workload.message:
         detail += f": {workload.message}"
     return Decision(Phase.FAILED, reason, detail, FailureKind.SYSTEM, dataset_ready=dataset_ready)
-
-
-# ---------------------------------------------------------------------------------------- conditions
-
-
-def condition_states(decision: Decision) -> dict[str, tuple[bool, str]]:
-    """The kstatus-style conditions for a decision: type -> (status, reason)."""
-    phase = decision.phase
-    return {
-        "Ready": (phase is Phase.COMPLETED, decision.reason),
-        "DatasetReady": (decision.dataset_ready, "Curated" if decision.dataset_ready else decision.reason),
-        "Queued": (phase is Phase.QUEUED, decision.reason),
-        "Running": (phase is Phase.RUNNING, decision.reason),
-        "Training": (decision.training_active and phase is Phase.RUNNING, decision.reason),
-        "Evaluating": (phase is Phase.EVALUATING, decision.reason),
-        "Succeeded": (phase is Phase.COMPLETED, decision.reason),
-        "Failed": (phase is Phase.FAILED, decision.reason),
-    }
-
-
-def merge_conditions(
-    previous: list[Mapping[str, Any]] | None,
-    decision: Decision,
-    now: str,
-    generation: int | None,
-) -> list[dict[str, Any]]:
-    """New condition list; lastTransitionTime moves only when a condition's status flips."""
-    by_type = {c["type"]: c for c in previous or []}
-    merged: list[dict[str, Any]] = []
-    for ctype, (value, reason) in condition_states(decision).items():
-        status = "True" if value else "False"
-        before = by_type.get(ctype)
-        changed = before is None or before.get("status") != status
-        merged.append(
-            {
-                "type": ctype,
-                "status": status,
-                "reason": reason or "Unknown",
-                "message": decision.message if value else "",
-                "lastTransitionTime": now if changed else before.get("lastTransitionTime", now),  # type: ignore[union-attr]
-                "observedGeneration": generation,
-            }
-        )
-    return merged

@@ -6,10 +6,10 @@ and independent of how the operator fetched them (watch indexes or direct reads)
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from finetune_operator.api.termination import TerminationMessage
 from finetune_operator.lifecycle import StorageState, WorkloadPhase, WorkloadState
 
 Obj = Mapping[str, Any]
@@ -26,17 +26,6 @@ def storage_state(pvc: Obj | None) -> StorageState:
     if phase == "Lost":
         return StorageState.LOST
     return StorageState.PENDING
-
-
-def parse_termination_message(message: str | None) -> dict[str, Any]:
-    """The JSON termination message of a trainer-image container; anything else is kept as plain text."""
-    if not message:
-        return {}
-    try:
-        parsed = json.loads(message)
-    except ValueError:
-        return {"message": message.strip()[:1024]}
-    return parsed if isinstance(parsed, dict) else {"message": str(parsed)[:1024]}
 
 
 def _condition(obj: Obj, ctype: str) -> Mapping[str, Any] | None:
@@ -93,10 +82,10 @@ def workload_state(job: Obj | None, pods: Sequence[Obj]) -> WorkloadState:
     active = active or int(job_status.get("active") or 0) > 0
     finished = _finished_pods(pods)
     last = finished[-1][1] if finished else None
-    last_result = parse_termination_message(last.get("message") if last else None)
+    last_result = TerminationMessage.parse(last.get("message") if last else None)
     common: dict[str, Any] = {
         "attempts": attempts,
-        "pod_names": tuple(sorted(str(p["metadata"]["name"]) for p in pods)),
+        "attempt_ids": tuple(sorted(str(p["metadata"]["name"]) for p in pods)),
         "active": active,
         "exit_code": last.get("exitCode") if last else None,
         "container_reason": last.get("reason") if last else None,
@@ -105,11 +94,11 @@ def workload_state(job: Obj | None, pods: Sequence[Obj]) -> WorkloadState:
     complete = _condition(job, "Complete") or _condition(job, "SuccessCriteriaMet")
     if complete:
         succeeded = [term for pod, term in finished if term.get("exitCode") == 0]
-        result = parse_termination_message(succeeded[-1].get("message")) if succeeded else last_result
+        result = TerminationMessage.parse(succeeded[-1].get("message")) if succeeded else last_result
         return WorkloadState(WorkloadPhase.SUCCEEDED, result=result, **{**common, "active": False})
     failed = _condition(job, "Failed") or _condition(job, "FailureTarget")
     if failed:
-        message = last_result.get("message") or str(failed.get("message") or "")
+        message = last_result.message or str(failed.get("message") or "")
         return WorkloadState(
             WorkloadPhase.FAILED,
             message=str(message),

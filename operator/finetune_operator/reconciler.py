@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from finetune_operator import children, naming, registry
 from finetune_operator.api import API_VERSION, FailureKind, FineTuningJobSpec, Phase
+from finetune_operator.backends import TrainingBackend, backend_for
 from finetune_operator.config import Settings
 from finetune_operator.kube import ApiError, Kube, event_for
 from finetune_operator.lifecycle import (
@@ -29,7 +30,7 @@ from finetune_operator.lifecycle import (
     derive,
 )
 from finetune_operator.observe import storage_state, workload_state
-from finetune_operator.status import next_status
+from finetune_operator.status import dataset_status, next_status
 
 Obj = dict[str, Any]
 log = logging.getLogger(__name__)
@@ -43,7 +44,6 @@ ACTION_ORDER = (
     Action.REGISTER_MODEL,
 )
 CURATION = "curation"
-TRAINING = "training"
 
 
 def utcnow() -> datetime:
@@ -130,10 +130,10 @@ class Reconciler:
         found = self.kube.get("PersistentVolumeClaim", namespace, source.pvc.claim_name)
         return (SourceState.AVAILABLE if found else SourceState.MISSING), what
 
-    def observe(self, view: JobView, spec: FineTuningJobSpec) -> Observed:
+    def observe(self, view: JobView, spec: FineTuningJobSpec, backend: TrainingBackend) -> Observed:
         status = view.status
         curation = workload_state(view.workloads.get(CURATION), view.pods.get(CURATION, []))
-        training = workload_state(view.workloads.get(TRAINING), view.pods.get(TRAINING, []))
+        training = backend.observe(view.workloads.get(backend.component), view.pods.get(backend.component, []))
         phase = Phase(status["phase"]) if status.get("phase") else None
         source, description = SourceState.AVAILABLE, "the dataset source"
         waited = 0.0
@@ -181,17 +181,18 @@ class Reconciler:
         except ValidationError as error:
             # The CRD schema should have refused it; never act on a spec we cannot read.
             return self._invalid_spec(view, error, now)
-        observed = self.observe(view, spec)
+        backend = backend_for(spec)
+        observed = self.observe(view, spec, backend)
         decision = derive(observed)
         ref = children.JobRef(view.name, view.namespace, view.uid, spec)
         outcome = Outcome(previous_phase=previous, phase=decision.phase.value, patch={})
         model: Mapping[str, Any] | None = None
         for action in (a for a in ACTION_ORDER if a in decision.actions):
             if action is Action.REGISTER_MODEL:
-                model, decision = self._register(view, spec, observed, decision, now)
+                model, decision = self._register(view, spec, backend, observed, decision, now)
                 outcome.registered = model is not None
             else:
-                outcome.created += self._act(action, ref, view)
+                outcome.created += self._act(action, ref, view, backend)
         if model is None and observed.model_registered:
             mv = registry.registered_by(view.model_versions, view.uid)
             model = _model_ref(mv) if mv else None
@@ -245,7 +246,7 @@ class Reconciler:
             self._post_events(view, outcome.events, now)
         return outcome
 
-    def _act(self, action: Action, ref: children.JobRef, view: JobView) -> list[str]:
+    def _act(self, action: Action, ref: children.JobRef, view: JobView, backend: TrainingBackend) -> list[str]:
         settings = self.settings
         if action is Action.PREPARE:
             if view.pvc is not None and view.status.get("phase"):
@@ -263,18 +264,26 @@ class Reconciler:
         elif action is Action.CREATE_CURATION:
             objects = [children.curation_job(ref, settings)]
         elif action is Action.CREATE_TRAINING:
-            objects = [children.training_job(ref, settings)]
+            objects = backend.children(ref, settings)
         elif action is Action.STOP_WORKLOADS:
-            for component, workload in view.workloads.items():
-                if component in (CURATION, TRAINING):
-                    self.kube.delete("Job", view.namespace, str(workload["metadata"]["name"]))
+            curation = view.workloads.get(CURATION)
+            if curation is not None:
+                self.kube.delete("Job", view.namespace, str(curation["metadata"]["name"]))
+            for obj in backend.stop(view.workloads.get(backend.component)):
+                self.kube.delete(obj.kind, view.namespace, obj.name)
             return []
         else:
             return []
         return [f"{obj['kind']}/{obj['metadata']['name']}" for obj in objects if self.kube.create(obj)]
 
     def _register(
-        self, view: JobView, spec: FineTuningJobSpec, observed: Observed, decision: Decision, now: str
+        self,
+        view: JobView,
+        spec: FineTuningJobSpec,
+        backend: TrainingBackend,
+        observed: Observed,
+        decision: Decision,
+        now: str,
     ) -> tuple[Mapping[str, Any] | None, Decision]:
         """Create the ModelVersion (fresh reads, retry on name conflicts) and complete the job."""
         selector = f"{naming.LABEL_MODEL}={spec.output.model_name}"
@@ -288,17 +297,15 @@ class Reconciler:
             if conflict:
                 return None, derive(replace(observed, version_conflict=conflict))
             version = registry.choose_version(spec, existing)
-            dataset = observed.curation.result.get("dataset") or {}
             obj = registry.model_version(
                 job_name=view.name,
                 namespace=view.namespace,
                 job_uid=view.uid,
                 spec=spec,
                 version=version,
-                workspace_claim=naming.workspace_pvc(view.name),
-                dataset=dataset,
+                artifact=backend.artifact(view.name, training),
+                dataset=dataset_status(observed.curation.result) or {},
                 training_result=training,
-                hyperparameters=training.get("hyperparameters") or spec.training.to_wire(),
                 created_at=now,
             )
             try:

@@ -12,14 +12,12 @@ from typing import Any
 
 from finetune_operator import naming, semver
 from finetune_operator.api import API_VERSION, FineTuningJobSpec
-from finetune_operator.api.modelversion import KIND
-from finetune_operator.status import finite
+from finetune_operator.api.modelversion import KIND, ArtifactLocation
+from finetune_operator.api.termination import TerminationMessage
+from finetune_operator.status import final_metrics
 
-MODEL_DIR = "model"
-
-
-class VersionTakenError(ValueError):
-    """The job asks for an explicit version that another job already registered."""
+# The run's final figures; tokensPerSecond and learningRate describe the hardware and schedule, not the model.
+_MODEL_METRICS = ("trainLoss", "evalLoss", "perplexity", "evalExactMatch", "evalTokenF1")
 
 
 def existing_versions(model_versions: Iterable[Mapping[str, Any]], model_name: str) -> list[Mapping[str, Any]]:
@@ -78,16 +76,13 @@ def model_version(
     job_uid: str,
     spec: FineTuningJobSpec,
     version: str,
-    workspace_claim: str,
+    artifact: ArtifactLocation,
     dataset: Mapping[str, Any],
-    training_result: Mapping[str, Any],
-    hyperparameters: Mapping[str, Any],
+    training_result: TerminationMessage,
     created_at: str,
 ) -> dict[str, Any]:
     """The ModelVersion object for a job whose training passed evaluation. Not owned by the job."""
-    metrics = training_result.get("metrics") or {}
-    model = training_result.get("model") or {}
-    path = str(model.get("path") or MODEL_DIR)
+    metrics = final_metrics(training_result)
     model_name = spec.output.model_name
     return {
         "apiVersion": API_VERSION,
@@ -108,17 +103,8 @@ def model_version(
             "version": version,
             "baseModel": spec.base_model.name,
             "method": spec.training.method.value,
-            "artifact": {
-                "pvc": workspace_claim,
-                "path": path,
-                "uri": f"pvc://{workspace_claim}/{path}",
-                "adapter": bool(model.get("adapter", False)),
-            },
-            "metrics": {
-                key: value
-                for key in ("trainLoss", "evalLoss", "perplexity", "evalExactMatch", "evalTokenF1")
-                if (value := finite(metrics.get(key))) is not None
-            },
+            "artifact": artifact.to_wire(),
+            "metrics": {key: value for key, value in metrics.items() if key in _MODEL_METRICS},
             "dataset": {
                 key: value
                 for key, value in {
@@ -130,7 +116,7 @@ def model_version(
                 }.items()
                 if value is not None
             },
-            "hyperparameters": dict(hyperparameters),
+            "hyperparameters": spec.training.to_wire(),
             "job": {"name": job_name, "uid": job_uid},
             "createdAt": created_at,
         },

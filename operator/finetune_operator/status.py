@@ -11,19 +11,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from finetune_operator.api import Phase
-from finetune_operator.lifecycle import TERMINAL_PHASES, Decision, Observed, merge_conditions
+from finetune_operator.api.termination import TerminationMessage
+from finetune_operator.lifecycle import TERMINAL_PHASES, Decision, Observed
 
 MAX_RECORDED_PODS = 20
-_DATASET_KEYS = (
-    "sourceFiles",
-    "sourceRecords",
-    "samples",
-    "trainSamples",
-    "evalSamples",
-    "sha256",
-    "redactions",
-)
-_REJECTED_KEYS = ("malformed", "lowSuccess", "duplicate", "tooLong", "empty")
 _METRIC_KEYS = (
     "trainLoss",
     "evalLoss",
@@ -35,15 +26,10 @@ _METRIC_KEYS = (
 )
 
 
-def dataset_status(curation_result: Mapping[str, Any]) -> dict[str, Any] | None:
-    dataset = curation_result.get("dataset")
-    if not isinstance(dataset, Mapping):
+def dataset_status(curation_result: TerminationMessage) -> dict[str, Any] | None:
+    if curation_result.dataset is None:
         return None
-    out: dict[str, Any] = {k: dataset[k] for k in _DATASET_KEYS if dataset.get(k) is not None}
-    rejected = dataset.get("rejected")
-    if isinstance(rejected, Mapping):
-        out["rejected"] = {k: int(rejected.get(k) or 0) for k in _REJECTED_KEYS}
-    return out
+    return curation_result.dataset.model_dump(by_alias=True, exclude_none=True, mode="json")
 
 
 def finite(value: Any) -> float | None:
@@ -58,12 +44,12 @@ def finite(value: Any) -> float | None:
     return number if math.isfinite(number) else None
 
 
-def final_metrics(training_result: Mapping[str, Any]) -> dict[str, float]:
-    metrics = training_result.get("metrics")
-    if not isinstance(metrics, Mapping):
+def final_metrics(training_result: TerminationMessage) -> dict[str, float]:
+    if training_result.metrics is None:
         return {}
-    values = {k: finite(metrics.get(k)) for k in _METRIC_KEYS}
-    return {k: v for k, v in values.items() if v is not None}
+    reported = training_result.metrics.model_dump(by_alias=True, exclude_none=True)
+    values = {key: finite(reported.get(key)) for key in _METRIC_KEYS}
+    return {key: value for key, value in values.items() if value is not None}
 
 
 def next_status(
@@ -97,7 +83,7 @@ def next_status(
     # remembered: a name not seen before is a new attempt, even when its predecessor is already gone.
     previous = int(current.get("attempts") or 0)
     recorded = list(current.get("trainingPods") or [])
-    new_pods = [name for name in observed.training.pod_names if name not in recorded]
+    new_pods = [name for name in observed.training.attempt_ids if name not in recorded]
     attempts = max(previous, observed.training.attempts, previous + len(new_pods))
     if attempts:
         desired["attempts"] = attempts
@@ -110,14 +96,16 @@ def next_status(
     if metrics:
         desired["metrics"] = {**(current.get("metrics") or {}), **metrics}
         progress = dict(current.get("progress") or {})
-        reported = observed.training.result.get("progress")
-        if isinstance(reported, Mapping):
-            progress.update({k: v for k, v in reported.items() if k in ("step", "totalSteps", "epoch")})
+        reported = observed.training.result.progress
+        if reported is not None:
+            progress.update(
+                reported.model_dump(by_alias=True, exclude_none=True, include={"step", "total_steps", "epoch"})
+            )
         progress.update({"percent": 100, "stage": "Done"})
         desired["progress"] = progress
-    checkpoint = observed.training.result.get("checkpoint")
-    if isinstance(checkpoint, Mapping):
-        desired["checkpoint"] = dict(checkpoint)
+    checkpoint = observed.training.result.checkpoint
+    if checkpoint is not None:
+        desired["checkpoint"] = checkpoint.to_wire()
     if model:
         desired["model"] = dict(model)
     return {k: v for k, v in desired.items() if current.get(k) != v}
@@ -127,3 +115,47 @@ def _conditions_differ(before: Any, after: list[dict[str, Any]]) -> bool:
     if not isinstance(before, list):
         return True
     return [dict(c) for c in before] != after
+
+
+# ---------------------------------------------------------------------------------------- conditions
+
+
+def condition_states(decision: Decision) -> dict[str, tuple[bool, str]]:
+    """The kstatus-style conditions for a decision: type -> (status, reason)."""
+    phase = decision.phase
+    return {
+        "Ready": (phase is Phase.COMPLETED, decision.reason),
+        "DatasetReady": (decision.dataset_ready, "Curated" if decision.dataset_ready else decision.reason),
+        "Queued": (phase is Phase.QUEUED, decision.reason),
+        "Running": (phase is Phase.RUNNING, decision.reason),
+        "Training": (decision.training_active and phase is Phase.RUNNING, decision.reason),
+        "Evaluating": (phase is Phase.EVALUATING, decision.reason),
+        "Succeeded": (phase is Phase.COMPLETED, decision.reason),
+        "Failed": (phase is Phase.FAILED, decision.reason),
+    }
+
+
+def merge_conditions(
+    previous: list[Mapping[str, Any]] | None,
+    decision: Decision,
+    now: str,
+    generation: int | None,
+) -> list[dict[str, Any]]:
+    """New condition list; lastTransitionTime moves only when a condition's status flips."""
+    by_type = {c["type"]: c for c in previous or []}
+    merged: list[dict[str, Any]] = []
+    for ctype, (value, reason) in condition_states(decision).items():
+        status = "True" if value else "False"
+        before = by_type.get(ctype)
+        changed = before is None or before.get("status") != status
+        merged.append(
+            {
+                "type": ctype,
+                "status": status,
+                "reason": reason or "Unknown",
+                "message": decision.message if value else "",
+                "lastTransitionTime": now if changed else before.get("lastTransitionTime", now),  # type: ignore[union-attr]
+                "observedGeneration": generation,
+            }
+        )
+    return merged

@@ -20,8 +20,8 @@ import pytest
 import yaml
 from kubernetes import client
 
-from finetune_operator import crdgen
 from finetune_operator.api import FineTuningJobSpec
+from finetune_operator.codegen import crdgen
 
 pytestmark = pytest.mark.integration
 

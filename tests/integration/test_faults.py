@@ -224,8 +224,9 @@ def test_operator_sigkilled_resumes_without_duplicates(
 
 def register_as_the_operator_would(kubectl: Kubectl, namespace: str, name: str) -> None:
     """The state a crash between the ModelVersion's creation and the status write leaves behind."""
-    from finetune_operator import naming, registry
+    from finetune_operator import registry
     from finetune_operator.api import FineTuningJobSpec
+    from finetune_operator.backends import BatchJobBackend
     from finetune_operator.observe import workload_state
 
     job = get_json(kubectl, "-n", namespace, "get", "ftj", name)
@@ -245,10 +246,9 @@ def register_as_the_operator_would(kubectl: Kubectl, namespace: str, name: str) 
         job_uid=uid,
         spec=spec,
         version="0.0.1",
-        workspace_claim=naming.workspace_pvc(name),
+        artifact=BatchJobBackend().artifact(name, training.result),
         dataset=(job["status"].get("dataset") or {}),
         training_result=training.result,
-        hyperparameters=spec.training.to_wire(),
         created_at="2026-01-01T00:00:00Z",
     )
     kubectl("-n", namespace, "create", "-f", "-", stdin=json.dumps(mv))

@@ -16,6 +16,8 @@ import pytest
 
 from finetune_operator import children, naming
 from finetune_operator.api import FineTuningJobSpec
+from finetune_operator.api.contract import USER_ERROR_EXIT_CODES
+from finetune_operator.backends import batchjob
 from finetune_operator.config import Settings
 
 Obj = dict[str, Any]
@@ -57,7 +59,7 @@ def all_children(job: children.JobRef) -> list[Obj]:
         children.trainer_role(job),
         children.trainer_role_binding(job),
         children.curation_job(job, SETTINGS),
-        children.training_job(job, SETTINGS),
+        batchjob.training_job(job, SETTINGS),
     ]
 
 
@@ -211,7 +213,7 @@ def workloads() -> Iterator[tuple[str, Obj]]:
     for label, s in SPECS_FOR_PODS.items():
         job = ref(s)
         yield f"{label}/curation", children.curation_job(job, SETTINGS)
-        yield f"{label}/training", children.training_job(job, SETTINGS)
+        yield f"{label}/training", batchjob.training_job(job, SETTINGS)
 
 
 @pytest.mark.parametrize(("where", "workload"), list(workloads()), ids=[w for w, _ in workloads()])
@@ -251,7 +253,7 @@ WEAKENINGS: dict[str, Callable[[Obj], object]] = {
 
 @pytest.mark.parametrize("weakening", sorted(WEAKENINGS))
 def test_restricted_check_catches_each_weakening(weakening: str) -> None:
-    pod = copy.deepcopy(pod_spec(children.training_job(ref(), SETTINGS)))
+    pod = copy.deepcopy(pod_spec(batchjob.training_job(ref(), SETTINGS)))
     assert restricted_violations(pod) == []
     WEAKENINGS[weakening](pod)
     assert restricted_violations(pod) != []
@@ -400,7 +402,7 @@ def test_role_binding_binds_the_trainer_service_account() -> None:
 
 def test_only_the_training_pod_gets_a_service_account_token() -> None:
     curation = pod_spec(children.curation_job(ref(), SETTINGS))
-    training = pod_spec(children.training_job(ref(), SETTINGS))
+    training = pod_spec(batchjob.training_job(ref(), SETTINGS))
     assert curation["automountServiceAccountToken"] is False
     assert "serviceAccountName" not in curation
     assert training["serviceAccountName"] == "demo-trainer"
@@ -501,7 +503,7 @@ def test_curation_never_asks_for_gpus() -> None:
     assert all("gpu" not in key for part in resources.values() for key in part)
     # Kueue only gates the training Job; curation is never suspended.
     assert "suspend" not in job["spec"]
-    assert children.KUEUE_QUEUE_LABEL not in job["metadata"]["labels"]
+    assert batchjob.KUEUE_QUEUE_LABEL not in job["metadata"]["labels"]
 
 
 def test_curation_mounts_a_configmap_source() -> None:
@@ -529,7 +531,7 @@ def test_curation_mounts_a_pvc_source_read_only() -> None:
 
 def test_trainer_image_override_applies_to_both_jobs() -> None:
     job = ref(spec(trainerImage="my.registry/trainer@sha256:" + "a" * 64))
-    for workload in (children.curation_job(job, SETTINGS), children.training_job(job, SETTINGS)):
+    for workload in (children.curation_job(job, SETTINGS), batchjob.training_job(job, SETTINGS)):
         assert container(workload)["image"] == "my.registry/trainer@sha256:" + "a" * 64
 
 
@@ -537,14 +539,14 @@ def test_trainer_image_override_applies_to_both_jobs() -> None:
 
 
 def test_training_job_defaults() -> None:
-    job = children.training_job(ref(), SETTINGS)
+    job = batchjob.training_job(ref(), SETTINGS)
     assert job["apiVersion"] == "batch/v1"
     assert job["kind"] == "Job"
     job_spec = job["spec"]
     assert job_spec["backoffLimit"] == 2
     assert "activeDeadlineSeconds" not in job_spec
     assert "suspend" not in job_spec
-    assert children.KUEUE_QUEUE_LABEL not in job["metadata"]["labels"]
+    assert batchjob.KUEUE_QUEUE_LABEL not in job["metadata"]["labels"]
     pod = pod_spec(job)
     assert pod["restartPolicy"] == "Never"
     assert pod["terminationGracePeriodSeconds"] == 77
@@ -564,16 +566,16 @@ def test_training_job_defaults() -> None:
 
 
 def test_fail_job_exit_codes_are_exactly_the_trainer_images_user_errors() -> None:
-    """The podFailurePolicy and the trainer image's exit-code table must not drift apart."""
-    from finetune_trainer.exitcodes import ExitCode, FailureKind, Reason, exit_code_for, failure_kind_for
+    """The podFailurePolicy fails at once on exactly the exit codes of the contract's user errors."""
+    from finetune_operator.api.contract import ExitCode, FailureKind, Reason, exit_code_for, failure_kind_for
 
     user_codes = {int(exit_code_for(reason)) for reason in Reason if failure_kind_for(reason) is FailureKind.USER}
     assert user_codes == {int(code) for code in ExitCode if 10 <= code < 20}
-    assert sorted(user_codes) == children.USER_ERROR_EXIT_CODES
+    assert sorted(user_codes) == list(USER_ERROR_EXIT_CODES)
 
 
 def test_training_pod_failure_policy() -> None:
-    job = children.training_job(ref(), SETTINGS)
+    job = batchjob.training_job(ref(), SETTINGS)
     assert job["spec"]["podFailurePolicy"] == {
         "rules": [
             {
@@ -586,7 +588,7 @@ def test_training_pod_failure_policy() -> None:
 
 
 def test_default_settings_image_and_grace_period() -> None:
-    job = children.training_job(ref(), Settings())
+    job = batchjob.training_job(ref(), Settings())
     assert container(job)["image"] == "ghcr.io/finetune-operator/trainer:0.1.0"
     assert container(job)["command"][0] == "python"
     assert pod_spec(job)["terminationGracePeriodSeconds"] == 120
@@ -610,20 +612,20 @@ def test_default_settings_image_and_grace_period() -> None:
     ],
 )
 def test_training_resources(resources: Obj, expected: Obj) -> None:
-    job = children.training_job(ref(spec(resources=resources)), SETTINGS)
+    job = batchjob.training_job(ref(spec(resources=resources)), SETTINGS)
     assert container(job)["resources"] == expected
 
 
 def test_gpus_default_to_one() -> None:
     wire = spec().to_wire()
     del wire["resources"]
-    job = children.training_job(ref(FineTuningJobSpec.model_validate(wire)), SETTINGS)
+    job = batchjob.training_job(ref(FineTuningJobSpec.model_validate(wire)), SETTINGS)
     assert container(job)["resources"] == {"limits": {"nvidia.com/gpu": "1"}}
 
 
 @pytest.mark.parametrize(("gpus", "has_shm"), [(0, False), (1, False), (2, True), (8, True)])
 def test_dev_shm_only_for_more_than_one_gpu(gpus: int, has_shm: bool) -> None:
-    job = children.training_job(ref(spec(resources={"gpus": gpus})), SETTINGS)
+    job = batchjob.training_job(ref(spec(resources={"gpus": gpus})), SETTINGS)
     volumes = by_name(pod_spec(job)["volumes"])
     mounts = by_name(container(job)["volumeMounts"])
     assert ("dshm" in volumes) is has_shm
@@ -645,7 +647,7 @@ def test_training_placement() -> None:
             "priorityClassName": "high",
         }
     )
-    pod = pod_spec(children.training_job(ref(s), SETTINGS))
+    pod = pod_spec(batchjob.training_job(ref(s), SETTINGS))
     assert pod["nodeSelector"] == {"gpu": "h100", "zone": "a"}
     assert pod["tolerations"] == [
         {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"},
@@ -656,27 +658,27 @@ def test_training_placement() -> None:
 
 def test_run_policy() -> None:
     s = spec(runPolicy={"backoffLimit": 5, "activeDeadlineSeconds": 3600})
-    job = children.training_job(ref(s), SETTINGS)
+    job = batchjob.training_job(ref(s), SETTINGS)
     assert job["spec"]["backoffLimit"] == 5
     assert job["spec"]["activeDeadlineSeconds"] == 3600
-    zero = children.training_job(ref(spec(runPolicy={"backoffLimit": 0})), SETTINGS)
+    zero = batchjob.training_job(ref(spec(runPolicy={"backoffLimit": 0})), SETTINGS)
     assert zero["spec"]["backoffLimit"] == 0
 
 
 def test_kueue_label_and_suspend_only_with_a_queue_name() -> None:
-    queued = children.training_job(ref(spec(queueName="team-a")), SETTINGS)
+    queued = batchjob.training_job(ref(spec(queueName="team-a")), SETTINGS)
     assert queued["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "team-a"
     assert queued["spec"]["suspend"] is True
     # The queue label goes on the Job (Kueue's integration), not on the pod template.
     assert "kueue.x-k8s.io/queue-name" not in queued["spec"]["template"]["metadata"]["labels"]
-    plain = children.training_job(ref(), SETTINGS)
+    plain = batchjob.training_job(ref(), SETTINGS)
     assert "kueue.x-k8s.io/queue-name" not in plain["metadata"]["labels"]
     assert "suspend" not in plain["spec"]
 
 
 def test_training_mounts_a_base_model_pvc_read_only() -> None:
     s = spec(baseModel={"name": "llama", "path": "llama-3-8b", "pvc": "models"})
-    job = children.training_job(ref(s), SETTINGS)
+    job = batchjob.training_job(ref(s), SETTINGS)
     volumes = by_name(pod_spec(job)["volumes"])
     mounts = by_name(container(job)["volumeMounts"])
     assert volumes["base-model"] == {
@@ -690,10 +692,10 @@ def test_training_mounts_a_base_model_pvc_read_only() -> None:
 def test_builders_do_not_mutate_or_share_the_spec() -> None:
     s = SPECS_FOR_PODS["gpus-pvc-source-pvc-model"]
     before = s.model_dump()
-    first = children.training_job(ref(s), SETTINGS)
+    first = batchjob.training_job(ref(s), SETTINGS)
     pod_spec(first)["nodeSelector"]["gpu"] = "changed"
     pod_spec(first)["tolerations"].clear()
-    second = children.training_job(ref(s), SETTINGS)
+    second = batchjob.training_job(ref(s), SETTINGS)
     assert pod_spec(second)["nodeSelector"] == {"gpu": "h100"}
     assert len(pod_spec(second)["tolerations"]) == 1
     assert s.model_dump() == before
@@ -706,6 +708,6 @@ def test_children_are_json_serialisable() -> None:
 
 def test_label_selector_value_matches_naming() -> None:
     # The operator finds children by these labels; they must equal what naming.labels produces.
-    job = children.training_job(ref(), SETTINGS)
+    job = batchjob.training_job(ref(), SETTINGS)
     assert job["metadata"]["labels"][naming.LABEL_JOB] == "demo"
     assert job["metadata"]["labels"][naming.LABEL_JOB_UID] == UID

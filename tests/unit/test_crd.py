@@ -23,9 +23,9 @@ import pytest
 import yaml
 from celpy.adapter import json_to_cel
 
-from finetune_operator import crdgen
 from finetune_operator.api import FineTuningJobSpec, FineTuningJobStatus, ModelVersionSpec
-from finetune_operator.openapi import walk
+from finetune_operator.codegen import crdgen
+from finetune_operator.codegen.openapi import walk
 
 REPO = Path(__file__).resolve().parents[2]
 DELETE = object()
@@ -134,10 +134,12 @@ def _schema(kind: str) -> dict[str, Any]:
 
 
 def test_committed_files_match_the_models() -> None:
-    assert crdgen.drift(REPO, crdgen.generated_files()) == "", f"run `{crdgen.COMMAND}`"
+    assert crdgen.drift(REPO, crdgen.generated_files(REPO)) == "", f"run `{crdgen.COMMAND}`"
 
 
 def test_check_mode_reports_drift(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "docs").mkdir()
+    (tmp_path / crdgen.CONTRACT_DOC).write_text((REPO / crdgen.CONTRACT_DOC).read_text())
     assert crdgen.main(["--root", str(tmp_path)]) == 0
     assert crdgen.main(["--check", "--root", str(tmp_path)]) == 0
     crd_file = tmp_path / "crds/finetune.dev_finetuningjobs.yaml"
@@ -148,7 +150,7 @@ def test_check_mode_reports_drift(tmp_path: Path, capsys: pytest.CaptureFixture[
 
 
 def test_generated_yaml_is_the_crd_with_a_header() -> None:
-    for path, text in crdgen.generated_files().items():
+    for path, text in crdgen.generated_files(REPO).items():
         if path.endswith(".yaml"):
             assert text.startswith(f"# Generated from finetune_operator.api by `{crdgen.COMMAND}`")
             assert yaml.safe_load(text) in CRDS.values()
@@ -624,3 +626,12 @@ def test_every_bound_required_field_and_rule_has_an_invalid_case() -> None:
             rule["message"] for rule in node.get("x-kubernetes-validations", []) if rule["message"] not in messages
         ]
     assert missing == []
+
+
+def test_check_mode_reports_a_contract_table_out_of_date(tmp_path: Path) -> None:
+    (tmp_path / "docs").mkdir()
+    doc = (REPO / crdgen.CONTRACT_DOC).read_text()
+    (tmp_path / crdgen.CONTRACT_DOC).write_text(doc.replace("| `StorageFull` | 13 |", "| `StorageFull` | 20 |"))
+    assert crdgen.main(["--root", str(tmp_path), "--check"]) == 1
+    assert crdgen.main(["--root", str(tmp_path)]) == 0
+    assert (tmp_path / crdgen.CONTRACT_DOC).read_text() == doc

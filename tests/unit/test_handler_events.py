@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from finetune_operator import handlers
+from finetune_operator import handlers, runtime, views
 from finetune_operator.config import Settings
 from finetune_operator.kube import ApiError
 from finetune_operator.reconciler import Reconciler
@@ -80,9 +80,9 @@ class Cluster:
     def __init__(self) -> None:
         self.kube = RecordingKube()
         settings = Settings(reconcile_delay_ms=0)
-        self.runtime = handlers.Runtime(Reconciler(self.kube, settings, clock=lambda: CLOCK), settings)  # type: ignore[arg-type]
-        handlers.install(self.runtime)
-        self.indexes: dict[str, dict[Any, list[Obj]]] = {name: {} for name in handlers.INDEXES}
+        self.runtime = runtime.Runtime(Reconciler(self.kube, settings, clock=lambda: CLOCK), settings)  # type: ignore[arg-type]
+        runtime.install(self.runtime)
+        self.indexes: dict[str, dict[Any, list[Obj]]] = {name: {} for name in views.INDEXES}
 
     async def job_event(self, body: Obj, type: str = "MODIFIED") -> None:
         self.indexes["ftj_by_uid"][UID] = [copy.deepcopy(body)]

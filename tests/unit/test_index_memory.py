@@ -8,6 +8,7 @@ from typing import Any
 
 from finetune_operator import handlers
 from finetune_operator.observe import workload_state
+from finetune_operator.runtime import plain
 
 Obj = dict[str, Any]
 UID = "6f1c2a9e-1d3b-4c7a-9e0f-2b5d8c4a7e11"
@@ -29,7 +30,7 @@ def batch_job(suspend: bool | None = None) -> Obj:
 
 def test_plain_drops_managed_fields_and_keeps_the_rest() -> None:
     body = {"apiVersion": "v1", "metadata": {"name": "a", "managedFields": MANAGED}, "spec": {"x": 1}, "status": {}}
-    assert handlers._plain(body) == {"metadata": {"name": "a"}, "spec": {"x": 1}, "status": {}}
+    assert plain(body) == {"metadata": {"name": "a"}, "spec": {"x": 1}, "status": {}}
     assert "managedFields" in body["metadata"]  # the watched object itself is untouched
 
 

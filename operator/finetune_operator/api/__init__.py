@@ -1,25 +1,24 @@
-"""The finetune.dev/v1alpha1 API as pydantic models: pure, importing neither kopf nor kubernetes."""
+"""The finetune.dev/v1alpha1 API as pydantic models, and the operator-trainer runtime contract.
+
+Pure: imports neither kopf nor kubernetes; the trainer image imports this package and nothing else of the
+operator.
+"""
 
 from finetune_operator.api.base import API_VERSION, GROUP, VERSION, ApiModel
-from finetune_operator.api.finetuningjob import (
+from finetune_operator.api.contract import ExitCode, FailureKind, Reason
+from finetune_operator.api.finetuningjob import FineTuningJob
+from finetune_operator.api.jobconfig import JobConfig
+from finetune_operator.api.modelversion import ModelVersion, ModelVersionSpec
+from finetune_operator.api.spec import (
     BaseModelSpec,
     Bump,
-    Condition,
     CurationSpec,
     DatasetSource,
     DatasetSpec,
-    DatasetStatus,
-    FailureKind,
-    FineTuningJob,
     FineTuningJobSpec,
-    FineTuningJobStatus,
     LoraSpec,
-    Metrics,
     OutputSpec,
-    Phase,
     Precision,
-    Progress,
-    RejectedCounts,
     ResourcesSpec,
     RetainPolicy,
     RunPolicy,
@@ -27,7 +26,16 @@ from finetune_operator.api.finetuningjob import (
     TrainingMethod,
     TrainingSpec,
 )
-from finetune_operator.api.modelversion import ModelVersion, ModelVersionSpec
+from finetune_operator.api.status import (
+    Condition,
+    DatasetStatus,
+    FineTuningJobStatus,
+    Metrics,
+    Phase,
+    Progress,
+    RejectedCounts,
+)
+from finetune_operator.api.termination import TerminationMessage
 
 __all__ = [
     "API_VERSION",
@@ -41,10 +49,12 @@ __all__ = [
     "DatasetSource",
     "DatasetSpec",
     "DatasetStatus",
+    "ExitCode",
     "FailureKind",
     "FineTuningJob",
     "FineTuningJobSpec",
     "FineTuningJobStatus",
+    "JobConfig",
     "LoraSpec",
     "Metrics",
     "ModelVersion",
@@ -53,11 +63,13 @@ __all__ = [
     "Phase",
     "Precision",
     "Progress",
+    "Reason",
     "RejectedCounts",
     "ResourcesSpec",
     "RetainPolicy",
     "RunPolicy",
     "StorageSpec",
+    "TerminationMessage",
     "TrainingMethod",
     "TrainingSpec",
 ]

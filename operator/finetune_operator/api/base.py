@@ -60,3 +60,11 @@ class StatusModel(ApiModel):
     """Status objects tolerate fields written by newer operators (forward compatible reads)."""
 
     model_config = ConfigDict(extra="ignore")
+
+
+def cel(rule: str, message: str, field_path: str | None = None) -> dict[str, Any]:
+    """One `x-kubernetes-validations` entry."""
+    entry: dict[str, Any] = {"rule": rule, "message": message}
+    if field_path:
+        entry["fieldPath"] = field_path
+    return entry

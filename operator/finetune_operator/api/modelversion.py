@@ -6,8 +6,7 @@ from typing import Any
 
 from pydantic import Field
 
-from finetune_operator.api.base import DNS1123_LABEL_PATTERN, SEMVER_PATTERN, ApiModel
-from finetune_operator.api.finetuningjob import cel
+from finetune_operator.api.base import DNS1123_LABEL_PATTERN, SEMVER_PATTERN, ApiModel, cel
 
 KIND = "ModelVersion"
 PLURAL = "modelversions"

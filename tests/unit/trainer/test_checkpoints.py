@@ -3,7 +3,8 @@ from pathlib import Path
 
 import pytest
 
-from finetune_trainer.exitcodes import ExitCode, JobFailed, Reason, exit_code_for
+from finetune_operator.api.contract import ExitCode, Reason, exit_code_for
+from finetune_trainer.failures import JobFailed
 from finetune_trainer.train import checkpoints
 
 HASH = "a" * 64

@@ -3,13 +3,12 @@ from pathlib import Path
 
 import pytest
 
-from finetune_operator.api import FineTuningJobSpec, Precision
+from finetune_operator.api import FineTuningJobSpec, JobConfig, Precision
 from finetune_trainer.train.config import (
     ALL_LINEAR,
     Device,
     TrainConfig,
     config_hash,
-    load_job_file,
     resolve,
     resolve_precision,
 )
@@ -103,7 +102,7 @@ def test_world_size_is_part_of_the_config() -> None:
     assert resolved({}).world_size == 1
 
 
-def test_load_job_file(tmp_path: Path) -> None:
-    job = load_job_file(write_job(tmp_path, {"epochs": 1}, evaluation={"maxEvalLoss": 3.5}))
+def test_job_config_loads_the_mounted_job_json(tmp_path: Path) -> None:
+    job = JobConfig.load(write_job(tmp_path, {"epochs": 1}, evaluation={"maxEvalLoss": 3.5}))
     assert (job.job.name, job.job.namespace, job.workspace, job.base_model_path) == ("demo", "ml", tmp_path, None)
     assert job.spec.evaluation.max_eval_loss == 3.5

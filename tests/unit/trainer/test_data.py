@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from finetune_trainer.exitcodes import ExitCode, JobFailed, Reason, exit_code_for
+from finetune_operator.api.contract import ExitCode, Reason, exit_code_for
+from finetune_trainer.failures import JobFailed
 from finetune_trainer.train import data
 
 from .conftest import write_dataset

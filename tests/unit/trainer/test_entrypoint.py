@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 import torch
 
-from finetune_trainer.exitcodes import JobFailed, Reason
+from finetune_operator.api.contract import Reason
+from finetune_trainer.failures import JobFailed
 from finetune_trainer.train import __main__ as entrypoint
 from finetune_trainer.train.run import Interrupted
 

@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from finetune_operator.api import JobConfig
 from finetune_trainer.train import data, evaluation, run
 from finetune_trainer.train.collate import IGNORE_INDEX, PackedRowsCollator
-from finetune_trainer.train.config import Device, TrainConfig, load_job_file, resolve
+from finetune_trainer.train.config import Device, TrainConfig, resolve
 from finetune_trainer.train.modelio import load_model, load_tokenizer
 
 from .conftest import write_dataset, write_job
@@ -93,7 +94,7 @@ def test_loss_is_on_outputs_only(tmp_path: Path, tiny_model_dir: Path, chat: boo
 
 
 def _config(model_dir: Path) -> TrainConfig:
-    job = load_job_file(write_job(model_dir.parent, {"maxSeqLength": 128, "batchSize": 4}))
+    job = JobConfig.load(write_job(model_dir.parent, {"maxSeqLength": 128, "batchSize": 4}))
     return resolve(
         job.spec, base_model_path=None, dataset_sha256="0" * 64, device=Device(cuda_devices=0, bf16_supported=False)
     )

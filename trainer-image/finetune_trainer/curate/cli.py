@@ -17,10 +17,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import orjson
 from pydantic import ValidationError
 
-from finetune_operator.api import CurationSpec
+from finetune_operator.api import CurationSpec, JobConfig, TerminationMessage
+from finetune_operator.api.contract import ExitCode, Reason, exit_code_for
 from finetune_trainer import termination
 from finetune_trainer.curate import summary, workers
 from finetune_trainer.curate.assess import Rules
@@ -30,19 +30,10 @@ from finetune_trainer.curate.settings import (
     DEFAULT_MAX_LINE_BYTES,
     DEFAULT_MAX_MALFORMED_FRACTION,
     Settings,
-    read_job_config,
+    model_tokenizer,
 )
 from finetune_trainer.curate.sources import SourceStats, resolve
-from finetune_trainer.exitcodes import (
-    ExitCode,
-    JobFailed,
-    Reason,
-    exit_code_for,
-    human_bytes,
-    is_storage_full,
-    storage_full_fix,
-    volume_usage,
-)
+from finetune_trainer.failures import JobFailed, human_bytes, is_storage_full, storage_full_fix, volume_usage
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -65,8 +56,8 @@ def _parser() -> argparse.ArgumentParser:
 def resolve_settings(args: argparse.Namespace) -> tuple[Settings, dict[str, Any]]:
     """Flags override the job config; without a config, --input and --output-dir are required."""
     config_path = args.config or (Path(os.environ["FINETUNE_CONFIG"]) if os.environ.get("FINETUNE_CONFIG") else None)
-    job = read_job_config(config_path) if config_path else None
-    source_glob = args.input or (job.source_glob if job else None)
+    job = JobConfig.load(config_path) if config_path else None
+    source_glob = args.input or (job.paths.source_glob if job else None)
     output_dir = args.output_dir or (job.workspace / "dataset" if job else None)
     if source_glob is None or output_dir is None:
         _parser().error("give --config (or $FINETUNE_CONFIG), or both --input and --output-dir")
@@ -77,7 +68,7 @@ def resolve_settings(args: argparse.Namespace) -> tuple[Settings, dict[str, Any]
         "max_tokens": args.max_tokens,
         "dedup": args.dedup,
     }
-    base = job.curation.model_dump() if job else {}
+    base = job.spec.dataset.curation.model_dump() if job else {}
     # Validated by the same model the CRD schema comes from: a flag cannot escape the API's bounds.
     try:
         curation = CurationSpec.model_validate(
@@ -89,12 +80,12 @@ def resolve_settings(args: argparse.Namespace) -> tuple[Settings, dict[str, Any]
         source_glob=source_glob,
         output_dir=output_dir,
         curation=curation,
-        tokenizer=args.tokenizer or (job.tokenizer if job else None),
+        tokenizer=args.tokenizer or (model_tokenizer(job.paths.base_model) if job else None),
         max_malformed_fraction=args.max_malformed_fraction,
         max_line_bytes=args.max_line_bytes,
         workers=args.workers,
     )
-    return settings, job.job if job else {}
+    return settings, job.job.to_wire() if job else {}
 
 
 def run(settings: Settings, job: dict[str, Any]) -> dict[str, Any]:
@@ -153,15 +144,15 @@ def main(argv: list[str] | None = None) -> int:
         settings, job = resolve_settings(args)
         dataset = run(settings, job)
     except JobFailed as failure:
-        return _finish(termination.failure(failure.reason, failure.message), exit_code_for(failure.reason))
+        return _finish(TerminationMessage.failure(failure.reason, failure.message), exit_code_for(failure.reason))
     except Exception as error:
         traceback.print_exc(file=sys.stderr)
         message = f"{type(error).__name__}: {error}"
-        return _finish(termination.failure(Reason.INTERNAL_ERROR, message), ExitCode.INTERNAL_ERROR)
-    return _finish({"outcome": "Succeeded", "dataset": dataset}, ExitCode.SUCCEEDED)
+        return _finish(TerminationMessage.failure(Reason.INTERNAL_ERROR, message), ExitCode.INTERNAL_ERROR)
+    return _finish(TerminationMessage.model_validate({"outcome": "Succeeded", "dataset": dataset}), ExitCode.SUCCEEDED)
 
 
-def _finish(payload: dict[str, Any], code: ExitCode) -> int:
-    termination.write(payload)
-    print(orjson.dumps(payload).decode(), flush=True)
+def _finish(message: TerminationMessage, code: ExitCode) -> int:
+    termination.write(message)
+    print(message.model_dump_json(by_alias=True, exclude_none=True), flush=True)
     return int(code)

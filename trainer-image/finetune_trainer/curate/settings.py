@@ -1,11 +1,9 @@
-"""Everything one curation run needs, from the job config (/etc/finetune/job.json) and/or flags."""
+"""Everything one curation run needs, from the job config (`finetune_operator.api.JobConfig`) and/or flags."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from finetune_operator.api import CurationSpec
 
@@ -28,30 +26,8 @@ class Settings:
     """Assessment threads; 0 chooses from the usable CPUs and the input size."""
 
 
-@dataclass(frozen=True, slots=True)
-class JobConfig:
-    source_glob: str
-    workspace: Path
-    curation: CurationSpec
-    tokenizer: Path | None
-    job: dict[str, Any]
-
-
-def read_job_config(path: Path) -> JobConfig:
-    """Parse the operator-written job config; a bad one is the operator's bug (an internal error)."""
-    document = json.loads(path.read_text(encoding="utf-8"))
-    paths = document["paths"]
-    curation = CurationSpec.model_validate(document["spec"]["dataset"].get("curation") or {})
-    return JobConfig(
-        source_glob=paths["sourceGlob"],
-        workspace=Path(paths["workspace"]),
-        curation=curation,
-        tokenizer=_model_tokenizer(paths.get("baseModel")),
-        job=document.get("job") or {},
-    )
-
-
-def _model_tokenizer(base_model: str | None) -> Path | None:
+def model_tokenizer(base_model: str | None) -> Path | None:
+    """The base model's tokenizer.json, when the curation pod can see the model folder."""
     if not base_model:
         return None
     candidate = Path(base_model) / "tokenizer.json"

@@ -11,13 +11,14 @@ import hashlib
 from datetime import UTC, datetime
 from typing import Any
 
+from finetune_operator.api.contract import Reason
 from finetune_trainer.curate import CURATOR_VERSION, dedup, tokens
 from finetune_trainer.curate.outcomes import REJECTIONS, Outcome
 from finetune_trainer.curate.output import MANIFEST, WrittenFile
 from finetune_trainer.curate.pipeline import Tally
 from finetune_trainer.curate.settings import Settings
 from finetune_trainer.curate.sources import SourceStats
-from finetune_trainer.exitcodes import JobFailed, Reason
+from finetune_trainer.failures import JobFailed
 
 
 def combined_sha256(outputs: dict[str, WrittenFile]) -> str:

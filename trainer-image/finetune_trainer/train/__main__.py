@@ -28,10 +28,11 @@ from pathlib import Path  # noqa: E402
 
 import torch  # noqa: E402
 
+from finetune_operator.api import JobConfig, TerminationMessage  # noqa: E402
+from finetune_operator.api.contract import ExitCode, Reason, exit_code_for  # noqa: E402
 from finetune_trainer import termination  # noqa: E402
-from finetune_trainer.exitcodes import ExitCode, JobFailed, Reason, exit_code_for  # noqa: E402
+from finetune_trainer.failures import JobFailed  # noqa: E402
 from finetune_trainer.train import jsonlog, launcher  # noqa: E402
-from finetune_trainer.train.config import load_job_file  # noqa: E402
 from finetune_trainer.train.run import Interrupted, run  # noqa: E402
 
 DEFAULT_CONFIG = "/etc/finetune/job.json"
@@ -52,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     rank = launcher.rank(os.environ)
     jsonlog.configure(rank)
     try:
-        payload = run(load_job_file(Path(options.config)), os.environ, rank)
+        payload = run(JobConfig.load(Path(options.config)), os.environ, rank)
     except JobFailed as failure:
         return fail(rank, failure.reason, failure.message)
     except Interrupted as stopped:
@@ -69,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         log.exception("training failed")
         return fail(rank, Reason.INTERNAL_ERROR, f"{type(error).__name__}: {error}")
     if payload is not None:
-        termination.write(payload)
+        termination.write(TerminationMessage.model_validate(payload))
         jsonlog.event("succeeded", **payload)
     return ExitCode.SUCCEEDED
 
@@ -77,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
 def fail(rank: int, reason: Reason, message: str) -> int:
     log.error("%s: %s", reason.value, message)
     if rank == 0:
-        termination.write(termination.failure(reason, message))
+        termination.write(TerminationMessage.failure(reason, message))
     return exit_code_for(reason)
 
 

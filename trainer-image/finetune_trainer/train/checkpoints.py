@@ -19,7 +19,8 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from finetune_trainer.exitcodes import JobFailed, Reason
+from finetune_operator.api.contract import Reason
+from finetune_trainer.failures import JobFailed
 
 STAGING = ".staging"
 MARKER = "COMPLETE"

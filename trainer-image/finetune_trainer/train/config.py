@@ -1,4 +1,4 @@
-"""The job config as the trainer sees it: job.json parsed, trainer defaults resolved, one hash.
+"""The training config: the job's spec (`finetune_operator.api.JobConfig`) with trainer defaults resolved, hashed.
 
 `resolve` is the single place where unset spec fields get their trainer defaults. It is pure:
 hardware facts (GPU count, bf16 support) come in as a `Device` value, so the same spec on the
@@ -45,23 +45,6 @@ class Device:
 
 
 @dataclass(frozen=True)
-class JobRef:
-    name: str
-    namespace: str
-    uid: str
-
-
-@dataclass(frozen=True)
-class JobFile:
-    """/etc/finetune/job.json, parsed."""
-
-    job: JobRef
-    spec: FineTuningJobSpec
-    workspace: Path
-    base_model_path: Path | None
-
-
-@dataclass(frozen=True)
 class TrainConfig:
     method: TrainingMethod
     epochs: int
@@ -91,22 +74,6 @@ class TrainConfig:
 
 
 _UNHASHED = {"max_eval_loss", "save_steps", "keep_checkpoints", "config_hash", "precision_note"}
-
-
-def load_job_file(path: Path) -> JobFile:
-    document = json.loads(path.read_text(encoding="utf-8"))
-    paths = document["paths"]
-    base_model = paths.get("baseModel")
-    return JobFile(
-        job=JobRef(
-            name=document["job"]["name"],
-            namespace=document["job"]["namespace"],
-            uid=document["job"].get("uid", ""),
-        ),
-        spec=FineTuningJobSpec.model_validate(document["spec"]),
-        workspace=Path(paths["workspace"]),
-        base_model_path=Path(base_model) if base_model else None,
-    )
 
 
 def resolve_precision(requested: Precision, device: Device) -> tuple[str, str | None]:

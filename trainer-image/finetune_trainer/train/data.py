@@ -25,7 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from finetune_trainer.exitcodes import JobFailed, Reason
+from finetune_operator.api.contract import Reason
+from finetune_trainer.failures import JobFailed
 
 TRAIN_FILE = "train.jsonl"
 EVAL_FILE = "eval.jsonl"

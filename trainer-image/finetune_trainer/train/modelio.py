@@ -15,7 +15,8 @@ import torch
 from peft import LoraConfig
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from finetune_trainer.exitcodes import JobFailed, Reason
+from finetune_operator.api.contract import Reason
+from finetune_trainer.failures import JobFailed
 from finetune_trainer.train.config import TrainConfig
 
 _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}

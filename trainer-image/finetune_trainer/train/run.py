@@ -17,12 +17,14 @@ from typing import Any
 
 import torch
 
+from finetune_operator.api import JobConfig
+from finetune_operator.api.contract import Reason
 from finetune_trainer import report
-from finetune_trainer.exitcodes import JobFailed, Reason
+from finetune_trainer.failures import JobFailed
 from finetune_trainer.train import checkpoints, data, evaluation, jsonlog, output, storage, tinygpt
 from finetune_trainer.train.callbacks import STAGE_EVALUATING, Checkpointing, GracefulStop, Progress
 from finetune_trainer.train.collate import PackedRowsCollator
-from finetune_trainer.train.config import Device, JobFile, TrainConfig, hashed_fields, resolve
+from finetune_trainer.train.config import Device, TrainConfig, hashed_fields, resolve
 from finetune_trainer.train.modelio import load_model, load_tokenizer, lora_config, weights_dtype
 
 SAVE_STEPS_ENV = "FINETUNE_SAVE_STEPS"
@@ -63,7 +65,7 @@ def detect_device(environ: Mapping[str, str]) -> Device:
     )
 
 
-def run(job: JobFile, environ: Mapping[str, str], rank: int) -> dict[str, object] | None:
+def run(job: JobConfig, environ: Mapping[str, str], rank: int) -> dict[str, object] | None:
     workspace = Workspace(job.workspace)
     dataset = data.load_dataset(workspace.dataset)
     save_steps = environ.get(SAVE_STEPS_ENV)
@@ -134,7 +136,7 @@ def run(job: JobFile, environ: Mapping[str, str], rank: int) -> dict[str, object
 
 
 def publish(
-    job: JobFile,
+    job: JobConfig,
     workspace: Workspace,
     dataset: data.Dataset,
     config: TrainConfig,
@@ -187,7 +189,7 @@ def publish(
     return {"outcome": "Succeeded", "metrics": metrics, "progress": progress_block, "model": model_block}
 
 
-def base_model_folder(job: JobFile, workspace: Workspace, dataset: data.Dataset, config: TrainConfig) -> Path:
+def base_model_folder(job: JobConfig, workspace: Workspace, dataset: data.Dataset, config: TrainConfig) -> Path:
     builtin = job.spec.base_model.builtin
     if builtin is not None:
         target = workspace.root / BUILTIN_DIR / builtin.value
@@ -231,6 +233,7 @@ def build_trainer(
         gradient_accumulation_steps=config.gradient_accumulation_steps,
         learning_rate=config.learning_rate,
         lr_scheduler_type="cosine",
+        # transformers 5 reads a float below 1 as a fraction of the total steps (its warmup_ratio is deprecated).
         warmup_steps=config.warmup_ratio,
         max_grad_norm=1.0,
         weight_decay=0.0,

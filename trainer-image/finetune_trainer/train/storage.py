@@ -7,7 +7,7 @@ loadable. What the failure does leave is the partial copy, which holds the very 
 attempt needs; `guard` removes it, then reports how full the volume was, which checkpoint is intact
 and what to change.
 
-Detection: ENOSPC/EDQUOT anywhere in the exception chain (`exitcodes.is_storage_full`). PyTorch's
+Detection: ENOSPC/EDQUOT anywhere in the exception chain (`failures.is_storage_full`). PyTorch's
 `torch.save` is the exception: its C++ writer loses the errno and raises e.g. `RuntimeError:
 unexpected pos 576 vs 534`. So a write error (OSError, or a RuntimeError other than a CUDA OOM)
 also counts as a full volume when the volume cannot hold another checkpoint at that moment: less
@@ -27,9 +27,9 @@ from pathlib import Path
 
 import torch
 
-from finetune_trainer.exitcodes import (
+from finetune_operator.api.contract import Reason
+from finetune_trainer.failures import (
     JobFailed,
-    Reason,
     failed_path,
     human_bytes,
     is_storage_full,

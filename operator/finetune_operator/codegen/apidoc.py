@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from finetune_operator.api.base import DNS1123_LABEL_PATTERN, QUANTITY_PATTERN, SEMVER_PATTERN
-from finetune_operator.openapi import JsonObject, walk
+from finetune_operator.codegen.openapi import JsonObject, walk
 
 # Long regexes read better by name; any other pattern is shown as written.
 _PATTERN_NAMES = {

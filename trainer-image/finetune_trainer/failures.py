@@ -1,15 +1,8 @@
-"""Exit codes and failure reasons shared by both trainer-image entrypoints.
+"""How a trainer-image entrypoint fails: `JobFailed` carries a contract reason to the entrypoint's `main`.
 
-The operator turns a container's exit code into a Job podFailurePolicy action
-(docs/runtime-contract.md): user errors (10-13) fail the Job at once, because
-retrying the same data or config cannot help; internal errors (20) count
-against backoffLimit. Keeping the table here, in one place, is what stops the
-curation and training entrypoints from drifting apart.
-
-A full workspace volume gets its own code (13) rather than sharing 11 with config errors: a retry
-would resume from the last checkpoint and fill the volume again at the next one, so it must fail at
-once like a user error, and the operator can still name the cause from the code alone when a
-termination message is missing.
+The reasons, their exit codes and failure kinds are the operator-trainer contract
+(`finetune_operator.api.contract`, docs/runtime-contract.md). This module holds what only the trainer needs:
+the exception, and recognising a full workspace volume (its own reason, StorageFull, exit 13).
 """
 
 from __future__ import annotations
@@ -18,59 +11,9 @@ import errno
 import itertools
 import shutil
 from collections.abc import Iterator
-from enum import IntEnum, StrEnum
 from pathlib import Path
 
-
-class ExitCode(IntEnum):
-    SUCCEEDED = 0
-    USER_DATA_ERROR = 10
-    USER_CONFIG_ERROR = 11
-    EVALUATION_GATE_FAILED = 12
-    STORAGE_FULL = 13
-    INTERNAL_ERROR = 20
-
-
-class FailureKind(StrEnum):
-    USER = "User"
-    SYSTEM = "System"
-
-
-class Reason(StrEnum):
-    """The `reason` values the operator understands in a termination message."""
-
-    CURATION_FAILED = "CurationFailed"
-    NO_SAMPLES_AFTER_CURATION = "NoSamplesAfterCuration"
-    SOURCE_NOT_FOUND = "SourceNotFound"
-    INVALID_MODEL = "InvalidModel"
-    CHECKPOINT_MISMATCH = "CheckpointMismatch"
-    EVALUATION_GATE_FAILED = "EvaluationGateFailed"
-    OUT_OF_MEMORY = "OutOfMemory"
-    STORAGE_FULL = "StorageFull"
-    INTERNAL_ERROR = "InternalError"
-
-
-_EXIT_CODES: dict[Reason, ExitCode] = {
-    Reason.CURATION_FAILED: ExitCode.USER_DATA_ERROR,
-    Reason.NO_SAMPLES_AFTER_CURATION: ExitCode.USER_DATA_ERROR,
-    Reason.SOURCE_NOT_FOUND: ExitCode.USER_DATA_ERROR,
-    Reason.INVALID_MODEL: ExitCode.USER_CONFIG_ERROR,
-    Reason.CHECKPOINT_MISMATCH: ExitCode.USER_CONFIG_ERROR,
-    Reason.EVALUATION_GATE_FAILED: ExitCode.EVALUATION_GATE_FAILED,
-    # GPU memory depends on the node as well as the spec, so a retry (from the last checkpoint) may
-    # succeed elsewhere: counted against backoffLimit like other internal errors.
-    Reason.OUT_OF_MEMORY: ExitCode.INTERNAL_ERROR,
-    Reason.STORAGE_FULL: ExitCode.STORAGE_FULL,
-    Reason.INTERNAL_ERROR: ExitCode.INTERNAL_ERROR,
-}
-
-
-def exit_code_for(reason: Reason) -> ExitCode:
-    return _EXIT_CODES[reason]
-
-
-def failure_kind_for(reason: Reason) -> FailureKind:
-    return FailureKind.SYSTEM if exit_code_for(reason) is ExitCode.INTERNAL_ERROR else FailureKind.USER
+from finetune_operator.api.contract import Reason
 
 
 class JobFailed(Exception):

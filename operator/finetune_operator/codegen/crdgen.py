@@ -1,7 +1,7 @@
-"""Generate the CustomResourceDefinitions and docs/api.md from the API models.
+"""Generate the CustomResourceDefinitions, docs/api.md and the tables of docs/runtime-contract.md from the API.
 
-    python -m finetune_operator.crdgen            # (re)write crds/*.yaml and docs/api.md
-    python -m finetune_operator.crdgen --check    # exit 1 with a diff when the committed files drift
+    python -m finetune_operator.codegen.crdgen            # (re)write crds/*.yaml and docs/api.md
+    python -m finetune_operator.codegen.crdgen --check    # exit 1 with a diff when the committed files drift
 
 The pydantic models in `finetune_operator.api` are the single source of truth; the generated files are
 committed so that `kubectl apply -f crds/` needs no Python, and a unit test fails when they drift.
@@ -20,13 +20,18 @@ from typing import Any
 import yaml
 from pydantic import BaseModel
 
-from finetune_operator import apidoc
-from finetune_operator.api import base, finetuningjob, modelversion
-from finetune_operator.api.finetuningjob import FineTuningJobSpec, FineTuningJobStatus
-from finetune_operator.api.modelversion import ModelVersionSpec
-from finetune_operator.openapi import JsonObject, structural_schema
+from finetune_operator.api import (
+    FineTuningJobSpec,
+    FineTuningJobStatus,
+    ModelVersionSpec,
+    base,
+    finetuningjob,
+    modelversion,
+)
+from finetune_operator.codegen import apidoc, contractdoc
+from finetune_operator.codegen.openapi import JsonObject, structural_schema
 
-COMMAND = "python -m finetune_operator.crdgen"
+COMMAND = "python -m finetune_operator.codegen.crdgen"
 HEADER = f"# Generated from finetune_operator.api by `{COMMAND}`. Do not edit.\n"
 
 
@@ -148,11 +153,15 @@ def to_yaml(document: Any) -> str:
     return HEADER + yaml.safe_dump(document, sort_keys=True, width=120, allow_unicode=True)
 
 
-def generated_files() -> dict[str, str]:
+CONTRACT_DOC = "docs/runtime-contract.md"
+
+
+def generated_files(root: Path) -> dict[str, str]:
     """Path relative to the repository root -> exact content."""
     crds = {f"crds/{base.GROUP}_{kind.plural}.yaml": crd(kind) for kind in KINDS}
     files = {path: to_yaml(document) for path, document in crds.items()}
     files["docs/api.md"] = apidoc.render(list(crds.values()), COMMAND)
+    files[CONTRACT_DOC] = contractdoc.render((root / CONTRACT_DOC).read_text(encoding="utf-8"))
     return files
 
 
@@ -169,9 +178,9 @@ def drift(root: Path, files: dict[str, str]) -> str:
 
 
 def _repository_root() -> Path:
-    # This file is operator/finetune_operator/crdgen.py in a checkout (editable install): write there
+    # This file is operator/finetune_operator/codegen/crdgen.py in a checkout (editable install): write there
     # whatever the working directory; an installed wheel has no checkout, so fall back to the cwd.
-    checkout = Path(__file__).resolve().parents[2]
+    checkout = Path(__file__).resolve().parents[3]
     return checkout if (checkout / "pyproject.toml").exists() else Path.cwd()
 
 
@@ -180,7 +189,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="exit 1 with a diff when the files drift")
     parser.add_argument("--root", type=Path, default=_repository_root(), help="repository root")
     args = parser.parse_args(argv)
-    files = generated_files()
+    files = generated_files(args.root)
     if args.check:
         diff = drift(args.root, files)
         if diff:

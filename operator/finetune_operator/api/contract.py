@@ -1,0 +1,162 @@
+"""The runtime contract between the operator and the trainer image: exit codes, reasons, failure kinds.
+
+One table, imported by both sides: the trainer raises `JobFailed(Reason.X)` and exits with `exit_code_for`;
+the operator builds the Jobs' `podFailurePolicy` from `USER_ERROR_EXIT_CODES` and, when a container exits
+without a termination message, names the reason from `fallback_reason`. docs/runtime-contract.md is generated
+from this module (`make crds`), so a new failure reason is an entry in `REASONS` and nothing else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import IntEnum, StrEnum
+
+
+class ExitCode(IntEnum):
+    SUCCEEDED = 0
+    USER_DATA_ERROR = 10
+    USER_CONFIG_ERROR = 11
+    EVALUATION_GATE_FAILED = 12
+    STORAGE_FULL = 13
+    INTERNAL_ERROR = 20
+    TERMINATED = 143
+
+
+class FailureKind(StrEnum):
+    """Who must act on a failure: the job's owner (User) or the platform (System)."""
+
+    USER = "User"
+    SYSTEM = "System"
+
+
+class Reason(StrEnum):
+    """The `reason` values a trainer-image container reports in its termination message."""
+
+    CURATION_FAILED = "CurationFailed"
+    NO_SAMPLES_AFTER_CURATION = "NoSamplesAfterCuration"
+    SOURCE_NOT_FOUND = "SourceNotFound"
+    INVALID_MODEL = "InvalidModel"
+    INVALID_CONFIGURATION = "InvalidConfiguration"
+    CHECKPOINT_MISMATCH = "CheckpointMismatch"
+    EVALUATION_GATE_FAILED = "EvaluationGateFailed"
+    OUT_OF_MEMORY = "OutOfMemory"
+    STORAGE_FULL = "StorageFull"
+    INTERNAL_ERROR = "InternalError"
+
+
+@dataclass(frozen=True)
+class ExitCodeRule:
+    meaning: str
+    fail_job: bool
+    """True: the Job's podFailurePolicy fails it at once (no retry can help); False: counts against backoffLimit."""
+    fallback: Reason | None = None
+    """The reason the operator reports for this exit code when the container wrote no termination message."""
+
+
+EXIT_CODES: Mapping[ExitCode, ExitCodeRule] = {
+    ExitCode.SUCCEEDED: ExitCodeRule("success", fail_job=False),
+    ExitCode.USER_DATA_ERROR: ExitCodeRule(
+        "user data error (no source files, zero samples, too many malformed lines)", True, Reason.CURATION_FAILED
+    ),
+    ExitCode.USER_CONFIG_ERROR: ExitCodeRule(
+        "user config error (invalid model, checkpoint of a different training config)",
+        True,
+        Reason.INVALID_CONFIGURATION,
+    ),
+    ExitCode.EVALUATION_GATE_FAILED: ExitCodeRule(
+        "evaluation gate failed (evalLoss > evaluation.maxEvalLoss)", True, Reason.EVALUATION_GATE_FAILED
+    ),
+    # A retry would resume from the last checkpoint and fill the volume again at the next one.
+    ExitCode.STORAGE_FULL: ExitCodeRule("workspace volume full (ENOSPC/EDQUOT)", True, Reason.STORAGE_FULL),
+    ExitCode.INTERNAL_ERROR: ExitCodeRule("internal error", fail_job=False),
+    ExitCode.TERMINATED: ExitCodeRule(
+        "stopped on SIGTERM after saving a checkpoint; no termination message; a disruption is not counted",
+        fail_job=False,
+    ),
+}
+
+USER_ERROR_EXIT_CODES: tuple[int, ...] = tuple(int(code) for code, rule in EXIT_CODES.items() if rule.fail_job)
+
+
+@dataclass(frozen=True)
+class ReasonRule:
+    exit_code: ExitCode
+    meaning: str
+    advice: str
+    """What the user (User) or the platform team (System) does about it."""
+
+    @property
+    def failure_kind(self) -> FailureKind:
+        return FailureKind.USER if EXIT_CODES[self.exit_code].fail_job else FailureKind.SYSTEM
+
+
+REASONS: Mapping[Reason, ReasonRule] = {
+    Reason.CURATION_FAILED: ReasonRule(
+        ExitCode.USER_DATA_ERROR,
+        "the session data could not be curated (unreadable, too many malformed lines, no dataset)",
+        "fix the session files named in the message; the dataset manifest lists rejected lines",
+    ),
+    Reason.NO_SAMPLES_AFTER_CURATION: ReasonRule(
+        ExitCode.USER_DATA_ERROR,
+        "curation kept no samples",
+        "see status.dataset.rejected; lower dataset.curation.minSuccessRate or add sessions",
+    ),
+    Reason.SOURCE_NOT_FOUND: ReasonRule(
+        ExitCode.USER_DATA_ERROR,
+        "no file matches dataset.source",
+        "fix spec.dataset.source in a new job, or put the session files on the claim",
+    ),
+    Reason.INVALID_MODEL: ReasonRule(
+        ExitCode.USER_CONFIG_ERROR,
+        "the base model cannot be loaded (missing folder, config or weights)",
+        "fix spec.baseModel in a new job; the folder must be a Hugging Face model",
+    ),
+    Reason.INVALID_CONFIGURATION: ReasonRule(
+        ExitCode.USER_CONFIG_ERROR,
+        "exit 11 without a termination message (the operator's fallback for that code)",
+        "read the training pod's log; fix spec.baseModel or spec.training in a new job",
+    ),
+    Reason.CHECKPOINT_MISMATCH: ReasonRule(
+        ExitCode.USER_CONFIG_ERROR,
+        "the workspace holds checkpoints of a different training config",
+        "use a new job name (a new workspace), or delete the workspace's checkpoints",
+    ),
+    Reason.EVALUATION_GATE_FAILED: ReasonRule(
+        ExitCode.EVALUATION_GATE_FAILED,
+        "evalLoss is above evaluation.maxEvalLoss",
+        "the model is kept in the workspace; train longer or on more data, or relax the gate",
+    ),
+    # GPU memory depends on the node as well as the spec, so a retry (from the last checkpoint) may succeed.
+    Reason.OUT_OF_MEMORY: ReasonRule(
+        ExitCode.INTERNAL_ERROR,
+        "the GPU ran out of memory",
+        "lower training.batchSize or training.maxSeqLength, or use method lora",
+    ),
+    Reason.STORAGE_FULL: ReasonRule(
+        ExitCode.STORAGE_FULL,
+        "the workspace volume is full",
+        "raise spec.storage.size in a new job, or free space on the workspace PVC",
+    ),
+    Reason.INTERNAL_ERROR: ReasonRule(
+        ExitCode.INTERNAL_ERROR,
+        "an unexpected error in the trainer image",
+        "retried up to runPolicy.backoffLimit; report it with the pod's log if it persists",
+    ),
+}
+
+
+def exit_code_for(reason: Reason) -> ExitCode:
+    return REASONS[reason].exit_code
+
+
+def failure_kind_for(reason: Reason) -> FailureKind:
+    return REASONS[reason].failure_kind
+
+
+def fallback_reason(exit_code: int | None) -> Reason | None:
+    """The reason for a container that exited with `exit_code` and wrote no termination message."""
+    try:
+        return EXIT_CODES[ExitCode(exit_code)].fallback if exit_code is not None else None
+    except ValueError:
+        return None

@@ -1,0 +1,319 @@
+"""The FineTuningJob spec (finetune.dev/v1alpha1): the single source of truth for the CRD's spec schema.
+
+Field docstrings become the CRD's descriptions (`kubectl explain ftj.spec...`). Cross-field rules that
+OpenAPI cannot express are CEL rules (`x-kubernetes-validations`) so the API server rejects bad specs at
+apply time; the same rules are enforced by the pydantic validators so the operator never acts on a spec
+the API server would have refused.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import Field, model_validator
+
+from finetune_operator.api.base import DNS1123_LABEL_PATTERN, SEMVER_PATTERN, ApiModel, Quantity, cel
+
+IMMUTABLE_MESSAGE = "is immutable once the job is created; create a new FineTuningJob instead"
+
+
+class BuiltinModel(StrEnum):
+    TINY_GPT = "tiny-gpt"
+
+
+class BaseModelSpec(ApiModel):
+    """The model to fine-tune."""
+
+    model_config = {
+        "json_schema_extra": {
+            "x-kubernetes-validations": [
+                cel(
+                    "has(self.path) != has(self.builtin)",
+                    "baseModel needs exactly one of path (a Hugging Face format folder) or builtin",
+                ),
+                cel(
+                    "!has(self.pvc) || has(self.path)",
+                    "baseModel.pvc is only meaningful with baseModel.path",
+                    ".pvc",
+                ),
+            ]
+        }
+    }
+
+    name: str = Field(min_length=1, max_length=253)
+    """Human-readable name of the base model (e.g. llama-3.1-8b); recorded in the model registry."""
+    path: str | None = Field(default=None, min_length=1, max_length=4096)
+    """Folder holding the model in Hugging Face format (config.json, safetensors, tokenizer). Relative to the
+    root of `pvc` when set, else an absolute path inside the trainer image."""
+    pvc: str | None = Field(default=None, pattern=DNS1123_LABEL_PATTERN, max_length=253)
+    """PersistentVolumeClaim holding `path`, mounted read-only into the training pods."""
+    builtin: BuiltinModel | None = None
+    """A small model built from a config instead of loaded from storage: for tests and the demo."""
+
+    @model_validator(mode="after")
+    def _one_source(self) -> BaseModelSpec:
+        if (self.path is None) == (self.builtin is None):
+            raise ValueError("baseModel needs exactly one of path (a Hugging Face format folder) or builtin")
+        if self.pvc is not None and self.path is None:
+            raise ValueError("baseModel.pvc is only meaningful with baseModel.path")
+        return self
+
+
+class PvcSource(ApiModel):
+    """Session logs on a PersistentVolumeClaim."""
+
+    claim_name: str = Field(pattern=DNS1123_LABEL_PATTERN, max_length=253)
+    """Name of the PersistentVolumeClaim, in the job's namespace."""
+    path: str = Field(min_length=1, max_length=4096)
+    """File or glob of JSONL files (optionally .jsonl.gz) relative to the claim's root, e.g. sessions/*.jsonl."""
+
+
+class ConfigMapSource(ApiModel):
+    """Session logs in a ConfigMap key (small datasets, demos)."""
+
+    name: str = Field(pattern=DNS1123_LABEL_PATTERN, max_length=253)
+    """Name of the ConfigMap, in the job's namespace."""
+    key: str = Field(min_length=1, max_length=253, pattern=r"^[-._a-zA-Z0-9]+$")
+    """Key holding the JSONL content."""
+
+
+class DatasetSource(ApiModel):
+    """Where the agent-session logs come from: exactly one of pvc or configMap."""
+
+    model_config = {
+        "json_schema_extra": {
+            "x-kubernetes-validations": [
+                cel(
+                    "has(self.pvc) != has(self.configMap)",
+                    "dataset.source needs exactly one of pvc or configMap",
+                )
+            ]
+        }
+    }
+
+    pvc: PvcSource | None = None
+    config_map: ConfigMapSource | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> DatasetSource:
+        if (self.pvc is None) == (self.config_map is None):
+            raise ValueError("dataset.source needs exactly one of pvc or configMap")
+        return self
+
+
+class CurationSpec(ApiModel):
+    """How agent sessions become training samples."""
+
+    min_success_rate: float = Field(default=0.9, ge=0.0, le=1.0)
+    """Keep sessions whose success rate is strictly above this value (0..1)."""
+    max_samples: int | None = Field(default=None, ge=1)
+    """Keep at most this many samples, chosen deterministically (by a hash of the session id)."""
+    dedup: bool = True
+    """Drop near-duplicate sessions (MinHash) in addition to exact duplicates."""
+    eval_fraction: float = Field(default=0.05, gt=0.0, le=0.5)
+    """Fraction of samples held out for evaluation, assigned by a hash of the session id (0 < x <= 0.5)."""
+    max_tokens: int | None = Field(default=None, ge=16)
+    """Reject samples longer than this many tokens (estimated at curation time)."""
+
+
+class DatasetSpec(ApiModel):
+    """The training data: a source of agent-session logs and how to curate it."""
+
+    source: DatasetSource
+    curation: CurationSpec = Field(default_factory=CurationSpec)
+
+
+class TrainingMethod(StrEnum):
+    LORA = "lora"
+    FULL = "full"
+
+
+class Precision(StrEnum):
+    AUTO = "auto"
+    BF16 = "bf16"
+    FP16 = "fp16"
+    FP32 = "fp32"
+
+
+class LoraSpec(ApiModel):
+    """LoRA adapter settings (method: lora)."""
+
+    r: int | None = Field(default=None, ge=1, le=4096)
+    """Adapter rank (default 16)."""
+    alpha: int | None = Field(default=None, ge=1, le=8192)
+    """Scaling numerator (default 2 x r)."""
+    dropout: float | None = Field(default=None, ge=0.0, lt=1.0)
+    """Dropout on the adapter input (0 <= x < 1, default 0.05)."""
+    target_modules: list[Annotated[str, Field(min_length=1, max_length=253)]] | None = Field(
+        default=None, min_length=1, max_length=64
+    )
+    """Module names to adapt; default: every linear projection of the architecture."""
+
+
+class TrainingSpec(ApiModel):
+    """Hyperparameters. Unset fields get the trainer's defaults, recorded in the job's ConfigMap."""
+
+    method: TrainingMethod = TrainingMethod.LORA
+    """lora (a PEFT adapter) or full (all weights)."""
+    epochs: int = Field(default=3, ge=1, le=1000)
+    """Passes over the training split (1..1000)."""
+    batch_size: int | None = Field(default=None, ge=1, le=4096)
+    """Per-device micro-batch size (default 8)."""
+    gradient_accumulation_steps: int | None = Field(default=None, ge=1, le=1024)
+    """Micro-batches per optimizer step (default 1)."""
+    learning_rate: float | None = Field(default=None, gt=0.0, lt=1.0)
+    """Peak learning rate, 0 < x < 1 (default 2e-4 for lora, 2e-5 for full)."""
+    max_seq_length: int | None = Field(default=None, ge=16, le=131072)
+    """Tokens per packed training sequence, 16..131072 (default 1024)."""
+    warmup_ratio: float | None = Field(default=None, ge=0.0, lt=1.0)
+    """Fraction of steps with linear warmup before cosine decay, 0 <= x < 1 (default 0.03)."""
+    seed: int | None = Field(default=None, ge=0, le=2**31 - 1)
+    """Random seed (default 42)."""
+    precision: Precision = Precision.AUTO
+    """auto picks bf16 on GPUs that support it, fp16 on older GPUs and fp32 on CPU."""
+    lora: LoraSpec | None = None
+
+
+class Toleration(ApiModel):
+    """A Kubernetes toleration for the training pods."""
+
+    key: str | None = Field(default=None, max_length=317)
+    operator: Literal["Exists", "Equal"] | None = None
+    value: str | None = Field(default=None, max_length=63)
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
+    toleration_seconds: int | None = None
+
+
+class ResourcesSpec(ApiModel):
+    """Compute for the training pods."""
+
+    gpus: int = Field(default=1, ge=0, le=64)
+    """GPUs per training pod (0..64); 0 trains on CPU."""
+    gpu_resource_name: str = Field(
+        default="nvidia.com/gpu",
+        max_length=253,
+        pattern=r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[a-zA-Z0-9]([-a-zA-Z0-9_.]*)?$",
+    )
+    """Extended resource name of the GPUs (e.g. nvidia.com/gpu, amd.com/gpu)."""
+    cpu: Quantity | None = None
+    """CPU request and limit of the training container (Kubernetes quantity, e.g. 8 or 500m)."""
+    memory: Quantity | None = None
+    """Memory request and limit of the training container (Kubernetes quantity, e.g. 64Gi)."""
+    # Maps and lists carry size bounds so the API server's CEL cost estimator accepts the immutability rule
+    # that compares the whole resources object.
+    node_selector: dict[str, Annotated[str, Field(max_length=63)]] | None = Field(default=None, max_length=64)
+    """Node labels the training pods must match."""
+    tolerations: list[Toleration] | None = Field(default=None, max_length=32)
+    """Tolerations for tainted GPU nodes."""
+    priority_class_name: str | None = Field(default=None, pattern=DNS1123_LABEL_PATTERN, max_length=253)
+    """PriorityClass of the training pods (preemption)."""
+
+
+class EvaluationSpec(ApiModel):
+    """The gate a trained model must pass before it is registered."""
+
+    max_eval_loss: float | None = Field(default=None, gt=0.0)
+    """The job completes only if the held-out loss is at most this value (> 0)."""
+
+
+class Bump(StrEnum):
+    PATCH = "patch"
+    MINOR = "minor"
+    MAJOR = "major"
+
+
+class OutputSpec(ApiModel):
+    """How the trained model is registered."""
+
+    model_name: str = Field(pattern=DNS1123_LABEL_PATTERN, max_length=63)
+    """Registry name of the model (DNS-1123 label); every job for it adds a ModelVersion."""
+    version: str | None = Field(default=None, pattern=SEMVER_PATTERN, max_length=128)
+    """Exact semantic version (semver 2.0.0, e.g. 1.2.0 or 1.3.0-rc.1); blank picks the next version by bump."""
+    bump: Bump = Bump.PATCH
+    """Which part of the highest existing version to increase when version is blank."""
+    pvc: str | None = Field(default=None, pattern=DNS1123_LABEL_PATTERN, max_length=253)
+    """Optional shared model store (PVC) the final model is copied to."""
+
+
+class RetainPolicy(StrEnum):
+    RETAIN = "Retain"
+    DELETE = "Delete"
+
+
+class StorageSpec(ApiModel):
+    """The job's workspace volume (dataset, checkpoints, model)."""
+
+    size: Quantity = "10Gi"
+    """Size of the workspace PersistentVolumeClaim (Kubernetes quantity)."""
+    storage_class_name: str | None = Field(default=None, max_length=253)
+    """StorageClass of the workspace; the cluster default when unset."""
+    retain_policy: RetainPolicy = RetainPolicy.RETAIN
+    """Retain keeps the workspace (and the trained model) when the job is deleted; Delete removes it."""
+
+
+class RunPolicy(ApiModel):
+    """Retries and deadlines."""
+
+    backoff_limit: int = Field(default=2, ge=0, le=20)
+    """Training retries after a failure (0..20); each resumes from the latest checkpoint. Evictions do not count."""
+    active_deadline_seconds: int | None = Field(default=None, ge=1)
+    """Fail the job when training has run longer than this."""
+    ttl_seconds_after_finished: int | None = Field(default=None, ge=0)
+    """Delete the FineTuningJob this long after it finished (the registered model is kept)."""
+
+
+class PodMetadata(ApiModel):
+    """Extra metadata for the curation and training pods (cost allocation, service-mesh opt-out, ...)."""
+
+    labels: dict[str, Annotated[str, Field(max_length=63)]] | None = Field(default=None, max_length=64)
+    """Labels added to the pods; the operator's own labels (app.kubernetes.io/*, finetune.dev/*) take precedence."""
+    annotations: dict[str, Annotated[str, Field(max_length=4096)]] | None = Field(default=None, max_length=64)
+    """Annotations added to the pods."""
+
+
+class FineTuningJobSpec(ApiModel):
+    """Desired state of a fine-tuning run."""
+
+    model_config = {
+        "json_schema_extra": {
+            "x-kubernetes-validations": [
+                *(
+                    cel(f"self.{name} == oldSelf.{name}", f"spec.{name} {IMMUTABLE_MESSAGE}", f".{name}")
+                    for name in ("baseModel", "dataset", "output")
+                ),
+                *(
+                    cel(
+                        f"has(self.{name}) == has(oldSelf.{name}) && (!has(self.{name}) || "
+                        f"self.{name} == oldSelf.{name})",
+                        f"spec.{name} {IMMUTABLE_MESSAGE}",
+                        f".{name}",
+                    )
+                    # evaluation too: the trainer reads its gate from the job's immutable config.
+                    for name in ("training", "resources", "evaluation")
+                ),
+                cel(
+                    "!has(oldSelf.cancel) || !oldSelf.cancel || (has(self.cancel) && self.cancel)",
+                    "spec.cancel cannot go back from true to false; create a new FineTuningJob instead",
+                    ".cancel",
+                ),
+            ]
+        }
+    }
+
+    base_model: BaseModelSpec
+    dataset: DatasetSpec
+    training: TrainingSpec = Field(default_factory=TrainingSpec)
+    resources: ResourcesSpec = Field(default_factory=ResourcesSpec)
+    evaluation: EvaluationSpec = Field(default_factory=EvaluationSpec)
+    output: OutputSpec
+    storage: StorageSpec = Field(default_factory=StorageSpec)
+    run_policy: RunPolicy = Field(default_factory=RunPolicy)
+    # 63: it becomes the value of Kueue's queue-name label.
+    queue_name: str | None = Field(default=None, max_length=63, pattern=DNS1123_LABEL_PATTERN)
+    """Kueue LocalQueue; the training workload is created suspended and waits for Kueue's admission."""
+    cancel: bool = False
+    """Set to true to stop the job; pods stop, the workspace and checkpoints are kept. Cannot be undone."""
+    trainer_image: str | None = Field(default=None, min_length=1, max_length=1024)
+    """Override of the operator's default trainer image."""
+    pod_metadata: PodMetadata | None = None

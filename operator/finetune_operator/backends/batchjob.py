@@ -1,0 +1,124 @@
+"""The first training backend: one training pod in a batch/v1 Job.
+
+The Job controller gives retry accounting (`backoffLimit`), `podFailurePolicy` (user errors fail at once,
+disruptions requeue without consuming a retry), `activeDeadlineSeconds` and Kueue's suspend/admit integration.
+One attempt is one pod, so the attempt ids are pod names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from finetune_operator import naming
+from finetune_operator.api.contract import USER_ERROR_EXIT_CODES
+from finetune_operator.api.modelversion import ArtifactLocation
+from finetune_operator.api.termination import TerminationMessage
+from finetune_operator.backends.base import ObjectRef
+from finetune_operator.children import (
+    JobRef,
+    placement,
+    pod_metadata,
+    pod_security_context,
+    trainer_image_container,
+    workspace_volumes,
+)
+from finetune_operator.config import Settings
+from finetune_operator.lifecycle import WorkloadState
+from finetune_operator.observe import workload_state
+
+Obj = dict[str, Any]
+Observed = Mapping[str, Any]
+
+COMPONENT = "training"
+KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
+MODEL_DIR = "model"
+
+
+class BatchJobBackend:
+    component = COMPONENT
+
+    def children(self, job: JobRef, settings: Settings) -> list[Obj]:
+        return [training_job(job, settings)]
+
+    def observe(self, workload: Observed | None, pods: Sequence[Observed]) -> WorkloadState:
+        return workload_state(workload, pods)
+
+    def stop(self, workload: Observed | None) -> list[ObjectRef]:
+        # Deleting the Job deletes its pods (foreground or background, the pods get their grace period).
+        return [ObjectRef("Job", str(workload["metadata"]["name"]))] if workload is not None else []
+
+    def artifact(self, job_name: str, result: TerminationMessage) -> ArtifactLocation:
+        claim = naming.workspace_pvc(job_name)
+        model = result.model
+        path = (model.path if model else None) or MODEL_DIR
+        adapter = bool(model.adapter) if model else False
+        return ArtifactLocation(pvc=claim, path=path, uri=f"pvc://{claim}/{path}", adapter=adapter)
+
+
+def training_resources(job: JobRef) -> Obj:
+    resources = job.spec.resources
+    limits: Obj = {}
+    requests: Obj = {}
+    if resources.gpus > 0:
+        limits[resources.gpu_resource_name] = str(resources.gpus)
+    if resources.cpu:
+        limits["cpu"] = requests["cpu"] = resources.cpu
+    if resources.memory:
+        limits["memory"] = requests["memory"] = resources.memory
+    out: Obj = {}
+    if limits:
+        out["limits"] = limits
+    if requests:
+        out["requests"] = requests
+    return out
+
+
+def training_job(job: JobRef, settings: Settings) -> Obj:
+    spec = job.spec
+    volumes, mounts = workspace_volumes(job, with_source=False, with_base_model=True)
+    if spec.resources.gpus > 1:
+        # NCCL needs more shared memory than a container's default 64 MiB.
+        volumes.append({"name": "dshm", "emptyDir": {"medium": "Memory"}})
+        mounts.append({"name": "dshm", "mountPath": "/dev/shm"})
+    container = trainer_image_container(
+        job, settings, name="train", module="finetune_trainer.train", resources=training_resources(job), mounts=mounts
+    )
+    pod_spec: Obj = {
+        "restartPolicy": "Never",
+        "serviceAccountName": naming.trainer_identity(job.name),
+        # The trainer saves a checkpoint on SIGTERM; give it the time to finish writing.
+        "terminationGracePeriodSeconds": settings.termination_grace_seconds,
+        "securityContext": pod_security_context(),
+        "containers": [container],
+        "volumes": volumes,
+        **placement(job),
+    }
+    if spec.resources.priority_class_name:
+        pod_spec["priorityClassName"] = spec.resources.priority_class_name
+    metadata = job.metadata(naming.training_job(job.name), COMPONENT)
+    job_spec: Obj = {
+        "backoffLimit": spec.run_policy.backoff_limit,
+        "podFailurePolicy": {
+            "rules": [
+                {
+                    "action": "FailJob",
+                    "onExitCodes": {
+                        "containerName": "train",
+                        "operator": "In",
+                        "values": list(USER_ERROR_EXIT_CODES),
+                    },
+                },
+                # Evictions, preemptions and lost nodes requeue without consuming a retry.
+                {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]},
+            ]
+        },
+        "template": {"metadata": pod_metadata(job, COMPONENT), "spec": pod_spec},
+    }
+    if spec.run_policy.active_deadline_seconds:
+        job_spec["activeDeadlineSeconds"] = spec.run_policy.active_deadline_seconds
+    if spec.queue_name:
+        # Kueue admits suspended Jobs that carry its queue label.
+        metadata["labels"][KUEUE_QUEUE_LABEL] = spec.queue_name
+        job_spec["suspend"] = True
+    return {"apiVersion": "batch/v1", "kind": "Job", "metadata": metadata, "spec": job_spec}
