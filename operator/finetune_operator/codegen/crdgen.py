@@ -1,4 +1,4 @@
-"""Generate the CustomResourceDefinitions, docs/api.md and the tables of docs/runtime-contract.md from the API.
+"""Generate the CRDs, docs/api.md, docs/reasons.md and the tables of docs/runtime-contract.md from the API.
 
     python -m finetune_operator.codegen.crdgen            # (re)write crds/*.yaml and docs/api.md
     python -m finetune_operator.codegen.crdgen --check    # exit 1 with a diff when the committed files drift
@@ -28,7 +28,7 @@ from finetune_operator.api import (
     finetuningjob,
     modelversion,
 )
-from finetune_operator.codegen import apidoc, contractdoc
+from finetune_operator.codegen import apidoc, contractdoc, reasondoc
 from finetune_operator.codegen.openapi import JsonObject, structural_schema
 
 COMMAND = "python -m finetune_operator.codegen.crdgen"
@@ -162,6 +162,7 @@ def generated_files(root: Path) -> dict[str, str]:
     files = {path: to_yaml(document) for path, document in crds.items()}
     files["docs/api.md"] = apidoc.render(list(crds.values()), COMMAND)
     files[CONTRACT_DOC] = contractdoc.render((root / CONTRACT_DOC).read_text(encoding="utf-8"))
+    files["docs/reasons.md"] = reasondoc.render(COMMAND)
     return files
 
 

@@ -1,0 +1,204 @@
+"""Every `status.reason` a FineTuningJob can show: its phase, who must act, and what to do.
+
+The operator's own reasons are listed here; the trainer image's come from the contract (`api.contract.REASONS`)
+and reach the status unchanged. docs/reasons.md is generated from `catalogue()`, and a unit test fails when
+the lifecycle uses a reason this table does not list, so the documentation cannot fall behind the code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from finetune_operator.api.contract import REASONS, FailureKind
+from finetune_operator.api.status import Phase
+
+_DESCRIBE = "kubectl describe ftj <job>"
+_PODS = "kubectl get pods -l finetune.dev/job=<job>"
+_TRAIN_LOG = "kubectl logs job/<job>-train"
+_CURATE_LOG = "kubectl logs job/<job>-curate"
+
+
+@dataclass(frozen=True)
+class StatusReason:
+    reason: str
+    phases: tuple[Phase, ...]
+    failure_kind: FailureKind | None
+    meaning: str
+    action: str
+    """What to do next (a command to run, a field to change); `<job>` is the FineTuningJob's name."""
+
+
+OPERATOR_REASONS: tuple[StatusReason, ...] = (
+    StatusReason(
+        "Creating",
+        (Phase.PENDING,),
+        None,
+        "creating the workspace PVC, the job config and the trainer identity",
+        f"nothing; if it stays, `{_DESCRIBE}` shows the API server's refusal in the Events",
+    ),
+    StatusReason(
+        "SourceNotFound",
+        (Phase.PENDING, Phase.FAILED),
+        FailureKind.USER,
+        "the dataset source (PVC or ConfigMap key) does not exist; the job waits for it, then fails",
+        "create the claim or ConfigMap key named in the message, or fix spec.dataset.source in a new job",
+    ),
+    StatusReason(
+        "CurationStarting",
+        (Phase.PENDING,),
+        None,
+        "the curation pod is starting (volume binding, scheduling, image pull)",
+        f"`{_PODS}` and `kubectl describe pod` on the curation pod if it does not start",
+    ),
+    StatusReason(
+        "Curating",
+        (Phase.RUNNING,),
+        None,
+        "curation is turning sessions into the dataset",
+        f"`{_CURATE_LOG}` to follow it",
+    ),
+    StatusReason(
+        "TrainingStarting",
+        (Phase.RUNNING,),
+        None,
+        "the training workload is being created or its pod is starting",
+        f"`{_PODS}`; `kubectl describe pod` shows image pulls and volume attachment",
+    ),
+    StatusReason(
+        "Training",
+        (Phase.RUNNING,),
+        None,
+        "the trainer is training; status.progress and status.metrics are live",
+        f"`{_TRAIN_LOG}` to follow it",
+    ),
+    StatusReason(
+        "Evaluating",
+        (Phase.EVALUATING,),
+        None,
+        "training is done; evaluation on the held-out split is running",
+        f"`{_TRAIN_LOG}`",
+    ),
+    StatusReason(
+        "Registering",
+        (Phase.EVALUATING,),
+        None,
+        "evaluation passed; the ModelVersion is being created",
+        "nothing; the next reconciliation completes the job",
+    ),
+    StatusReason(
+        "ConcurrencyLimit",
+        (Phase.QUEUED,),
+        None,
+        "the namespace already runs the operator's maximum of training workloads (FTO_MAX_ACTIVE_PER_NAMESPACE)",
+        "wait, or ask the platform team to raise the limit",
+    ),
+    StatusReason(
+        "WaitingForAdmission",
+        (Phase.QUEUED,),
+        None,
+        "Kueue has not admitted the training workload yet",
+        "`kubectl get workloads` in the namespace; the message carries Kueue's reason",
+    ),
+    StatusReason(
+        "WaitingForCapacity",
+        (Phase.QUEUED,),
+        None,
+        "the training pod cannot be scheduled: no node has the GPUs free",
+        f"the message carries the scheduler's reason; `{_PODS}` and `kubectl describe pod`",
+    ),
+    StatusReason(
+        "ModelRegistered",
+        (Phase.COMPLETED,),
+        None,
+        "evaluation passed and the ModelVersion was created",
+        "`kubectl get modelversions -l finetune.dev/job=<job>`",
+    ),
+    StatusReason(
+        "Cancelled",
+        (Phase.CANCELLED,),
+        None,
+        "spec.cancel is true: pods stopped; the workspace and its checkpoints are kept",
+        "nothing; create a new job to train again (it can resume on a retained workspace)",
+    ),
+    StatusReason(
+        "VersionExists",
+        (Phase.FAILED,),
+        FailureKind.USER,
+        "spec.output.version is already registered by another job",
+        "set spec.output.version to a new version, or leave it blank to take the next one, in a new job",
+    ),
+    StatusReason(
+        "StorageLost",
+        (Phase.FAILED,),
+        FailureKind.SYSTEM,
+        "the workspace PVC lost its volume",
+        "`kubectl describe pvc <job>-workspace`; the platform team restores the volume or you re-run the job",
+    ),
+    StatusReason(
+        "NoSamplesAfterCuration",
+        (Phase.FAILED,),
+        FailureKind.USER,
+        "curation kept no samples",
+        "see status.dataset.rejected; lower dataset.curation.minSuccessRate or add sessions",
+    ),
+    StatusReason(
+        "TrainingFailed",
+        (Phase.FAILED,),
+        FailureKind.SYSTEM,
+        "the training workload failed without a known cause",
+        f"`{_TRAIN_LOG}` and `{_PODS}`",
+    ),
+    StatusReason(
+        "BackoffLimitExceeded",
+        (Phase.FAILED,),
+        FailureKind.SYSTEM,
+        "every retry of the workload failed (runPolicy.backoffLimit)",
+        f"the message has the last exit code; `{_TRAIN_LOG}`",
+    ),
+    StatusReason(
+        "OOMKilled",
+        (Phase.FAILED,),
+        FailureKind.USER,
+        "the container exceeded its memory limit",
+        "raise spec.resources.memory or lower spec.training.batchSize in a new job",
+    ),
+    StatusReason(
+        "DeadlineExceeded",
+        (Phase.FAILED,),
+        FailureKind.USER,
+        "runPolicy.activeDeadlineSeconds passed (it counts from the training Job's creation: queueing and retries "
+        "included)",
+        "raise runPolicy.activeDeadlineSeconds in a new job; it resumes from the workspace's last checkpoint",
+    ),
+    StatusReason(
+        "ImagePullFailed",
+        (Phase.FAILED,),
+        FailureKind.SYSTEM,
+        "the trainer image cannot be pulled",
+        "check spec.trainerImage or the operator's default trainer image and the registry credentials",
+    ),
+    StatusReason(
+        "InvalidSpec",
+        (Phase.FAILED,),
+        FailureKind.USER,
+        "the spec cannot be read (the CRD schema should have refused it: an older CRD?)",
+        "fix the field named in the message; `kubectl apply` the current CRDs",
+    ),
+    StatusReason(
+        "RegistrationFailed",
+        (Phase.FAILED,),
+        FailureKind.SYSTEM,
+        "the API server refused the ModelVersion",
+        "the message has the API server's answer; the model is kept in the workspace",
+    ),
+)
+
+
+def catalogue() -> list[StatusReason]:
+    """Every reason: the operator's, then the trainer image's (a reason both use is listed once)."""
+    reasons = list(OPERATOR_REASONS)
+    known = {entry.reason for entry in reasons}
+    for reason, rule in REASONS.items():
+        if reason.value not in known:
+            reasons.append(StatusReason(reason.value, (Phase.FAILED,), rule.failure_kind, rule.meaning, rule.advice))
+    return reasons
