@@ -22,7 +22,9 @@ class Settings:
     health_port: int = 8080
     """Port of the /healthz liveness endpoint."""
     log_level: str = "INFO"
+    """DEBUG logs every reconcile decision."""
     log_format: str = "json"
+    """json or plain."""
     peering: str = "finetune-operator"
     """Kopf peering object: replicas sharing it elect one active operator."""
     peering_lifetime_seconds: int = 60
@@ -43,34 +45,57 @@ class Settings:
     (a Job, its pod, the job's status) are reconciled together."""
 
 
+# The environment variable of each setting; docs/install.md's settings table is generated from this and the
+# docstrings above (`make crds`).
+ENV_VARIABLES: Mapping[str, str] = {
+    "trainer_image": "FTO_TRAINER_IMAGE",
+    "namespaces": "FTO_NAMESPACES",
+    "max_active_per_namespace": "FTO_MAX_ACTIVE_PER_NAMESPACE",
+    "metrics_port": "FTO_METRICS_PORT",
+    "health_port": "FTO_HEALTH_PORT",
+    "log_level": "FTO_LOG_LEVEL",
+    "log_format": "FTO_LOG_FORMAT",
+    "peering": "FTO_PEERING",
+    "peering_lifetime_seconds": "FTO_PEERING_LIFETIME_SECONDS",
+    "source_wait_seconds": "FTO_SOURCE_WAIT_SECONDS",
+    "sweep_seconds": "FTO_SWEEP_SECONDS",
+    "termination_grace_seconds": "FTO_TERMINATION_GRACE_SECONDS",
+    "python_command": "FTO_PYTHON",
+    "reconcile_workers": "FTO_RECONCILE_WORKERS",
+    "reconcile_delay_ms": "FTO_RECONCILE_DELAY_MS",
+}
+
+
 def from_env(env: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if env is None else env
     defaults = Settings()
 
-    def integer(name: str, default: int) -> int:
-        raw = env.get(name, "").strip()
+    def text(setting: str) -> str:
+        return env.get(ENV_VARIABLES[setting], "").strip()
+
+    def integer(setting: str) -> int:
+        raw = text(setting)
         if not raw:
-            return default
+            return int(getattr(defaults, setting))
         try:
             return int(raw)
         except ValueError as error:
-            raise ValueError(f"{name} must be an integer, got {raw!r}") from error
+            raise ValueError(f"{ENV_VARIABLES[setting]} must be an integer, got {raw!r}") from error
 
-    namespaces = tuple(n.strip() for n in env.get("FTO_NAMESPACES", "").split(",") if n.strip())
     return Settings(
-        trainer_image=env.get("FTO_TRAINER_IMAGE", "").strip() or defaults.trainer_image,
-        namespaces=namespaces,
-        max_active_per_namespace=integer("FTO_MAX_ACTIVE_PER_NAMESPACE", defaults.max_active_per_namespace),
-        metrics_port=integer("FTO_METRICS_PORT", defaults.metrics_port),
-        health_port=integer("FTO_HEALTH_PORT", defaults.health_port),
-        log_level=env.get("FTO_LOG_LEVEL", defaults.log_level).upper(),
-        log_format=env.get("FTO_LOG_FORMAT", defaults.log_format),
-        peering=env.get("FTO_PEERING", defaults.peering),
-        peering_lifetime_seconds=integer("FTO_PEERING_LIFETIME_SECONDS", defaults.peering_lifetime_seconds),
-        source_wait_seconds=integer("FTO_SOURCE_WAIT_SECONDS", defaults.source_wait_seconds),
-        sweep_seconds=integer("FTO_SWEEP_SECONDS", defaults.sweep_seconds),
-        termination_grace_seconds=integer("FTO_TERMINATION_GRACE_SECONDS", defaults.termination_grace_seconds),
-        python_command=env.get("FTO_PYTHON", defaults.python_command),
-        reconcile_workers=integer("FTO_RECONCILE_WORKERS", defaults.reconcile_workers),
-        reconcile_delay_ms=integer("FTO_RECONCILE_DELAY_MS", defaults.reconcile_delay_ms),
+        trainer_image=text("trainer_image") or defaults.trainer_image,
+        namespaces=tuple(n.strip() for n in text("namespaces").split(",") if n.strip()),
+        max_active_per_namespace=integer("max_active_per_namespace"),
+        metrics_port=integer("metrics_port"),
+        health_port=integer("health_port"),
+        log_level=(text("log_level") or defaults.log_level).upper(),
+        log_format=text("log_format") or defaults.log_format,
+        peering=text("peering") or defaults.peering,
+        peering_lifetime_seconds=integer("peering_lifetime_seconds"),
+        source_wait_seconds=integer("source_wait_seconds"),
+        sweep_seconds=integer("sweep_seconds"),
+        termination_grace_seconds=integer("termination_grace_seconds"),
+        python_command=text("python_command") or defaults.python_command,
+        reconcile_workers=integer("reconcile_workers"),
+        reconcile_delay_ms=integer("reconcile_delay_ms"),
     )

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
-from finetune_operator.config import DEFAULT_TRAINER_IMAGE, Settings, from_env
+from finetune_operator.config import DEFAULT_TRAINER_IMAGE, ENV_VARIABLES, Settings, from_env
 
 INTEGER_VARIABLES = {
     "FTO_MAX_ACTIVE_PER_NAMESPACE": "max_active_per_namespace",
@@ -101,3 +103,10 @@ def test_settings_are_immutable() -> None:
     settings = from_env({})
     with pytest.raises(AttributeError):
         settings.metrics_port = 1  # type: ignore[misc]
+
+
+def test_every_setting_has_one_environment_variable() -> None:
+    fields = [field.name for field in dataclasses.fields(Settings)]
+    assert list(ENV_VARIABLES) == fields
+    assert len(set(ENV_VARIABLES.values())) == len(fields)
+    assert all(name.startswith("FTO_") for name in ENV_VARIABLES.values())

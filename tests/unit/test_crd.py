@@ -137,9 +137,15 @@ def test_committed_files_match_the_models() -> None:
     assert crdgen.drift(REPO, crdgen.generated_files(REPO)) == "", f"run `{crdgen.COMMAND}`"
 
 
+def seed_hand_written_docs(root: Path) -> None:
+    """The documents whose generated sections sit between hand-written prose."""
+    (root / "docs").mkdir()
+    for doc in (crdgen.CONTRACT_DOC, crdgen.INSTALL_DOC):
+        (root / doc).write_text((REPO / doc).read_text())
+
+
 def test_check_mode_reports_drift(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    (tmp_path / "docs").mkdir()
-    (tmp_path / crdgen.CONTRACT_DOC).write_text((REPO / crdgen.CONTRACT_DOC).read_text())
+    seed_hand_written_docs(tmp_path)
     assert crdgen.main(["--root", str(tmp_path)]) == 0
     assert crdgen.main(["--check", "--root", str(tmp_path)]) == 0
     crd_file = tmp_path / "crds/finetune.dev_finetuningjobs.yaml"
@@ -629,7 +635,7 @@ def test_every_bound_required_field_and_rule_has_an_invalid_case() -> None:
 
 
 def test_check_mode_reports_a_contract_table_out_of_date(tmp_path: Path) -> None:
-    (tmp_path / "docs").mkdir()
+    seed_hand_written_docs(tmp_path)
     doc = (REPO / crdgen.CONTRACT_DOC).read_text()
     (tmp_path / crdgen.CONTRACT_DOC).write_text(doc.replace("| `StorageFull` | 13 |", "| `StorageFull` | 20 |"))
     assert crdgen.main(["--root", str(tmp_path), "--check"]) == 1

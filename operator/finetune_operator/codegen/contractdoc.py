@@ -87,12 +87,12 @@ SECTIONS: dict[str, Callable[[], str]] = {
 }
 
 
-def render(document: str) -> str:
+def render(document: str, sections: dict[str, Callable[[], str]] = SECTIONS) -> str:
     """`document` with every generated section replaced by its current content."""
-    for name, make in SECTIONS.items():
+    for name, make in sections.items():
         pattern = re.compile(rf"(<!-- generated:{name} -->\n).*?(<!-- end:{name} -->)", re.S)
         match = pattern.search(document)
         if match is None:
-            raise ValueError(f"docs/runtime-contract.md has no <!-- generated:{name} --> section")
+            raise ValueError(f"the document has no <!-- generated:{name} --> section")
         document = document[: match.start()] + f"{match.group(1)}{make()}\n{match.group(2)}" + document[match.end() :]
     return document
