@@ -3,7 +3,7 @@
 #   1. create a kind cluster (own kubeconfig: the user's ~/.kube/config is not touched)
 #   2. build the operator and trainer images and load them into the cluster
 #   3. install the operator with manifests/overlays/dev (CRDs first, then the rest)
-#   4. run manifests/samples/quickstart.yaml on its ConfigMap dataset until it is Completed
+#   4. run manifests/samples/quickstart-cluster.yaml on its ConfigMap dataset until it is Completed
 #   5. check that a ModelVersion was registered
 # On failure it prints what explains it (describe, events, operator and pod logs). The cluster is deleted at
 # the end unless KEEP_CLUSTER=1.
@@ -120,7 +120,7 @@ k rollout status deployment/finetune-operator -n finetune-system --timeout=300s
 log "running the quickstart"
 k create namespace "$NS"
 k create configmap quickstart-sessions -n "$NS" --from-file=sessions.jsonl="$DATA"
-k apply -n "$NS" -f "$ROOT/manifests/samples/quickstart.yaml"
+k apply -n "$NS" -f "$ROOT/manifests/samples/quickstart-cluster.yaml"
 
 # Poll instead of a bare `kubectl wait` so that a Failed job ends the test at once, not at the timeout.
 deadline=$((SECONDS + TIMEOUT))

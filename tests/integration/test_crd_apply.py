@@ -235,7 +235,6 @@ FULL_STATUS: dict[str, Any] = {
     "model": {"name": "chat", "version": "0.0.1", "modelVersion": "chat-v0.0.1", "uri": "pvc://store/chat"},
     "checkpoint": {"path": "checkpoints/checkpoint-40", "step": 40},
     "attempts": 1,
-    "targetVersion": "0.0.1",
 }
 
 

@@ -405,6 +405,13 @@ def test_quickstart_runs_on_the_local_runner_from_the_demo_configmap() -> None:
     assert (source.name, source.key) == ("quickstart-sessions", "sessions.jsonl")
 
 
+def test_the_real_cluster_quickstart_is_the_local_one_without_the_local_runner_placement() -> None:
+    local = yaml.safe_load((MANIFESTS / "samples" / "quickstart.yaml").read_text())
+    cluster = yaml.safe_load((MANIFESTS / "samples" / "quickstart-cluster.yaml").read_text())
+    del local["spec"]["resources"]["nodeSelector"], local["spec"]["resources"]["tolerations"]
+    assert cluster == local
+
+
 def test_crds_folder_serves_both_kubectl_apply_f_and_kustomize() -> None:
     # `kubectl apply -f crds/` reads every .yaml file there, so each must be a CRD; the Kustomization (no
     # extension, hence not read by -f) must list every one of them, or the install would miss a new CRD.

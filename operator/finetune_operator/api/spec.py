@@ -258,7 +258,8 @@ class RunPolicy(ApiModel):
     backoff_limit: int = Field(default=2, ge=0, le=20)
     """Training retries after a failure (0..20); each resumes from the latest checkpoint. Evictions do not count."""
     active_deadline_seconds: int | None = Field(default=None, ge=1)
-    """Fail the job when training has run longer than this."""
+    """Deadline of the training Job, counted from its creation: time waiting for GPUs or Kueue admission and every
+    retry count too (curation does not). When it passes the pods stop and the job fails with DeadlineExceeded."""
     ttl_seconds_after_finished: int | None = Field(default=None, ge=0)
     """Delete the FineTuningJob this long after it finished (the registered model is kept)."""
 

@@ -120,5 +120,3 @@ class FineTuningJobStatus(StatusModel):
     """Training attempts started (evictions and preemptions included)."""
     training_pods: list[str] | None = None
     """Names of the training pods started so far (the latest 20): one per attempt."""
-    target_version: str | None = None
-    """The version this job will register, fixed before training starts."""
