@@ -68,3 +68,20 @@ def test_sigterm_requests_a_save_and_a_stop_at_the_step_end() -> None:
     finally:
         stop.on_train_end(args, state(2, 0), TrainerControl())
     assert signal.getsignal(signal.SIGTERM) is not stop._handle
+
+
+def test_sigterm_stops_after_the_current_micro_batch_without_finishing_the_step() -> None:
+    """With gradient accumulation an optimizer step can outlast the grace period: stop mid-step."""
+    stop = GracefulStop()
+    args = SimpleNamespace(device="cpu")
+    stop.on_train_begin(args, state(0, 0), TrainerControl())
+    try:
+        control = TrainerControl()
+        stop.on_substep_end(args, state(3, 0), control)
+        assert not control.should_training_stop
+        os.kill(os.getpid(), signal.SIGTERM)
+        stop.on_substep_end(args, state(3, 0), control)
+        # Step 3 is the last complete step: Checkpointing saves it at the epoch end the Trainer runs next.
+        assert control.should_training_stop and not control.should_save and stop.stopped
+    finally:
+        stop.on_train_end(args, state(3, 0), TrainerControl())

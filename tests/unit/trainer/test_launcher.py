@@ -1,25 +1,22 @@
 from finetune_trainer.train import launcher
 
 
-def test_one_gpu_or_cpu_trains_in_process() -> None:
-    assert launcher.torchrun_argv("/py", 0, [], {}) is None
-    assert launcher.torchrun_argv("/py", 1, [], {}) is None
-
-
-def test_several_gpus_relaunch_under_torchrun_once() -> None:
-    command = launcher.torchrun_argv("/py", 4, ["--config", "/etc/job.json"], {})
-    assert command == [
-        "/py",
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc-per-node=4",
-        "-m",
-        "finetune_trainer.train",
-        "--config",
-        "/etc/job.json",
-    ]
-    # A torchrun worker must not relaunch again.
-    assert launcher.torchrun_argv("/py", 4, [], {"LOCAL_RANK": "0", "RANK": "2"}) is None
+def test_one_process_per_visible_gpu_unless_overridden() -> None:
+    assert launcher.process_count({}, 0) == 1
+    assert launcher.process_count({}, 1) == 1
+    assert launcher.process_count({}, 8) == 8
+    assert launcher.process_count({"FINETUNE_PROCESSES": "2"}, 0) == 2
+    # A worker never launches again.
+    assert launcher.process_count({"LOCAL_RANK": "0", "RANK": "2"}, 8) == 1
     assert launcher.rank({"RANK": "2"}) == 2
     assert launcher.rank({}) == 0
+
+
+def test_workers_get_the_pods_grace_period() -> None:
+    assert launcher.shutdown_timeout({"FINETUNE_GRACE_SECONDS": "600"}) == 600
+    assert launcher.shutdown_timeout({}) == 30
+
+
+def test_a_worker_killed_by_a_signal_exits_like_a_killed_container() -> None:
+    assert launcher.failure_exit_code(-9) == 137
+    assert launcher.failure_exit_code(11) == 11

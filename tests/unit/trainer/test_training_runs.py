@@ -257,12 +257,11 @@ def test_user_errors_exit_with_their_code(
 
 @pytest.mark.slow  # two training processes
 def test_distributed_data_parallel_on_cpu(tmp_path: Path) -> None:
-    """The multi-GPU path (torchrun + DDP) with the gloo backend: barriers, per-rank RNG, rank-0 writes."""
+    """The multi-GPU path (supervised ranks + DDP) with the gloo backend: barriers, per-rank RNG, rank-0 writes."""
     prepare(tmp_path, batchSize=2, epochs=1)
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2"]
     process = subprocess.Popen(
-        [*command, "-m", "finetune_trainer.train", "--config", str(tmp_path / "job.json")],
-        env=environment(tmp_path),
+        [sys.executable, "-m", "finetune_trainer.train", "--config", str(tmp_path / "job.json")],
+        env={**environment(tmp_path), "FINETUNE_PROCESSES": "2"},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

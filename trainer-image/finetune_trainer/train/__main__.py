@@ -30,13 +30,11 @@ import torch  # noqa: E402
 
 from finetune_operator.api import JobConfig, TerminationMessage  # noqa: E402
 from finetune_operator.api.contract import ExitCode, Reason, exit_code_for  # noqa: E402
-from finetune_trainer import termination  # noqa: E402
 from finetune_trainer.failures import JobFailed  # noqa: E402
-from finetune_trainer.train import jsonlog, launcher  # noqa: E402
+from finetune_trainer.train import jsonlog, launcher, outcome  # noqa: E402
 from finetune_trainer.train.run import Interrupted, run  # noqa: E402
 
 DEFAULT_CONFIG = "/etc/finetune/job.json"
-EXIT_TERMINATED = 143
 
 log = logging.getLogger("finetune_trainer.train")
 
@@ -47,20 +45,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", default=os.environ.get("FINETUNE_CONFIG", DEFAULT_CONFIG))
     options = parser.parse_args(args)
 
-    command = launcher.torchrun_argv(sys.executable, torch.cuda.device_count(), args, os.environ)
-    if command is not None:
-        os.execv(command[0], command)
+    processes = launcher.process_count(os.environ, torch.cuda.device_count())
+    if processes > 1:
+        return launcher.supervise([sys.executable, "-m", launcher.MODULE, *args], processes, os.environ)
     rank = launcher.rank(os.environ)
     jsonlog.configure(rank)
+    result = train(Path(options.config), rank)
+    outcome.record(result, os.environ)
+    return result.exit_code
+
+
+def train(config: Path, rank: int) -> outcome.Outcome:
+    """This process's attempt, every failure turned into an exit code and a termination payload."""
     try:
-        payload = run(JobConfig.load(Path(options.config)), os.environ, rank)
+        payload = run(JobConfig.load(config), os.environ, rank)
     except JobFailed as failure:
-        return fail(rank, failure.reason, failure.message)
+        return failed(rank, failure.reason, failure.message)
     except Interrupted as stopped:
         log.warning("%s", stopped)
-        return EXIT_TERMINATED
+        return outcome.Outcome(ExitCode.TERMINATED, None, rank)
     except torch.cuda.OutOfMemoryError as error:
-        return fail(
+        return failed(
             rank,
             Reason.OUT_OF_MEMORY,
             f"the GPU ran out of memory ({error}); lower training.batchSize or training.maxSeqLength, "
@@ -68,18 +73,15 @@ def main(argv: list[str] | None = None) -> int:
         )
     except Exception as error:
         log.exception("training failed")
-        return fail(rank, Reason.INTERNAL_ERROR, f"{type(error).__name__}: {error}")
+        return failed(rank, Reason.INTERNAL_ERROR, f"{type(error).__name__}: {error}")
     if payload is not None:
-        termination.write(TerminationMessage.model_validate(payload))
         jsonlog.event("succeeded", **payload)
-    return ExitCode.SUCCEEDED
+    return outcome.Outcome(ExitCode.SUCCEEDED, TerminationMessage.model_validate(payload) if payload else None, rank)
 
 
-def fail(rank: int, reason: Reason, message: str) -> int:
+def failed(rank: int, reason: Reason, message: str) -> outcome.Outcome:
     log.error("%s: %s", reason.value, message)
-    if rank == 0:
-        termination.write(TerminationMessage.failure(reason, message))
-    return exit_code_for(reason)
+    return outcome.Outcome(exit_code_for(reason), TerminationMessage.failure(reason, message), rank)
 
 
 if __name__ == "__main__":

@@ -131,36 +131,54 @@ class Checkpointing(TrainerCallback):  # type: ignore[misc]  # transformers is t
 
 
 class GracefulStop(TrainerCallback):  # type: ignore[misc]  # transformers is typed as Any here
-    """SIGTERM (eviction, preemption, deletion) -> finish the step, save a checkpoint, stop.
+    """SIGTERM (eviction, preemption, deletion) -> stop within one micro-batch, checkpoint, exit 143.
 
-    The signal handler only sets a flag; the checkpoint is written by the Trainer's normal save
-    path at the end of the current step, so it is sealed like any other. Under DDP the flag is
-    all-reduced every step so that all ranks stop after the same step (a rank that stopped alone
-    would leave the others blocked in a collective).
+    The signal handler only sets a flag, checked after every micro-batch: with gradient
+    accumulation an optimizer step can outlast the grace period. Stopping mid-step discards that
+    step's partial gradients; `Checkpointing.on_epoch_end` (which the Trainer calls on the way
+    out) then saves the last optimizer step unless it is saved already, sealed like any other,
+    and the next attempt redoes the discarded micro-batches. Under DDP the flag is all-reduced
+    so that every rank stops after the same micro-batch (a rank that stopped alone would leave
+    the others blocked in a collective); over a CPU (gloo) group, so that checking it never waits
+    for the GPU to drain.
     """
 
     def __init__(self) -> None:
         self.requested = False
         self.stopped = False
         self._previous: Any = None
+        self._group: Any = None
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         self.requested = True
 
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self._previous = signal.signal(signal.SIGTERM, self._handle)
+        if is_distributed():
+            # Every rank calls this at the same point, as new_group requires.
+            self._group = dist.new_group(backend="gloo") if dist.get_backend() != "gloo" else dist.group.WORLD
+
+    def _agreed(self) -> bool:
+        if self._group is None:
+            return self.requested
+        flag = torch.tensor([1 if self.requested else 0])
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX, group=self._group)
+        return bool(flag.item())
+
+    def _check(self, state: Any, control: Any, step_done: bool) -> None:
+        if self._agreed() and not self.stopped:
+            action = "saving a checkpoint, then exiting" if step_done else "discarding the partial step, then exiting"
+            jsonlog.event("sigterm", step=state.global_step, midStep=not step_done, action=action)
+            self.stopped = True
+            control.should_training_stop = True
+            if step_done:
+                control.should_save = True
+
+    def on_substep_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self._check(state, control, step_done=False)
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        requested = self.requested
-        if is_distributed():
-            flag = torch.tensor([1 if requested else 0], device=args.device)
-            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-            requested = bool(flag.item())
-        if requested and not self.stopped:
-            jsonlog.event("sigterm", step=state.global_step, action="saving a checkpoint, then exiting")
-            self.stopped = True
-            control.should_save = True
-            control.should_training_stop = True
+        self._check(state, control, step_done=True)
 
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         if self._previous is not None:

@@ -41,7 +41,7 @@ class Device:
     cuda_devices: int
     bf16_supported: bool
     world_size: int = 1
-    """Training processes (torchrun's WORLD_SIZE): part of the effective batch size."""
+    """Training processes (WORLD_SIZE): part of the effective batch size."""
 
 
 @dataclass(frozen=True)

@@ -1,14 +1,36 @@
-"""Multi-GPU: the entrypoint re-executes itself under torchrun, one process per visible GPU.
+"""Several training processes (one per visible GPU) under one supervisor: the pod's own process.
 
-The container command stays `python -m finetune_trainer.train` whatever the GPU count; torchrun
-sets RANK/LOCAL_RANK/WORLD_SIZE, which is also how a worker knows not to relaunch again.
+The supervisor runs torch's elastic launch API in-process (what torchrun runs, minus its exit
+path): exec'ing torchrun made every worker failure exit 1, so a user error on 8 GPUs was retried
+`backoffLimit` times, a rank-k failure left no termination message, and on SIGTERM torchrun
+killed the workers after its own 30 s instead of the pod's grace period. Here:
+
+- the first failing rank's exit code and termination message become the pod's (`outcome`);
+- SIGTERM (sent by the kubelet to this process only) is passed to every worker, which then
+  checkpoints and exits 143; they get `GRACE_ENV` seconds (the pod's grace period, from the
+  operator) before torch kills them, and the pod exits 143;
+- workers see RANK/LOCAL_RANK/WORLD_SIZE, which is also how a worker knows not to launch again.
+
+`PROCESSES_ENV` overrides the process count (default: one per visible GPU); on a CPU node it
+runs that many gloo ranks, which is how the tests exercise this path.
 """
 
 from __future__ import annotations
 
+import os
+import tempfile
+import uuid
 from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from finetune_operator.api.contract import ExitCode
+from finetune_trainer import termination
+from finetune_trainer.train import outcome
 
 MODULE = "finetune_trainer.train"
+PROCESSES_ENV = "FINETUNE_PROCESSES"
+GRACE_ENV = "FINETUNE_GRACE_SECONDS"
+DEFAULT_GRACE_SECONDS = 30  # Kubernetes' default terminationGracePeriodSeconds
 
 
 def is_worker(environ: Mapping[str, str]) -> bool:
@@ -19,8 +41,57 @@ def rank(environ: Mapping[str, str]) -> int:
     return int(environ.get("RANK", "0"))
 
 
-def torchrun_argv(python: str, gpus: int, args: Sequence[str], environ: Mapping[str, str]) -> list[str] | None:
-    """The command to exec instead of this process, or None to train in this process."""
-    if gpus <= 1 or is_worker(environ):
-        return None
-    return [python, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={gpus}", "-m", MODULE, *args]
+def process_count(environ: Mapping[str, str], visible_gpus: int) -> int:
+    """How many training processes this pod runs: 1 inside a worker, else one per GPU unless overridden."""
+    if is_worker(environ):
+        return 1
+    override = environ.get(PROCESSES_ENV)
+    return int(override) if override else max(1, visible_gpus)
+
+
+def shutdown_timeout(environ: Mapping[str, str]) -> int:
+    """Seconds the workers get after SIGTERM: the pod's grace period (the kubelet kills them after it anyway)."""
+    return int(environ.get(GRACE_ENV) or DEFAULT_GRACE_SECONDS)
+
+
+def supervise(worker_argv: Sequence[str], processes: int, environ: Mapping[str, str]) -> int:
+    """Run `worker_argv` as `processes` ranks; return the pod's exit code (termination message written)."""
+    from torch.distributed.elastic.multiprocessing import SignalException
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.launcher.api import LaunchConfig, elastic_launch
+
+    config = LaunchConfig(
+        min_nodes=1,
+        max_nodes=1,
+        nproc_per_node=processes,
+        run_id=str(uuid.uuid4()),
+        rdzv_backend="c10d",
+        rdzv_endpoint="localhost:0",
+        max_restarts=0,
+        monitor_interval=1,
+        shutdown_timeout=shutdown_timeout(environ),
+    )
+    with tempfile.TemporaryDirectory(prefix="finetune-ranks-") as scratch:
+        claim_file = Path(scratch) / "outcome.json"
+        # The agent starts workers with a copy of this process's environment.
+        os.environ[outcome.OUTCOME_ENV] = str(claim_file)
+        fallback = 0
+        try:
+            elastic_launch(config, worker_argv[0])(*worker_argv[1:])
+        except SignalException:
+            fallback = ExitCode.TERMINATED
+        except ChildFailedError as failed:
+            fallback = failure_exit_code(failed.get_first_failure()[1].exitcode)
+        finally:
+            del os.environ[outcome.OUTCOME_ENV]
+        claimed = outcome.read(claim_file)
+    if claimed is None:
+        return fallback
+    if claimed.payload is not None:
+        termination.write(claimed.payload)
+    return claimed.exit_code
+
+
+def failure_exit_code(worker_exit: int) -> int:
+    """A worker that died without recording why: its code, or 128+N for a signal (137: killed, e.g. OOM)."""
+    return 128 - worker_exit if worker_exit < 0 else worker_exit
