@@ -295,3 +295,17 @@ def test_a_model_folder_trains_like_the_builtin(
     adapter = json.loads((tmp_path / "model" / "adapter_config.json").read_text())
     assert adapter["base_model_name_or_path"] == str(tiny_model_dir)
     assert not (tmp_path / "builtin-model").exists()
+
+
+@pytest.mark.slow  # trains for ~15 s
+def test_full_fine_tuning_saves_the_model_in_its_training_precision(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """fp32 master weights are a training detail: a bf16 run's model is half the size on disk."""
+    from safetensors import safe_open
+
+    prepare(tmp_path, method="full", epochs=1, precision="bf16")
+    monkeypatch.setenv("FINETUNE_TERMINATION_LOG", str(tmp_path / "termination-log"))
+    assert main(["--config", str(tmp_path / "job.json")]) == 0
+    with safe_open(str(tmp_path / "model" / "model.safetensors"), "pt") as weights:
+        assert {weights.get_slice(name).get_dtype() for name in weights.keys()} == {"BF16"}  # noqa: SIM118

@@ -60,6 +60,11 @@ def weights_dtype(config: TrainConfig) -> torch.dtype:
     return torch.float32
 
 
+def saved_dtype(config: TrainConfig) -> torch.dtype:
+    """The dtype of a final full model: the precision it was trained at (fp32 only for fp32 runs)."""
+    return _DTYPES[config.precision]
+
+
 def lora_config(config: TrainConfig) -> LoraConfig:
     targets = config.lora_target_modules
     return LoraConfig(

@@ -32,9 +32,20 @@ def should_merge(parameter_count: int, bytes_per_parameter: int) -> bool:
 
 
 def save_model(
-    model: Any, tokenizer: Any, target: Path, *, adapter: bool, merge: bool, metadata: dict[str, object]
+    model: Any,
+    tokenizer: Any,
+    target: Path,
+    *,
+    adapter: bool,
+    merge: bool,
+    metadata: dict[str, object],
+    dtype: Any = None,
 ) -> dict[str, object]:
     """Write the model (and for LoRA optionally the merged copy) and its metadata.json; returns the `model` block.
+
+    `dtype`: what full models are saved in (the training precision: fp32 master weights would
+    double the size of what servers load in bf16 anyway); the model is cast in place, as
+    nothing uses it afterwards. Adapters keep their own dtype.
 
     metadata.json is written into the staging folder too, before the rename: written afterwards, a
     full volume could leave a `model/` without it.
@@ -47,6 +58,8 @@ def save_model(
     }
     staging = Path(tempfile.mkdtemp(prefix=".model-", dir=target.parent))
     try:
+        if dtype is not None and not adapter:
+            model.to(dtype)
         model.save_pretrained(staging, safe_serialization=True)
         tokenizer.save_pretrained(staging)
         if adapter and merge:

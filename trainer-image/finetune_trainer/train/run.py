@@ -25,7 +25,7 @@ from finetune_trainer.train import checkpoints, data, evaluation, jsonlog, outpu
 from finetune_trainer.train.callbacks import STAGE_EVALUATING, Checkpointing, GracefulStop, Progress
 from finetune_trainer.train.collate import PackedRowsCollator
 from finetune_trainer.train.config import Device, TrainConfig, hashed_fields, resolve
-from finetune_trainer.train.modelio import load_model, load_tokenizer, lora_config, weights_dtype
+from finetune_trainer.train.modelio import load_model, load_tokenizer, lora_config, saved_dtype, weights_dtype
 
 SAVE_STEPS_ENV = "FINETUNE_SAVE_STEPS"
 BUILTIN_DIR = "builtin-model"
@@ -60,7 +60,8 @@ def detect_device(environ: Mapping[str, str]) -> Device:
     cuda = torch.cuda.device_count() if torch.cuda.is_available() else 0
     return Device(
         cuda_devices=cuda,
-        bf16_supported=cuda > 0 and torch.cuda.is_bf16_supported(),
+        # Without emulation: T4/V100 "support" bf16 only by emulating it, far slower than their fp16.
+        bf16_supported=cuda > 0 and torch.cuda.is_bf16_supported(including_emulation=False),
         world_size=int(environ.get("WORLD_SIZE", "1")),
     )
 
@@ -182,6 +183,7 @@ def publish(
             "metrics": metrics,
             "progress": progress_block,
         },
+        dtype=saved_dtype(config),
     )
     jsonlog.event("model_saved", folder=str(workspace.model), **model_block)
     if config.max_eval_loss is not None and eval_loss > config.max_eval_loss:
