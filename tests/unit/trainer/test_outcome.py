@@ -13,7 +13,9 @@ def test_the_first_rank_to_claim_wins(tmp_path: Path) -> None:
     target = tmp_path / "outcome.json"
     first = Outcome(11, TerminationMessage.failure(Reason.INVALID_MODEL, "no config.json"), rank=1)
     assert outcome.claim(target, first)
-    assert not outcome.claim(target, Outcome(20, TerminationMessage.failure(Reason.INTERNAL_ERROR, "peer gone"), rank=0))
+    assert not outcome.claim(
+        target, Outcome(20, TerminationMessage.failure(Reason.INTERNAL_ERROR, "peer gone"), rank=0)
+    )
     assert outcome.read(target) == first
     assert [path.name for path in tmp_path.iterdir()] == ["outcome.json"]
 
