@@ -26,7 +26,7 @@ REGISTRY ?= ghcr.io/finetune-operator
 OPERATOR_IMAGE ?= $(REGISTRY)/operator:$(VERSION)
 TRAINER_IMAGE ?= $(REGISTRY)/trainer:$(VERSION)
 DOCKER ?= docker
-.PHONY: images image-operator image-trainer e2e-kind
+.PHONY: images image-operator image-trainer images-push release e2e-kind
 
 images: image-operator image-trainer ## build the operator and trainer images
 
@@ -36,6 +36,13 @@ image-operator:
 
 image-trainer:
 	$(DOCKER) build -f trainer-image/Dockerfile -t $(TRAINER_IMAGE) .
+
+images-push: images ## push both images of VERSION to REGISTRY
+	$(DOCKER) push $(OPERATOR_IMAGE)
+	$(DOCKER) push $(TRAINER_IMAGE)
+
+release: venv ## dist/$(VERSION)/: the install manifest with pinned images, crds.yaml, SHA256SUMS, release notes
+	$(PYTHON) hack/release.py --version $(VERSION) --registry $(REGISTRY)
 
 e2e-kind: ## kind cluster, both images, dev overlay, quickstart to Completed, cluster deleted (KEEP_CLUSTER=1 keeps it)
 	OPERATOR_IMAGE=$(OPERATOR_IMAGE) TRAINER_IMAGE=$(TRAINER_IMAGE) DOCKER=$(DOCKER) tests/e2e/kind.sh
