@@ -557,7 +557,8 @@ def test_training_job_defaults() -> None:
     assert c["image"] == "registry.local/trainer:9.9"
     assert c["command"] == ["python3", "-m", "finetune_trainer.train"]
     assert c["terminationMessagePath"] == "/dev/termination-log"
-    assert c["resources"] == {}  # gpus 0, no cpu or memory set
+    assert c["resources"] == {"requests": BUILTIN_REQUESTS}  # gpus 0, no cpu or memory set
+
     env = {e["name"]: e["value"] for e in c["env"]}
     assert env["FINETUNE_CONFIG"] == "/etc/finetune/job.json"
     assert env["FINETUNE_TERMINATION_LOG"] == c["terminationMessagePath"]
@@ -594,14 +595,42 @@ def test_default_settings_image_and_grace_period() -> None:
     assert pod_spec(job)["terminationGracePeriodSeconds"] == 120
 
 
+BUILTIN_REQUESTS = {"cpu": "500m", "memory": "1Gi"}
+
+
+@pytest.mark.parametrize(
+    ("name", "path", "gpus", "requests"),
+    [
+        # 4 GiB and 2 cores per rank, 2 cores for the pod, one bf16 copy of the weights (2 bytes/parameter).
+        ("llama-3.1-8b", "models/llama", 1, {"cpu": "4", "memory": "20Gi"}),
+        ("llama-3.1-8b", "models/llama", 8, {"cpu": "18", "memory": "48Gi"}),
+        ("support", "Qwen2.5-0.5B-Instruct", 1, {"cpu": "4", "memory": "5Gi"}),
+        ("support", "models/support", 2, {"cpu": "6", "memory": "24Gi"}),  # no size stated: sized as 8B
+    ],
+)
+def test_training_pods_request_host_resources_by_model_size(name: str, path: str, gpus: int, requests: Obj) -> None:
+    """Without requests a training pod is BestEffort: the first evicted under node memory pressure."""
+    s = spec(baseModel={"name": name, "path": path}, resources={"gpus": gpus})
+    assert container(batchjob.training_job(ref(s), SETTINGS))["resources"]["requests"] == requests
+
+
+def test_training_pods_know_the_gpu_count_and_grace_period() -> None:
+    job = batchjob.training_job(ref(spec(resources={"gpus": 4})), SETTINGS)
+    env = {e["name"]: e["value"] for e in container(job)["env"]}
+    assert env["FINETUNE_EXPECTED_GPUS"] == "4" and env["FINETUNE_GRACE_SECONDS"] == "77"
+
+
 @pytest.mark.parametrize(
     ("resources", "expected"),
     [
-        ({"gpus": 0}, {}),
-        ({"gpus": 1}, {"limits": {"nvidia.com/gpu": "1"}}),
-        ({"gpus": 4, "gpuResourceName": "amd.com/gpu"}, {"limits": {"amd.com/gpu": "4"}}),
-        ({"gpus": 0, "cpu": 2}, {"limits": {"cpu": "2"}, "requests": {"cpu": "2"}}),
-        ({"gpus": 0, "memory": "8Gi"}, {"limits": {"memory": "8Gi"}, "requests": {"memory": "8Gi"}}),
+        ({"gpus": 0}, {"requests": BUILTIN_REQUESTS}),
+        ({"gpus": 1}, {"limits": {"nvidia.com/gpu": "1"}, "requests": BUILTIN_REQUESTS}),
+        (
+            {"gpus": 4, "gpuResourceName": "amd.com/gpu"},
+            {"limits": {"amd.com/gpu": "4"}, "requests": BUILTIN_REQUESTS},
+        ),
+        ({"gpus": 0, "cpu": 2}, {"limits": {"cpu": "2"}, "requests": {"cpu": "2", "memory": "1Gi"}}),
+        ({"gpus": 0, "memory": "8Gi"}, {"limits": {"memory": "8Gi"}, "requests": {"cpu": "500m", "memory": "8Gi"}}),
         (
             {"gpus": 2, "cpu": "1500m", "memory": "64Gi"},
             {
@@ -620,7 +649,7 @@ def test_gpus_default_to_one() -> None:
     wire = spec().to_wire()
     del wire["resources"]
     job = batchjob.training_job(ref(FineTuningJobSpec.model_validate(wire)), SETTINGS)
-    assert container(job)["resources"] == {"limits": {"nvidia.com/gpu": "1"}}
+    assert container(job)["resources"] == {"limits": {"nvidia.com/gpu": "1"}, "requests": BUILTIN_REQUESTS}
 
 
 @pytest.mark.parametrize(("gpus", "has_shm"), [(0, False), (1, False), (2, True), (8, True)])

@@ -41,6 +41,7 @@ class Reason(StrEnum):
     CHECKPOINT_MISMATCH = "CheckpointMismatch"
     EVALUATION_GATE_FAILED = "EvaluationGateFailed"
     OUT_OF_MEMORY = "OutOfMemory"
+    GPUS_NOT_VISIBLE = "GPUsNotVisible"
     STORAGE_FULL = "StorageFull"
     INTERNAL_ERROR = "InternalError"
 
@@ -132,6 +133,13 @@ REASONS: Mapping[Reason, ReasonRule] = {
         ExitCode.INTERNAL_ERROR,
         "the GPU ran out of memory",
         "lower training.batchSize or training.maxSeqLength, or use method lora",
+    ),
+    # A node problem (driver older than the image's CUDA, device plugin, runtime): another node may work.
+    Reason.GPUS_NOT_VISIBLE: ReasonRule(
+        ExitCode.INTERNAL_ERROR,
+        "the training pod sees fewer GPUs than spec.resources.gpus (instead of silently training on the CPU)",
+        "the message names the node's NVIDIA driver and the image's CUDA: upgrade the driver (CUDA 13.0 needs >= 580) "
+        "or keep the job off that node (spec.resources.nodeSelector)",
     ),
     Reason.STORAGE_FULL: ReasonRule(
         ExitCode.STORAGE_FULL,

@@ -7,12 +7,15 @@ One attempt is one pod, so the attempt ids are pod names.
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from finetune_operator import naming
 from finetune_operator.api.contract import USER_ERROR_EXIT_CODES
 from finetune_operator.api.modelversion import ArtifactLocation
+from finetune_operator.api.spec import BaseModelSpec
 from finetune_operator.api.termination import TerminationMessage
 from finetune_operator.backends.base import ObjectRef
 from finetune_operator.children import (
@@ -33,6 +36,10 @@ Observed = Mapping[str, Any]
 COMPONENT = "training"
 KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
 MODEL_DIR = "model"
+# "llama-3.1-8b", "Qwen2.5-0.5B-Instruct": the parameter count in billions, as model names spell it.
+_BILLIONS = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?)b(?![a-z])", re.IGNORECASE)
+ASSUMED_BILLIONS = 8.0
+"""A base model whose name or path states no size is sized like the common 8B LoRA case."""
 
 
 class BatchJobBackend:
@@ -56,10 +63,34 @@ class BatchJobBackend:
         return ArtifactLocation(pvc=claim, path=path, uri=f"pvc://{claim}/{path}", adapter=adapter)
 
 
+def model_billions(base: BaseModelSpec) -> float:
+    """The base model's size in billions of parameters, read from its name or path (0 for a builtin)."""
+    if base.builtin is not None:
+        return 0.0
+    for text in (base.name, base.path or ""):
+        found = _BILLIONS.search(text)
+        if found:
+            return float(found.group(1))
+    return ASSUMED_BILLIONS
+
+
+def default_requests(job: JobRef) -> Obj:
+    """Host CPU and memory a training pod requests when the spec sets none (without requests it is BestEffort,
+    evicted first): per rank ~4 GiB (Python, CUDA context, data loading) and 2 cores, plus one bf16 copy of the
+    weights (ranks load straight onto their GPU, but the page cache of the shards and the saved model pass
+    through host memory). Requests only: no limit, so a short peak above them is not an OOM kill.
+    """
+    if job.spec.base_model.builtin is not None:
+        return {"cpu": "500m", "memory": "1Gi"}  # as curation: tiny-gpt trains in ~1 GB
+    ranks = max(1, job.spec.resources.gpus)
+    weights_gib = math.ceil(2 * model_billions(job.spec.base_model))
+    return {"cpu": str(2 + 2 * ranks), "memory": f"{4 * ranks + weights_gib}Gi"}
+
+
 def training_resources(job: JobRef) -> Obj:
     resources = job.spec.resources
     limits: Obj = {}
-    requests: Obj = {}
+    requests: Obj = default_requests(job)
     if resources.gpus > 0:
         limits[resources.gpu_resource_name] = str(resources.gpus)
     if resources.cpu:
@@ -84,6 +115,13 @@ def training_job(job: JobRef, settings: Settings) -> Obj:
     container = trainer_image_container(
         job, settings, name="train", module="finetune_trainer.train", resources=training_resources(job), mounts=mounts
     )
+    container["env"] = [
+        *container["env"],
+        # Fewer visible GPUs than this fails at once (GPUsNotVisible) instead of training on the CPU.
+        {"name": "FINETUNE_EXPECTED_GPUS", "value": str(spec.resources.gpus)},
+        # How long the ranks get to checkpoint after SIGTERM before the trainer's supervisor kills them.
+        {"name": "FINETUNE_GRACE_SECONDS", "value": str(settings.termination_grace_seconds)},
+    ]
     pod_spec: Obj = {
         "restartPolicy": "Never",
         "serviceAccountName": naming.trainer_identity(job.name),

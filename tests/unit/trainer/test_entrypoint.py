@@ -58,3 +58,24 @@ def test_sigterm_stop_exits_143_without_a_message(monkeypatch: pytest.MonkeyPatc
 def test_success_writes_the_payload(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     payload = {"outcome": "Succeeded", "metrics": {"evalLoss": 1.0}}
     assert run_with(monkeypatch, tmp_path, payload) == (0, payload)
+
+
+def test_fewer_visible_gpus_than_requested_fail_at_once(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """On this CPU machine torch sees no GPU: a pod given one must not fall back to training on the CPU."""
+    monkeypatch.setenv("FINETUNE_EXPECTED_GPUS", "1")
+    monkeypatch.setenv("FINETUNE_TERMINATION_LOG", str(tmp_path / "termination-log"))
+    code = entrypoint.main(["--config", str(write_job(tmp_path, {}))])
+    message = json.loads((tmp_path / "termination-log").read_text())
+    assert (code, message["reason"], message["failureKind"]) == (20, "GPUsNotVisible", "System")
+    assert "torch sees 0 GPU(s)" in message["message"] and "driver" in message["message"]
+    assert f"CUDA {torch.version.cuda}" in message["message"]
+
+
+def test_the_driver_version_is_read_from_the_kernel_module(tmp_path: Path) -> None:
+    from finetune_trainer.train import gpus
+
+    version = tmp_path / "version"
+    version.write_text("NVRM version: NVIDIA UNIX x86_64 Kernel Module  550.54.15  Tue Mar  5 22:23:56 UTC 2024\n")
+    assert gpus.driver_version(version) == "550.54.15"
+    assert gpus.driver_version(tmp_path / "absent").startswith("unknown")
+    assert "needs NVIDIA driver >= 580" in gpus.not_visible_message(1, 0, "13.0", "550.54.15", None)

@@ -31,7 +31,7 @@ import torch  # noqa: E402
 from finetune_operator.api import JobConfig, TerminationMessage  # noqa: E402
 from finetune_operator.api.contract import ExitCode, Reason, exit_code_for  # noqa: E402
 from finetune_trainer.failures import JobFailed  # noqa: E402
-from finetune_trainer.train import jsonlog, launcher, outcome  # noqa: E402
+from finetune_trainer.train import gpus, jsonlog, launcher, outcome  # noqa: E402
 from finetune_trainer.train.run import Interrupted, run  # noqa: E402
 
 DEFAULT_CONFIG = "/etc/finetune/job.json"
@@ -45,7 +45,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", default=os.environ.get("FINETUNE_CONFIG", DEFAULT_CONFIG))
     options = parser.parse_args(args)
 
-    processes = launcher.process_count(os.environ, torch.cuda.device_count())
+    visible = torch.cuda.device_count()
+    if not launcher.is_worker(os.environ) and visible < gpus.expected(os.environ):
+        missing = gpus_not_visible(visible)
+        outcome.record(missing, os.environ)
+        return missing.exit_code
+    processes = launcher.process_count(os.environ, visible)
     if processes > 1:
         return launcher.supervise([sys.executable, "-m", launcher.MODULE, *args], processes, os.environ)
     rank = launcher.rank(os.environ)
@@ -77,6 +82,19 @@ def train(config: Path, rank: int) -> outcome.Outcome:
     if payload is not None:
         jsonlog.event("succeeded", **payload)
     return outcome.Outcome(ExitCode.SUCCEEDED, TerminationMessage.model_validate(payload) if payload else None, rank)
+
+
+def gpus_not_visible(visible: int) -> outcome.Outcome:
+    jsonlog.configure(0)
+    environ = os.environ
+    message = gpus.not_visible_message(
+        gpus.expected(environ),
+        visible,
+        torch.version.cuda,
+        gpus.driver_version(),
+        environ.get("NVIDIA_VISIBLE_DEVICES"),
+    )
+    return failed(0, Reason.GPUS_NOT_VISIBLE, message)
 
 
 def failed(rank: int, reason: Reason, message: str) -> outcome.Outcome:
