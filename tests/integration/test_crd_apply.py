@@ -277,7 +277,19 @@ def test_printer_columns_show_their_json_paths(kube: client.ApiClient, kubectl: 
     response.read()  # type: ignore[no-untyped-call]  # fills response.data
     table = json.loads(cast(bytes, response.data))
     columns = [column["name"] for column in table["columnDefinitions"]]
-    assert columns == ["Name", "Phase", "Progress", "Loss", "Eval-Loss", "Model", "Age", "Base", "GPUs", "Reason"]
+    assert columns == [
+        "Name",
+        "Phase",
+        "Progress",
+        "Loss",
+        "Eval-Loss",
+        "Model",
+        "Reason",
+        "Age",
+        "Base",
+        "GPUs",
+        "Message",
+    ]
     [row] = table["rows"]
     crd = crdgen.crd(crdgen.KINDS[0])
     paths = {c["name"]: c["jsonPath"] for c in crd["spec"]["versions"][0]["additionalPrinterColumns"]}

@@ -186,15 +186,18 @@ def test_printer_columns() -> None:
         "Loss",
         "Eval-Loss",
         "Model",
+        "Reason",
         "Age",
     ]
-    assert {name for name, c in columns.items() if c.get("priority") == 1} == {"Base", "GPUs", "Reason"}
+    assert {name for name, c in columns.items() if c.get("priority") == 1} == {"Base", "GPUs", "Message"}
     assert (columns["Progress"]["type"], columns["Loss"]["type"], columns["Age"]["type"]) == (
         "integer",
         "number",
         "date",
     )
     assert columns["Eval-Loss"]["jsonPath"] == ".status.metrics.evalLoss"
+    versions = {c["name"]: c for c in CRDS["ModelVersion"]["spec"]["versions"][0]["additionalPrinterColumns"]}
+    assert (versions["Method"]["jsonPath"], versions["Artifact"]["jsonPath"]) == (".spec.method", ".spec.artifact.uri")
 
 
 @pytest.mark.parametrize("kind", CRDS)
