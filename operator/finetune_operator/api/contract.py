@@ -36,6 +36,9 @@ class Reason(StrEnum):
     CURATION_FAILED = "CurationFailed"
     NO_SAMPLES_AFTER_CURATION = "NoSamplesAfterCuration"
     SOURCE_NOT_FOUND = "SourceNotFound"
+    SOURCE_ACCESS_DENIED = "SourceAccessDenied"
+    SOURCE_CORRUPT = "SourceCorrupt"
+    OUTPUT_ACCESS_DENIED = "OutputAccessDenied"
     INVALID_MODEL = "InvalidModel"
     INVALID_CONFIGURATION = "InvalidConfiguration"
     CHECKPOINT_MISMATCH = "CheckpointMismatch"
@@ -107,6 +110,22 @@ REASONS: Mapping[Reason, ReasonRule] = {
         ExitCode.USER_DATA_ERROR,
         "no file matches dataset.source",
         "fix spec.dataset.source in a new job, or put the session files on the claim",
+    ),
+    # Credentials and policies are configuration; a damaged stored object is data.
+    Reason.SOURCE_ACCESS_DENIED: ReasonRule(
+        ExitCode.USER_CONFIG_ERROR,
+        "the object store refused the credentials or the policy denies reading the source (the message names the URI)",
+        "fix the Secret named by s3.secretRef (or the pod's workload identity) and its policy: docs/object-storage.md",
+    ),
+    Reason.SOURCE_CORRUPT: ReasonRule(
+        ExitCode.USER_DATA_ERROR,
+        "an object read from the bucket does not match its listed size or ETag (the message names it)",
+        "upload the object again; the message gives the size and ETag the store lists",
+    ),
+    Reason.OUTPUT_ACCESS_DENIED: ReasonRule(
+        ExitCode.USER_CONFIG_ERROR,
+        "the object store refused writing the model copy to output.s3 (the model stays in the workspace)",
+        "allow s3:PutObject under output.s3.uri for the Secret's identity: docs/object-storage.md",
     ),
     Reason.INVALID_MODEL: ReasonRule(
         ExitCode.USER_CONFIG_ERROR,
