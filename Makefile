@@ -8,7 +8,7 @@ PYTHON ?= $(VENV)/bin/python
 build-controlplane: ## build (or find cached) kube-apiserver, controller-manager, scheduler, etcd, kwok
 	hack/build-controlplane.sh
 
-cluster-up: build-controlplane ## start the cluster (+ node agent); then: eval "$$(hack/cluster.py env)"
+cluster-up: venv build-controlplane ## start the cluster (+ node agent); then: eval "$$(hack/cluster.py env)"
 	$(PYTHON) hack/cluster.py up
 
 cluster-down: ## stop every component of the cluster
@@ -17,7 +17,7 @@ cluster-down: ## stop every component of the cluster
 cluster-status:
 	$(PYTHON) hack/cluster.py status
 
-test-integration: ## integration tests against the local cluster (started and stopped if not running)
+test-integration: venv ## integration tests against the local cluster (started and stopped if not running)
 	$(VENV)/bin/pytest -m integration tests/integration
 
 # --- container images and the kind end-to-end test (need a Docker engine; kind for e2e-kind)
@@ -71,7 +71,7 @@ lint: venv ## ruff, formatting, mypy, import layers, CRD drift, rustfmt
 crds: ## regenerate crds/ and docs/api.md from the pydantic models
 	$(PYTHON) -m finetune_operator.codegen.crdgen
 
-unit: ## fast, pure tests
+unit: venv ## fast, pure tests
 	$(VENV)/bin/pytest tests/unit
 
 # pytest exits 5 when it collected nothing: that is a failure here, never a silent pass.

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The local Kubernetes control plane for integration tests and the demo.
 
-    hack/cluster.py up [--without-node-agent]   start (or reuse) the cluster; prints `export KUBECONFIG=...`
+    hack/cluster.py up [--no-with-node-agent]   start (or reuse) the cluster; prints `export KUBECONFIG=...`
     hack/cluster.py down [--purge]              stop every component; --purge deletes the state too
     hack/cluster.py env                         print `export KUBECONFIG=...`
     hack/cluster.py status                      the PID of each component
@@ -9,7 +9,7 @@
 
 State dir: $FTO_CLUSTER_DIR, default ~/.cache/finetune-operator/cluster. Run it with the project's
 venv Python (it starts the node agent with the same interpreter). From Python, put hack/ on
-sys.path and `import localcluster` (up, down, restart_apiserver, status).
+sys.path (the tests have it through pytest's pythonpath) and `import localcluster` (up, down, status, ...).
 """
 
 from __future__ import annotations
