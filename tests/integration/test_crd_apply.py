@@ -10,7 +10,6 @@ and the CRD right on the server (incl. CEL compilation and cost limits, which th
 
 from __future__ import annotations
 
-import copy
 import json
 import uuid
 from collections.abc import Callable, Iterator
@@ -22,33 +21,12 @@ from kubernetes import client
 
 from finetune_operator.api import FineTuningJobSpec
 from finetune_operator.codegen import crdgen
+from support.specs import DELETE, MINIMAL, RUNNING, with_changes
 
 pytestmark = pytest.mark.integration
 
 # The conftest fixture's shape (conftest.Kubectl): raises AssertionError carrying stderr on failure.
 Kubectl = Callable[..., str]
-DELETE = object()
-
-MINIMAL: dict[str, Any] = {
-    "baseModel": {"name": "tiny", "builtin": "tiny-gpt"},
-    "dataset": {"source": {"configMap": {"name": "sessions", "key": "sessions.jsonl"}}},
-    "output": {"modelName": "chat"},
-}
-
-
-def _with(spec: dict[str, Any], *changes: tuple[str, Any]) -> dict[str, Any]:
-    """A copy of `spec` with `dotted.path` set to a value (or removed with DELETE)."""
-    spec = copy.deepcopy(spec)
-    for path, value in changes:
-        *parents, leaf = path.split(".")
-        node = spec
-        for part in parents:
-            node = node.setdefault(part, {})
-        if value is DELETE:
-            node.pop(leaf, None)
-        else:
-            node[leaf] = value
-    return spec
 
 
 def _job(name: str, spec: dict[str, Any]) -> str:
@@ -145,27 +123,25 @@ def test_invalid_job_is_rejected_naming_the_field(
     kubectl: Kubectl, ns: str, verb: tuple[str, ...], change: tuple[str, Any], field: str
 ) -> None:
     name = f"bad-{uuid.uuid4().hex[:8]}"
-    error = _rejected(kubectl, *verb, "-n", ns, manifest=_job(name, _with(MINIMAL, change)))
+    error = _rejected(kubectl, *verb, "-n", ns, manifest=_job(name, with_changes(MINIMAL, change)))
     assert field in error, error
     assert kubectl("get", "ftj", "-n", ns, name, "--ignore-not-found", "-o", "name") == ""
 
 
-_RUNNING = _with(MINIMAL, ("training.lora", {"r": 8}), ("resources.nodeSelector", {"gpu": "a100"}))
-
 # (id, stored spec, change applied on update, field path the message must contain, or None when allowed)
 UPDATES: list[tuple[str, dict[str, Any], tuple[str, Any], str | None]] = [
-    ("baseModel", _RUNNING, ("baseModel.name", "other"), "spec.baseModel"),
-    ("dataset", _RUNNING, ("dataset.curation.minSuccessRate", 0.5), "spec.dataset"),
-    ("training", _RUNNING, ("training.epochs", 4), "spec.training"),
-    ("training-nested", _RUNNING, ("training.lora.r", 16), "spec.training"),
-    ("resources", _RUNNING, ("resources.gpus", 2), "spec.resources"),
-    ("resources-map", _RUNNING, ("resources.nodeSelector", {"gpu": "h100"}), "spec.resources"),
-    ("output", _RUNNING, ("output.version", "9.0.0"), "spec.output"),
-    ("cancel-true-to-false", _with(_RUNNING, ("cancel", True)), ("cancel", False), "spec.cancel"),
-    ("cancel-false-to-true", _RUNNING, ("cancel", True), None),
-    ("same-spec", _RUNNING, ("training.epochs", 3), None),
-    ("evaluation", _RUNNING, ("evaluation.maxEvalLoss", 2.5), "spec.evaluation"),
-    ("runPolicy", _RUNNING, ("runPolicy.backoffLimit", 5), None),
+    ("baseModel", RUNNING, ("baseModel.name", "other"), "spec.baseModel"),
+    ("dataset", RUNNING, ("dataset.curation.minSuccessRate", 0.5), "spec.dataset"),
+    ("training", RUNNING, ("training.epochs", 4), "spec.training"),
+    ("training-nested", RUNNING, ("training.lora.r", 16), "spec.training"),
+    ("resources", RUNNING, ("resources.gpus", 2), "spec.resources"),
+    ("resources-map", RUNNING, ("resources.nodeSelector", {"gpu": "h100"}), "spec.resources"),
+    ("output", RUNNING, ("output.version", "9.0.0"), "spec.output"),
+    ("cancel-true-to-false", with_changes(RUNNING, ("cancel", True)), ("cancel", False), "spec.cancel"),
+    ("cancel-false-to-true", RUNNING, ("cancel", True), None),
+    ("same-spec", RUNNING, ("training.epochs", 3), None),
+    ("evaluation", RUNNING, ("evaluation.maxEvalLoss", 2.5), "spec.evaluation"),
+    ("runPolicy", RUNNING, ("runPolicy.backoffLimit", 5), None),
 ]
 
 
@@ -176,7 +152,7 @@ def test_update(kubectl: Kubectl, ns: str, stored: dict[str, Any], change: tuple
     name = f"upd-{uuid.uuid4().hex[:8]}"
     apply = ("apply", "--server-side", "--validate=strict", "-n", ns, "-f", "-")
     kubectl(*apply, stdin=_job(name, stored))
-    updated = _job(name, _with(stored, change))
+    updated = _job(name, with_changes(stored, change))
     if field is None:
         kubectl(*apply, stdin=updated)
     else:
@@ -262,7 +238,8 @@ def _json_path(obj: Any, path: str) -> Any:
 
 def test_printer_columns_show_their_json_paths(kube: client.ApiClient, kubectl: Kubectl, ns: str) -> None:
     """Each cell of `kubectl get` is the value at its column's jsonPath in the same (Table) response."""
-    kubectl("apply", "--server-side", "-n", ns, "-f", "-", stdin=_job("columns", _with(MINIMAL, ("resources.gpus", 2))))
+    two_gpus = _job("columns", with_changes(MINIMAL, ("resources.gpus", 2)))
+    kubectl("apply", "--server-side", "-n", ns, "-f", "-", stdin=two_gpus)
     status = json.dumps({"status": FULL_STATUS})
     kubectl("patch", "ftj", "columns", "-n", ns, "--subresource=status", "--type=merge", "-p", status)
     request = kube.param_serialize(
@@ -319,9 +296,9 @@ def test_model_version_is_immutable_and_keeps_hyperparameters(kubectl: Kubectl, 
     kubectl("apply", "--server-side", "--validate=strict", "-n", ns, "-f", "-", stdin=yaml.safe_dump(MODEL_VERSION))
     stored = json.loads(kubectl("get", "mv", "-n", ns, "chat-v1.0.0", "-o", "json"))["spec"]
     assert stored["hyperparameters"] == {"epochs": 3, "lora": {"r": 8}}
-    changed = _with(MODEL_VERSION, ("spec.metrics", {"evalLoss": 1.0}))
+    changed = with_changes(MODEL_VERSION, ("spec.metrics", {"evalLoss": 1.0}))
     error = _rejected(kubectl, "apply", "--server-side", "-n", ns, manifest=yaml.safe_dump(changed))
     assert "spec" in error and "a ModelVersion is immutable" in error, error
-    invalid = _with(MODEL_VERSION, ("metadata.name", "bad"), ("spec.version", "1.0"))
+    invalid = with_changes(MODEL_VERSION, ("metadata.name", "bad"), ("spec.version", "1.0"))
     error = _rejected(kubectl, "create", "--validate=strict", "-n", ns, manifest=yaml.safe_dump(invalid))
     assert "spec.version" in error, error

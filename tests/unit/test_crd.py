@@ -26,9 +26,9 @@ from celpy.adapter import json_to_cel
 from finetune_operator.api import FineTuningJobSpec, FineTuningJobStatus, ModelVersionSpec
 from finetune_operator.codegen import crdgen
 from finetune_operator.codegen.openapi import walk
+from support.specs import DELETE, MINIMAL, RUNNING, with_changes
 
 REPO = Path(__file__).resolve().parents[2]
-DELETE = object()
 
 # ------------------------------------------------------------------------------ API server emulation
 
@@ -272,39 +272,17 @@ def test_cel_rules_are_declared_where_the_models_say() -> None:
 
 # ------------------------------------------------------------------------------------------ spec cases
 
-MINIMAL: dict[str, Any] = {
-    "baseModel": {"name": "tiny", "builtin": "tiny-gpt"},
-    "dataset": {"source": {"configMap": {"name": "sessions", "key": "sessions.jsonl"}}},
-    "output": {"modelName": "chat"},
-}
-
-
-def _with(spec: dict[str, Any], *changes: tuple[str, Any]) -> dict[str, Any]:
-    """A copy of `spec` with `dotted.path` set to a value (or removed with DELETE)."""
-    spec = copy.deepcopy(spec)
-    for path, value in changes:
-        *parents, leaf = path.split(".")
-        node = spec
-        for part in parents:
-            node = node.setdefault(part, {})
-        if value is DELETE:
-            node.pop(leaf, None)
-        else:
-            node[leaf] = value
-    return spec
-
-
 _PVC_SOURCE = ("dataset.source", {"pvc": {"claimName": "logs", "path": "sessions/*.jsonl"}})
 
 VALID = {
     "minimal": MINIMAL,
-    "pvc-source": _with(MINIMAL, _PVC_SOURCE),
-    "model-on-pvc": _with(MINIMAL, ("baseModel", {"name": "llama", "path": "llama-3-8b", "pvc": "models"})),
-    "model-in-image": _with(MINIMAL, ("baseModel", {"name": "llama", "path": "/models/llama"})),
-    "cpu-int": _with(MINIMAL, ("resources.cpu", 4), ("resources.memory", "64Gi")),
-    "cpu-milli": _with(MINIMAL, ("resources.cpu", "500m"), ("resources.gpus", 0)),
-    "prerelease": _with(MINIMAL, ("output.version", "1.3.0-rc.1+build.5"), ("output.bump", "major")),
-    "everything": _with(
+    "pvc-source": with_changes(MINIMAL, _PVC_SOURCE),
+    "model-on-pvc": with_changes(MINIMAL, ("baseModel", {"name": "llama", "path": "llama-3-8b", "pvc": "models"})),
+    "model-in-image": with_changes(MINIMAL, ("baseModel", {"name": "llama", "path": "/models/llama"})),
+    "cpu-int": with_changes(MINIMAL, ("resources.cpu", 4), ("resources.memory", "64Gi")),
+    "cpu-milli": with_changes(MINIMAL, ("resources.cpu", "500m"), ("resources.gpus", 0)),
+    "prerelease": with_changes(MINIMAL, ("output.version", "1.3.0-rc.1+build.5"), ("output.bump", "major")),
+    "everything": with_changes(
         MINIMAL,
         ("dataset.curation", {"minSuccessRate": 0, "maxSamples": 1, "dedup": False, "evalFraction": 0.5}),
         ("dataset.curation.maxTokens", 16),
@@ -487,7 +465,7 @@ INVALID: list[tuple[str, tuple[str, Any], str]] = [
 
 @pytest.mark.parametrize(("change", "field"), [case[1:] for case in INVALID], ids=[case[0] for case in INVALID])
 def test_invalid_specs_are_rejected_by_the_crd(change: tuple[str, Any], field: str) -> None:
-    errors = admission_errors(_schema("FineTuningJob"), {"spec": _with(MINIMAL, change)})
+    errors = admission_errors(_schema("FineTuningJob"), {"spec": with_changes(MINIMAL, change)})
     assert errors, "accepted"
     assert any(field in error for error in errors), errors
 
@@ -495,41 +473,39 @@ def test_invalid_specs_are_rejected_by_the_crd(change: tuple[str, Any], field: s
 @pytest.mark.parametrize(("change", "field"), [case[1:] for case in INVALID], ids=[case[0] for case in INVALID])
 def test_invalid_specs_are_rejected_by_the_models(change: tuple[str, Any], field: str) -> None:
     with pytest.raises(pydantic.ValidationError):
-        FineTuningJobSpec.model_validate(_with(MINIMAL, change))
+        FineTuningJobSpec.model_validate(with_changes(MINIMAL, change))
 
 
 # ----------------------------------------------------------------------------------------- transitions
 
-_RUNNING = _with(MINIMAL, ("training.lora", {"r": 8}), ("resources.nodeSelector", {"gpu": "a100"}))
-
 # (id, stored spec, change applied on update, field path the error must name or None when allowed)
 UPDATES: list[tuple[str, dict[str, Any], tuple[str, Any], str | None]] = [
-    ("baseModel-name", _RUNNING, ("baseModel.name", "other"), ".spec.baseModel"),
-    ("baseModel-source", _RUNNING, ("baseModel", {"name": "tiny", "path": "/m"}), ".spec.baseModel"),
-    ("dataset-source", _RUNNING, _PVC_SOURCE, ".spec.dataset"),
-    ("dataset-curation", _RUNNING, ("dataset.curation.minSuccessRate", 0.5), ".spec.dataset"),
-    ("training-epochs", _RUNNING, ("training.epochs", 4), ".spec.training"),
-    ("training-lora", _RUNNING, ("training.lora.r", 16), ".spec.training"),
+    ("baseModel-name", RUNNING, ("baseModel.name", "other"), ".spec.baseModel"),
+    ("baseModel-source", RUNNING, ("baseModel", {"name": "tiny", "path": "/m"}), ".spec.baseModel"),
+    ("dataset-source", RUNNING, _PVC_SOURCE, ".spec.dataset"),
+    ("dataset-curation", RUNNING, ("dataset.curation.minSuccessRate", 0.5), ".spec.dataset"),
+    ("training-epochs", RUNNING, ("training.epochs", 4), ".spec.training"),
+    ("training-lora", RUNNING, ("training.lora.r", 16), ".spec.training"),
     (
         "training-removed-default-differs",
-        _with(_RUNNING, ("training.epochs", 5)),
+        with_changes(RUNNING, ("training.epochs", 5)),
         ("training", DELETE),
         ".spec.training",
     ),
-    ("resources-gpus", _RUNNING, ("resources.gpus", 2), ".spec.resources"),
-    ("resources-nodeSelector", _RUNNING, ("resources.nodeSelector", {"gpu": "h100"}), ".spec.resources"),
-    ("output-version", _RUNNING, ("output.version", "9.0.0"), ".spec.output"),
-    ("output-modelName", _RUNNING, ("output.modelName", "other"), ".spec.output"),
-    ("cancel-true-to-false", _with(_RUNNING, ("cancel", True)), ("cancel", False), ".spec.cancel"),
-    ("cancel-true-to-unset", _with(_RUNNING, ("cancel", True)), ("cancel", DELETE), ".spec.cancel"),
-    ("cancel-false-to-true", _RUNNING, ("cancel", True), None),
-    ("cancel-stays-true", _with(_RUNNING, ("cancel", True)), ("queueName", "q"), None),
-    ("same-spec-reapplied", _RUNNING, ("training.epochs", 3), None),
-    ("explicit-default-reapplied", _RUNNING, ("resources.gpuResourceName", "nvidia.com/gpu"), None),
-    ("evaluation-changes", _RUNNING, ("evaluation.maxEvalLoss", 2.5), ".spec.evaluation"),
-    ("runPolicy-changes", _RUNNING, ("runPolicy.backoffLimit", 5), None),
-    ("queueName-changes", _RUNNING, ("queueName", "other"), None),
-    ("trainerImage-changes", _RUNNING, ("trainerImage", "trainer:2"), None),
+    ("resources-gpus", RUNNING, ("resources.gpus", 2), ".spec.resources"),
+    ("resources-nodeSelector", RUNNING, ("resources.nodeSelector", {"gpu": "h100"}), ".spec.resources"),
+    ("output-version", RUNNING, ("output.version", "9.0.0"), ".spec.output"),
+    ("output-modelName", RUNNING, ("output.modelName", "other"), ".spec.output"),
+    ("cancel-true-to-false", with_changes(RUNNING, ("cancel", True)), ("cancel", False), ".spec.cancel"),
+    ("cancel-true-to-unset", with_changes(RUNNING, ("cancel", True)), ("cancel", DELETE), ".spec.cancel"),
+    ("cancel-false-to-true", RUNNING, ("cancel", True), None),
+    ("cancel-stays-true", with_changes(RUNNING, ("cancel", True)), ("queueName", "q"), None),
+    ("same-spec-reapplied", RUNNING, ("training.epochs", 3), None),
+    ("explicit-default-reapplied", RUNNING, ("resources.gpuResourceName", "nvidia.com/gpu"), None),
+    ("evaluation-changes", RUNNING, ("evaluation.maxEvalLoss", 2.5), ".spec.evaluation"),
+    ("runPolicy-changes", RUNNING, ("runPolicy.backoffLimit", 5), None),
+    ("queueName-changes", RUNNING, ("queueName", "other"), None),
+    ("trainerImage-changes", RUNNING, ("trainerImage", "trainer:2"), None),
 ]
 
 
@@ -537,7 +513,7 @@ UPDATES: list[tuple[str, dict[str, Any], tuple[str, Any], str | None]] = [
     ("stored", "change", "field"), [case[1:] for case in UPDATES], ids=[case[0] for case in UPDATES]
 )
 def test_updates(stored: dict[str, Any], change: tuple[str, Any], field: str | None) -> None:
-    errors = admission_errors(_schema("FineTuningJob"), {"spec": _with(stored, change)}, {"spec": stored})
+    errors = admission_errors(_schema("FineTuningJob"), {"spec": with_changes(stored, change)}, {"spec": stored})
     if field is None:
         assert errors == []
     else:
@@ -582,16 +558,16 @@ def test_valid_model_version() -> None:
 
 @pytest.mark.parametrize(("change", "field"), [case[1:] for case in MV_INVALID], ids=[case[0] for case in MV_INVALID])
 def test_invalid_model_versions(change: tuple[str, Any], field: str) -> None:
-    errors = admission_errors(_schema("ModelVersion"), {"spec": _with(MODEL_VERSION, change)})
+    errors = admission_errors(_schema("ModelVersion"), {"spec": with_changes(MODEL_VERSION, change)})
     assert any(field in error for error in errors), errors
     with pytest.raises(pydantic.ValidationError):
-        ModelVersionSpec.model_validate(_with(MODEL_VERSION, change))
+        ModelVersionSpec.model_validate(with_changes(MODEL_VERSION, change))
 
 
 @pytest.mark.parametrize(("change", "allowed"), [(("metrics", {"evalLoss": 1.0}), False), (("version", "1.0.0"), True)])
 def test_model_version_is_immutable(change: tuple[str, Any], allowed: bool) -> None:
     old = {"spec": MODEL_VERSION}
-    errors = admission_errors(_schema("ModelVersion"), {"spec": _with(MODEL_VERSION, change)}, old)
+    errors = admission_errors(_schema("ModelVersion"), {"spec": with_changes(MODEL_VERSION, change)}, old)
     assert (errors == []) == allowed, errors
     if not allowed:
         assert errors[0].startswith(".spec: a ModelVersion is immutable")
@@ -616,13 +592,17 @@ def test_every_bound_required_field_and_rule_has_an_invalid_case() -> None:
     """A new bound, enum, pattern, required field or CEL rule in the models needs one more line in INVALID
     (or, for a transition rule, in UPDATES)."""
     schema = _schema("FineTuningJob")
-    covered = set().union(*(_error_paths(_with(MINIMAL, change)) for _, change, _ in INVALID))
+    covered = set().union(*(_error_paths(with_changes(MINIMAL, change)) for _, change, _ in INVALID))
     messages = "\n".join(
-        [error for _, change, _ in INVALID for error in admission_errors(schema, {"spec": _with(MINIMAL, change)})]
+        [
+            error
+            for _, change, _ in INVALID
+            for error in admission_errors(schema, {"spec": with_changes(MINIMAL, change)})
+        ]
         + [
             error
             for _, stored, change, _ in UPDATES
-            for error in admission_errors(schema, {"spec": _with(stored, change)}, {"spec": stored})
+            for error in admission_errors(schema, {"spec": with_changes(stored, change)}, {"spec": stored})
         ]
     )
     spec = schema["properties"]["spec"]

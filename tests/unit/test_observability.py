@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+import localcluster
 
 OBSERVABILITY = Path(__file__).resolve().parents[2] / "manifests" / "observability"
 DASHBOARD = OBSERVABILITY / "grafana-dashboard.json"
@@ -89,9 +90,8 @@ def test_check_rejects_an_unknown_metric() -> None:
 
 
 def test_dashboard_configmap_renders() -> None:
-    kubectl = Path(sys.executable).parent / "kubectl"
     result = subprocess.run(
-        [str(kubectl), "kustomize", str(OBSERVABILITY)],
+        [localcluster.kubectl_binary(), "kustomize", str(OBSERVABILITY)],
         capture_output=True,
         text=True,
         check=True,
