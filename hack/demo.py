@@ -10,13 +10,13 @@ Curation and training really run (tiny-gpt on CPU), as processes started by the 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import localcluster
+from localcluster import kubectl
 
 REPO = Path(__file__).resolve().parents[1]
 NAMESPACE = "finetune-demo"
@@ -24,21 +24,10 @@ JOB = "quickstart"
 TERMINAL = {"Completed", "Failed", "Cancelled"}
 
 
-def kubectl(info: localcluster.ClusterInfo, *args: str, stdin: str | None = None) -> str:
-    return localcluster.kubectl(info, *args, stdin=stdin)
-
-
 def start_operator(info: localcluster.ClusterInfo) -> subprocess.Popen[bytes]:
-    log = (info.state_dir / "logs" / "operator-demo.log").open("ab")
-    env = {
-        **os.environ,
-        "KUBECONFIG": str(info.kubeconfig),
-        "FTO_METRICS_PORT": "0",
-        "FTO_HEALTH_PORT": str(localcluster.processes.free_port()),
-        "FTO_LOG_FORMAT": "plain",
-    }
-    print(f"operator: logging to {log.name}")
-    return subprocess.Popen([sys.executable, "-m", "finetune_operator"], env=env, stdout=log, stderr=subprocess.STDOUT)
+    log = info.state_dir / "logs" / "operator-demo.log"
+    print(f"operator: logging to {log}")
+    return localcluster.start_operator(info.kubeconfig, log, localcluster.processes.free_port())
 
 
 def phase(info: localcluster.ClusterInfo) -> str:

@@ -177,21 +177,7 @@ class Operator:
 
     def __init__(self, kubeconfig: Path, log: Path) -> None:
         self.health_port = processes.free_port()
-        env = {
-            **os.environ,
-            "KUBECONFIG": str(kubeconfig),
-            "FTO_METRICS_PORT": "0",
-            "FTO_HEALTH_PORT": str(self.health_port),
-            "FTO_LOG_FORMAT": "plain",
-        }
-        with log.open("ab") as out:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "finetune_operator"],
-                env=env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        self.process = localcluster.start_operator(kubeconfig, log, self.health_port)
         self.ps = psutil.Process(self.process.pid)
         self.peak_rss = 0
         self._stop = threading.Event()

@@ -7,10 +7,12 @@ from .cluster import (
     kubectl_binary,
     read_info,
     restart_apiserver,
+    run_kubectl,
     state_dir_from_env,
     status,
     up,
 )
+from .operator_process import start_operator
 
 __all__ = [
     "ClusterInfo",
@@ -19,6 +21,8 @@ __all__ = [
     "kubectl_binary",
     "read_info",
     "restart_apiserver",
+    "run_kubectl",
+    "start_operator",
     "state_dir_from_env",
     "status",
     "up",

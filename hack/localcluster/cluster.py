@@ -103,14 +103,25 @@ def kubectl_binary() -> str:
     return found
 
 
-def kubectl(info: ClusterInfo, *args: str, stdin: str | None = None) -> str:
+def run_kubectl(
+    kubeconfig: Path, *args: str, stdin: str | None = None, timeout: float | None = None
+) -> subprocess.CompletedProcess[str]:
+    """kubectl with `kubeconfig`: its result, failed or not."""
     return subprocess.run(
-        [kubectl_binary(), f"--kubeconfig={info.kubeconfig}", *args],
+        [kubectl_binary(), f"--kubeconfig={kubeconfig}", *args],
         input=stdin,
-        check=True,
         capture_output=True,
         text=True,
-    ).stdout
+        check=False,
+        timeout=timeout,
+    )
+
+
+def kubectl(info: ClusterInfo, *args: str, stdin: str | None = None) -> str:
+    """kubectl as the cluster's admin: its stdout; raises CalledProcessError (carrying stderr) if it fails."""
+    result = run_kubectl(info.kubeconfig, *args, stdin=stdin)
+    result.check_returncode()
+    return result.stdout
 
 
 def _port(recorded: dict[str, int], name: str) -> int:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -61,12 +60,7 @@ def kubectl(cluster: localcluster.ClusterInfo) -> Kubectl:
     """Runs the venv's kubectl against the cluster and returns its stdout."""
 
     def run(*args: str, stdin: str | None = None, check: bool = True) -> str:
-        result = subprocess.run(
-            [localcluster.kubectl_binary(), f"--kubeconfig={cluster.kubeconfig}", *args],
-            input=stdin,
-            capture_output=True,
-            text=True,
-        )
+        result = localcluster.run_kubectl(cluster.kubeconfig, *args, stdin=stdin)
         if check and result.returncode != 0:
             raise AssertionError(f"kubectl {' '.join(args)} failed: {result.stderr}")
         return result.stdout

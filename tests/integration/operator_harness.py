@@ -10,7 +10,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -34,24 +33,12 @@ class OperatorProcess:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> OperatorProcess:
-        environment = {
-            **os.environ,
-            "KUBECONFIG": str(self.kubeconfig),
-            "FTO_METRICS_PORT": "0",
-            "FTO_HEALTH_PORT": str(localcluster.processes.free_port()),
-            "FTO_LOG_FORMAT": "plain",
-            "FTO_SWEEP_SECONDS": "2",
-            **self.env,
-        }
         with self.log.open("ab") as out:
             out.write(f"\n===== operator start {time.strftime('%H:%M:%S')} =====\n".encode())
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "finetune_operator"],
-                env=environment,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        health_port = localcluster.processes.free_port()
+        self.process = localcluster.start_operator(
+            self.kubeconfig, self.log, health_port, env={"FTO_SWEEP_SECONDS": "2", **self.env}
+        )
         return self
 
     def kill(self) -> None:

@@ -11,15 +11,12 @@ fails the integration tests instead of the first real install.
 
 from __future__ import annotations
 
-import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
 import yaml
-
-import localcluster
 
 REPO = Path(__file__).resolve().parents[2]
 BASE = REPO / "manifests" / "base"
@@ -92,15 +89,3 @@ def operator_kubeconfig(cluster: Cluster, kubectl: Kubectl, path: Path, duration
     path.write_text(yaml.safe_dump(kubeconfig))
     path.chmod(0o600)
     return path
-
-
-def kubectl_as(kubeconfig: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    """Runs kubectl with `kubeconfig` (e.g. the operator's) and returns the result, failed or not."""
-    return subprocess.run(
-        [localcluster.kubectl_binary(), f"--kubeconfig={kubeconfig}", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
-    )

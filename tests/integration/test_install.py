@@ -18,7 +18,9 @@ from typing import Any
 
 import pytest
 import yaml
-from rbac import NAMESPACE, SERVICE_ACCOUNT, Cluster, kubectl_as, operator_kubeconfig
+from rbac import NAMESPACE, SERVICE_ACCOUNT, Cluster, operator_kubeconfig
+
+import localcluster
 
 pytestmark = pytest.mark.integration
 
@@ -162,11 +164,11 @@ def test_operator_identity_has_its_permissions_and_no_more(
     cluster: Cluster, kubectl: Kubectl, crds: object, namespace: str, tmp_path: Path
 ) -> None:
     kubeconfig = operator_kubeconfig(cluster, kubectl, tmp_path / "operator.kubeconfig")
-    whoami = kubectl_as(kubeconfig, "auth", "whoami", "-o", "jsonpath={.status.userInfo.username}")
+    whoami = localcluster.run_kubectl(kubeconfig, "auth", "whoami", "-o", "jsonpath={.status.userInfo.username}")
     assert whoami.stdout == f"system:serviceaccount:{NAMESPACE}:{SERVICE_ACCOUNT}", whoami.stderr
 
     kubectl("apply", "-n", namespace, "-f", str(MANIFESTS / "samples" / "quickstart.yaml"))
-    patched = kubectl_as(
+    patched = localcluster.run_kubectl(
         kubeconfig,
         *("patch", "finetuningjob", "quickstart", "-n", namespace, "--subresource=status", "--type=merge"),
         *("-p", '{"status": {"phase": "Pending", "reason": "Accepted"}}'),
@@ -174,7 +176,7 @@ def test_operator_identity_has_its_permissions_and_no_more(
     assert patched.returncode == 0, patched.stderr
     assert get(kubectl, "finetuningjob", "quickstart", "-n", namespace)["status"]["phase"] == "Pending"
 
-    secrets = kubectl_as(kubeconfig, "get", "secrets", "-A")
+    secrets = localcluster.run_kubectl(kubeconfig, "get", "secrets", "-A")
     assert secrets.returncode != 0
     assert "forbidden" in secrets.stderr.lower()
 
@@ -193,7 +195,7 @@ def test_operator_identity_has_its_permissions_and_no_more(
                 }
             },
         }
-        answer = kubectl_as(
+        answer = localcluster.run_kubectl(
             kubeconfig, "create", "-f", "-", "-o", "jsonpath={.status.allowed}", stdin=json.dumps(review)
         )
         assert answer.returncode == 0, answer.stderr
@@ -234,7 +236,7 @@ def test_operator_identity_has_its_permissions_and_no_more(
         )
 
     escalating = role([{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}])
-    refused = kubectl_as(kubeconfig, "create", "-f", "-", stdin=escalating)
+    refused = localcluster.run_kubectl(kubeconfig, "create", "-f", "-", stdin=escalating)
     assert refused.returncode != 0
     assert "forbidden" in refused.stderr.lower()
     trainer = role(
@@ -247,5 +249,5 @@ def test_operator_identity_has_its_permissions_and_no_more(
             }
         ]
     )
-    created = kubectl_as(kubeconfig, "create", "-f", "-", stdin=trainer)
+    created = localcluster.run_kubectl(kubeconfig, "create", "-f", "-", stdin=trainer)
     assert created.returncode == 0, created.stderr
