@@ -41,13 +41,14 @@ def gpu_job(
     model: str = "support-agent",
     gpus: int = 1,
     run_for: str = "2s",
+    exit_code: int = 0,
     message: dict[str, Any] | None = None,
     source: str = "sessions",
     **spec: Any,
 ) -> dict[str, Any]:
     """A FineTuningJob whose curation and training pods run on KWOK nodes."""
     result = message if message is not None else {**CURATED, **TRAINED}
-    annotations = {RUN_FOR: run_for, EXIT_CODE: "0", MESSAGE: json.dumps(result)}
+    annotations = {RUN_FOR: run_for, EXIT_CODE: str(exit_code), MESSAGE: json.dumps(result)}
     body: dict[str, Any] = {
         "apiVersion": f"{GROUP}/{VERSION}",
         "kind": "FineTuningJob",

@@ -37,6 +37,12 @@ def _pod(name: str, command: list[str], **spec: Any) -> dict[str, Any]:
     }
 
 
+def _apply(kubectl: Kubectl, namespace: str, *objects: dict[str, Any]) -> None:
+    """`kubectl apply` of `objects`, as one List, in `namespace`."""
+    manifest = json.dumps({"kind": "List", "apiVersion": "v1", "items": list(objects)})
+    kubectl("apply", "-n", namespace, "-f", "-", stdin=manifest)
+
+
 def _read_pod(kube: client.ApiClient, namespace: str, name: str) -> Any:
     return client.CoreV1Api(kube).read_namespaced_pod(name, namespace)
 
@@ -106,14 +112,7 @@ def test_gpu_pod_schedules_on_a_kwok_gpu_node_and_an_oversized_one_stays_pending
 ) -> None:
     one = _pod("one-gpu", ["train"], container={"resources": {"limits": {"nvidia.com/gpu": "1"}}})
     nine = _pod("nine-gpus", ["train"], container={"resources": {"limits": {"nvidia.com/gpu": "9"}}})
-    kubectl(
-        "apply",
-        "-n",
-        namespace,
-        "-f",
-        "-",
-        stdin=json.dumps({"kind": "List", "apiVersion": "v1", "items": [one, nine]}),
-    )
+    _apply(kubectl, namespace, one, nine)
 
     running = wait_for(
         lambda: (p := _read_pod(kube, namespace, "one-gpu")).status.phase == "Running" and p,
@@ -138,7 +137,7 @@ def test_kwok_pod_ends_with_the_exit_code_and_message_of_its_annotations(
         "kwok.finetune.dev/termination-message": '{"outcome": "Failed"}',
     }
     pod = _pod("fails", ["train"], annotations=annotations, nodeSelector={"finetune.dev/node-pool": "cpu"})
-    kubectl("apply", "-n", namespace, "-f", "-", stdin=json.dumps(pod))
+    _apply(kubectl, namespace, pod)
 
     finished = wait_for(lambda: _finished(kube, namespace, "fails"), "the KWOK pod to finish")
 
@@ -172,14 +171,7 @@ def test_node_agent_runs_a_pod_that_writes_to_its_pvc(
         volumes=[{"name": "work", "persistentVolumeClaim": {"claimName": "work"}}],
         **AGENT_PLACEMENT,
     )
-    kubectl(
-        "apply",
-        "-n",
-        namespace,
-        "-f",
-        "-",
-        stdin=json.dumps({"kind": "List", "apiVersion": "v1", "items": [claim, pod]}),
-    )
+    _apply(kubectl, namespace, claim, pod)
 
     finished = wait_for(lambda: _finished(kube, namespace, "writer"), "the agent's pod to finish", timeout=120)
 
@@ -203,7 +195,7 @@ def test_projected_service_account_token_works_from_inside_an_agent_pod(
         """
     )
     pod = _pod("whoami", ["python3", "-c", script], **AGENT_PLACEMENT)
-    kubectl("apply", "-n", namespace, "-f", "-", stdin=json.dumps(pod))
+    _apply(kubectl, namespace, pod)
 
     finished = wait_for(lambda: _finished(kube, namespace, "whoami"), "the agent's pod to finish", timeout=120)
 
@@ -259,8 +251,7 @@ def test_node_agent_runs_init_containers_then_the_container_with_its_config_and_
         volumes=[{"name": "scratch", "emptyDir": {}}, {"name": "config", "configMap": {"name": "job-config"}}],
         **AGENT_PLACEMENT,
     )
-    items = [config_map, secret, pod]
-    kubectl("apply", "-n", namespace, "-f", "-", stdin=json.dumps({"kind": "List", "apiVersion": "v1", "items": items}))
+    _apply(kubectl, namespace, config_map, secret, pod)
 
     finished = wait_for(lambda: _finished(kube, namespace, "configured"), "the agent's pod to finish", timeout=120)
 
@@ -295,8 +286,7 @@ def test_deleting_an_agent_pod_sends_sigterm_then_removes_it(
         terminationGracePeriodSeconds=30,
         **AGENT_PLACEMENT,
     )
-    items = [_claim("work"), pod]
-    kubectl("apply", "-n", namespace, "-f", "-", stdin=json.dumps({"kind": "List", "apiVersion": "v1", "items": items}))
+    _apply(kubectl, namespace, _claim("work"), pod)
     wait_for(lambda: _read_pod(kube, namespace, "sleeper").status.phase == "Running", "the pod to run", timeout=120)
     folder = _claim_folder(cluster, kube, namespace, "work")
     wait_for(lambda: (folder / "started").exists(), "the process to start")
@@ -317,7 +307,7 @@ def test_restarting_the_apiserver_keeps_the_data_and_the_node_agent_keeps_workin
     kept: Any = core.read_namespaced_config_map("kept", namespace)
     assert kept.metadata.name == "kept"
     pod = _pod("after-restart", ["python", "-c", "print('still here')"], **AGENT_PLACEMENT)
-    kubectl("apply", "-n", namespace, "-f", "-", stdin=json.dumps(pod))
+    _apply(kubectl, namespace, pod)
     finished = wait_for(lambda: _finished(kube, namespace, "after-restart"), "the agent's pod to finish", timeout=120)
     assert finished.status.phase == "Succeeded"
 
@@ -343,7 +333,7 @@ def test_node_agent_restarts_a_failed_container_under_restart_policy_on_failure(
         restartPolicy="OnFailure",
         **AGENT_PLACEMENT,
     )
-    kubectl("apply", "-n", namespace, "-f", "-", stdin=json.dumps(pod))
+    _apply(kubectl, namespace, pod)
 
     finished = wait_for(lambda: _finished(kube, namespace, "flaky"), "the agent's pod to finish", timeout=120)
 
@@ -376,9 +366,7 @@ def test_jobs_on_the_node_agent_complete_or_fail_by_their_pods_exit_code(
     fail_fast = {"rules": [{"action": "FailJob", "onExitCodes": {"operator": "In", "values": [10]}}]}
     ok = _job("ok", ["python", "-c", "print('fine')"])
     bad = _job("bad-data", ["python", "-c", "raise SystemExit(10)"], podFailurePolicy=fail_fast)
-    kubectl(
-        "apply", "-n", namespace, "-f", "-", stdin=json.dumps({"kind": "List", "apiVersion": "v1", "items": [ok, bad]})
-    )
+    _apply(kubectl, namespace, ok, bad)
 
     assert wait_for(lambda: _job_condition(kube, namespace, "ok"), "job ok to finish", timeout=120) == "Complete"
     assert (

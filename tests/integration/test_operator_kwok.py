@@ -14,50 +14,10 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-import yaml
+from kwok_jobs import apply, gpu_job, sessions_config_map
 from operator_harness import OperatorProcess, get_job, isolated, wait_phase
 
 pytestmark = pytest.mark.integration
-
-RUN_FOR = "kwok.finetune.dev/run-for"
-EXIT_CODE = "kwok.finetune.dev/exit-code"
-MESSAGE = "kwok.finetune.dev/termination-message"
-CURATED = {"outcome": "Succeeded", "dataset": {"samples": 40, "trainSamples": 36, "evalSamples": 4, "sha256": "0" * 64}}
-TRAINED = {"outcome": "Succeeded", "metrics": {"trainLoss": 1.5, "evalLoss": 1.7, "perplexity": 5.47}}
-
-
-def gpu_job(name: str, gpus: int = 8, run_for: str = "3s", exit_code: int = 0, **spec: Any) -> dict[str, Any]:
-    annotations = {RUN_FOR: run_for, EXIT_CODE: str(exit_code), MESSAGE: json.dumps({**CURATED, **TRAINED})}
-    body: dict[str, Any] = {
-        "apiVersion": "finetune.dev/v1alpha1",
-        "kind": "FineTuningJob",
-        "metadata": {"name": name},
-        "spec": {
-            "baseModel": {"name": "llama-3.1-8b", "builtin": "tiny-gpt"},
-            "dataset": {"source": {"configMap": {"name": "sessions", "key": "sessions.jsonl"}}},
-            "resources": {"gpus": gpus, "nodeSelector": {"finetune.dev/node-pool": "gpu"}},
-            "output": {"modelName": "support-agent"},
-            "storage": {"size": "1Gi"},
-            "podMetadata": {"annotations": annotations},
-        },
-    }
-    for key, value in spec.items():
-        body["spec"][key] = value
-    return body
-
-
-def apply(kubectl: Callable[..., str], namespace: str, *objects: dict[str, Any]) -> None:
-    kubectl("-n", namespace, "apply", "-f", "-", stdin=yaml.safe_dump_all(objects))
-
-
-def sessions_config_map() -> dict[str, Any]:
-    line = {"id": "s1", "success_rate": 1.0, "instruction": "say hi", "input": "", "output": "hi"}
-    return {
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": {"name": "sessions"},
-        "data": {"sessions.jsonl": json.dumps(line) + "\n"},
-    }
 
 
 def test_job_completes_and_registers_a_model_version(
@@ -117,10 +77,8 @@ def test_gpu_jobs_queue_until_capacity_frees(
 def test_training_failure_reports_exit_code_and_message(
     kubectl: Callable[..., str], namespace: str, operator_process: OperatorProcess
 ) -> None:
-    failing = gpu_job("gate", gpus=1, exit_code=12)
-    failing["spec"]["podMetadata"]["annotations"][MESSAGE] = json.dumps(
-        {"outcome": "Failed", "reason": "EvaluationGateFailed", "failureKind": "User", "message": "evalLoss 3.1 > 2.0"}
-    )
+    gate = {"outcome": "Failed", "reason": "EvaluationGateFailed", "failureKind": "User"}
+    failing = gpu_job("gate", gpus=1, exit_code=12, message={**gate, "message": "evalLoss 3.1 > 2.0"})
     apply(kubectl, namespace, sessions_config_map(), failing)
     job = wait_phase(kubectl, namespace, "gate", ("Failed",), timeout=120, operator=operator_process)
     # Curation shares the annotations, so it is the curation step that fails here with the pod's message.
