@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from finetune_operator import naming
 from finetune_operator.api import FailureKind, Phase
 from finetune_operator.api.contract import REASONS, fallback_reason
 from finetune_operator.api.termination import TerminationMessage
@@ -90,6 +91,9 @@ class Observed:
     """Everything `derive` needs; built by the operator from the cluster, built by hand in tests."""
 
     phase: Phase | None = None
+    job_name: str = "<job>"
+    namespace: str = "<namespace>"
+    """Who the job is: the messages name its objects and the commands to look at them."""
     cancel: bool = False
     storage: StorageState = StorageState.ABSENT
     source: SourceState = SourceState.AVAILABLE
@@ -171,7 +175,8 @@ def _derive_active(o: Observed) -> Decision:
         return Decision(
             Phase.FAILED,
             "StorageLost",
-            "the workspace PersistentVolumeClaim lost its volume",
+            f"the workspace PersistentVolumeClaim {naming.workspace_pvc(o.job_name)} lost its volume; "
+            f"see kubectl describe pvc -n {o.namespace} {naming.workspace_pvc(o.job_name)}",
             FailureKind.SYSTEM,
         )
     if o.curation.phase is not WorkloadPhase.SUCCEEDED:
@@ -197,14 +202,14 @@ def _curation_decision(o: Observed) -> Decision:
             return Decision(
                 Phase.FAILED,
                 "SourceNotFound",
-                f"{o.source_description} does not exist (waited {int(o.source_wait_seconds)}s); "
-                "create it or fix spec.dataset.source in a new job",
+                f"gave up waiting for {o.source_description} after {int(o.source_wait_seconds)}s; "
+                "create it and re-create the job, or fix spec.dataset.source in a new job",
                 FailureKind.USER,
             )
         return Decision(
             Phase.PENDING,
             "SourceNotFound",
-            f"waiting for {o.source_description} to exist",
+            f"waiting for {o.source_description} (spec.dataset.source)",
             actions=_PREPARE,
         )
     if curation.phase is WorkloadPhase.ABSENT:
@@ -215,15 +220,32 @@ def _curation_decision(o: Observed) -> Decision:
             actions=_PREPARE | {Action.CREATE_CURATION},
         )
     if curation.phase is WorkloadPhase.FAILED:
-        return _failure(curation, default_reason="CurationFailed")
+        return _failure(o, curation, default_reason="CurationFailed")
     if curation.image_pull_error:
         return _image_pull_failed(curation)
     if curation.phase is WorkloadPhase.RUNNING:
-        return Decision(Phase.RUNNING, "Curating", "curating agent sessions into the dataset")
-    waiting = curation.message or (
-        "waiting for the workspace volume to bind" if o.storage is StorageState.PENDING else "curation pod starting"
-    )
+        return Decision(
+            Phase.RUNNING, "Curating", f"curating agent sessions into the dataset; follow it with {_logs(o, 'curate')}"
+        )
+    if curation.message:
+        waiting = curation.message
+    elif o.storage is StorageState.PENDING:
+        waiting = (
+            f"waiting for the workspace volume {naming.workspace_pvc(o.job_name)} to bind; "
+            f"see kubectl describe pvc -n {o.namespace} {naming.workspace_pvc(o.job_name)}"
+        )
+    else:
+        waiting = f"curation pod starting; see {_pods(o)}"
     return Decision(Phase.PENDING, "CurationStarting", waiting)
+
+
+def _logs(o: Observed, step: str) -> str:
+    job = naming.curation_job(o.job_name) if step == "curate" else naming.training_job(o.job_name)
+    return f"kubectl logs -n {o.namespace} job/{job}"
+
+
+def _pods(o: Observed) -> str:
+    return f"kubectl describe pods -n {o.namespace} -l {naming.LABEL_JOB}={naming.label_value(o.job_name)}"
 
 
 def _training_decision(o: Observed) -> Decision:
@@ -236,7 +258,7 @@ def _training_decision(o: Observed) -> Decision:
             actions=frozenset({Action.CREATE_TRAINING}), dataset_ready=True,
         )  # fmt: skip
     if training.phase is WorkloadPhase.FAILED:
-        return _failure(training, default_reason="TrainingFailed", dataset_ready=True)
+        return _failure(o, training, default_reason="TrainingFailed", dataset_ready=True)
     if training.image_pull_error:
         return _image_pull_failed(training, dataset_ready=True)
     if training.phase is WorkloadPhase.SUSPENDED:
@@ -250,8 +272,13 @@ def _training_decision(o: Observed) -> Decision:
         message = f"waiting for {want}: {training.message}" if training.message else f"waiting for {want}"
         return Decision(Phase.QUEUED, "WaitingForCapacity", message, dataset_ready=True)
     if training.phase is WorkloadPhase.STARTING:
+        detail = training.message or "starting"
         return Decision(
-            Phase.RUNNING, "TrainingStarting", "training pod starting", training_active=True, dataset_ready=True
+            Phase.RUNNING,
+            "TrainingStarting",
+            f"training pod {detail}; see {_pods(o)}",
+            training_active=True,
+            dataset_ready=True,
         )
     if training.phase is WorkloadPhase.RUNNING:
         if o.trainer_stage == "Evaluating":
@@ -262,7 +289,13 @@ def _training_decision(o: Observed) -> Decision:
                 training_active=True,
                 dataset_ready=True,
             )
-        return Decision(Phase.RUNNING, "Training", "training", training_active=True, dataset_ready=True)
+        return Decision(
+            Phase.RUNNING,
+            "Training",
+            f"training; follow it with {_logs(o, 'train')} -f",
+            training_active=True,
+            dataset_ready=True,
+        )
     return _succeeded_training(o)
 
 
@@ -300,7 +333,7 @@ def _image_pull_failed(workload: WorkloadState, dataset_ready: bool = False) -> 
     )
 
 
-def _failure(workload: WorkloadState, default_reason: str, dataset_ready: bool = False) -> Decision:
+def _failure(o: Observed, workload: WorkloadState, default_reason: str, dataset_ready: bool = False) -> Decision:
     """Map a failed Job to a reason a person can act on, and whether the user or the platform must act."""
     result = workload.result
     if result.failed:
@@ -330,7 +363,12 @@ def _failure(workload: WorkloadState, default_reason: str, dataset_ready: bool =
         message = f"{rule.meaning}: {rule.advice} ({detail})"
         return Decision(Phase.FAILED, fallback.value, message, rule.failure_kind, dataset_ready=dataset_ready)
     reason = "BackoffLimitExceeded" if workload.job_reason == "BackoffLimitExceeded" else default_reason
-    detail = f"last exit code {workload.exit_code}" if workload.exit_code is not None else "no exit code"
+    if workload.exit_code is not None:
+        detail = f"the last container exited with code {workload.exit_code} and wrote no termination message"
+    else:
+        detail = "the workload failed before a container ended"
     if workload.message:
-        detail += f": {workload.message}"
-    return Decision(Phase.FAILED, reason, detail, FailureKind.SYSTEM, dataset_ready=dataset_ready)
+        detail += f" ({workload.message})"
+    step = "curate" if default_reason == "CurationFailed" else "train"
+    message = f"{detail}; see {_logs(o, step)}"
+    return Decision(Phase.FAILED, reason, message, FailureKind.SYSTEM, dataset_ready=dataset_ready)

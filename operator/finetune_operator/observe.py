@@ -126,4 +126,13 @@ def workload_state(job: Obj | None, pods: Sequence[Obj]) -> WorkloadState:
         unschedulable = _unschedulable_message(pod)
         if unschedulable:
             return WorkloadState(WorkloadPhase.UNSCHEDULABLE, message=unschedulable, **common)
-    return WorkloadState(WorkloadPhase.STARTING, **common)
+    return WorkloadState(WorkloadPhase.STARTING, message=_starting_message(live), **common)
+
+
+def _starting_message(pods: Sequence[Obj]) -> str:
+    """What a starting pod waits for, as the kubelet says it (ContainerCreating, PodInitializing, ...)."""
+    for pod in pods:
+        for reason, message in _waiting_reasons(pod):
+            detail = f"{reason}: {message}" if message else reason
+            return f"{pod['metadata']['name']} is waiting ({detail})"
+    return ""

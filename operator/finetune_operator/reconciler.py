@@ -119,14 +119,15 @@ class Reconciler:
     def _source(self, spec: FineTuningJobSpec, namespace: str) -> tuple[SourceState, str]:
         source = spec.dataset.source
         if source.config_map is not None:
-            what = f"ConfigMap {source.config_map.name} (key {source.config_map.key})"
-            config_map = self.kube.get("ConfigMap", namespace, source.config_map.name)
-            data = (config_map or {}).get("data") or {}
-            binary = (config_map or {}).get("binaryData") or {}
-            present = source.config_map.key in data or source.config_map.key in binary
+            name, key = source.config_map.name, source.config_map.key
+            config_map = self.kube.get("ConfigMap", namespace, name)
+            if config_map is None:
+                return SourceState.MISSING, f"ConfigMap {name} to exist (it holds the sessions under key {key})"
+            present = key in (config_map.get("data") or {}) or key in (config_map.get("binaryData") or {})
+            what = f"ConfigMap {name} to have the key {key} (kubectl get configmap -n {namespace} {name} -o yaml)"
             return (SourceState.AVAILABLE if present else SourceState.MISSING), what
         assert source.pvc is not None
-        what = f"PersistentVolumeClaim {source.pvc.claim_name}"
+        what = f"PersistentVolumeClaim {source.pvc.claim_name} to exist"
         found = self.kube.get("PersistentVolumeClaim", namespace, source.pvc.claim_name)
         return (SourceState.AVAILABLE if found else SourceState.MISSING), what
 
@@ -153,6 +154,8 @@ class Reconciler:
             version_conflict = registry.explicit_version_conflict(spec, view.model_versions, view.uid)
         return Observed(
             phase=phase,
+            job_name=view.name,
+            namespace=view.namespace,
             cancel=spec.cancel,
             storage=storage_state(view.pvc),
             source=source,
@@ -232,7 +235,9 @@ class Reconciler:
         previous = view.status.get("phase")
         if previous in {p.value for p in TERMINAL_PHASES}:
             return Outcome(previous, str(previous), {})
-        message = f"spec is invalid: {error.errors()[0].get('msg')} at {error.errors()[0].get('loc')}"
+        first = error.errors()[0]
+        field = ".".join(["spec", *(str(part) for part in first.get("loc", ()))])
+        message = f"{field} is invalid: {first.get('msg')}; create the job again with it fixed"
         patch = {
             "phase": Phase.FAILED.value,
             "reason": "InvalidSpec",

@@ -149,7 +149,12 @@ DERIVE_CASES = [
     ),
     pytest.param(
         job(storage=StorageState.PENDING, curation=w(WorkloadPhase.STARTING, active=True)),
-        Expect(P, "CurationStarting", message="waiting for the workspace volume to bind"),
+        Expect(
+            P,
+            "CurationStarting",
+            message="waiting for the workspace volume <job>-workspace to bind; "
+            "see kubectl describe pvc -n <namespace> <job>-workspace",
+        ),
         id="storage-pending-curation-waits",
     ),
     pytest.param(
@@ -164,8 +169,13 @@ DERIVE_CASES = [
     ),
     # --- the dataset source
     pytest.param(
-        job(source=SourceState.MISSING, source_missing_seconds=10, source_description="ConfigMap sessions"),
-        Expect(P, "SourceNotFound", actions=PREPARE, message="waiting for ConfigMap sessions to exist"),
+        job(source=SourceState.MISSING, source_missing_seconds=10, source_description="ConfigMap sessions to exist"),
+        Expect(
+            P,
+            "SourceNotFound",
+            actions=PREPARE,
+            message="waiting for ConfigMap sessions to exist (spec.dataset.source)",
+        ),
         id="source-missing-within-wait",
     ),
     pytest.param(
@@ -175,7 +185,7 @@ DERIVE_CASES = [
     ),
     pytest.param(
         job(source=SourceState.MISSING, source_missing_seconds=300, source_wait_seconds=300),
-        Expect(F, "SourceNotFound", FailureKind.USER, message_has=("waited 300s", "spec.dataset.source")),
+        Expect(F, "SourceNotFound", FailureKind.USER, message_has=("after 300s", "spec.dataset.source")),
         id="source-missing-at-wait",
     ),
     pytest.param(
@@ -183,9 +193,11 @@ DERIVE_CASES = [
             source=SourceState.MISSING,
             source_missing_seconds=900,
             source_wait_seconds=60,
-            source_description="PVC agent-logs",
+            source_description="PVC agent-logs to exist",
         ),
-        Expect(F, "SourceNotFound", FailureKind.USER, message_has=("PVC agent-logs does not exist", "waited 60s")),
+        Expect(
+            F, "SourceNotFound", FailureKind.USER, message_has=("gave up waiting for PVC agent-logs to exist", "60s")
+        ),
         id="source-missing-after-wait",
     ),
     pytest.param(
@@ -205,7 +217,11 @@ DERIVE_CASES = [
     ),
     pytest.param(
         job(curation=w(WorkloadPhase.STARTING, active=True)),
-        Expect(P, "CurationStarting", message="curation pod starting"),
+        Expect(
+            P,
+            "CurationStarting",
+            message="curation pod starting; see kubectl describe pods -n <namespace> -l finetune.dev/job=job",
+        ),
         id="curation-starting",
     ),
     pytest.param(
@@ -309,12 +325,23 @@ DERIVE_CASES = [
     ),
     pytest.param(
         job(curation=w(WorkloadPhase.FAILED)),
-        Expect(F, "CurationFailed", FailureKind.SYSTEM, message="no exit code"),
+        Expect(
+            F,
+            "CurationFailed",
+            FailureKind.SYSTEM,
+            message="the workload failed before a container ended; see kubectl logs -n <namespace> job/<job>-curate",
+        ),
         id="curation-failed-nothing-known",
     ),
     pytest.param(
         job(curation=w(WorkloadPhase.FAILED, exit_code=20, job_reason="BackoffLimitExceeded")),
-        Expect(F, "BackoffLimitExceeded", FailureKind.SYSTEM, message="last exit code 20"),
+        Expect(
+            F,
+            "BackoffLimitExceeded",
+            FailureKind.SYSTEM,
+            message="the last container exited with code 20 and wrote no termination message; "
+            "see kubectl logs -n <namespace> job/<job>-curate",
+        ),
         id="curation-backoff-limit",
     ),
     pytest.param(
@@ -507,7 +534,8 @@ DERIVE_CASES = [
             F,
             "BackoffLimitExceeded",
             FailureKind.SYSTEM,
-            message="last exit code 20: Job has reached the specified backoff limit",
+            message="the last container exited with code 20 and wrote no termination message "
+            "(Job has reached the specified backoff limit); see kubectl logs -n <namespace> job/<job>-train",
             dataset_ready=True,
         ),
         id="backoff-limit-exit-code-and-message",
@@ -536,7 +564,13 @@ DERIVE_CASES = [
     ),
     pytest.param(
         trained(training=w(WorkloadPhase.FAILED, exit_code=1, message="Traceback")),
-        Expect(F, "TrainingFailed", FailureKind.SYSTEM, message="last exit code 1: Traceback"),
+        Expect(
+            F,
+            "TrainingFailed",
+            FailureKind.SYSTEM,
+            message="the last container exited with code 1 and wrote no termination message (Traceback); "
+            "see kubectl logs -n <namespace> job/<job>-train",
+        ),
         id="training-failed-unknown-exit",
     ),
     pytest.param(

@@ -278,10 +278,16 @@ def test_scheduling_gated_pod_is_not_unschedulable() -> None:
     assert workload_state(batch_job(active=1), [gated]).phase is WorkloadPhase.STARTING
 
 
+CURATED = WorkloadState(WorkloadPhase.SUCCEEDED, result=tm({"outcome": "Succeeded", "dataset": {"samples": 10}}))
+
+
 def test_scheduled_pod_creating_its_container_is_starting() -> None:
     creating = pod("demo-train-abcde", "Pending", waiting=("ContainerCreating", ""))
     state = workload_state(batch_job(active=1), [creating])
-    assert state == WorkloadState(WorkloadPhase.STARTING, attempts=1, active=True)
+    message = "demo-train-abcde is waiting (ContainerCreating)"
+    assert state == WorkloadState(WorkloadPhase.STARTING, message=message, attempts=1, active=True)
+    decision = derive(Observed(phase=Phase.RUNNING, storage=StorageState.BOUND, curation=CURATED, training=state))
+    assert decision.message.startswith("training pod demo-train-abcde is waiting (ContainerCreating); see ")
 
 
 @pytest.mark.parametrize(
