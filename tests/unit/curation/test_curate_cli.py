@@ -130,10 +130,12 @@ def test_job_config_supplies_source_workspace_and_curation(tmp_path: Path, monke
                 "apiVersion": "finetune.dev/v1alpha1",
                 "job": {"name": "demo", "namespace": "ml", "uid": "u-1"},
                 "spec": {
+                    "baseModel": {"name": "tiny", "builtin": "tiny-gpt"},
                     "dataset": {
                         "source": {"configMap": {"name": "c", "key": "s"}},
                         "curation": {"minSuccessRate": 0.5, "evalFraction": 0.5},
-                    }
+                    },
+                    "output": {"modelName": "demo"},
                 },
                 "paths": {
                     "workspace": str(tmp_path / "ws"),
@@ -153,6 +155,11 @@ def test_job_config_supplies_source_workspace_and_curation(tmp_path: Path, monke
     # A flag overrides the config.
     assert main(["--min-success-rate", "0.7"]) == 0
     assert json.loads((tmp_path / "log").read_text())["dataset"]["rejected"]["lowSuccess"] == 1
+    # An empty source is named as the user wrote it, not by its mount path in the pod.
+    (tmp_path / "src" / "s.jsonl").unlink()
+    assert main([]) == 10
+    message = json.loads((tmp_path / "log").read_text())["message"]
+    assert message.startswith(f"no file matches key s of ConfigMap c (mounted as {tmp_path}/src/s.jsonl); ")
 
 
 def test_max_tokens_with_a_real_tokenizer(tmp_path: Path, curate: Curate) -> None:
@@ -219,7 +226,8 @@ def test_missing_source_fails_with_source_not_found(tmp_path: Path, curate: Cura
         "outcome": "Failed",
         "reason": "SourceNotFound",
         "failureKind": "User",
-        "message": f"no file matches {tmp_path}/nothing/*.jsonl",
+        "message": f"no file matches {tmp_path}/nothing/*.jsonl; list the claim's files with a pod that mounts it "
+        "(docs/bring-your-own.md)",
     }
     assert not run.output_dir.exists()
 

@@ -30,6 +30,7 @@ from finetune_trainer.curate.settings import (
     DEFAULT_MAX_LINE_BYTES,
     DEFAULT_MAX_MALFORMED_FRACTION,
     Settings,
+    describe_source,
     model_tokenizer,
 )
 from finetune_trainer.curate.sources import SourceStats, resolve
@@ -84,6 +85,7 @@ def resolve_settings(args: argparse.Namespace) -> tuple[Settings, dict[str, Any]
         max_malformed_fraction=args.max_malformed_fraction,
         max_line_bytes=args.max_line_bytes,
         workers=args.workers,
+        source_description=describe_source(job.spec.dataset.source) if job and not args.input else "",
     )
     return settings, job.job.to_wire() if job else {}
 
@@ -95,7 +97,15 @@ def run(settings: Settings, job: dict[str, Any]) -> dict[str, Any]:
     output = settings.output_dir.resolve()
     paths = [path for path in resolve(settings.source_glob) if output not in path.resolve().parents]
     if not paths:
-        raise JobFailed(Reason.SOURCE_NOT_FOUND, f"no file matches {settings.source_glob}")
+        where = (
+            f"{settings.source_description} (mounted as {settings.source_glob})"
+            if settings.source_description
+            else settings.source_glob
+        )
+        raise JobFailed(
+            Reason.SOURCE_NOT_FOUND,
+            f"no file matches {where}; list the claim's files with a pod that mounts it (docs/bring-your-own.md)",
+        )
     sources = [SourceStats(path) for path in paths]
     spec = settings.curation
     rules = Rules(spec.min_success_rate, spec.eval_fraction, spec.dedup, spec.max_tokens, settings.tokenizer)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from finetune_operator.api import CurationSpec
+from finetune_operator.api import CurationSpec, DatasetSource
 
 DEFAULT_MAX_MALFORMED_FRACTION = 0.1
 DEFAULT_MAX_LINE_BYTES = 8 << 20
@@ -24,6 +24,16 @@ class Settings:
     """Longer lines are counted malformed without being read into memory."""
     workers: int = 0
     """Assessment threads; 0 chooses from the usable CPUs and the input size."""
+    source_description: str = ""
+    """Where the sessions come from in the user's terms (the claim and path of spec.dataset.source)."""
+
+
+def describe_source(source: DatasetSource) -> str:
+    """spec.dataset.source as the user wrote it, for messages (the pod sees only its mount path)."""
+    if source.config_map is not None:
+        return f"key {source.config_map.key} of ConfigMap {source.config_map.name}"
+    assert source.pvc is not None
+    return f"path {source.pvc.path} on PersistentVolumeClaim {source.pvc.claim_name}"
 
 
 def model_tokenizer(base_model: str | None) -> Path | None:
