@@ -150,13 +150,16 @@ class Kube:
             raise
 
 
-def event_for(obj: Mapping[str, Any], event_type: str, reason: str, message: str, now: str) -> Obj:
-    """A core/v1 Event about `obj` (what `kubectl describe` shows)."""
+def event_for(
+    obj: Mapping[str, Any], event_type: str, reason: str, message: str, now: str, name: str | None = None
+) -> Obj:
+    """A core/v1 Event about `obj` (what `kubectl describe` shows); named `name`, or a generated name."""
     meta = obj["metadata"]
+    identity = {"name": name} if name else {"generateName": f"{meta['name']}."}
     return {
         "apiVersion": "v1",
         "kind": "Event",
-        "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
+        "metadata": {**identity, "namespace": meta["namespace"]},
         "involvedObject": {
             "apiVersion": obj.get("apiVersion", "finetune.dev/v1alpha1"),
             "kind": obj.get("kind", "FineTuningJob"),

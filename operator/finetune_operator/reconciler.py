@@ -93,6 +93,12 @@ class Event:
     type: str
     reason: str
     message: str
+    name: str | None = None
+    """A fixed name posts the Event at most once (a second post is a harmless 409); None generates one."""
+
+
+# Reasons that follow each other in every job: a change between them within a phase posts no Event.
+ROUTINE_REASONS = frozenset({"Creating", "CurationStarting", "Curating", "TrainingStarting", "Training", "Registering"})
 
 
 @dataclass
@@ -216,6 +222,11 @@ class Reconciler:
             kind = "Warning" if decision.phase is Phase.FAILED else "Normal"
             message = f"{previous or 'New'} -> {decision.phase.value}: {decision.message}".rstrip(": ")
             outcome.events.append(Event(kind, decision.reason or decision.phase.value, message))
+        elif view.status.get("reason") != decision.reason and decision.reason not in ROUTINE_REASONS:
+            # Why a job waits changed (e.g. from Kueue admission to GPU capacity): once per reason and job, so
+            # a flapping cause cannot flood the namespace's Events.
+            name = naming.bounded(f"{view.name}.{view.uid[:8]}.{decision.reason.lower()}", 253)
+            outcome.events.append(Event("Normal", decision.reason, decision.message, name=name))
         if outcome.patch:
             outcome.written = self.kube.patch_status("FineTuningJob", view.namespace, view.name, outcome.patch)
         if outcome.written is not None:
@@ -227,7 +238,11 @@ class Reconciler:
         body = {"apiVersion": API_VERSION, "kind": "FineTuningJob", "metadata": view.body["metadata"]}
         for event in events:
             try:
-                self.kube.post(event_for(body, event.type, event.reason, event.message, now))
+                posted = event_for(body, event.type, event.reason, event.message, now, name=event.name)
+                if event.name is None:
+                    self.kube.post(posted)
+                else:
+                    self.kube.create(posted)
             except ApiError as error:
                 log.warning("could not post event %s on %s/%s: %s", event.reason, view.namespace, view.name, error)
 

@@ -91,3 +91,62 @@ def test_preparation_interrupted_before_the_first_status_write_is_completed() ->
     # The PVC was created, then the operator died before the rest and before writing any phase.
     view = JobView(body=job(), pvc=BOUND_PVC)
     assert reconcile(view).created == [*PREPARED, "Job"]
+
+
+class EventKube(RecordingKube):
+    """Also answers for the job's workloads and records Events, named ones as a real API server does (409)."""
+
+    def __init__(self, workloads: dict[str, Obj]) -> None:
+        super().__init__()
+        self.workloads = workloads
+        self.events: list[Obj] = []
+        self.event_names: set[str] = set()
+
+    def create(self, obj: Obj) -> bool:
+        if obj["kind"] != "Event":
+            return super().create(obj)
+        if obj["metadata"]["name"] in self.event_names:
+            return False
+        self.event_names.add(obj["metadata"]["name"])
+        self.events.append(obj)
+        return True
+
+    def post(self, obj: Obj) -> None:
+        self.events.append(obj)
+
+
+def queued_view(status: Obj, suspended: bool) -> JobView:
+    curated = {
+        "metadata": {"name": "demo-curate", "labels": {"app.kubernetes.io/component": "curation"}},
+        "status": {"conditions": [{"type": "Complete", "status": "True"}], "succeeded": 1},
+    }
+    training: Obj = {"metadata": {"name": "demo-train"}, "spec": {"suspend": suspended}, "status": {"active": 1}}
+    pending = {
+        "metadata": {"name": "demo-train-x"},
+        "status": {
+            "phase": "Pending",
+            "conditions": [
+                {"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": "0/3 nodes"}
+            ],
+        },
+    }
+    view = JobView(body=job(status), pvc=BOUND_PVC)
+    view.workloads = {"curation": curated, "training": training}
+    view.pods = {"training": [] if suspended else [pending]}
+    return view
+
+
+def test_a_new_waiting_cause_within_a_phase_posts_one_event_per_reason() -> None:
+    clock = datetime(2026, 11, 23, 16, 0, 5, tzinfo=UTC)
+    kube = EventKube({})
+    reconciler = Reconciler(kube, Settings(), clock=lambda: clock)  # type: ignore[arg-type]
+    admitted_then_unschedulable = {"phase": "Queued", "reason": "WaitingForAdmission", "message": "..."}
+    for _ in range(3):  # the same cause seen again: still one Event
+        reconciler.reconcile(queued_view(admitted_then_unschedulable, suspended=False))
+    reasons = [event["reason"] for event in kube.events]
+    assert reasons == ["WaitingForCapacity"], reasons
+    assert kube.events[0]["message"] == "waiting for 1 nvidia.com/gpu: 0/3 nodes"
+    routine = {"phase": "Running", "reason": "Curating", "message": "..."}
+    kube.events.clear()
+    reconciler.reconcile(JobView(body=job(routine), pvc=BOUND_PVC))
+    assert all(event["reason"] != "TrainingStarting" for event in kube.events)
