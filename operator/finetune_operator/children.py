@@ -25,6 +25,7 @@ SOURCE_DIR = "/mnt/source"
 BASE_MODEL_DIR = "/mnt/base-model"
 TERMINATION_LOG = "/dev/termination-log"
 UID = 1000
+TMP_SIZE_LIMIT = "8Gi"
 
 
 class JobRef:
@@ -167,7 +168,9 @@ def workspace_volumes(job: JobRef, with_source: bool, with_base_model: bool) -> 
     volumes: list[Obj] = [
         {"name": "workspace", "persistentVolumeClaim": {"claimName": naming.workspace_pvc(job.name)}},
         {"name": "config", "configMap": {"name": naming.config_map(job.name)}},
-        {"name": "tmp", "emptyDir": {}},
+        # Library caches (HF_HOME, Triton, Inductor; see trainer-image/Dockerfile): bounded, so a runaway cache
+        # evicts this pod rather than filling the node's disk.
+        {"name": "tmp", "emptyDir": {"sizeLimit": TMP_SIZE_LIMIT}},
     ]
     mounts: list[Obj] = [
         {"name": "workspace", "mountPath": WORKSPACE},

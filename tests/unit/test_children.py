@@ -409,6 +409,8 @@ def test_curation_mounts_a_configmap_source() -> None:
     assert mounts["workspace"] == {"name": "workspace", "mountPath": "/workspace"}
     assert mounts["config"] == {"name": "config", "mountPath": "/etc/finetune", "readOnly": True}
     assert mounts["tmp"]["mountPath"] == "/tmp"  # a read-only root needs a writable /tmp
+    # HF_HOME and the Triton/Inductor caches live there (trainer-image/Dockerfile): bounded.
+    assert volumes["tmp"]["emptyDir"] == {"sizeLimit": "8Gi"}
     assert "base-model" not in volumes
 
 
