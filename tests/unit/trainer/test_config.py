@@ -37,7 +37,7 @@ def test_unset_fields_get_trainer_defaults() -> None:
         1,
     )
     assert (config.learning_rate, config.max_seq_length, config.warmup_ratio, config.seed) == (2e-4, 1024, 0.03, 42)
-    assert (config.lora_r, config.lora_alpha, config.lora_dropout) == (16, 32, 0.05)
+    assert (config.lora_r, config.lora_alpha, config.lora_dropout) == (16, 32, 0.0)
     assert config.lora_target_modules == ALL_LINEAR
     assert config.base_model == "builtin:tiny-gpt"
     assert config.precision == "fp32"

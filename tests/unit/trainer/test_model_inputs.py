@@ -109,3 +109,27 @@ def test_generation_prompts_match_the_training_prompts(tiny_model_dir: Path) -> 
         tokenizer.decode(evaluation.prompt_ids(sample, tokenizer))
         == "<|pad|>user\nDo X\n\nctx<|endoftext|>\n<|pad|>assistant\n"
     )
+
+
+def test_lora_layers_see_bf16_inputs_under_bf16_autocast(tmp_path: Path, tiny_model_dir: Path) -> None:
+    """PEFT's per-layer cast of the input to the fp32 adapter dtype is off while training under autocast."""
+    write_dataset(tmp_path, train=16, evaluation=4)
+    dataset = data.load_dataset(tmp_path / "dataset")
+    job = JobConfig.load(write_job(tmp_path, {"maxSeqLength": 128, "batchSize": 4, "epochs": 1, "precision": "bf16"}))
+    device = Device(cuda_devices=0, bf16_supported=False)  # CPU honours an explicit bf16
+    config = resolve(job.spec, base_model_path=None, dataset_sha256="0" * 64, device=device)
+    trainer = run.build_trainer(
+        model=load_model(tiny_model_dir, config),
+        tokenizer=load_tokenizer(tiny_model_dir),
+        config=config,
+        train=[data.to_record(sample, chat=False) for sample in dataset.train],
+        evaluation_records=[data.to_record(sample, chat=False) for sample in dataset.eval],
+        output_dir=tmp_path / "out",
+        callbacks=[],
+    )
+    adapter = next(module for name, module in trainer.model.named_modules() if name.endswith("lora_A.default"))
+    assert adapter.weight.dtype == torch.float32  # PEFT keeps the adapter in fp32
+    seen: set[torch.dtype] = set()
+    adapter.register_forward_pre_hook(lambda module, inputs: seen.add(inputs[0].dtype))
+    run.fit(trainer, config, None)
+    assert seen == {torch.bfloat16}
