@@ -10,6 +10,12 @@ This collator keeps rows separate instead: [batch, max_length] input ids with pe
 `position_ids` (restarting at 0) and no attention mask, from which transformers builds a
 block-diagonal causal mask per row. Attention then costs what one max_length sequence costs,
 and tokens of one sample never see another sample.
+
+With varlen flash attention (`attention.VARLEN`, Ampere+ GPUs) the collator flattens instead
+(`FlattenedSamplesCollator`): one row of every sample's tokens, no padding at all, plus the exact
+cumulative sample lengths (`cu_seq_lens_*`, int32, starting at 0) and the longest sample
+(`max_length_*`, a Python int, so the kernel never waits on the GPU to learn it), which transformers
+passes through to the attention function.
 """
 
 from __future__ import annotations
@@ -42,3 +48,33 @@ class PackedRowsCollator:
         # A sample's first token must not be predicted from the previous sample's last one.
         labels[position_ids == 0] = IGNORE_INDEX
         return {"input_ids": input_ids, "labels": labels, "position_ids": position_ids}
+
+
+@dataclass(frozen=True)
+class FlattenedSamplesCollator:
+    """The whole batch as one row of samples, with the boundaries varlen attention kernels take."""
+
+    def __call__(self, examples: Sequence[dict[str, Any]]) -> dict[str, Any]:
+        ids = [token for example in examples for token in example["input_ids"]]
+        labels = [token for example in examples for token in example.get("labels", example["input_ids"])]
+        lengths = [
+            length for example in examples for length in (example.get("seq_lengths") or [len(example["input_ids"])])
+        ]
+        if sum(lengths) != len(ids):
+            raise ValueError(f"sample lengths {lengths} do not add up to the {len(ids)} packed tokens")
+        position_ids = torch.cat([torch.arange(length) for length in lengths])
+        label_row = torch.tensor(labels)
+        # A sample's first token must not be predicted from the previous sample's last one.
+        label_row[position_ids == 0] = IGNORE_INDEX
+        boundaries = torch.zeros(len(lengths) + 1, dtype=torch.int32)
+        boundaries[1:] = torch.cumsum(torch.tensor(lengths), dim=0)
+        longest = max(lengths)
+        return {
+            "input_ids": torch.tensor([ids]),
+            "labels": label_row[None],
+            "position_ids": position_ids[None],
+            "cu_seq_lens_q": boundaries,
+            "cu_seq_lens_k": boundaries,
+            "max_length_q": longest,
+            "max_length_k": longest,
+        }

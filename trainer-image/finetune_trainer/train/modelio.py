@@ -35,13 +35,15 @@ def load_tokenizer(folder: Path) -> Any:
     return tokenizer
 
 
-def load_model(folder: Path, config: TrainConfig) -> Any:
+def load_model(folder: Path, config: TrainConfig, attention: str = "sdpa", device: str | None = None) -> Any:
+    """`device`: load the weights straight onto it (each rank its own GPU) rather than all into host memory first."""
     try:
         return AutoModelForCausalLM.from_pretrained(
             folder,
             local_files_only=True,
-            attn_implementation="sdpa",
+            attn_implementation=attention,
             dtype=weights_dtype(config),
+            device_map={"": device} if device else None,
         )
     except (OSError, ValueError, KeyError) as error:
         raise JobFailed(Reason.INVALID_MODEL, f"cannot load a causal language model from {folder}: {error}") from error

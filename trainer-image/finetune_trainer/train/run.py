@@ -21,9 +21,9 @@ from finetune_operator.api import JobConfig
 from finetune_operator.api.contract import Reason
 from finetune_trainer import report
 from finetune_trainer.failures import JobFailed
-from finetune_trainer.train import checkpoints, data, evaluation, jsonlog, output, storage, tinygpt
+from finetune_trainer.train import attention, checkpoints, data, evaluation, jsonlog, output, storage, tinygpt
 from finetune_trainer.train.callbacks import STAGE_EVALUATING, Checkpointing, GracefulStop, Progress
-from finetune_trainer.train.collate import PackedRowsCollator
+from finetune_trainer.train.collate import FlattenedSamplesCollator, PackedRowsCollator
 from finetune_trainer.train.config import Device, TrainConfig, hashed_fields, resolve
 from finetune_trainer.train.modelio import load_model, load_tokenizer, lora_config, saved_dtype, weights_dtype
 
@@ -54,6 +54,11 @@ class Workspace:
     @property
     def tensorboard(self) -> Path:
         return self.root / "tensorboard"
+
+
+def training_device(environ: Mapping[str, str]) -> str | None:
+    """This rank's GPU (each rank loads its weights straight onto it), or None on the CPU."""
+    return f"cuda:{environ.get('LOCAL_RANK', '0')}" if torch.cuda.is_available() else None
 
 
 def detect_device(environ: Mapping[str, str]) -> Device:
@@ -89,7 +94,11 @@ def run(job: JobConfig, environ: Mapping[str, str], rank: int) -> dict[str, obje
     with storage.guard(workspace.root, "building the builtin model", keep=config.keep_checkpoints, clean=rank == 0):
         model_dir = base_model_folder(job, workspace, dataset, config)
     tokenizer = load_tokenizer(model_dir)
-    model = load_model(model_dir, config)
+    kernel = attention.detect(config.precision)
+    if kernel == attention.VARLEN:
+        attention.register()
+    jsonlog.event("attention", implementation=kernel)
+    model = load_model(model_dir, config, kernel, device=training_device(environ))
     chat = bool(tokenizer.chat_template)
 
     reporter = report.from_environment(job.job.name, job.job.namespace, environ)
@@ -120,6 +129,7 @@ def run(job: JobConfig, environ: Mapping[str, str], rank: int) -> dict[str, obje
         evaluation_records=[data.to_record(sample, chat=chat) for sample in dataset.eval],
         output_dir=staging,
         callbacks=callbacks,
+        attention_kernel=kernel,
     )
     # Checkpoints and TensorBoard events are written from inside the Trainer's loop.
     with storage.guard(workspace.root, "training", keep=config.keep_checkpoints, clean=rank == 0):
@@ -234,6 +244,7 @@ def build_trainer(
     evaluation_records: list[dict[str, Any]],
     output_dir: Path,
     callbacks: list[Any],
+    attention_kernel: str = attention.SDPA,
 ) -> Any:
     from datasets import Dataset
     from transformers import PrinterCallback
@@ -286,7 +297,10 @@ def build_trainer(
     )
     # With tqdm disabled the Trainer prints every log dict; our Progress callback logs them as JSON.
     trainer.remove_callback(PrinterCallback)
-    # TRL's packing flattens each batch into one row for varlen flash-attention kernels; with SDPA
-    # that is quadratic in the whole batch (see collate.py), so rows are kept apart instead.
-    trainer.data_collator = PackedRowsCollator(pad_token_id=tokenizer.pad_token_id)
+    # One flattened row with sample boundaries for the varlen kernel; with SDPA a flattened batch is quadratic
+    # in the whole batch (see collate.py), so rows are kept apart instead.
+    if attention_kernel == attention.VARLEN:
+        trainer.data_collator = FlattenedSamplesCollator()
+    else:
+        trainer.data_collator = PackedRowsCollator(pad_token_id=tokenizer.pad_token_id)
     return trainer
