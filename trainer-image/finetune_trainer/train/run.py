@@ -74,17 +74,7 @@ def detect_device(environ: Mapping[str, str]) -> Device:
 def run(job: JobConfig, environ: Mapping[str, str], rank: int) -> dict[str, object] | None:
     workspace = Workspace(job.workspace)
     dataset = data.load_dataset(workspace.dataset)
-    save_steps = environ.get(SAVE_STEPS_ENV)
-    config = resolve(
-        job.spec,
-        base_model_path=job.base_model_path,
-        dataset_sha256=dataset.sha256,
-        device=detect_device(environ),
-        save_steps=int(save_steps) if save_steps else None,
-    )
-    jsonlog.event("config", configHash=config.config_hash, **hashed_fields(config))
-    if config.precision_note:
-        jsonlog.event("precision_fallback", message=config.precision_note)
+    config = configure(job, dataset, environ)
 
     resume_from = checkpoints.latest(workspace.checkpoints)
     if resume_from is not None:
@@ -94,11 +84,7 @@ def run(job: JobConfig, environ: Mapping[str, str], rank: int) -> dict[str, obje
     with storage.guard(workspace.root, "building the builtin model", keep=config.keep_checkpoints, clean=rank == 0):
         model_dir = base_model_folder(job, workspace, dataset, config)
     tokenizer = load_tokenizer(model_dir)
-    kernel = attention.detect(config.precision)
-    if kernel == attention.VARLEN:
-        attention.register()
-    jsonlog.event("attention", implementation=kernel)
-    model = load_model(model_dir, config, kernel, device=training_device(environ))
+    model, kernel = load_base_model(model_dir, config, environ)
     chat = bool(tokenizer.chat_template)
 
     reporter = report.from_environment(job.job.name, job.job.namespace, environ)
@@ -144,6 +130,30 @@ def run(job: JobConfig, environ: Mapping[str, str], rank: int) -> dict[str, obje
         return None
     with storage.guard(workspace.root, "writing the final model", keep=config.keep_checkpoints, clean=True):
         return publish(job, workspace, dataset, config, trainer, tokenizer, progress, eval_loss)
+
+
+def configure(job: JobConfig, dataset: data.Dataset, environ: Mapping[str, str]) -> TrainConfig:
+    save_steps = environ.get(SAVE_STEPS_ENV)
+    config = resolve(
+        job.spec,
+        base_model_path=job.base_model_path,
+        dataset_sha256=dataset.sha256,
+        device=detect_device(environ),
+        save_steps=int(save_steps) if save_steps else None,
+    )
+    jsonlog.event("config", configHash=config.config_hash, **hashed_fields(config))
+    if config.precision_note:
+        jsonlog.event("precision_fallback", message=config.precision_note)
+    return config
+
+
+def load_base_model(model_dir: Path, config: TrainConfig, environ: Mapping[str, str]) -> tuple[Any, str]:
+    """The model on this rank's device with the attention kernel chosen for the hardware, and that kernel."""
+    kernel = attention.detect(config.precision)
+    if kernel == attention.VARLEN:
+        attention.register()
+    jsonlog.event("attention", implementation=kernel)
+    return load_model(model_dir, config, kernel, device=training_device(environ)), kernel
 
 
 def fit(trainer: Any, config: TrainConfig, resume_from: checkpoints.Checkpoint | None) -> None:
