@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from finetune_operator import naming
+from finetune_operator import naming, podenv
 from finetune_operator.api import API_VERSION, FineTuningJobSpec, RetainPolicy
 from finetune_operator.api.contract import USER_ERROR_EXIT_CODES
 from finetune_operator.api.finetuningjob import KIND
@@ -22,6 +22,7 @@ Obj = dict[str, Any]
 
 WORKSPACE = "/workspace"
 SOURCE_DIR = "/mnt/source"
+SOURCE_STAGING = "sources"
 BASE_MODEL_DIR = "/mnt/base-model"
 TERMINATION_LOG = "/dev/termination-log"
 UID = 1000
@@ -72,8 +73,16 @@ def workspace_pvc(job: JobRef) -> Obj:
     }
 
 
+def source_staging(spec: FineTuningJobSpec) -> str | None:
+    """Where curation downloads sessions from a bucket: in the workspace, so a retried pod resumes."""
+    return f"{WORKSPACE}/{SOURCE_STAGING}" if spec.dataset.source.s3 is not None else None
+
+
 def source_glob(spec: FineTuningJobSpec) -> str:
     source = spec.dataset.source
+    if source.s3 is not None:
+        # Every downloaded file, at any depth: the bucket glob already chose them.
+        return f"{WORKSPACE}/{SOURCE_STAGING}/**/*"
     if source.config_map is not None:
         return f"{SOURCE_DIR}/{source.config_map.key}"
     assert source.pvc is not None
@@ -94,7 +103,12 @@ def job_config(job: JobRef) -> JobConfig:
     return JobConfig(
         job=JobIdentity(name=job.name, namespace=job.namespace, uid=job.uid),
         spec=job.spec,
-        paths=JobPaths(workspace=WORKSPACE, source_glob=source_glob(job.spec), base_model=base_model_path(job.spec)),
+        paths=JobPaths(
+            workspace=WORKSPACE,
+            source_glob=source_glob(job.spec),
+            source_staging=source_staging(job.spec),
+            base_model=base_model_path(job.spec),
+        ),
     )
 
 
@@ -178,7 +192,8 @@ def workspace_volumes(job: JobRef, with_source: bool, with_base_model: bool) -> 
         {"name": "tmp", "mountPath": "/tmp"},
     ]
     source = spec.dataset.source
-    if with_source:
+    # An S3 source needs no volume: curation downloads it into the workspace.
+    if with_source and source.s3 is None:
         if source.config_map is not None:
             volumes.append(
                 {
@@ -243,18 +258,23 @@ def pod_metadata(job: JobRef, component: str) -> Obj:
 def trainer_image_container(
     job: JobRef, settings: Settings, *, name: str, module: str, resources: Obj, mounts: list[Obj]
 ) -> Obj:
-    """A container of the trainer image running `python -m <module>`, restricted, reporting by termination log."""
-    return {
+    """A container of the trainer image running `python -m <module>`, restricted, reporting by termination log.
+
+    It gets the operator's environment and the user's spec.env/envFrom."""
+    container: Obj = {
         "name": name,
         "image": job.spec.trainer_image or settings.trainer_image,
         "command": [settings.python_command, "-m", module],
-        "env": common_env(),
+        "env": [*common_env(), *podenv.user_env(job.spec)],
         "resources": resources,
         "securityContext": container_security_context(),
         "terminationMessagePath": TERMINATION_LOG,
         "terminationMessagePolicy": "File",
         "volumeMounts": mounts,
     }
+    if job.spec.env_from:
+        container["envFrom"] = podenv.user_env_from(job.spec)
+    return container
 
 
 def curation_job(job: JobRef, settings: Settings) -> Obj:
@@ -264,6 +284,8 @@ def curation_job(job: JobRef, settings: Settings) -> Obj:
     container = trainer_image_container(
         job, settings, name="curate", module="finetune_trainer.curate", resources=resources, mounts=mounts
     )
+    # Only this pod reads the dataset's bucket: only it gets those credentials (by reference).
+    container["env"].extend(podenv.s3_credentials(job.spec.dataset.source.s3, podenv.DATASET))
     pod_spec: Obj = {
         "restartPolicy": "Never",
         "automountServiceAccountToken": False,

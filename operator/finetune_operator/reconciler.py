@@ -124,6 +124,10 @@ class Reconciler:
 
     def _source(self, spec: FineTuningJobSpec, namespace: str) -> tuple[SourceState, str]:
         source = spec.dataset.source
+        if source.s3 is not None:
+            # The operator never holds the job's bucket credentials: curation checks the bucket and fails
+            # SourceNotFound / SourceAccessDenied naming the URI.
+            return SourceState.AVAILABLE, source.s3.uri
         if source.config_map is not None:
             name, key = source.config_map.name, source.config_map.key
             config_map = self.kube.get("ConfigMap", namespace, name)

@@ -63,6 +63,8 @@ def choose_version(spec: FineTuningJobSpec, model_versions: Iterable[Mapping[str
 
 def dataset_source_uri(spec: FineTuningJobSpec) -> str:
     source = spec.dataset.source
+    if source.s3 is not None:
+        return source.s3.uri
     if source.config_map is not None:
         return f"configmap://{source.config_map.name}/{source.config_map.key}"
     assert source.pvc is not None

@@ -337,6 +337,7 @@ def test_job_json_paths_for_a_configmap_source_and_builtin_model() -> None:
     assert config_of(ref())["paths"] == {
         "workspace": "/workspace",
         "sourceGlob": "/mnt/source/sessions.jsonl",
+        "sourceStaging": None,
         "baseModel": None,
     }
 
@@ -349,6 +350,7 @@ def test_job_json_paths_for_a_pvc_source_and_pvc_base_model() -> None:
     assert config_of(ref(s))["paths"] == {
         "workspace": "/workspace",
         "sourceGlob": "/mnt/source/sessions/*.jsonl",
+        "sourceStaging": None,
         "baseModel": "/mnt/base-model/llama-3-8b",
     }
 

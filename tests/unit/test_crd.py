@@ -266,17 +266,46 @@ def test_cel_rules_are_declared_where_the_models_say() -> None:
         for path, node, _ in walk(_schema("FineTuningJob"))
         if "x-kubernetes-validations" in node
     }
-    assert set(rules) == {".spec", ".spec.baseModel", ".spec.dataset.source"}
+    assert set(rules) == {
+        ".spec",
+        ".spec.baseModel",
+        ".spec.dataset.source",
+        ".spec.env[*]",
+        ".spec.env[*].valueFrom",
+        ".spec.envFrom[*]",
+    }
     assert len(rules[".spec"]) == 7
 
 
 # ------------------------------------------------------------------------------------------ spec cases
 
 _PVC_SOURCE = ("dataset.source", {"pvc": {"claimName": "logs", "path": "sessions/*.jsonl"}})
+_S3_SOURCE = ("dataset.source", {"s3": {"uri": "s3://agent-logs/sessions/**/*.jsonl.gz"}})
+_S3 = {"uri": "s3://agent-logs/s/*.jsonl", "secretRef": {"name": "s3-credentials"}}
 
 VALID = {
     "minimal": MINIMAL,
     "pvc-source": with_changes(MINIMAL, _PVC_SOURCE),
+    "s3-source-default-credentials": with_changes(MINIMAL, _S3_SOURCE),
+    "s3-source-everything": with_changes(
+        MINIMAL,
+        (
+            "dataset.source",
+            {
+                "s3": {
+                    "uri": "s3://agent-logs/sessions/2026-11/day-[0-9]*.jsonl",
+                    "endpoint": "https://minio.storage.svc:9000",
+                    "region": "eu-west-1",
+                    "secretRef": {
+                        "name": "minio-creds",
+                        "accessKeyIdKey": "accesskey",
+                        "secretAccessKeyKey": "secretkey",
+                        "sessionTokenKey": "token",
+                    },
+                }
+            },
+        ),
+    ),
     "model-on-pvc": with_changes(MINIMAL, ("baseModel", {"name": "llama", "path": "llama-3-8b", "pvc": "models"})),
     "model-in-image": with_changes(MINIMAL, ("baseModel", {"name": "llama", "path": "/models/llama"})),
     "cpu-int": with_changes(MINIMAL, ("resources.cpu", 4), ("resources.memory", "64Gi")),
@@ -319,6 +348,15 @@ VALID = {
         ("cancel", True),
         ("trainerImage", "registry.example/trainer:1"),
         ("podMetadata", {"labels": {"team": "ml"}, "annotations": {"note": "n" * 4096}}),
+        (
+            "env",
+            [
+                {"name": "HTTPS_PROXY", "value": "http://proxy:3128"},
+                {"name": "MLFLOW_TRACKING_TOKEN", "valueFrom": {"secretKeyRef": {"name": "mlflow", "key": "token"}}},
+                {"name": "NO_PROXY", "valueFrom": {"configMapKeyRef": {"name": "net", "key": "np", "optional": True}}},
+            ],
+        ),
+        ("envFrom", [{"configMapRef": {"name": "proxy"}, "prefix": "P_"}, {"secretRef": {"name": "s"}}]),
     ),
 }
 
@@ -460,6 +498,78 @@ INVALID: list[tuple[str, tuple[str, Any], str]] = [
     ("podAnnotations-too-many", ("podMetadata.annotations", {f"k{i}": "" for i in range(65)}), ".annotations"),
     ("podAnnotation-long", ("podMetadata.annotations", {"note": "n" * 4097}), ".podMetadata.annotations.note"),
     ("podMetadata-unknown", ("podMetadata.finalizers", ["x"]), "finalizers"),
+    ("cel-pvc-and-s3", ("dataset.source.s3", {"uri": "s3://logs/s/"}), ".spec.dataset.source"),
+    ("s3-uri-missing", ("dataset.source", {"s3": {}}), "uri"),
+    ("s3-uri-scheme", ("dataset.source", {"s3": {"uri": "https://logs/s/"}}), ".s3.uri"),
+    ("s3-uri-bucket", ("dataset.source", {"s3": {"uri": "s3://Logs_Bucket/s"}}), ".s3.uri"),
+    ("s3-uri-long", ("dataset.source", {"s3": {"uri": "s3://logs/" + "k" * 2048}}), ".s3.uri"),
+    ("s3-endpoint-scheme", ("dataset.source", {"s3": {**_S3, "endpoint": "minio:9000"}}), ".s3.endpoint"),
+    ("s3-endpoint-long", ("dataset.source", {"s3": {**_S3, "endpoint": "http://" + "e" * 2048}}), ".s3.endpoint"),
+    ("s3-region-pattern", ("dataset.source", {"s3": {**_S3, "region": "EU West"}}), ".s3.region"),
+    ("s3-region-long", ("dataset.source", {"s3": {**_S3, "region": "r" * 65}}), ".s3.region"),
+    ("s3-secret-name-missing", ("dataset.source", {"s3": {**_S3, "secretRef": {}}}), "name"),
+    ("s3-secret-name-dns", ("dataset.source", {"s3": {**_S3, "secretRef": {"name": "S3"}}}), ".secretRef.name"),
+    (
+        "s3-secret-name-long",
+        ("dataset.source", {"s3": {**_S3, "secretRef": {"name": "s" * 254}}}),
+        ".secretRef.name",
+    ),
+    *(
+        (
+            f"s3-secret-{key}-{what}",
+            ("dataset.source", {"s3": {**_S3, "secretRef": {"name": "s", key: value}}}),
+            f".secretRef.{key}",
+        )
+        for key in ("accessKeyIdKey", "secretAccessKeyKey", "sessionTokenKey")
+        for what, value in (("chars", "a/b"), ("long", "k" * 254))
+    ),
+    ("env-operator-name", ("env", [{"name": "FINETUNE_CONFIG", "value": "/x"}]), ".spec.env[0].name"),
+    ("env-operator-rank", ("env", [{"name": "WORLD_SIZE", "value": "8"}]), ".spec.env[0].name"),
+    ("env-operator-kubernetes", ("env", [{"name": "KUBERNETES_SERVICE_HOST", "value": "x"}]), ".env[0].name"),
+    ("env-name-missing", ("env", [{"value": "x"}]), "name"),
+    ("env-name-pattern", ("env", [{"name": "1X", "value": "x"}]), ".spec.env[0].name"),
+    ("env-name-long", ("env", [{"name": "N" * 254, "value": "x"}]), ".spec.env[0].name"),
+    ("env-value-long", ("env", [{"name": "N", "value": "v" * 32769}]), ".spec.env[0].value"),
+    ("env-too-many", ("env", [{"name": f"N{i}", "value": ""} for i in range(65)]), ".spec.env"),
+    (
+        "cel-env-value-and-valueFrom",
+        ("env", [{"name": "N", "value": "v", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}]),
+        ".spec.env[0]",
+    ),
+    ("cel-env-valueFrom-empty", ("env", [{"name": "N", "valueFrom": {}}]), ".env[0].valueFrom"),
+    (
+        "env-keyref-name-dns",
+        ("env", [{"name": "N", "valueFrom": {"secretKeyRef": {"name": "S", "key": "k"}}}]),
+        ".secretKeyRef.name",
+    ),
+    (
+        "env-keyref-name-long",
+        ("env", [{"name": "N", "valueFrom": {"configMapKeyRef": {"name": "s" * 254, "key": "k"}}}]),
+        ".configMapKeyRef.name",
+    ),
+    (
+        "env-keyref-key-chars",
+        ("env", [{"name": "N", "valueFrom": {"secretKeyRef": {"name": "s", "key": "a/b"}}}]),
+        ".secretKeyRef.key",
+    ),
+    (
+        "env-keyref-key-long",
+        ("env", [{"name": "N", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k" * 254}}}]),
+        ".secretKeyRef.key",
+    ),
+    ("env-keyref-key-missing", ("env", [{"name": "N", "valueFrom": {"secretKeyRef": {"name": "s"}}}]), "key"),
+    (
+        "env-configMapKeyRef-key-chars",
+        ("env", [{"name": "N", "valueFrom": {"configMapKeyRef": {"name": "c", "key": "a b"}}}]),
+        ".configMapKeyRef.key",
+    ),
+    ("cel-envFrom-empty", ("envFrom", [{"prefix": "P_"}]), ".spec.envFrom[0]"),
+    ("envFrom-prefix-pattern", ("envFrom", [{"prefix": "1", "secretRef": {"name": "s"}}]), ".envFrom[0].prefix"),
+    ("envFrom-prefix-long", ("envFrom", [{"prefix": "P" * 254, "secretRef": {"name": "s"}}]), ".envFrom[0].prefix"),
+    ("envFrom-ref-name-dns", ("envFrom", [{"secretRef": {"name": "S"}}]), ".secretRef.name"),
+    ("envFrom-ref-name-long", ("envFrom", [{"configMapRef": {"name": "c" * 254}}]), ".configMapRef.name"),
+    ("envFrom-ref-name-missing", ("envFrom", [{"secretRef": {}}]), "name"),
+    ("envFrom-too-many", ("envFrom", [{"secretRef": {"name": "s"}}] * 17), ".spec.envFrom"),
 ]
 
 

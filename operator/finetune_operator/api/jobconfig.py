@@ -31,7 +31,9 @@ class JobPaths(ApiModel):
     workspace: str
     """The job's workspace PVC."""
     source_glob: str
-    """The session files curation reads (a glob under the mounted source)."""
+    """The session files curation reads (a glob under the mounted source, or under sourceStaging)."""
+    source_staging: str | None = None
+    """For dataset.source.s3: the workspace folder curation downloads the matching objects into first."""
     base_model: str | None = None
     """The base model folder; null for a builtin model."""
 

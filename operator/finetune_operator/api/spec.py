@@ -14,6 +14,8 @@ from typing import Annotated, Literal
 from pydantic import Field, model_validator
 
 from finetune_operator.api.base import DNS1123_LABEL_PATTERN, SEMVER_PATTERN, ApiModel, Quantity, cel
+from finetune_operator.api.objectstore import S3SessionSource
+from finetune_operator.api.podenv import EnvFromSource, EnvVar
 
 IMMUTABLE_MESSAGE = "is immutable once the job is created; create a new FineTuningJob instead"
 
@@ -78,27 +80,28 @@ class ConfigMapSource(ApiModel):
     """Key holding the JSONL content."""
 
 
+_ONE_SOURCE = "dataset.source needs exactly one of pvc, configMap or s3"
+
+
 class DatasetSource(ApiModel):
-    """Where the agent-session logs come from: exactly one of pvc or configMap."""
+    """Where the agent-session logs come from: exactly one of pvc, configMap or s3."""
 
     model_config = {
         "json_schema_extra": {
             "x-kubernetes-validations": [
-                cel(
-                    "has(self.pvc) != has(self.configMap)",
-                    "dataset.source needs exactly one of pvc or configMap",
-                )
+                cel("[has(self.pvc), has(self.configMap), has(self.s3)].filter(x, x).size() == 1", _ONE_SOURCE)
             ]
         }
     }
 
     pvc: PvcSource | None = None
     config_map: ConfigMapSource | None = None
+    s3: S3SessionSource | None = None
 
     @model_validator(mode="after")
     def _exactly_one(self) -> DatasetSource:
-        if (self.pvc is None) == (self.config_map is None):
-            raise ValueError("dataset.source needs exactly one of pvc or configMap")
+        if [self.pvc, self.config_map, self.s3].count(None) != 2:
+            raise ValueError(_ONE_SOURCE)
         return self
 
 
@@ -318,3 +321,8 @@ class FineTuningJobSpec(ApiModel):
     trainer_image: str | None = Field(default=None, min_length=1, max_length=1024)
     """Override of the operator's default trainer image."""
     pod_metadata: PodMetadata | None = None
+    env: list[EnvVar] | None = Field(default=None, max_length=64)
+    """Environment for the curation and training containers (tracking tokens, proxies, ...): literal values or
+    secretKeyRef/configMapKeyRef. Names the operator sets itself are refused."""
+    env_from: list[EnvFromSource] | None = Field(default=None, max_length=16)
+    """Every key of a Secret or ConfigMap as environment of both containers; the operator's own variables win."""

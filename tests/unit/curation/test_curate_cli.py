@@ -318,10 +318,12 @@ def test_flags_outside_the_api_bounds_are_usage_errors(tmp_path: Path, capsys: p
 
 
 def test_the_entrypoint_imports_neither_torch_nor_transformers() -> None:
-    """Curation runs in a CPU step that must start fast: no deep-learning stack on its import path."""
+    """Curation runs in a CPU step that must start fast: no deep-learning stack on its import path, and the S3
+    client only for jobs whose sessions are in a bucket."""
     probe = (
         "import sys, finetune_trainer.curate.cli, finetune_trainer.curate.assess; "
-        "print(sorted({name.split('.')[0] for name in sys.modules} & {'torch', 'transformers', 'trl', 'peft'}))"
+        "heavy = {'torch', 'transformers', 'trl', 'peft', 'minio'}; "
+        "print(sorted({name.split('.')[0] for name in sys.modules} & heavy))"
     )
     path = os.pathsep.join(str(REPOSITORY / part) for part in ("trainer-image", "operator"))
     result = subprocess.run(

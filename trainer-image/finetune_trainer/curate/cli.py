@@ -13,6 +13,7 @@ import argparse
 import os
 import sys
 import traceback
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -87,12 +88,31 @@ def resolve_settings(args: argparse.Namespace) -> tuple[Settings, dict[str, Any]
         workers=args.workers,
         source_description=describe_source(job.spec.dataset.source) if job and not args.input else "",
     )
+    s3 = job.spec.dataset.source.s3 if job and not args.input else None  # --input replaces the job's source
+    if job and s3 is not None and job.paths.source_staging:
+        settings = replace(settings, source_s3=s3.to_wire(), source_staging=Path(job.paths.source_staging))
     return settings, job.job.to_wire() if job else {}
+
+
+def stage_sources(settings: Settings) -> None:
+    """Download the sessions of an S3 source into the workspace (resuming a retried pod's partial files)."""
+    if settings.source_s3 is None or settings.source_staging is None:
+        return
+    # Imported here: the S3 client is only paid for by jobs whose sessions are in a bucket.
+    from finetune_trainer.objectstore.jobio import stage_sessions
+
+    try:
+        stage_sessions(settings.source_s3, settings.source_staging, os.environ)
+    except OSError as error:
+        if is_storage_full(error):
+            raise _storage_failure(settings.source_staging, error, volume_usage(settings.source_staging)) from error
+        raise
 
 
 def run(settings: Settings, job: dict[str, Any]) -> dict[str, Any]:
     """Curate; returns status.dataset on success, raises JobFailed on a user-data failure."""
     started = datetime.now(UTC)
+    stage_sources(settings)
     # A broad glob (e.g. /workspace/**/*.jsonl) must not read back an earlier run's output.
     output = settings.output_dir.resolve()
     paths = [path for path in resolve(settings.source_glob) if output not in path.resolve().parents]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from finetune_operator.api import CurationSpec, DatasetSource
 
@@ -26,10 +27,15 @@ class Settings:
     """Assessment threads; 0 chooses from the usable CPUs and the input size."""
     source_description: str = ""
     """Where the sessions come from in the user's terms (the claim and path of spec.dataset.source)."""
+    source_s3: dict[str, Any] | None = None
+    """spec.dataset.source.s3 (wire format): its objects are downloaded to `source_staging` before curating."""
+    source_staging: Path | None = None
 
 
 def describe_source(source: DatasetSource) -> str:
     """spec.dataset.source as the user wrote it, for messages (the pod sees only its mount path)."""
+    if source.s3 is not None:
+        return source.s3.uri
     if source.config_map is not None:
         return f"key {source.config_map.key} of ConfigMap {source.config_map.name}"
     assert source.pvc is not None
