@@ -178,7 +178,8 @@ def test_internal_errors_retry_then_fail_with_the_exit_code(
     apply(kubectl, namespace, sessions_config_map(), gpu_job("flaky", gpus=1, run_for="1s", exit_code=20))
     job = wait_phase(kubectl, namespace, "flaky", ("Failed",), timeout=120, operator=operator_process)
     assert job["status"]["reason"] == "BackoffLimitExceeded", job["status"]
-    assert "exit code 20" in job["status"]["message"]
+    assert "exited with code 20" in job["status"]["message"]
+    assert f"kubectl logs -n {namespace} job/flaky-curate" in job["status"]["message"]
     assert job["status"]["failureKind"] == "System"
     pods = kubectl("-n", namespace, "get", "pods", "-l", "app.kubernetes.io/component=curation", "-o", "name")
     assert len(pods.split()) == 2, pods
