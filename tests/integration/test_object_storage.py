@@ -1,0 +1,119 @@
+"""Sessions from a real S3 server (s3s-fs) through the operator, on the real control plane.
+
+The node agent runs the curation pod as a local process, so the product's own code downloads from the bucket
+at 127.0.0.1 with the credentials the Secret holds; wrong credentials, a missing prefix and a truncated stored
+object each end the job Failed with their reason, naming the URI.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from operator_harness import OperatorProcess, wait_phase
+
+from finetune_trainer.objectstore.client import Endpoint, Use, credential_env_name, make_client
+from localservers import S3Server
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+REPO = Path(__file__).resolve().parents[2]
+SESSIONS = REPO / "manifests" / "samples" / "data" / "sessions.jsonl"
+
+
+@pytest.fixture(scope="module")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    with S3Server(tmp_path_factory.mktemp("s3s-fs")) as server:
+        assert isinstance(server, S3Server)
+        yield server
+
+
+@pytest.fixture
+def bucket(s3_server: S3Server) -> str:
+    """A bucket holding the quickstart's sessions split in two objects (one gzipped), and a stray object."""
+    environ = {
+        credential_env_name(Use.DATASET, "ACCESS_KEY_ID"): s3_server.access_key,
+        credential_env_name(Use.DATASET, "SECRET_ACCESS_KEY"): s3_server.secret_key,
+    }
+    client = make_client(Endpoint(s3_server.url), environ, Use.DATASET)
+    name = f"logs-{uuid.uuid4().hex[:8]}"
+    client.make_bucket(name)
+    lines = SESSIONS.read_bytes().splitlines(keepends=True)
+    half = len(lines) // 2
+    objects = {
+        "sessions/2026-11/part-1.jsonl": b"".join(lines[:half]),
+        "sessions/2026-11/part-2.jsonl.gz": gzip.compress(b"".join(lines[half:]), mtime=0),
+        "sessions/2026-11/README.txt": b"not sessions",
+    }
+    for key, data in objects.items():
+        client.put_object(name, key, io.BytesIO(data), len(data))
+    return name
+
+
+def credentials_secret(kubectl: Callable[..., str], namespace: str, name: str, key_id: str, secret: str) -> None:
+    manifest = kubectl(
+        "-n", namespace, "create", "secret", "generic", name,
+        f"--from-literal=AWS_ACCESS_KEY_ID={key_id}", f"--from-literal=AWS_SECRET_ACCESS_KEY={secret}",
+        "--dry-run=client", "-o", "yaml",
+    )  # fmt: skip
+    kubectl("-n", namespace, "apply", "-f", "-", stdin=manifest)
+
+
+def s3_job(name: str, server: S3Server, uri: str, secret: str) -> dict[str, Any]:
+    body: dict[str, Any] = yaml.safe_load((REPO / "manifests" / "samples" / "quickstart.yaml").read_text())
+    body["metadata"]["name"] = name
+    body["spec"]["training"]["epochs"] = 1
+    body["spec"]["dataset"]["source"] = {"s3": {"uri": uri, "endpoint": server.url, "secretRef": {"name": secret}}}
+    return body
+
+
+def test_sessions_from_a_bucket_train_to_completed_and_the_secret_stays_secret(
+    kubectl: Callable[..., str], namespace: str, operator_process: OperatorProcess, s3_server: S3Server, bucket: str
+) -> None:
+    credentials_secret(kubectl, namespace, "logs-reader", s3_server.access_key, s3_server.secret_key)
+    uri = f"s3://{bucket}/sessions/2026-11/*.jsonl*"
+    kubectl("-n", namespace, "apply", "-f", "-", stdin=yaml.safe_dump(s3_job("from-s3", s3_server, uri, "logs-reader")))
+    job = wait_phase(kubectl, namespace, "from-s3", ("Completed",), timeout=600, operator=operator_process)
+    dataset = job["status"]["dataset"]
+    assert dataset["sourceFiles"] == 2, dataset  # the README is outside the glob
+    assert dataset["sourceRecords"] == len(SESSIONS.read_bytes().splitlines())
+    mv = json.loads(kubectl("-n", namespace, "get", "mv", job["status"]["model"]["modelVersion"], "-o", "json"))
+    assert mv["spec"]["dataset"]["source"] == uri
+
+    # The secret's value is nowhere the operator writes: status, Events, the job's ConfigMap, the manifest.
+    events = kubectl("-n", namespace, "get", "events", "-o", "json")
+    config = kubectl("-n", namespace, "get", "configmap", "from-s3-config", "-o", "json")
+    for text in (json.dumps(job), events, config):
+        assert s3_server.secret_key not in text
+    assert "logs-reader" in config  # only the Secret's name
+
+
+def test_wrong_credentials_a_missing_prefix_and_a_truncated_object_each_fail_with_their_reason(
+    kubectl: Callable[..., str], namespace: str, operator_process: OperatorProcess, s3_server: S3Server, bucket: str
+) -> None:
+    credentials_secret(kubectl, namespace, "right", s3_server.access_key, s3_server.secret_key)
+    credentials_secret(kubectl, namespace, "wrong", s3_server.access_key, "not-the-secret")
+    # The store loses the tail of an object after it was written; its recorded ETag still says what was uploaded.
+    stored = s3_server.root / bucket / "sessions/2026-11/part-1.jsonl"
+    with stored.open("r+b") as data:
+        data.truncate(stored.stat().st_size // 2)
+    cases = {
+        "denied": (f"s3://{bucket}/sessions/2026-11/*.jsonl*", "wrong", "SourceAccessDenied"),
+        "missing": (f"s3://{bucket}/sessions/1999-01/*.jsonl", "right", "SourceNotFound"),
+        "truncated": (f"s3://{bucket}/sessions/2026-11/part-1.jsonl", "right", "SourceCorrupt"),
+    }
+    jobs = [s3_job(name, s3_server, uri, secret) for name, (uri, secret, _) in cases.items()]
+    kubectl("-n", namespace, "apply", "-f", "-", stdin=yaml.safe_dump_all(jobs))
+    for name, (uri, _, reason) in cases.items():
+        job = wait_phase(kubectl, namespace, name, ("Failed",), timeout=300, operator=operator_process)
+        status = job["status"]
+        assert (status["reason"], status["failureKind"]) == (reason, "User"), status
+        assert (uri if name != "truncated" else f"s3://{bucket}/sessions/2026-11/part-1.jsonl") in status["message"]
+        assert "not-the-secret" not in json.dumps(status)
