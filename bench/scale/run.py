@@ -131,7 +131,11 @@ def operator_kubeconfig(info: localcluster.ClusterInfo) -> Path:
 
 
 def prepare(info: localcluster.ClusterInfo) -> None:
-    for crd in ("finetune.dev_finetuningjobs.yaml", "finetune.dev_modelversions.yaml"):
+    for crd in (
+        "finetune.dev_finetuningjobs.yaml",
+        "finetune.dev_modelversions.yaml",
+        "finetune.dev_registeredmodels.yaml",
+    ):
         path = REPOSITORY / "crds" / crd
         localcluster.kubectl(info, "apply", "--server-side", "--force-conflicts", "-f", str(path))
         localcluster.kubectl(info, "wait", "--for=condition=Established", "--timeout=60s", "-f", str(path))

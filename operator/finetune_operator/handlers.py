@@ -21,6 +21,7 @@ from finetune_operator.runtime import JobSummary, current, fingerprint, plain
 
 FTJ = (GROUP, VERSION, PLURAL)
 MV = (GROUP, VERSION, "modelversions")
+RM = (GROUP, VERSION, "registeredmodels")
 CHILDREN = {naming.LABEL_JOB_UID: kopf.PRESENT}
 
 
@@ -107,3 +108,16 @@ async def child_event(labels: Mapping[str, str], **kwargs: Any) -> None:
     if uid in current().jobs:
         _remember_indexes(kwargs)
         current().enqueue(uid, _from_indexes(uid))
+
+
+@kopf.on.event(*MV)
+async def model_version_event(namespace: str | None, body: kopf.Body, **_: Any) -> None:
+    model = (body.get("spec") or {}).get("modelName")
+    if namespace and model:
+        current().enqueue_model(namespace, str(model))
+
+
+@kopf.on.event(*RM)
+async def registered_model_event(type: str, namespace: str | None, name: str | None, **_: Any) -> None:
+    if namespace and name and type != "DELETED":
+        current().enqueue_model(namespace, name)

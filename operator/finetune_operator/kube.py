@@ -29,6 +29,7 @@ _KINDS: Mapping[str, tuple[str, str]] = {
     "Job": ("/apis/batch/v1", "jobs"),
     "FineTuningJob": ("/apis/finetune.dev/v1alpha1", "finetuningjobs"),
     "ModelVersion": ("/apis/finetune.dev/v1alpha1", "modelversions"),
+    "RegisteredModel": ("/apis/finetune.dev/v1alpha1", "registeredmodels"),
 }
 
 
@@ -131,6 +132,19 @@ class Kube:
         body = {"apiVersion": "v1", "kind": "DeleteOptions", "propagationPolicy": "Background"}
         try:
             self._request("DELETE", self.path(kind, namespace, name), body=body)
+        except ApiError as error:
+            if error.status != 404:
+                raise
+
+    def annotate(self, kind: str, namespace: str, name: str, annotations: Mapping[str, str | None]) -> None:
+        """Merge-patch metadata.annotations (None removes one); a vanished object is not an error."""
+        try:
+            self._request(
+                "PATCH",
+                self.path(kind, namespace, name),
+                body={"metadata": {"annotations": dict(annotations)}},
+                content_type="application/merge-patch+json",
+            )
         except ApiError as error:
             if error.status != 404:
                 raise

@@ -30,6 +30,7 @@ from finetune_operator.lifecycle import (
     derive,
 )
 from finetune_operator.observe import storage_state, workload_state
+from finetune_operator.registrar import Registrar
 from finetune_operator.status import dataset_status, next_status
 
 Obj = dict[str, Any]
@@ -119,6 +120,7 @@ class Reconciler:
         self.kube = kube
         self.settings = settings
         self.clock = clock
+        self.registrar = Registrar(kube, clock)
 
     # ------------------------------------------------------------------------------------ observe
 
@@ -312,6 +314,7 @@ class Reconciler:
         """Create the ModelVersion (fresh reads, retry on name conflicts) and complete the job."""
         selector = f"{naming.LABEL_MODEL}={spec.output.model_name}"
         training = observed.training.result
+        self._ensure_registered_model(view.namespace, spec.output.model_name)
         for _ in range(10):
             existing = self.kube.list("ModelVersion", view.namespace, selector)
             mine = registry.registered_by(existing, view.uid)
@@ -341,6 +344,15 @@ class Reconciler:
                 return None, Decision(Phase.FAILED, "RegistrationFailed", error.message, FailureKind.SYSTEM)
             log.info("version %s of %s was taken concurrently; retrying", version, spec.output.model_name)
         return None, decision
+
+    def _ensure_registered_model(self, namespace: str, model_name: str) -> None:
+        """The version's RegisteredModel; a cluster without its CRD (or the right to create it) still registers."""
+        try:
+            self.registrar.ensure(namespace, model_name)
+        except ApiError as error:
+            if error.status not in (403, 404):
+                raise
+            log.warning("cannot create RegisteredModel %s/%s: %s", namespace, model_name, error)
 
 
 def _model_ref(mv: Mapping[str, Any]) -> dict[str, Any]:

@@ -131,6 +131,18 @@ class Runtime:
         self.queue.add(uid, once, urgent=urgent)
         metrics.QUEUE_DEPTH.set(len(self.queue))
 
+    def enqueue_model(self, namespace: str, model_name: str) -> None:
+        """Queue one sync of a RegisteredModel's status and its versions' alias annotations."""
+
+        async def once() -> None:
+            try:
+                await asyncio.to_thread(self.reconciler.registrar.sync, namespace, model_name)
+            except Exception:
+                metrics.RECONCILE_ERRORS.inc()
+                log.exception("syncing RegisteredModel %s/%s failed; its next event retries", namespace, model_name)
+
+        self.queue.add(f"model/{namespace}/{model_name}", once)
+
     def report(self, view: JobView, outcome: Outcome) -> None:
         if outcome.created:
             log.info("%s/%s: created %s", view.namespace, view.name, ", ".join(outcome.created))

@@ -24,7 +24,11 @@ REPO = Path(__file__).resolve().parents[2]
 
 CRD_DIR = REPO / "crds"
 # The CRDs the project's integration tests need; tests that need them skip until they exist.
-REQUIRED_CRDS = ("finetune.dev_finetuningjobs.yaml", "finetune.dev_modelversions.yaml")
+REQUIRED_CRDS = (
+    "finetune.dev_finetuningjobs.yaml",
+    "finetune.dev_modelversions.yaml",
+    "finetune.dev_registeredmodels.yaml",
+)
 
 T = TypeVar("T")
 

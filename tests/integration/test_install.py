@@ -145,6 +145,7 @@ def test_install_and_uninstall(
         "customresourcedefinition.apiextensions.k8s.io/finetuningjobs.finetune.dev",
         "customresourcedefinition.apiextensions.k8s.io/kopfpeerings.kopf.dev",
         "customresourcedefinition.apiextensions.k8s.io/modelversions.finetune.dev",
+        "customresourcedefinition.apiextensions.k8s.io/registeredmodels.finetune.dev",
     ]
 
 

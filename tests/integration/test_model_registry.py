@@ -196,3 +196,84 @@ def test_model_version_outlives_its_job_with_lineage_and_labels(
     kept = get_json(kubectl, "-n", namespace, "get", "mv", "lin-v0.0.1")
     assert kept["metadata"]["uid"] == mv["metadata"]["uid"]
     assert kept["spec"] == spec
+
+
+def registered_model(kubectl: Kubectl, namespace: str, name: str) -> dict[str, Any]:
+    body: dict[str, Any] = get_json(kubectl, "-n", namespace, "get", "registeredmodel", name)
+    return body
+
+
+def test_registered_model_lists_versions_and_moves_aliases(
+    kubectl: Kubectl, namespace: str, operator_process: OperatorProcess
+) -> None:
+    apply(kubectl, namespace, sessions_config_map())
+    for i in range(2):
+        apply(kubectl, namespace, gpu_job(f"rm-{i}", model="rm", run_for="1s", output={"modelName": "rm"}))
+        wait_status(kubectl, namespace, f"rm-{i}", phase_is("Completed"), "Completed", 120, operator_process)
+
+    def listed(want: int) -> Any:
+        status = (registered_model(kubectl, namespace, "rm").get("status")) or {}
+        return status if status.get("versionCount") == want else None
+
+    status = poll(lambda: listed(2), "the RegisteredModel to list both versions", 60)
+    assert (status["latestVersion"], status["highestVersion"]) == ("0.0.2", "0.0.2")
+    assert [entry["version"] for entry in status["versions"]] == ["0.0.2", "0.0.1"]
+
+    # A person (or a pipeline) moves the champion alias; the operator resolves it and marks the version.
+    patch = '{"spec": {"aliases": {"champion": "0.0.1"}}}'
+    kubectl("-n", namespace, "patch", "registeredmodel", "rm", "--type=merge", "-p", patch)
+
+    def resolved() -> Any:
+        aliases = (registered_model(kubectl, namespace, "rm").get("status") or {}).get("aliases") or {}
+        return aliases.get("champion")
+
+    champion = poll(resolved, "the champion alias to resolve", 60)
+    assert champion["modelVersion"] == "rm-v0.0.1" and champion["uri"].startswith("pvc://rm-0-workspace/")
+    mv = get_json(kubectl, "-n", namespace, "get", "mv", "rm-v0.0.1")
+    assert mv["metadata"]["annotations"]["finetune.dev/aliases"] == "champion"
+
+    # An alias to a version that does not exist is reported, not silently dropped.
+    kubectl(
+        "-n",
+        namespace,
+        "patch",
+        "registeredmodel",
+        "rm",
+        "--type=merge",
+        "-p",
+        '{"spec": {"aliases": {"champion": "9.9.9"}}}',
+    )
+
+    def unresolved() -> Any:
+        conditions = (registered_model(kubectl, namespace, "rm").get("status") or {}).get("conditions") or []
+        return next((c for c in conditions if c["type"] == "AliasesResolved" and c["status"] == "False"), None)
+
+    condition = poll(unresolved, "AliasesResolved False", 60)
+    assert "alias champion names version 9.9.9, which is not registered" in condition["message"]
+    poll(
+        lambda: (
+            "finetune.dev/aliases"
+            not in (get_json(kubectl, "-n", namespace, "get", "mv", "rm-v0.0.1")["metadata"].get("annotations") or {})
+            or None
+        ),
+        "the old champion's annotation to go",
+        60,
+    )
+
+    # Alias names are checked at apply time.
+    refused = kubectl(
+        "-n",
+        namespace,
+        "patch",
+        "registeredmodel",
+        "rm",
+        "--type=merge",
+        "-p",
+        '{"spec": {"aliases": {"Champion": "0.0.1"}}}',
+        check=False,
+    )
+    assert refused == ""
+
+    # Deleting the jobs leaves the registry alone.
+    kubectl("-n", namespace, "delete", "ftj", "rm-0", "rm-1", "--wait=true")
+    assert registered_model(kubectl, namespace, "rm")["status"]["versionCount"] == 2

@@ -164,7 +164,11 @@ def test_generated_yaml_is_the_crd_with_a_header() -> None:
 
 @pytest.mark.parametrize(
     ("kind", "plural", "short", "has_status"),
-    [("FineTuningJob", "finetuningjobs", "ftj", True), ("ModelVersion", "modelversions", "mv", False)],
+    [
+        ("FineTuningJob", "finetuningjobs", "ftj", True),
+        ("ModelVersion", "modelversions", "mv", False),
+        ("RegisteredModel", "registeredmodels", "rm", True),
+    ],
 )
 def test_crd_names_scope_and_version(kind: str, plural: str, short: str, has_status: bool) -> None:
     crd = CRDS[kind]

@@ -34,7 +34,9 @@ Obj = dict[str, Any]
 OPERATOR_PERMISSIONS: dict[tuple[str, str], set[str]] = {
     ("finetune.dev", "finetuningjobs"): {"get", "list", "watch", "patch", "delete"},
     ("finetune.dev", "finetuningjobs/status"): {"get", "patch"},
-    ("finetune.dev", "modelversions"): {"get", "list", "watch", "create"},
+    ("finetune.dev", "modelversions"): {"get", "list", "watch", "create", "patch"},
+    ("finetune.dev", "registeredmodels"): {"get", "list", "watch", "create"},
+    ("finetune.dev", "registeredmodels/status"): {"get", "patch"},
     ("", "persistentvolumeclaims"): {"get", "list", "watch", "create"},
     ("", "configmaps"): {"get", "list", "watch", "create"},
     ("", "serviceaccounts"): {"get", "create"},
@@ -127,6 +129,7 @@ def test_every_kustomization_renders(rendered: dict[str, list[Obj]]) -> None:
         assert crds == {
             "finetuningjobs.finetune.dev",
             "modelversions.finetune.dev",
+            "registeredmodels.finetune.dev",
             "kopfpeerings.kopf.dev",
             "clusterkopfpeerings.kopf.dev",
         }, name
@@ -263,10 +266,12 @@ def test_user_roles_aggregate_into_builtin_roles(rendered: dict[str, list[Obj]])
             "deletecollection",
         },
         ("finetune.dev", "modelversions"): {"get", "list", "watch"},
+        ("finetune.dev", "registeredmodels"): {"get", "list", "watch", "create", "update", "patch"},
     }
     assert rule_permissions(view["rules"]) == {
         ("finetune.dev", "finetuningjobs"): {"get", "list", "watch"},
         ("finetune.dev", "modelversions"): {"get", "list", "watch"},
+        ("finetune.dev", "registeredmodels"): {"get", "list", "watch"},
     }
 
 

@@ -27,6 +27,7 @@ from finetune_operator.api import (
     base,
     finetuningjob,
     modelversion,
+    registeredmodel,
 )
 from finetune_operator.codegen import apidoc, contractdoc, reasondoc, settingsdoc
 from finetune_operator.codegen.openapi import JsonObject, structural_schema
@@ -101,7 +102,29 @@ KINDS = (
             _column("Eval-Loss", ".spec.metrics.evalLoss", "number"),
             _column("Job", ".spec.job.name", "string"),
             _AGE,
+            _column("Aliases", ".metadata.annotations.finetune\\.dev/aliases", "string"),
             _column("Artifact", ".spec.artifact.uri", "string", priority=1),
+            _column("Dataset", ".spec.dataset.sha256", "string", priority=1),
+        ],
+    ),
+    Kind(
+        kind=registeredmodel.KIND,
+        plural=registeredmodel.PLURAL,
+        singular=registeredmodel.SINGULAR,
+        short_names=registeredmodel.SHORT_NAMES,
+        categories=registeredmodel.CATEGORIES,
+        description="A model name in the registry: its versions, their lifecycle state and movable aliases.",
+        spec=registeredmodel.RegisteredModelSpec,
+        status=registeredmodel.RegisteredModelStatus,
+        columns=[
+            _column("Latest", ".status.latestVersion", "string"),
+            _column("Highest", ".status.highestVersion", "string"),
+            _column("Versions", ".status.versionCount", "integer"),
+            _column("Champion", ".status.aliases.champion.version", "string"),
+            _AGE,
+            _column(
+                "Aliases-Resolved", '.status.conditions[?(@.type=="AliasesResolved")].status', "string", priority=1
+            ),
         ],
     ),
 )

@@ -1,0 +1,115 @@
+"""RegisteredModels (finetune_operator.modelregistry and the generated CRD): status from versions, aliases."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from test_crd import _schema, admission_errors
+
+from finetune_operator import modelregistry
+from finetune_operator.api import RegisteredModelSpec
+
+NOW = "2026-12-03T10:00:00Z"
+
+
+def version(number: str, created: str, eval_loss: float | None = None) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "modelName": "support-bot",
+        "version": number,
+        "artifact": {"pvc": "w", "path": f"model/{number}", "uri": f"pvc://w/model/{number}"},
+        "createdAt": created,
+    }
+    if eval_loss is not None:
+        spec["metrics"] = {"evalLoss": eval_loss}
+    return {"metadata": {"name": f"support-bot-v{number}"}, "spec": spec}
+
+
+VERSIONS = [
+    version("1.4.0", "2026-12-01T00:00:00Z", 1.2),
+    version("1.5.0-rc.1", "2026-12-03T00:00:00Z", 1.1),
+    version("1.10.0", "2026-12-02T00:00:00Z"),
+]
+
+
+def status(spec: dict[str, Any], versions: list[dict[str, Any]] = VERSIONS, previous: Any = None) -> dict[str, Any]:
+    model = RegisteredModelSpec.model_validate(spec)
+    return modelregistry.model_status(model, versions, generation=3, previous_conditions=previous, now=NOW)
+
+
+def test_versions_newest_first_with_latest_and_highest_by_semver() -> None:
+    result = status({})
+    assert [entry["version"] for entry in result["versions"]] == ["1.5.0-rc.1", "1.10.0", "1.4.0"]
+    # 1.10.0 > 1.5.0-rc.1 > 1.4.0 by precedence, although 1.5.0-rc.1 is the latest registered.
+    assert (result["latestVersion"], result["highestVersion"], result["versionCount"]) == ("1.5.0-rc.1", "1.10.0", 3)
+    assert result["versions"][2] == {
+        "version": "1.4.0",
+        "modelVersion": "support-bot-v1.4.0",
+        "state": "Active",
+        "createdAt": "2026-12-01T00:00:00Z",
+        "evalLoss": 1.2,
+    }
+
+
+def test_aliases_resolve_to_their_versions_and_annotate_them() -> None:
+    result = status({"aliases": {"champion": "1.4.0", "canary": "1.5.0-rc.1", "stable": "1.4.0"}})
+    assert result["aliases"]["champion"] == {
+        "version": "1.4.0",
+        "modelVersion": "support-bot-v1.4.0",
+        "uri": "pvc://w/model/1.4.0",
+    }
+    assert result["conditions"][0]["status"] == "True"
+    spec = RegisteredModelSpec.model_validate({"aliases": {"champion": "1.4.0", "stable": "1.4.0"}})
+    assert modelregistry.aliases_by_version(spec, VERSIONS) == {
+        "support-bot-v1.4.0": "champion,stable",
+        "support-bot-v1.5.0-rc.1": "",
+        "support-bot-v1.10.0": "",
+    }
+
+
+def test_an_alias_to_an_unknown_or_archived_version_is_named_in_the_condition() -> None:
+    result = status({"aliases": {"champion": "2.0.0", "canary": "1.4.0"}, "archived": ["1.4.0"]})
+    condition = result["conditions"][0]
+    assert (condition["type"], condition["status"], condition["reason"]) == (
+        "AliasesResolved",
+        "False",
+        "UnresolvedAlias",
+    )
+    assert "alias champion names version 2.0.0, which is not registered" in condition["message"]
+    assert "alias canary names version 1.4.0, which is archived" in condition["message"]
+    assert result["aliases"] == {}
+    assert result["versions"][2]["state"] == "Archived"
+
+
+def test_the_condition_keeps_its_transition_time_while_unchanged() -> None:
+    first = status({"aliases": {"champion": "1.4.0"}})["conditions"]
+    first[0]["lastTransitionTime"] = "2026-01-01T00:00:00Z"
+    assert status({"aliases": {"champion": "1.4.0"}}, previous=first)["conditions"][0]["lastTransitionTime"] == (
+        "2026-01-01T00:00:00Z"
+    )
+
+
+def test_a_model_without_versions() -> None:
+    result = status({}, versions=[])
+    assert result["versionCount"] == 0 and "latestVersion" not in result and result["versions"] == []
+
+
+@pytest.mark.parametrize(
+    ("spec", "field"),
+    [
+        ({"aliases": {"Champion": "1.0.0"}}, "aliases"),
+        ({"aliases": {"champion_1": "1.0.0"}}, "aliases"),
+        ({"aliases": {"champion": "v1.0.0"}}, "aliases.champion"),
+        ({"aliases": {f"a{i}": "1.0.0" for i in range(33)}}, "aliases"),
+        ({"archived": ["latest"]}, "archived[0]"),
+        ({"description": "x" * 1025}, "description"),
+    ],
+)
+def test_invalid_registered_model_specs_are_rejected_by_the_crd(spec: dict[str, Any], field: str) -> None:
+    errors = admission_errors(_schema("RegisteredModel"), {"spec": spec})
+    assert errors, spec
+    assert any(field.split("[")[0].split(".")[0] in error for error in errors), errors
+
+
+def test_a_valid_registered_model_spec_is_accepted() -> None:
+    assert admission_errors(_schema("RegisteredModel"), {"spec": {"aliases": {"champion": "1.4.0"}}}) == []
