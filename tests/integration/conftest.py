@@ -12,29 +12,20 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any
 
 import pytest
 import yaml
 from kubernetes import client, config
 
 import localcluster
+from support.fixtures import Kubectl, WaitFor
 
 REPO = Path(__file__).resolve().parents[2]
 
 CRD_DIR = REPO / "crds"
 # The CRDs the project's integration tests need; tests that need them skip until they exist.
 REQUIRED_CRDS = ("finetune.dev_finetuningjobs.yaml", "finetune.dev_modelversions.yaml")
-
-T = TypeVar("T")
-
-
-class Kubectl(Protocol):
-    def __call__(self, *args: str, stdin: str | None = None, check: bool = True) -> str: ...
-
-
-class WaitFor(Protocol):
-    def __call__(self, probe: Callable[[], T | None], what: str, timeout: float = 60.0) -> T: ...
 
 
 @pytest.fixture(scope="session")
