@@ -12,13 +12,14 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any
 
 import pytest
 import yaml
 from kubernetes import client, config
 
 import localcluster
+from support.fixtures import Kubectl, WaitFor
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -29,16 +30,6 @@ REQUIRED_CRDS = (
     "finetune.dev_modelversions.yaml",
     "finetune.dev_registeredmodels.yaml",
 )
-
-T = TypeVar("T")
-
-
-class Kubectl(Protocol):
-    def __call__(self, *args: str, stdin: str | None = None, check: bool = True) -> str: ...
-
-
-class WaitFor(Protocol):
-    def __call__(self, probe: Callable[[], T | None], what: str, timeout: float = 60.0) -> T: ...
 
 
 @pytest.fixture(scope="session")

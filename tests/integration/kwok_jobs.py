@@ -19,6 +19,8 @@ import yaml
 from kubernetes import client, watch
 from operator_harness import TERMINAL, OperatorProcess
 
+from support.fixtures import Kubectl
+
 RUN_FOR = "kwok.finetune.dev/run-for"
 EXIT_CODE = "kwok.finetune.dev/exit-code"
 MESSAGE = "kwok.finetune.dev/termination-message"
@@ -31,8 +33,6 @@ CURATED: dict[str, Any] = {
     "dataset": {"samples": 40, "trainSamples": 36, "evalSamples": 4, "sha256": "0" * 64},
 }
 TRAINED: dict[str, Any] = {"outcome": "Succeeded", "metrics": {"trainLoss": 1.5, "evalLoss": 1.7, "perplexity": 5.47}}
-
-Kubectl = Callable[..., str]
 
 
 def gpu_job(

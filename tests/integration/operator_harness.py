@@ -12,13 +12,14 @@ import signal
 import subprocess
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 import localcluster
+from support.fixtures import Kubectl
 
 TERMINAL = ("Completed", "Failed", "Cancelled")
 
@@ -97,16 +98,16 @@ def operator_process(
     print(f"--- operator log ({process.log}) ---\n{process.tail()}")
 
 
-def get_job(kubectl: Callable[..., str], namespace: str, name: str) -> dict[str, Any]:
+def get_job(kubectl: Kubectl, namespace: str, name: str) -> dict[str, Any]:
     return json.loads(kubectl("-n", namespace, "get", "ftj", name, "-o", "json"))  # type: ignore[no-any-return]
 
 
-def phase_of(kubectl: Callable[..., str], namespace: str, name: str) -> str:
+def phase_of(kubectl: Kubectl, namespace: str, name: str) -> str:
     return str((get_job(kubectl, namespace, name).get("status") or {}).get("phase") or "")
 
 
 def wait_phase(
-    kubectl: Callable[..., str],
+    kubectl: Kubectl,
     namespace: str,
     name: str,
     phases: tuple[str, ...],

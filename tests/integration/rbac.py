@@ -12,11 +12,12 @@ fails the integration tests instead of the first real install.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
 import yaml
+
+from support.fixtures import Kubectl
 
 REPO = Path(__file__).resolve().parents[2]
 BASE = REPO / "manifests" / "base"
@@ -30,9 +31,6 @@ IDENTITY = {
     ("ClusterRole", CLUSTER_ROLE),
     ("ClusterRoleBinding", CLUSTER_ROLE),
 }
-
-# The conftest `kubectl` fixture: runs kubectl as the cluster admin, returns stdout, raises on failure.
-Kubectl = Callable[..., str]
 
 
 class Cluster(Protocol):

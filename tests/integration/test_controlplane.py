@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import textwrap
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,13 +12,11 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 import localcluster
+from support.fixtures import Kubectl, WaitFor
 
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
-# The conftest fixtures' shapes (conftest.Kubectl and conftest.WaitFor).
-Kubectl = Callable[..., str]
-WaitFor = Callable[..., Any]
 
 AGENT_PLACEMENT: dict[str, Any] = {
     "nodeSelector": {"finetune.dev/local-runner": "true"},

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any, cast
 
 import pytest
@@ -21,12 +21,10 @@ from kubernetes import client
 
 from finetune_operator.api import FineTuningJobSpec
 from finetune_operator.codegen import crdgen
+from support.fixtures import Kubectl
 from support.specs import DELETE, MINIMAL, RUNNING, with_changes
 
 pytestmark = pytest.mark.integration
-
-# The conftest fixture's shape (conftest.Kubectl): raises AssertionError carrying stderr on failure.
-Kubectl = Callable[..., str]
 
 
 def _job(name: str, spec: dict[str, Any]) -> str:

@@ -17,7 +17,8 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import Kubectl
+
+from support.fixtures import Kubectl
 
 pytestmark = pytest.mark.integration
 

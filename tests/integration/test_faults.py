@@ -13,7 +13,6 @@ import os
 import signal
 import threading
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -41,12 +40,12 @@ from kwok_jobs import (
 from operator_harness import OperatorProcess, operator
 
 import localcluster
+from support.fixtures import Kubectl
 
 REPO = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.integration
 
-Kubectl = Callable[..., str]
 PEERING_CRDS = REPO / "manifests" / "crds" / "kopf-peering-crds.yaml"
 GPU_NODES = "finetune.dev/node-pool=gpu"
 

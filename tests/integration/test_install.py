@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ import yaml
 from rbac import NAMESPACE, SERVICE_ACCOUNT, Cluster, operator_kubeconfig
 
 import localcluster
+from support.fixtures import Kubectl, WaitFor
 
 pytestmark = pytest.mark.integration
 
@@ -43,10 +43,6 @@ MODEL_VERSION: dict[str, Any] = {
         "job": {"name": "support-agent-lora", "uid": "0b6f4a1e-2f4e-4d8b-9a57-0c6d2f0e9a11"},
     },
 }
-
-# The conftest fixtures' shapes: kubectl as admin (raises on failure), and polling until a value.
-Kubectl = Callable[..., str]
-WaitFor = Callable[..., Any]
 
 
 def install(kubectl: Kubectl, kustomization: Path) -> None:

@@ -9,7 +9,6 @@ failing the job before training, lineage copied from the job, and the ModelVersi
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -28,9 +27,9 @@ from kwok_jobs import (
 )
 from operator_harness import OperatorProcess
 
-pytestmark = pytest.mark.integration
+from support.fixtures import Kubectl
 
-Kubectl = Callable[..., str]
+pytestmark = pytest.mark.integration
 
 
 def model_versions(kubectl: Kubectl, namespace: str, selector: str) -> list[dict[str, Any]]:

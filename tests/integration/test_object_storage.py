@@ -11,7 +11,7 @@ import gzip
 import io
 import json
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ from operator_harness import OperatorProcess, wait_phase
 
 from finetune_trainer.objectstore.client import Endpoint, Use, credential_env_name, make_client
 from localservers import S3Server
+from support.fixtures import Kubectl
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -57,7 +58,7 @@ def bucket(s3_server: S3Server) -> str:
     return name
 
 
-def credentials_secret(kubectl: Callable[..., str], namespace: str, name: str, key_id: str, secret: str) -> None:
+def credentials_secret(kubectl: Kubectl, namespace: str, name: str, key_id: str, secret: str) -> None:
     manifest = kubectl(
         "-n", namespace, "create", "secret", "generic", name,
         f"--from-literal=AWS_ACCESS_KEY_ID={key_id}", f"--from-literal=AWS_SECRET_ACCESS_KEY={secret}",
@@ -75,7 +76,7 @@ def s3_job(name: str, server: S3Server, uri: str, secret: str) -> dict[str, Any]
 
 
 def test_sessions_from_a_bucket_train_to_completed_and_the_secret_stays_secret(
-    kubectl: Callable[..., str], namespace: str, operator_process: OperatorProcess, s3_server: S3Server, bucket: str
+    kubectl: Kubectl, namespace: str, operator_process: OperatorProcess, s3_server: S3Server, bucket: str
 ) -> None:
     credentials_secret(kubectl, namespace, "logs-reader", s3_server.access_key, s3_server.secret_key)
     uri = f"s3://{bucket}/sessions/2026-11/*.jsonl*"
@@ -96,7 +97,7 @@ def test_sessions_from_a_bucket_train_to_completed_and_the_secret_stays_secret(
 
 
 def test_wrong_credentials_a_missing_prefix_and_a_truncated_object_each_fail_with_their_reason(
-    kubectl: Callable[..., str], namespace: str, operator_process: OperatorProcess, s3_server: S3Server, bucket: str
+    kubectl: Kubectl, namespace: str, operator_process: OperatorProcess, s3_server: S3Server, bucket: str
 ) -> None:
     credentials_secret(kubectl, namespace, "right", s3_server.access_key, s3_server.secret_key)
     credentials_secret(kubectl, namespace, "wrong", s3_server.access_key, "not-the-secret")

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ import yaml
 from operator_harness import OperatorProcess, get_job, wait_phase
 
 import localcluster
+from support.fixtures import Kubectl
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -34,7 +34,7 @@ def quickstart(name: str, epochs: int = 2) -> dict[str, Any]:
     return body
 
 
-def setup(kubectl: Callable[..., str], namespace: str, *jobs: dict[str, Any]) -> None:
+def setup(kubectl: Kubectl, namespace: str, *jobs: dict[str, Any]) -> None:
     config_map = kubectl(
         "-n", namespace, "create", "configmap", "quickstart-sessions",
         f"--from-file=sessions.jsonl={SESSIONS}", "--dry-run=client", "-o", "yaml",
@@ -43,7 +43,7 @@ def setup(kubectl: Callable[..., str], namespace: str, *jobs: dict[str, Any]) ->
     kubectl("-n", namespace, "apply", "-f", "-", stdin=yaml.safe_dump_all(jobs))
 
 
-def claim_folder(cluster: localcluster.ClusterInfo, kubectl: Callable[..., str], namespace: str, claim: str) -> Path:
+def claim_folder(cluster: localcluster.ClusterInfo, kubectl: Kubectl, namespace: str, claim: str) -> Path:
     volume = kubectl("-n", namespace, "get", "pvc", claim, "-o", "jsonpath={.spec.volumeName}")
     host_path = Path(kubectl("get", "pv", volume, "-o", "jsonpath={.spec.hostPath.path}"))
     return cluster.volumes_dir / host_path.relative_to(localcluster.cluster.HOSTPATH_PROVISIONER_DIR)
@@ -55,13 +55,13 @@ def assert_in_order(seen: list[str]) -> None:
     assert positions == sorted(positions), f"phases went backwards: {seen}"
 
 
-def children(kubectl: Callable[..., str], namespace: str, kind: str, job: str) -> list[str]:
+def children(kubectl: Kubectl, namespace: str, kind: str, job: str) -> list[str]:
     names = kubectl("-n", namespace, "get", kind, "-l", f"finetune.dev/job={job}", "-o", "name").split()
     return sorted(names)
 
 
 def test_quickstart_curates_trains_evaluates_and_registers_for_real(
-    kubectl: Callable[..., str],
+    kubectl: Kubectl,
     namespace: str,
     cluster: localcluster.ClusterInfo,
     operator_process: OperatorProcess,
@@ -114,7 +114,7 @@ def test_quickstart_curates_trains_evaluates_and_registers_for_real(
 
 
 def wait_reason(
-    kubectl: Callable[..., str],
+    kubectl: Kubectl,
     namespace: str,
     name: str,
     reasons: set[str],
@@ -136,7 +136,7 @@ def wait_reason(
 
 
 def test_operator_killed_at_each_stage_resumes_without_duplicates(
-    kubectl: Callable[..., str],
+    kubectl: Kubectl,
     namespace: str,
     operator_process: OperatorProcess,
 ) -> None:
@@ -163,7 +163,7 @@ def test_operator_killed_at_each_stage_resumes_without_duplicates(
 
 
 def test_evicted_training_resumes_from_its_checkpoint_without_consuming_a_retry(
-    kubectl: Callable[..., str],
+    kubectl: Kubectl,
     namespace: str,
     cluster: localcluster.ClusterInfo,
     operator_process: OperatorProcess,
@@ -200,7 +200,7 @@ def test_evicted_training_resumes_from_its_checkpoint_without_consuming_a_retry(
     assert '"resuming"' in logs[0].read_text()
 
 
-def claim_folder_or_none(cluster: localcluster.ClusterInfo, kubectl: Callable[..., str], namespace: str) -> Path | None:
+def claim_folder_or_none(cluster: localcluster.ClusterInfo, kubectl: Kubectl, namespace: str) -> Path | None:
     if not kubectl(
         "-n", namespace, "get", "pvc", "evicted-workspace", "-o", "jsonpath={.spec.volumeName}", check=False
     ):
@@ -225,7 +225,7 @@ BAD_SESSIONS = {
 
 @pytest.mark.parametrize("case", sorted(BAD_SESSIONS))
 def test_bad_session_data_fails_with_a_clear_reason_and_trains_nothing(
-    case: str, kubectl: Callable[..., str], namespace: str, operator_process: OperatorProcess
+    case: str, kubectl: Kubectl, namespace: str, operator_process: OperatorProcess
 ) -> None:
     content, reason = BAD_SESSIONS[case]
     config_map = {

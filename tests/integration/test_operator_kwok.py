@@ -10,18 +10,19 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 from kwok_jobs import apply, gpu_job, sessions_config_map
 from operator_harness import OperatorProcess, get_job, isolated, wait_phase
 
+from support.fixtures import Kubectl
+
 pytestmark = pytest.mark.integration
 
 
 def test_job_completes_and_registers_a_model_version(
-    kubectl: Callable[..., str], namespace: str, operator_process: OperatorProcess
+    kubectl: Kubectl, namespace: str, operator_process: OperatorProcess
 ) -> None:
     apply(kubectl, namespace, sessions_config_map(), gpu_job("ok", gpus=1))
     seen: list[str] = []
@@ -47,7 +48,7 @@ def test_job_completes_and_registers_a_model_version(
 
 
 def test_gpu_jobs_queue_until_capacity_frees(
-    kubectl: Callable[..., str], namespace: str, operator_process: OperatorProcess
+    kubectl: Kubectl, namespace: str, operator_process: OperatorProcess
 ) -> None:
     # Two KWOK nodes with 8 GPUs each: two 8-GPU jobs run, the third waits in Queued.
     apply(kubectl, namespace, sessions_config_map())
@@ -75,7 +76,7 @@ def test_gpu_jobs_queue_until_capacity_frees(
 
 
 def test_training_failure_reports_exit_code_and_message(
-    kubectl: Callable[..., str], namespace: str, operator_process: OperatorProcess
+    kubectl: Kubectl, namespace: str, operator_process: OperatorProcess
 ) -> None:
     gate = {"outcome": "Failed", "reason": "EvaluationGateFailed", "failureKind": "User"}
     failing = gpu_job("gate", gpus=1, exit_code=12, message={**gate, "message": "evalLoss 3.1 > 2.0"})
@@ -88,7 +89,7 @@ def test_training_failure_reports_exit_code_and_message(
 
 
 def test_missing_source_waits_then_fails(
-    kubectl: Callable[..., str], namespace: str, cluster: Any, crds: Any, request: pytest.FixtureRequest
+    kubectl: Kubectl, namespace: str, cluster: Any, crds: Any, request: pytest.FixtureRequest
 ) -> None:
     log = cluster.state_dir / "logs" / f"operator-{request.node.name[:60]}.log"
     process = OperatorProcess(cluster.kubeconfig, log, env=isolated(namespace, FTO_SOURCE_WAIT_SECONDS="6")).start()
@@ -105,7 +106,7 @@ def test_missing_source_waits_then_fails(
 
 
 def test_cancel_stops_pods_and_keeps_the_workspace(
-    kubectl: Callable[..., str], namespace: str, operator_process: OperatorProcess
+    kubectl: Kubectl, namespace: str, operator_process: OperatorProcess
 ) -> None:
     long_running = gpu_job("cancel-me", gpus=1, run_for="1h")
     apply(kubectl, namespace, sessions_config_map(), long_running)
@@ -124,7 +125,7 @@ def test_cancel_stops_pods_and_keeps_the_workspace(
 
 
 def test_delete_cascades_and_keeps_retained_workspace_and_model(
-    kubectl: Callable[..., str], namespace: str, operator_process: OperatorProcess
+    kubectl: Kubectl, namespace: str, operator_process: OperatorProcess
 ) -> None:
     apply(kubectl, namespace, sessions_config_map(), gpu_job("gone", gpus=1))
     wait_phase(kubectl, namespace, "gone", ("Completed",), timeout=120, operator=operator_process)
@@ -141,12 +142,12 @@ def test_delete_cascades_and_keeps_retained_workspace_and_model(
     assert "support-agent-v0.0.1" in kubectl("-n", namespace, "get", "mv", "-o", "name")
 
 
-def training_job_of(kubectl: Callable[..., str], namespace: str, job: str) -> dict[str, Any]:
+def training_job_of(kubectl: Kubectl, namespace: str, job: str) -> dict[str, Any]:
     return json.loads(kubectl("-n", namespace, "get", "jobs.batch", f"{job}-train", "-o", "json"))  # type: ignore[no-any-return]
 
 
 def test_kueue_queue_name_creates_a_suspended_workload_that_runs_once_admitted(
-    kubectl: Callable[..., str], namespace: str, operator_process: OperatorProcess
+    kubectl: Kubectl, namespace: str, operator_process: OperatorProcess
 ) -> None:
     apply(kubectl, namespace, sessions_config_map(), gpu_job("queued", gpus=1, queueName="team-a"))
     job = wait_phase(kubectl, namespace, "queued", ("Queued",), timeout=90, operator=operator_process)
@@ -160,7 +161,7 @@ def test_kueue_queue_name_creates_a_suspended_workload_that_runs_once_admitted(
     wait_phase(kubectl, namespace, "queued", ("Completed",), timeout=120, operator=operator_process)
 
 
-def test_deadline_exceeded(kubectl: Callable[..., str], namespace: str, operator_process: OperatorProcess) -> None:
+def test_deadline_exceeded(kubectl: Kubectl, namespace: str, operator_process: OperatorProcess) -> None:
     # activeDeadlineSeconds bounds the training workload only: curation (8 s) finishes, training (8 s) cannot.
     body = gpu_job("slow", gpus=1, run_for="8s")
     body["spec"]["runPolicy"] = {"activeDeadlineSeconds": 3}
@@ -172,7 +173,7 @@ def test_deadline_exceeded(kubectl: Callable[..., str], namespace: str, operator
 
 
 def test_internal_errors_retry_then_fail_with_the_exit_code(
-    kubectl: Callable[..., str], namespace: str, operator_process: OperatorProcess
+    kubectl: Kubectl, namespace: str, operator_process: OperatorProcess
 ) -> None:
     # Exit code 20 is the trainer image's internal error: retried (curation allows one retry), then reported.
     apply(kubectl, namespace, sessions_config_map(), gpu_job("flaky", gpus=1, run_for="1s", exit_code=20))
@@ -186,7 +187,7 @@ def test_internal_errors_retry_then_fail_with_the_exit_code(
 
 
 def test_ttl_after_finished_deletes_the_job_and_keeps_the_model(
-    kubectl: Callable[..., str], namespace: str, operator_process: OperatorProcess
+    kubectl: Kubectl, namespace: str, operator_process: OperatorProcess
 ) -> None:
     body = gpu_job("short-lived", gpus=1)
     body["spec"]["runPolicy"] = {"ttlSecondsAfterFinished": 3}
@@ -200,7 +201,7 @@ def test_ttl_after_finished_deletes_the_job_and_keeps_the_model(
 
 
 def test_a_job_completes_with_only_the_operators_production_permissions(
-    kubectl: Callable[..., str], namespace: str, cluster: Any, crds: Any, tmp_path: Any, request: pytest.FixtureRequest
+    kubectl: Kubectl, namespace: str, cluster: Any, crds: Any, tmp_path: Any, request: pytest.FixtureRequest
 ) -> None:
     from rbac import operator_kubeconfig
 

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import Kubectl
 
 import release
+from support.fixtures import Kubectl
 
 pytestmark = pytest.mark.integration
 

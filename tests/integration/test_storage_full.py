@@ -15,7 +15,7 @@ import json
 import os
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,6 +23,7 @@ from operator_harness import OperatorProcess, get_job, wait_phase
 from test_operator_e2e import quickstart, setup
 
 from finetune_trainer.train import checkpoints
+from support.fixtures import Kubectl
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -52,7 +53,7 @@ def small_volume(tmp_path: Path) -> Iterator[Path]:
         subprocess.run(["umount", "--lazy", str(folder)], check=False)
 
 
-def bound_volume(kubectl: Callable[..., str], namespace: str, claim: str, folder: Path) -> str:
+def bound_volume(kubectl: Kubectl, namespace: str, claim: str, folder: Path) -> str:
     """A PV on `folder`, reserved for `namespace/claim` (the operator's workspace claim binds to it)."""
     name = f"{namespace}-workspace"
     volume = {
@@ -85,7 +86,7 @@ def shrink_to_what_is_used_plus(folder: Path, margin: int) -> None:
 
 
 def test_full_workspace_pvc_fails_the_job_with_storage_full_and_keeps_the_checkpoint(
-    kubectl: Callable[..., str],
+    kubectl: Kubectl,
     namespace: str,
     small_volume: Path,
     operator_process: OperatorProcess,
