@@ -9,6 +9,8 @@ import torch
 
 from finetune_trainer.train.config import TrainConfig
 
+LOG_EVERY_FRACTION = 0.01
+
 
 def sft_arguments(config: TrainConfig, output_dir: Path) -> Any:
     from trl.trainer.sft_config import SFTConfig
@@ -38,13 +40,16 @@ def sft_arguments(config: TrainConfig, output_dir: Path) -> Any:
         max_length=config.max_seq_length,
         packing=True,
         packing_strategy="bfd",
-        logging_steps=1,
+        # Below 1: a fraction of the total steps, so ~100 logs per run (every step of a short one). Each log is a
+        # host sync and a gather of the loss across ranks; the count is the same on every rank, as it must be.
+        logging_steps=LOG_EVERY_FRACTION,
         save_strategy="steps",
         save_steps=config.save_steps,
         eval_strategy="no",
         report_to="none",
         disable_tqdm=True,
-        include_num_input_tokens_seen="non_padding",
+        # Counted by our collator on the host instead (callbacks.Progress): the Trainer's count syncs every micro-batch.
+        include_num_input_tokens_seen="no",
         ddp_find_unused_parameters=False,
         dataloader_num_workers=0,
     )

@@ -23,8 +23,9 @@ from finetune_trainer import report
 from finetune_trainer.failures import JobFailed
 from finetune_trainer.train import attention, checkpoints, data, evaluation, jsonlog, output, prepared, storage, tinygpt
 from finetune_trainer.train.arguments import sft_arguments
+from finetune_trainer.train.background import BackgroundSend
 from finetune_trainer.train.callbacks import STAGE_EVALUATING, Checkpointing, GracefulStop, Progress
-from finetune_trainer.train.collate import FlattenedSamplesCollator, PackedRowsCollator
+from finetune_trainer.train.collate import FlattenedSamplesCollator, PackedRowsCollator, TokenCount
 from finetune_trainer.train.config import Device, TrainConfig, hashed_fields, resolve
 from finetune_trainer.train.modelio import load_model, load_tokenizer, lora_config, saved_dtype, weights_dtype
 
@@ -90,8 +91,10 @@ def run(job: JobConfig, environ: Mapping[str, str], rank: int) -> dict[str, obje
     model, kernel = load_base_model(model_dir, config, environ)
     chat = bool(tokenizer.chat_template)
 
-    reporter = report.from_environment(job.job.name, job.job.namespace, environ)
-    progress = Progress(reporter, is_rank_zero=rank == 0)
+    count = TokenCount()
+    progress = Progress(
+        status_reporter(job, environ, rank), rank == 0, tokens_seen=lambda: count.tokens, ranks=config.world_size
+    )
     stop = GracefulStop()
 
     staging, callbacks = training_callbacks(workspace, config, progress, stop, rank)
@@ -112,11 +115,13 @@ def run(job: JobConfig, environ: Mapping[str, str], rank: int) -> dict[str, obje
         output_dir=staging,
         callbacks=callbacks,
         attention_kernel=kernel,
+        token_count=count,
     )
     # Checkpoints and TensorBoard events are written from inside the Trainer's loop.
     with storage.guard(workspace.root, "training", keep=config.keep_checkpoints, clean=rank == 0):
         fit(trainer, config, resume_from)
     if stop.stopped:
+        progress.flush()
         raise Interrupted(f"stopped by SIGTERM at step {trainer.state.global_step} after saving a checkpoint")
 
     progress.send(STAGE_EVALUATING, force=True)
@@ -150,6 +155,14 @@ def training_callbacks(
     if rank == 0:
         callbacks.append(tensorboard_callback(workspace.tensorboard))
     return staging, callbacks
+
+
+def status_reporter(job: JobConfig, environ: Mapping[str, str], rank: int) -> report.Reporter:
+    """Rank 0's throttled status patches, sent from a background thread (see `background`)."""
+    reporter = report.from_environment(job.job.name, job.job.namespace, environ)
+    if rank == 0:
+        reporter.send = BackgroundSend(reporter.send)
+    return reporter
 
 
 def configure(job: JobConfig, dataset: data.Dataset, environ: Mapping[str, str]) -> TrainConfig:
@@ -218,6 +231,7 @@ def publish(
     }
     progress.metrics.update(metrics)
     progress.send(STAGE_EVALUATING, force=True)
+    progress.flush()
     jsonlog.event("evaluation", generationSamples=scores.samples, **metrics)
 
     parameters = sum(parameter.numel() for parameter in model.parameters())
@@ -275,6 +289,7 @@ def build_trainer(
     output_dir: Path,
     callbacks: list[Any],
     attention_kernel: str = attention.SDPA,
+    token_count: TokenCount | None = None,
 ) -> Any:
     from datasets import Dataset
     from transformers import PrinterCallback
@@ -298,7 +313,7 @@ def build_trainer(
     # One flattened row with sample boundaries for the varlen kernel; with SDPA a flattened batch is quadratic
     # in the whole batch (see collate.py), so rows are kept apart instead.
     if attention_kernel == attention.VARLEN:
-        trainer.data_collator = FlattenedSamplesCollator()
+        trainer.data_collator = FlattenedSamplesCollator(count=token_count or TokenCount())
     else:
-        trainer.data_collator = PackedRowsCollator(pad_token_id=tokenizer.pad_token_id)
+        trainer.data_collator = PackedRowsCollator(tokenizer.pad_token_id, count=token_count or TokenCount())
     return trainer
