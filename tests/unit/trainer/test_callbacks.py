@@ -9,6 +9,7 @@ from transformers import TrainerControl
 from finetune_trainer import report
 from finetune_trainer.train import checkpoints
 from finetune_trainer.train.callbacks import Checkpointing, GracefulStop, Progress
+from finetune_trainer.train.collate import TokenCount
 
 
 def state(step: int, tokens: int, epoch: float = 0.5, zero: bool = True) -> Any:
@@ -20,9 +21,13 @@ def state(step: int, tokens: int, epoch: float = 0.5, zero: bool = True) -> Any:
 def test_progress_reports_loss_learning_rate_and_windowed_throughput() -> None:
     sent: list[dict[str, Any]] = []
     now = iter([0.0, 10.0, 12.0])
-    progress = Progress(report.Reporter(send=sent.append), is_rank_zero=True, clock=lambda: next(now))
+    count = TokenCount()
+    progress = Progress(
+        report.Reporter(send=sent.append), True, clock=lambda: next(now), tokens_seen=lambda: count.tokens, ranks=2
+    )
     progress.on_train_begin(None, state(0, 0), None)
-    progress.on_log(None, state(5, 20_000), None, logs={"loss": 2.5, "learning_rate": 1e-4, "grad_norm": 1.0})
+    count.tokens = 10_000  # this rank's collator; the other rank batched about as many
+    progress.on_log(None, state(5, 0), None, logs={"loss": 2.5, "learning_rate": 1e-4, "grad_norm": 1.0})
     assert len(sent) == 1
     status = sent[0]["status"]
     assert status["progress"]["step"] == 5 and status["progress"]["totalSteps"] == 100

@@ -16,6 +16,7 @@ from transformers import TrainerCallback
 
 from finetune_trainer import report
 from finetune_trainer.train import checkpoints, jsonlog
+from finetune_trainer.train.background import BackgroundSend
 
 STAGE_TRAINING = "Training"
 STAGE_EVALUATING = "Evaluating"
@@ -26,12 +27,24 @@ def is_distributed() -> bool:
 
 
 class Progress(TrainerCallback):  # type: ignore[misc]  # transformers is typed as Any here
-    """Turns the Trainer's log dicts into JSON log lines and throttled status updates (rank 0)."""
+    """Turns the Trainer's log dicts into JSON log lines and throttled status updates (rank 0).
+
+    Throughput counts the real tokens this rank's collator batched (`tokens_seen`, host integers) times
+    the ranks: the Trainer's own count gathered a GPU tensor across ranks after every micro-batch, a
+    host sync per micro-batch; packed batches differ across ranks by a few percent at most.
+    """
 
     def __init__(
-        self, reporter: report.Reporter, is_rank_zero: bool, clock: Callable[[], float] = time.monotonic
+        self,
+        reporter: report.Reporter,
+        is_rank_zero: bool,
+        clock: Callable[[], float] = time.monotonic,
+        tokens_seen: Callable[[], int] = lambda: 0,
+        ranks: int = 1,
     ) -> None:
         self.reporter = reporter
+        self.tokens_seen = tokens_seen
+        self.ranks = ranks
         self.is_rank_zero = is_rank_zero
         self.clock = clock
         self.metrics: dict[str, float] = {}
@@ -43,7 +56,7 @@ class Progress(TrainerCallback):  # type: ignore[misc]  # transformers is typed 
 
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self.total_steps = state.max_steps
-        self._window = (self.clock(), state.num_input_tokens_seen)
+        self._window = (self.clock(), self.tokens_seen() * self.ranks)
 
     def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, float] | None = None, **kwargs: Any) -> None:
         if not state.is_world_process_zero or not logs:
@@ -53,7 +66,7 @@ class Progress(TrainerCallback):  # type: ignore[misc]  # transformers is typed 
             self.metrics["trainLoss"] = round(float(logs["loss"]), 6)
             if "learning_rate" in logs:
                 self.metrics["learningRate"] = float(logs["learning_rate"])
-            now, tokens = self.clock(), state.num_input_tokens_seen
+            now, tokens = self.clock(), self.tokens_seen() * self.ranks
             if self._window is not None and now > self._window[0]:
                 # Throughput over the last logging window: live, not diluted by startup time.
                 self.metrics["tokensPerSecond"] = round((tokens - self._window[1]) / (now - self._window[0]), 1)
@@ -74,6 +87,11 @@ class Progress(TrainerCallback):  # type: ignore[misc]  # transformers is typed 
 
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self.step, self.epoch = state.global_step, float(state.epoch or 0.0)
+
+    def flush(self) -> None:
+        """Wait (bounded) until the last status patch is out: before the process ends."""
+        if isinstance(self.reporter.send, BackgroundSend):
+            self.reporter.send.flush(report.REQUEST_TIMEOUT_SECONDS)
 
     def send(self, stage: str, force: bool = False) -> None:
         if not self.is_rank_zero:

@@ -21,7 +21,7 @@ passes through to the attention function.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -29,9 +29,17 @@ import torch
 IGNORE_INDEX = -100
 
 
+@dataclass
+class TokenCount:
+    """Real (non-padding) tokens batched so far on this rank: counted on the host, so reading it never syncs."""
+
+    tokens: int = 0
+
+
 @dataclass(frozen=True)
 class PackedRowsCollator:
     pad_token_id: int
+    count: TokenCount = field(default_factory=TokenCount)
 
     def __call__(self, examples: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
         width = max(len(example["input_ids"]) for example in examples)
@@ -47,12 +55,15 @@ class PackedRowsCollator:
             position_ids[row, : len(ids)] = torch.cat([torch.arange(length) for length in lengths])
         # A sample's first token must not be predicted from the previous sample's last one.
         labels[position_ids == 0] = IGNORE_INDEX
+        self.count.tokens += sum(len(example["input_ids"]) for example in examples)
         return {"input_ids": input_ids, "labels": labels, "position_ids": position_ids}
 
 
 @dataclass(frozen=True)
 class FlattenedSamplesCollator:
     """The whole batch as one row of samples, with the boundaries varlen attention kernels take."""
+
+    count: TokenCount = field(default_factory=TokenCount)
 
     def __call__(self, examples: Sequence[dict[str, Any]]) -> dict[str, Any]:
         ids = [token for example in examples for token in example["input_ids"]]
@@ -69,6 +80,7 @@ class FlattenedSamplesCollator:
         boundaries = torch.zeros(len(lengths) + 1, dtype=torch.int32)
         boundaries[1:] = torch.cumsum(torch.tensor(lengths), dim=0)
         longest = max(lengths)
+        self.count.tokens += len(ids)
         return {
             "input_ids": torch.tensor([ids]),
             "labels": label_row[None],

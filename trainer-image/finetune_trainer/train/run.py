@@ -21,14 +21,18 @@ from finetune_operator.api import JobConfig
 from finetune_operator.api.contract import Reason
 from finetune_trainer import report
 from finetune_trainer.failures import JobFailed
-from finetune_trainer.train import attention, checkpoints, data, evaluation, jsonlog, output, storage, tinygpt
+from finetune_trainer.train import attention, checkpoints, data, evaluation, jsonlog, output, prepared, storage, tinygpt
+from finetune_trainer.train.arguments import sft_arguments
+from finetune_trainer.train.background import BackgroundSend
 from finetune_trainer.train.callbacks import STAGE_EVALUATING, Checkpointing, GracefulStop, Progress
-from finetune_trainer.train.collate import FlattenedSamplesCollator, PackedRowsCollator
+from finetune_trainer.train.collate import FlattenedSamplesCollator, PackedRowsCollator, TokenCount
 from finetune_trainer.train.config import Device, TrainConfig, hashed_fields, resolve
 from finetune_trainer.train.modelio import load_model, load_tokenizer, lora_config, saved_dtype, weights_dtype
 
 SAVE_STEPS_ENV = "FINETUNE_SAVE_STEPS"
 BUILTIN_DIR = "builtin-model"
+# Writing records to Arrow takes seconds; rank 0 loading a large base model first can take minutes.
+PREPARED_TIMEOUT_SECONDS = 1800.0
 
 
 class Interrupted(Exception):
@@ -87,9 +91,52 @@ def run(job: JobConfig, environ: Mapping[str, str], rank: int) -> dict[str, obje
     model, kernel = load_base_model(model_dir, config, environ)
     chat = bool(tokenizer.chat_template)
 
-    reporter = report.from_environment(job.job.name, job.job.namespace, environ)
-    progress = Progress(reporter, is_rank_zero=rank == 0)
+    count = TokenCount()
+    progress = Progress(
+        status_reporter(job, environ, rank), rank == 0, tokens_seen=lambda: count.tokens, ranks=config.world_size
+    )
     stop = GracefulStop()
+
+    staging, callbacks = training_callbacks(workspace, config, progress, stop, rank)
+    records = {
+        "train": [data.to_record(sample, chat=chat) for sample in dataset.train],
+        "eval": [data.to_record(sample, chat=chat) for sample in dataset.eval],
+    }
+    with storage.guard(workspace.root, "preparing the dataset", keep=config.keep_checkpoints, clean=False):
+        splits = prepared.file_backed(
+            prepared.folder(workspace.root, config.config_hash), records, rank, PREPARED_TIMEOUT_SECONDS
+        )
+    trainer = build_trainer(
+        model=model,
+        tokenizer=tokenizer,
+        config=config,
+        train=splits["train"],
+        evaluation_records=splits["eval"],
+        output_dir=staging,
+        callbacks=callbacks,
+        attention_kernel=kernel,
+        token_count=count,
+    )
+    # Checkpoints and TensorBoard events are written from inside the Trainer's loop.
+    with storage.guard(workspace.root, "training", keep=config.keep_checkpoints, clean=rank == 0):
+        fit(trainer, config, resume_from)
+    if stop.stopped:
+        progress.flush()
+        raise Interrupted(f"stopped by SIGTERM at step {trainer.state.global_step} after saving a checkpoint")
+
+    progress.send(STAGE_EVALUATING, force=True)
+    with storage.guard(workspace.root, "evaluating", keep=config.keep_checkpoints, clean=rank == 0):
+        eval_loss = float(trainer.evaluate()["eval_loss"])
+    if rank != 0:
+        return None
+    with storage.guard(workspace.root, "writing the final model", keep=config.keep_checkpoints, clean=True):
+        return publish(job, workspace, dataset, config, trainer, tokenizer, progress, eval_loss)
+
+
+def training_callbacks(
+    workspace: Workspace, config: TrainConfig, progress: Progress, stop: GracefulStop, rank: int
+) -> tuple[Path, list[Any]]:
+    """The checkpoint staging folder (cleared by rank 0) and the Trainer's callbacks."""
 
     def on_commit(sealed: checkpoints.Checkpoint) -> None:
         progress.checkpoint = {"path": str(sealed.path.relative_to(workspace.root)), "step": sealed.step}
@@ -107,29 +154,15 @@ def run(job: JobConfig, environ: Mapping[str, str], rank: int) -> dict[str, obje
     ]
     if rank == 0:
         callbacks.append(tensorboard_callback(workspace.tensorboard))
-    trainer = build_trainer(
-        model=model,
-        tokenizer=tokenizer,
-        config=config,
-        train=[data.to_record(sample, chat=chat) for sample in dataset.train],
-        evaluation_records=[data.to_record(sample, chat=chat) for sample in dataset.eval],
-        output_dir=staging,
-        callbacks=callbacks,
-        attention_kernel=kernel,
-    )
-    # Checkpoints and TensorBoard events are written from inside the Trainer's loop.
-    with storage.guard(workspace.root, "training", keep=config.keep_checkpoints, clean=rank == 0):
-        fit(trainer, config, resume_from)
-    if stop.stopped:
-        raise Interrupted(f"stopped by SIGTERM at step {trainer.state.global_step} after saving a checkpoint")
+    return staging, callbacks
 
-    progress.send(STAGE_EVALUATING, force=True)
-    with storage.guard(workspace.root, "evaluating", keep=config.keep_checkpoints, clean=rank == 0):
-        eval_loss = float(trainer.evaluate()["eval_loss"])
-    if rank != 0:
-        return None
-    with storage.guard(workspace.root, "writing the final model", keep=config.keep_checkpoints, clean=True):
-        return publish(job, workspace, dataset, config, trainer, tokenizer, progress, eval_loss)
+
+def status_reporter(job: JobConfig, environ: Mapping[str, str], rank: int) -> report.Reporter:
+    """Rank 0's throttled status patches, sent from a background thread (see `background`)."""
+    reporter = report.from_environment(job.job.name, job.job.namespace, environ)
+    if rank == 0:
+        reporter.send = BackgroundSend(reporter.send)
+    return reporter
 
 
 def configure(job: JobConfig, dataset: data.Dataset, environ: Mapping[str, str]) -> TrainConfig:
@@ -198,6 +231,7 @@ def publish(
     }
     progress.metrics.update(metrics)
     progress.send(STAGE_EVALUATING, force=True)
+    progress.flush()
     jsonlog.event("evaluation", generationSamples=scores.samples, **metrics)
 
     parameters = sum(parameter.numel() for parameter in model.parameters())
@@ -250,57 +284,26 @@ def build_trainer(
     model: Any,
     tokenizer: Any,
     config: TrainConfig,
-    train: list[dict[str, Any]],
-    evaluation_records: list[dict[str, Any]],
+    train: Any,
+    evaluation_records: Any,
     output_dir: Path,
     callbacks: list[Any],
     attention_kernel: str = attention.SDPA,
+    token_count: TokenCount | None = None,
 ) -> Any:
     from datasets import Dataset
     from transformers import PrinterCallback
-    from trl.trainer.sft_config import SFTConfig
     from trl.trainer.sft_trainer import SFTTrainer
 
-    cuda = torch.cuda.is_available()
-    arguments = SFTConfig(
-        output_dir=str(output_dir),
-        num_train_epochs=config.epochs,
-        per_device_train_batch_size=config.batch_size,
-        per_device_eval_batch_size=config.batch_size,
-        gradient_accumulation_steps=config.gradient_accumulation_steps,
-        learning_rate=config.learning_rate,
-        lr_scheduler_type="cosine",
-        # transformers 5 reads a float below 1 as a fraction of the total steps (its warmup_ratio is deprecated).
-        warmup_steps=config.warmup_ratio,
-        max_grad_norm=1.0,
-        weight_decay=0.0,
-        optim="adamw_torch_fused" if cuda else "adamw_torch",
-        seed=config.seed,
-        data_seed=config.seed,
-        bf16=config.precision == "bf16",
-        fp16=config.precision == "fp16",
-        use_cpu=not cuda,
-        # Activation checkpointing trades ~20% speed for memory: needed for large models on GPUs,
-        # pointless for the CPU-sized models that run without one.
-        activation_checkpointing=cuda,
-        max_length=config.max_seq_length,
-        packing=True,
-        packing_strategy="bfd",
-        logging_steps=1,
-        save_strategy="steps",
-        save_steps=config.save_steps,
-        eval_strategy="no",
-        report_to="none",
-        disable_tqdm=True,
-        include_num_input_tokens_seen="non_padding",
-        ddp_find_unused_parameters=False,
-        dataloader_num_workers=0,
-    )
+    arguments = sft_arguments(config, output_dir)
     trainer = SFTTrainer(
         model=model,
         args=arguments,
-        train_dataset=Dataset.from_list(train),
-        eval_dataset=Dataset.from_list(evaluation_records),
+        # Lists (tests, the bench) or file-backed datasets (`prepared`), whose tokenization TRL caches beside them.
+        train_dataset=Dataset.from_list(train) if isinstance(train, list) else train,
+        eval_dataset=Dataset.from_list(evaluation_records)
+        if isinstance(evaluation_records, list)
+        else evaluation_records,
         processing_class=tokenizer,
         peft_config=lora_config(config) if config.method.value == "lora" else None,
         callbacks=callbacks,
@@ -310,7 +313,7 @@ def build_trainer(
     # One flattened row with sample boundaries for the varlen kernel; with SDPA a flattened batch is quadratic
     # in the whole batch (see collate.py), so rows are kept apart instead.
     if attention_kernel == attention.VARLEN:
-        trainer.data_collator = FlattenedSamplesCollator()
+        trainer.data_collator = FlattenedSamplesCollator(count=token_count or TokenCount())
     else:
-        trainer.data_collator = PackedRowsCollator(pad_token_id=tokenizer.pad_token_id)
+        trainer.data_collator = PackedRowsCollator(tokenizer.pad_token_id, count=token_count or TokenCount())
     return trainer
