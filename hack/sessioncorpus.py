@@ -3,6 +3,12 @@
 Every session carries its planted kind in `metadata.synthetic_kind`, so the
 benchmark and the tests can check the curator's decisions against ground truth.
 Generation is deterministic for a given seed: the same corpus every run.
+
+Full-size sessions (the benchmark's) also carry look-alikes of credentials that
+are not credentials (sessionleaks.trap) in a share of their tool output, and
+secret-bearing ones leak a credential in one of the contexts of sessionleaks.leak,
+its values listed in `metadata.synthetic_secrets`. Compact sessions (the demo's
+committed sample, hack/make-sample-sessions.py) are generated as before.
 """
 
 from __future__ import annotations
@@ -15,8 +21,13 @@ from typing import Any
 
 import orjson
 
+import sessionleaks
+
 # Bumped whenever generate()'s output changes, so cached corpora are never stale.
-VERSION = 2
+VERSION = 3
+
+# Share of full-size sessions whose tool output holds look-alikes of credentials (sessionleaks.trap).
+TRAP_SHARE = 0.5
 
 # Share of each planted kind; roughly what an agent fleet's raw logs look like:
 # most sessions fine, a large minority failed, some re-runs and retries.
@@ -252,18 +263,25 @@ def _session(
     base: dict[str, object] = {"id": f"sess-{index:08d}-{rng.getrandbits(32):08x}"}
     if rng.random() < 0.5:
         base["success_rate"] = success_rate
-        base.update(instruction=task, input=_tool_result(rng, tool_bytes, lines), output=answer)
+        base.update(instruction=task, input=_tool_output(rng, tool_bytes, lines, compact), output=answer)
     else:
         base["successRate"] = success_rate
         base["messages"] = [
             {"role": "system", "content": rng.choice(SYSTEM_PROMPTS)},
             {"role": "user", "content": task},
             {"role": "assistant", "content": _sentence(rng)},
-            {"role": "tool", "content": _tool_result(rng, tool_bytes, lines)},
+            {"role": "tool", "content": _tool_output(rng, tool_bytes, lines, compact)},
             {"role": "assistant", "content": answer},
         ]
     base["metadata"] = metadata
     return base
+
+
+def _tool_output(rng: random.Random, extra_bytes: int, lines: int, compact: bool) -> str:
+    text = _tool_result(rng, extra_bytes, lines)
+    if not compact and rng.random() < TRAP_SHARE:
+        text += "".join("\n" + sessionleaks.trap(rng) for _ in range(rng.randint(1, 3)))
+    return text
 
 
 def _edit_slightly(rng: random.Random, text: str) -> str:
@@ -335,7 +353,7 @@ def generate(count: int, seed: int = 0, mix: dict[str, float] = MIX, compact: bo
             if kind == "good":
                 recent.append(session)
             elif kind == "secret":
-                _plant_secret(rng, session)
+                _plant_secret(rng, session, compact)
             elif kind == "empty":
                 _empty_answer(session)
             elif kind == "malformed":
@@ -344,8 +362,13 @@ def generate(count: int, seed: int = 0, mix: dict[str, float] = MIX, compact: bo
         yield orjson.dumps(_with_kind(session, kind))
 
 
-def _plant_secret(rng: random.Random, session: dict[str, object]) -> None:
-    leak = f"\nexport TOKEN={fake_secret(rng)}\n"
+def _plant_secret(rng: random.Random, session: dict[str, object], compact: bool) -> None:
+    if compact:
+        leak = f"\nexport TOKEN={fake_secret(rng)}\n"
+    else:
+        text, secrets = sessionleaks.leak(rng)
+        leak = f"\n{text}\n"
+        session["metadata"] = {**session["metadata"], "synthetic_secrets": secrets}  # type: ignore[dict-item]
     if "messages" in session:
         messages = session["messages"]
         messages[3]["content"] += leak  # type: ignore[index]

@@ -101,11 +101,17 @@ _PIECES = [
     *("-----BEGIN RSA PRIVATE KEY-----", "-----END RSA PRIVATE KEY-----", "DB_PASSWORD=", "secret: "),
     *("xoxb-1234567890ab", "sk_live_" + "f" * 16, "AIza" + "g" * 35, "https://hooks.slack.com/services/T/B/x"),
     *("[REDACTED:jwt]", "token", "\v=\v", " = ", ":\t'", "Bearer\x0bxyzxyzxyzxyzxyzxyz"),
+    # The context rules' keys, flags and schemes, and values that read as code (rules.rs).
+    *('"SecretAccessKey": "', "aws_session_token=", "AccountKey=", "?sig=", "&X-Amz-Signature=", "Q~", ":AA"),
+    *("machine h ", "login u ", "password ", "mysql -p", " --password ", "curl -u a:", "sshpass -p ", "@"),
+    *("Authorization: Basic ", 'authorization": "token ', '"auth": "', "token: ", "PGPASSWORD=", "redis://:"),
+    *("self.password", "os.environ[", "getpass(", "none", ")", "_password", "x" * 16, "MTA" + "b" * 22 + ".cdefgh."),
+    *("LS0tLS1CRUdJTiBSU0EgUFJJVkFURSBLRVkt", "eyJhdXRocyI6", "\r\n", "npm_" + "h" * 36, "ya29." + "i" * 20),
 ]
 
 
 def _fuzz_text(rng: random.Random) -> str:
-    return "".join(rng.choice(_PIECES) for _ in range(rng.randrange(0, 12)))
+    return "".join(rng.choice(_PIECES) for _ in range(rng.randrange(0, 16)))
 
 
 def _fuzz_value(rng: random.Random) -> Any:

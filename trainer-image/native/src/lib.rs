@@ -16,6 +16,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod hashing;
 mod jsonout;
 mod redact;
+mod rules;
 mod session;
 
 use std::borrow::Cow;
