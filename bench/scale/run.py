@@ -56,6 +56,7 @@ REPOSITORY = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPOSITORY / "hack"))
 
 import localcluster  # noqa: E402
+from localcluster import audit as audit_log  # noqa: E402
 from localcluster import kwok, pki, processes  # noqa: E402
 
 NAMESPACE = "bench"
@@ -63,7 +64,6 @@ OPERATOR_USER = "finetune-operator"
 RESULTS_DIR = Path.home() / ".cache" / "finetune-operator" / "bench"
 GROUP_PATH = "/apis/finetune.dev/v1alpha1"
 TERMINAL = ("Completed", "Failed", "Cancelled")
-WRITE_VERBS = ["create", "update", "patch", "delete", "deletecollection"]
 # Every write at Metadata level (one ResponseComplete event each), nothing else; node leases are noise.
 AUDIT_POLICY: dict[str, Any] = {
     "apiVersion": "audit.k8s.io/v1",
@@ -78,7 +78,7 @@ AUDIT_POLICY: dict[str, Any] = {
             "verbs": ["patch"],
             "resources": [{"group": "finetune.dev", "resources": ["finetuningjobs/status"]}],
         },
-        {"level": "Metadata", "verbs": WRITE_VERBS},
+        {"level": "Metadata", "verbs": audit_log.WRITE_VERBS},
         {"level": "None"},
     ],
 }
@@ -484,17 +484,6 @@ def parse_k8s_time(text: str) -> datetime.datetime:
     return datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
-def read_audit(path: Path) -> list[dict[str, Any]]:
-    events = []
-    with path.open() as lines:
-        for line in lines:
-            with contextlib.suppress(ValueError):
-                event = json.loads(line)
-                if event.get("stage") == "ResponseComplete":
-                    events.append(event)
-    return events
-
-
 def audit_figures(events: list[dict[str, Any]], jobs: int) -> dict[str, Any]:
     by_user: collections.Counter[str] = collections.Counter()
     operator: collections.Counter[str] = collections.Counter()
@@ -506,8 +495,7 @@ def audit_figures(events: list[dict[str, Any]], jobs: int) -> dict[str, Any]:
     for event in events:
         user = event.get("user", {}).get("username", "?")
         ref = event.get("objectRef") or {}
-        resource = ref.get("resource", "?") + (f"/{ref['subresource']}" if ref.get("subresource") else "")
-        code = int((event.get("responseStatus") or {}).get("code") or 0)
+        resource, code = audit_log.resource(event), audit_log.code(event)
         by_user[user] += 1
         if user == OPERATOR_USER:
             key = f"{event['verb']} {resource}"
@@ -593,7 +581,7 @@ def main() -> int:
         alive = operator.process.poll() is None
         operator.stop()
         time.sleep(1.0)
-        audit = audit_figures(read_audit(info.state_dir / "logs" / "audit.log"), args.jobs)
+        audit = audit_figures(list(audit_log.events(info.state_dir)), args.jobs)
     finally:
         if operator is not None:
             operator.stop()

@@ -32,8 +32,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from . import kwok, processes
-from .pki import SERVICE_CLUSTER_IP_RANGE, Pki, ensure_pki
+from . import audit, kwok, processes
+from .pki import SERVICE_CLUSTER_IP_RANGE, Pki, ensure_kubelet_pki, ensure_pki
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_STATE = Path.home() / ".cache" / "finetune-operator" / "cluster"
@@ -192,22 +192,22 @@ def _apiserver_argv(bin_dir: Path, state: Path, pki: Pki, port: int, etcd_port: 
         f"--service-cluster-ip-range={SERVICE_CLUSTER_IP_RANGE}",
         "--authorization-mode=RBAC",
         "--allow-privileged=true",
+        # `kubectl logs` reaches the node agent's log endpoint (InternalIP 127.0.0.1) as a kubelet's.
+        *_kubelet_client_flags(pki),
         "--profiling=false",
         f"--cert-dir={state / 'pki'}",
-        *_audit_flags(state),
+        *audit.flags(state),
     ]
 
 
-def _audit_policy_file(state: Path) -> Path:
-    return state / "config" / "audit-policy.json"
-
-
-def _audit_flags(state: Path) -> list[str]:
-    """Audit logging (to logs/audit.log) when `up` was given a policy; restarts keep it."""
-    policy = _audit_policy_file(state)
-    if not policy.exists():
-        return []
-    return [f"--audit-policy-file={policy}", f"--audit-log-path={state / 'logs' / 'audit.log'}"]
+def _kubelet_client_flags(pki: Pki) -> list[str]:
+    kubelet = ensure_kubelet_pki(pki)
+    return [
+        f"--kubelet-client-certificate={kubelet.apiserver_client_cert}",
+        f"--kubelet-client-key={kubelet.apiserver_client_key}",
+        f"--kubelet-certificate-authority={pki.ca_cert}",
+        "--kubelet-preferred-address-types=InternalIP,Hostname",
+    ]
 
 
 def _start_apiserver(info: ClusterInfo, pki: Pki, etcd_port: int) -> None:
@@ -288,6 +288,8 @@ def _wait_nodes_ready(info: ClusterInfo, selector: str, owner: str) -> None:
 
 def _launch_node_agent(info: ClusterInfo) -> None:
     (info.state_dir / "node-agent" / "registered").unlink(missing_ok=True)
+    pki = ensure_pki(info.state_dir / "pki")
+    kubelet = ensure_kubelet_pki(pki)
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO / "tests"), env.get("PYTHONPATH")]))
     processes.start(
@@ -301,6 +303,9 @@ def _launch_node_agent(info: ClusterInfo) -> None:
             f"--state-dir={info.state_dir / 'node-agent'}",
             f"--node-name={NODE_AGENT_NAME}",
             f"--hostpath-provisioner-dir={info.volumes_dir}",
+            f"--tls-cert={kubelet.node_serving_cert}",
+            f"--tls-key={kubelet.node_serving_key}",
+            f"--client-ca={pki.ca_cert}",
         ],
         env=env,
     )
@@ -330,8 +335,8 @@ def up(
 ) -> ClusterInfo:
     """Starts every component not running yet and returns once all are ready (idempotent).
 
-    `gpu_nodes` and `audit_policy` (an audit.k8s.io/v1 Policy; the log goes to logs/audit.log) take
-    effect when the cluster starts, not on a cluster that is already running.
+    `gpu_nodes` and `audit_policy` (an audit.k8s.io/v1 Policy, default audit.DEFAULT_POLICY; the log goes to
+    logs/audit.log) take effect when the cluster starts, not on a cluster that is already running.
     """
     state = (state_dir or state_dir_from_env()).resolve()
     with _exclusive(state):
@@ -352,8 +357,7 @@ def _up(
 
     # A partly running cluster (a component crashed): restart it as a whole.
     _stop_all(state)
-    if audit_policy is not None:
-        _audit_policy_file(state).write_text(json.dumps(audit_policy, indent=2) + "\n")
+    audit.write_policy(state, audit_policy)
     bin_dir = build_binaries()
     pki = ensure_pki(state / "pki")
     ports_file = state / "ports.json"

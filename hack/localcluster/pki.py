@@ -120,6 +120,51 @@ def issue_client_cert(pki: Pki, user: str, groups: list[str], cert: Path, key: P
     _write_key(key, leaf_key)
 
 
+@dataclass(frozen=True)
+class KubeletPki:
+    """The node agent's log endpoint (a kubelet's serving certificate) and the API server's client for it."""
+
+    apiserver_client_cert: Path
+    apiserver_client_key: Path
+    node_serving_cert: Path
+    node_serving_key: Path
+
+
+def ensure_kubelet_pki(pki: Pki) -> KubeletPki:
+    """Issues (once) the certificates of the API server -> node agent connection, signed by the cluster's CA.
+
+    Separate from `ensure_pki` so a cluster created before them keeps its CA (and its clients' kubeconfigs).
+    """
+    directory = pki.ca_cert.parent
+    kubelet = KubeletPki(
+        apiserver_client_cert=directory / "apiserver-kubelet-client.crt",
+        apiserver_client_key=directory / "apiserver-kubelet-client.key",
+        node_serving_cert=directory / "node-agent.crt",
+        node_serving_key=directory / "node-agent.key",
+    )
+    if all(p.exists() for p in vars(kubelet).values()):
+        return kubelet
+    # As kubeadm names it; system:masters lets it through a kubelet's authorization, were there any.
+    issue_client_cert(
+        pki,
+        "kube-apiserver-kubelet-client",
+        ["system:masters"],
+        kubelet.apiserver_client_cert,
+        kubelet.apiserver_client_key,
+    )
+    ca_cert, ca_key = _load_ca(pki)
+    leaf, leaf_key = _leaf(
+        ca_cert,
+        ca_key,
+        x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "node-agent")]),
+        [ExtendedKeyUsageOID.SERVER_AUTH],
+        [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))],
+    )
+    kubelet.node_serving_cert.write_bytes(_pem(leaf))
+    _write_key(kubelet.node_serving_key, leaf_key)
+    return kubelet
+
+
 def ensure_pki(directory: Path) -> Pki:
     """Creates the CA, certificates and keys once; later calls reuse them (so kubeconfigs stay valid)."""
     directory.mkdir(parents=True, exist_ok=True)

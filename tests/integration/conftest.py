@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -15,16 +16,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from kubernetes import client, config
 
 import localcluster
+import strictyaml
 from support.fixtures import Kubectl, WaitFor
 
 REPO = Path(__file__).resolve().parents[2]
 
 CRD_DIR = REPO / "crds"
-# The CRDs the project's integration tests need; tests that need them skip until they exist.
+# The CRDs the project's integration tests need: without them nearly every test would fail, so the fixture
+# fails at once and says why (a skip would turn a broken checkout into a green run).
 REQUIRED_CRDS = (
     "finetune.dev_finetuningjobs.yaml",
     "finetune.dev_modelversions.yaml",
@@ -85,16 +87,29 @@ def crds(kubectl: Kubectl) -> list[dict[str, Any]]:
     """Installs every CRD in crds/ and waits until the API serves them."""
     missing = [name for name in REQUIRED_CRDS if not (CRD_DIR / name).exists()]
     if missing:
-        pytest.skip(f"CRDs not generated yet: {', '.join('crds/' + m for m in missing)}")
+        pytest.fail(f"CRDs missing: {', '.join('crds/' + m for m in missing)}; generate them with `make crds`")
     installed = []
     for path in sorted(CRD_DIR.glob("*.yaml")):
-        document = yaml.safe_load(path.read_text())
+        document = strictyaml.load(path.read_text())
         if document.get("kind") != "CustomResourceDefinition":
             continue
         kubectl("apply", "--server-side", "--force-conflicts", "-f", str(path))
         kubectl("wait", "--for=condition=Established", "--timeout=60s", f"crd/{document['metadata']['name']}")
         installed.append(document)
     return installed
+
+
+@pytest.fixture(scope="session")
+def servicemonitor_crd(kubectl: Kubectl) -> str:
+    """The Prometheus Operator's ServiceMonitor CRD (hack/fetch-servicemonitor-crd.sh), installed and served."""
+    fetched = subprocess.run(
+        [str(REPO / "hack" / "fetch-servicemonitor-crd.sh")], check=True, capture_output=True, text=True
+    )
+    path = Path(fetched.stdout.strip().splitlines()[-1])
+    name = str(strictyaml.load(path.read_text())["metadata"]["name"])
+    kubectl("apply", "--server-side", "--force-conflicts", "-f", str(path))
+    kubectl("wait", "--for=condition=Established", "--timeout=60s", f"crd/{name}")
+    return name
 
 
 @pytest.fixture
@@ -115,5 +130,5 @@ def namespace(request: pytest.FixtureRequest, kube: client.ApiClient, wait_for: 
     core.delete_namespace(name, propagation_policy="Background")
 
 
-# The operator-process fixture lives beside the harness it drives.
-from operator_harness import operator_process  # noqa: E402, F401
+# The operator fixtures live beside the harness they drive.
+from operator_harness import operator_process, production_identity  # noqa: E402, F401

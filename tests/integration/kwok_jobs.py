@@ -157,11 +157,15 @@ _RANK = {"Pending": 0, "Queued": 1, "Running": 2, "Evaluating": 3, "Completed": 
 _REQUEUES = {("Running", "Queued"), ("Evaluating", "Queued"), ("Evaluating", "Running")}
 
 
-def backward_steps(phases: list[str]) -> list[tuple[str, str]]:
-    """Transitions in `phases` that go backwards, other than a requeue from Running/Evaluating."""
+def backward_steps(phases: list[str], requeue_caused: bool = False) -> list[tuple[str, str]]:
+    """Transitions in `phases` that do not go strictly forward (staying in a phase is not a transition).
+
+    A requeue from Running/Evaluating is allowed only where the test caused one (an eviction, a preemption).
+    """
     bad = []
     for before, after in itertools.pairwise(phases):
-        if before in TERMINAL or (_RANK[after] < _RANK[before] and (before, after) not in _REQUEUES):
+        requeue = requeue_caused and (before, after) in _REQUEUES
+        if before in TERMINAL or (_RANK[after] <= _RANK[before] and not requeue):
             bad.append((before, after))
     return bad
 
@@ -174,6 +178,8 @@ class PhaseRecorder:
         self.api = api
         self.namespace = namespace
         self.phases: dict[str, list[str]] = {}
+        self.statuses: dict[str, list[dict[str, Any]]] = {}
+        """Every status each job was seen with, in order (watch events)."""
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"phases-{namespace}", daemon=True)
@@ -190,11 +196,16 @@ class PhaseRecorder:
         with self._lock:
             return list(self.phases.get(name, []))
 
+    def seen(self, name: str) -> list[dict[str, Any]]:
+        with self._lock:
+            return list(self.statuses.get(name, []))
+
     def _record(self, obj: dict[str, Any]) -> None:
         phase = (obj.get("status") or {}).get("phase")
         if not phase:
             return
         with self._lock:
+            self.statuses.setdefault(obj["metadata"]["name"], []).append(obj["status"])
             seen = self.phases.setdefault(obj["metadata"]["name"], [])
             if not seen or seen[-1] != phase:
                 seen.append(phase)

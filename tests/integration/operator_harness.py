@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from rbac import operator_kubeconfig
 
 import localcluster
 from support.fixtures import Kubectl
@@ -80,19 +81,35 @@ def isolated(namespace: str, **env: str) -> dict[str, str]:
     return {"FTO_NAMESPACES": namespace, "FTO_PEERING": f"fto-test-{uuid.uuid4().hex[:10]}", **env}
 
 
-def operator(cluster: localcluster.ClusterInfo, namespace: str, label: str, **env: str) -> OperatorProcess:
-    """An operator process serving only `namespace` (see `isolated`), not started yet."""
+def operator(
+    cluster: localcluster.ClusterInfo, namespace: str, label: str, kubeconfig: Path, **env: str
+) -> OperatorProcess:
+    """An operator process serving only `namespace` (see `isolated`) with `kubeconfig`'s identity, not started yet.
+
+    Give it the production identity (`production_identity`): the admin's would hide a missing RBAC rule.
+    """
     log = cluster.state_dir / "logs" / f"operator-{label[:60]}.log"
     log.unlink(missing_ok=True)
-    return OperatorProcess(cluster.kubeconfig, log, env=isolated(namespace, **env))
+    return OperatorProcess(kubeconfig, log, env=isolated(namespace, **env))
+
+
+@pytest.fixture
+def production_identity(cluster: localcluster.ClusterInfo, kubectl: Callable[..., str], tmp_path: Path) -> Path:
+    """A kubeconfig of the operator's ServiceAccount with the ClusterRole of manifests/base, and nothing more."""
+    return operator_kubeconfig(cluster, kubectl, tmp_path / "operator.kubeconfig")
 
 
 @pytest.fixture
 def operator_process(
-    cluster: localcluster.ClusterInfo, crds: Any, namespace: str, request: pytest.FixtureRequest
+    cluster: localcluster.ClusterInfo,
+    crds: Any,
+    namespace: str,
+    production_identity: Path,
+    request: pytest.FixtureRequest,
 ) -> Iterator[OperatorProcess]:
-    """The operator, serving only this test's namespace; its log's tail is shown with a failing test's output."""
-    process = operator(cluster, namespace, request.node.name).start()
+    """The operator as its production identity, serving only this test's namespace; its log's tail is shown with a
+    failing test's output."""
+    process = operator(cluster, namespace, request.node.name, production_identity).start()
     yield process
     process.stop()
     print(f"--- operator log ({process.log}) ---\n{process.tail()}")

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 import yaml
 
+import strictyaml
 from support.fixtures import Kubectl
 
 REPO = Path(__file__).resolve().parents[2]
@@ -45,7 +46,7 @@ class Cluster(Protocol):
 
 def identity_objects(kubectl: Kubectl) -> list[dict[str, Any]]:
     """The Namespace, ServiceAccount, ClusterRole and ClusterRoleBinding of the operator from manifests/base."""
-    rendered = yaml.safe_load_all(kubectl("kustomize", str(BASE)))
+    rendered = strictyaml.load_all(kubectl("kustomize", str(BASE)))
     objects = [o for o in rendered if o and (o["kind"], o["metadata"]["name"]) in IDENTITY]
     assert len(objects) == len(IDENTITY), f"manifests/base lacks part of {sorted(IDENTITY)}"
     return objects
@@ -63,17 +64,41 @@ def _wait_until_namespace_is_not_terminating(kubectl: Kubectl, timeout: float = 
         time.sleep(0.5)
 
 
-def operator_kubeconfig(cluster: Cluster, kubectl: Kubectl, path: Path, duration: str = "4h") -> Path:
+def username(account: str = SERVICE_ACCOUNT) -> str:
+    return f"system:serviceaccount:{NAMESPACE}:{account}"
+
+
+def replica_identity(account: str) -> list[dict[str, Any]]:
+    """A ServiceAccount of its own with the operator's ClusterRole: writes in the audit log name the replica."""
+    binding = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRoleBinding",
+        "metadata": {"name": account, "labels": {"finetune.dev/test": "replica-identity"}},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": CLUSTER_ROLE},
+        "subjects": [{"kind": "ServiceAccount", "name": account, "namespace": NAMESPACE}],
+    }
+    account_object = {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": {"name": account, "namespace": NAMESPACE},
+    }
+    return [account_object, binding]
+
+
+def operator_kubeconfig(
+    cluster: Cluster, kubectl: Kubectl, path: Path, duration: str = "4h", account: str = SERVICE_ACCOUNT
+) -> Path:
     """Installs the operator's identity from manifests/base and writes a kubeconfig that uses it to `path`.
 
-    Idempotent (server-side apply), so every caller may call it. The token expires after `duration`.
+    Idempotent (server-side apply), so every caller may call it. The token expires after `duration`. Another
+    `account` gets the same ClusterRole under a ServiceAccount of that name (one identity per replica).
     """
     _wait_until_namespace_is_not_terminating(kubectl)
-    manifest = yaml.safe_dump_all(identity_objects(kubectl))
-    kubectl("apply", "--server-side", "--force-conflicts", "-f", "-", stdin=manifest)
-    token = kubectl("create", "token", SERVICE_ACCOUNT, "-n", NAMESPACE, f"--duration={duration}").strip()
+    objects = identity_objects(kubectl) + ([] if account == SERVICE_ACCOUNT else replica_identity(account))
+    kubectl("apply", "--server-side", "--force-conflicts", "-f", "-", stdin=yaml.safe_dump_all(objects))
+    token = kubectl("create", "token", account, "-n", NAMESPACE, f"--duration={duration}").strip()
     assert token, "the TokenRequest returned no token"
-    user = f"system:serviceaccount:{NAMESPACE}:{SERVICE_ACCOUNT}"
+    user = username(account)
     kubeconfig = {
         "apiVersion": "v1",
         "kind": "Config",

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
+import strictyaml
 from support.fixtures import Kubectl
 
 pytestmark = pytest.mark.integration
@@ -46,7 +47,7 @@ def documented_objects() -> list[tuple[str, dict[str, Any]]]:
         for block in yaml_blocks(path):
             if block.startswith(OVERLAY_MARKER):
                 continue
-            for document in yaml.safe_load_all(block):
+            for document in strictyaml.load_all(block):
                 if not (isinstance(document, dict) and "apiVersion" in document and "kind" in document):
                     continue
                 if document["apiVersion"].split("/")[0] not in EXTERNAL_GROUPS:
@@ -81,14 +82,14 @@ def test_documented_object_passes_a_server_side_dry_run(
 
 def test_your_own_overlay_example_builds_and_applies(kubectl: Kubectl, peering_crds: None, tmp_path: Path) -> None:
     (example,) = [block for block in yaml_blocks(REPO / "docs" / "install.md") if block.startswith(OVERLAY_MARKER)]
-    kustomization = yaml.safe_load(example)
+    kustomization = strictyaml.load(example)
     # The example sits beside a checkout; the ServiceMonitor component needs the Prometheus Operator's CRD.
     kustomization.pop("components")
     overlay = tmp_path / "my-cluster"
     overlay.mkdir()
     os.symlink(REPO / "manifests", tmp_path / "manifests")
     (overlay / "kustomization.yaml").write_text(yaml.safe_dump(kustomization))
-    rendered = list(yaml.safe_load_all(kubectl("kustomize", str(overlay))))
+    rendered = list(strictyaml.load_all(kubectl("kustomize", str(overlay))))
     deployment = next(obj for obj in rendered if obj["kind"] == "Deployment")
     env = deployment["spec"]["template"]["spec"]["containers"][0]["env"]
     assert [entry["value"] for entry in env if entry["name"] == "FTO_MAX_ACTIVE_PER_NAMESPACE"] == ["4"]

@@ -9,21 +9,16 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import threading
 import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
-from kubernetes import client, watch
+from crashpoints import CRASH_POINTS, armed, creations
+from kubernetes import client
 from kwok_jobs import (
     COMPONENT,
-    GROUP,
     JOB_UID,
-    VERSION,
     PhaseRecorder,
     apply,
     backward_steps,
@@ -31,6 +26,7 @@ from kwok_jobs import (
     get_json,
     gpu_job,
     items,
+    job_status,
     phase_is,
     poll,
     reason_is,
@@ -38,8 +34,11 @@ from kwok_jobs import (
     wait_status,
 )
 from operator_harness import OperatorProcess, operator
+from rbac import operator_kubeconfig, username
 
 import localcluster
+import strictyaml
+from localcluster import audit
 from support.fixtures import Kubectl
 
 REPO = Path(__file__).resolve().parents[2]
@@ -52,12 +51,6 @@ GPU_NODES = "finetune.dev/node-pool=gpu"
 
 def uid_of(kubectl: Kubectl, namespace: str, name: str) -> str:
     return str(get_json(kubectl, "-n", namespace, "get", "ftj", name)["metadata"]["uid"])
-
-
-def workload_uids(kubectl: Kubectl, namespace: str, uid: str) -> dict[str, str]:
-    """component -> metadata.uid of the job's batch Jobs (a re-created Job has a new uid)."""
-    jobs = items(kubectl, namespace, "jobs.batch", f"{JOB_UID}={uid}")
-    return {j["metadata"]["labels"][COMPONENT]: j["metadata"]["uid"] for j in jobs}
 
 
 def assert_one_of_each_child(kubectl: Kubectl, namespace: str, name: str, status: dict[str, Any]) -> str:
@@ -74,7 +67,9 @@ def assert_one_of_each_child(kubectl: Kubectl, namespace: str, name: str, status
     return uid
 
 
-def assert_finished_once(kubectl: Kubectl, namespace: str, name: str, phases: list[str]) -> dict[str, Any]:
+def assert_finished_once(
+    kubectl: Kubectl, namespace: str, name: str, phases: list[str], requeue_caused: bool = False
+) -> dict[str, Any]:
     """Completed, exactly one of each child, one training pod, and a phase sequence that never goes back."""
     status: dict[str, Any] = get_json(kubectl, "-n", namespace, "get", "ftj", name)["status"]
     assert status["phase"] == "Completed", status
@@ -82,7 +77,7 @@ def assert_finished_once(kubectl: Kubectl, namespace: str, name: str, phases: li
     pods = items(kubectl, namespace, "pods", f"{JOB_UID}={uid},{COMPONENT}=training")
     assert len(pods) == 1, [p["metadata"]["name"] for p in pods]
     assert phases and phases[-1] == "Completed", phases
-    assert backward_steps(phases) == [], phases
+    assert backward_steps(phases, requeue_caused) == [], phases
     return status
 
 
@@ -105,103 +100,101 @@ def gpu_blockers(count: int) -> list[dict[str, Any]]:
     ]
 
 
-class KillOnModelVersion:
-    """SIGKILLs the operator the moment a ModelVersion appears in the namespace (from a watch)."""
-
-    def __init__(self, api: client.ApiClient, namespace: str, process: OperatorProcess) -> None:
-        self.custom = client.CustomObjectsApi(api)
-        self.namespace = namespace
-        self.process = process
-        self.killed = threading.Event()
-        listing: Any = self.custom.list_namespaced_custom_object(GROUP, VERSION, namespace, "modelversions")
-        assert not listing["items"]
-        self.version = listing["metadata"]["resourceVersion"]
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self) -> None:
-        stream = watch.Watch().stream(  # type: ignore[no-untyped-call]
-            self.custom.list_namespaced_custom_object,
-            GROUP,
-            VERSION,
-            self.namespace,
-            "modelversions",
-            resource_version=self.version,
-            timeout_seconds=120,
-        )
-        for event in stream:
-            if event["type"] == "ADDED":
-                assert self.process.process is not None
-                os.killpg(self.process.process.pid, signal.SIGKILL)
-                self.killed.set()
-                return
+# Where the operator is idle when killed (the test waits for the status first) ...
+IDLE_MOMENTS = ["Pending", "Queued", "Running", "Evaluating"]
+# ... and where it is in the middle of a reconciliation: a step done, its status write held (crashpoints.py).
+MOMENTS = [*IDLE_MOMENTS, *CRASH_POINTS]
+# A job's children, each created once by the operator, and how the audit log names them.
+OPERATOR_CREATES = {
+    ("persistentvolumeclaims", "job-workspace"),
+    ("configmaps", "job-config"),
+    ("serviceaccounts", "job-trainer"),
+    ("roles", "job-trainer"),
+    ("rolebindings", "job-trainer"),
+    ("jobs", "job-curate"),
+    ("jobs", "job-train"),
+    ("modelversions", "support-agent-v0.0.1"),
+}
 
 
-MOMENTS = ["Pending", "Queued", "Running", "Evaluating", "Registered", "Unrecorded"]
+def kill_at_idle_moment(moment: str, name: str, kubectl: Kubectl, namespace: str, process: OperatorProcess) -> None:
+    if moment == "Pending":
+        # No source yet: the job waits in Pending; the source appears while the operator is down.
+        apply(kubectl, namespace, gpu_job(name))
+        wait_status(kubectl, namespace, name, reason_is("Pending", "SourceNotFound"), "SourceNotFound", 60, process)
+        process.kill()
+        apply(kubectl, namespace, sessions_config_map())
+    elif moment == "Queued":
+        # Every GPU of the KWOK nodes is held, so the 8-GPU training pod cannot be scheduled.
+        gpu_nodes = kubectl("get", "nodes", "-l", GPU_NODES, "-o", "name").split()
+        apply(kubectl, namespace, sessions_config_map(), *gpu_blockers(len(gpu_nodes)))
+
+        def blockers_running() -> bool:
+            pods = items(kubectl, namespace, "pods", "test=gpu-blocker")
+            return len(pods) == len(gpu_nodes) and all(p["status"].get("phase") == "Running" for p in pods)
+
+        poll(blockers_running, "pods holding every GPU", 180)  # other tests may hold GPUs for a while
+        apply(kubectl, namespace, gpu_job(name, gpus=8))
+        wait_status(kubectl, namespace, name, reason_is("Queued", "WaitingForCapacity"), "Queued", 90, process)
+        process.kill()
+        kubectl("-n", namespace, "delete", "pods", "-l", "test=gpu-blocker", "--grace-period=0", "--force")
+    else:
+        apply(kubectl, namespace, sessions_config_map(), gpu_job(name, run_for="8s"))
+        wait_status(kubectl, namespace, name, reason_is("Running", "Training"), "training", 60, process)
+        if moment == "Evaluating":
+            # What the trainer reports when it starts evaluating (status subresource, merge patch).
+            patch = {"status": {"progress": {"stage": "Evaluating"}}}
+            kubectl(
+                *("-n", namespace, "patch", "ftj", name, "--subresource=status", "--type=merge"),
+                *("-p", json.dumps(patch)),
+            )
+            wait_status(kubectl, namespace, name, phase_is("Evaluating"), "Evaluating", 30, process)
+        process.kill()
+
+
+def kill_at_crash_point(
+    point: str, name: str, kubectl: Kubectl, namespace: str, process: OperatorProcess, cluster: Any
+) -> dict[str, Any]:
+    """Held at `point` by the admission policy, killed there; returns the job's status at the kill."""
+    process.stop()
+    apply(kubectl, namespace, sessions_config_map(), gpu_job(name, run_for="3s"))
+    with armed(kubectl, point, namespace, name, process.kubeconfig, username(), cluster.state_dir) as held:
+        process.start()
+        refused = poll(held.refusals, f"the operator's status write held at {point}", 120, process)
+        process.kill()
+        status = job_status(kubectl, namespace, name)
+    assert refused[0]["requestObject"]["status"]["reason"] == CRASH_POINTS[point][0]["reason"], refused[0]
+    found = children(kubectl, namespace, uid_of(kubectl, namespace, name))
+    # The step was done, and the status does not say so: the state a crash there leaves. (The ModelVersion is
+    # created in the reconciliation that decides to register, so the last status written says training.)
+    reasons, counts = {
+        "prepared": ({None}, {"pvc": 1, "curation": 0}),
+        "curation-created": ({"Creating"}, {"curation": 1, "training": 0}),
+        "training-created": ({"CurationStarting", "Curating"}, {"training": 1, "modelversion": 0}),
+        "registered": ({"TrainingStarting", "Training"}, {"modelversion": 1}),
+    }[point]
+    assert status.get("reason") in reasons and {k: len(found[k]) for k in counts} == counts, (status, found)
+    assert not status.get("model"), status
+    return status
 
 
 @pytest.mark.parametrize("moment", MOMENTS)
 def test_operator_sigkilled_resumes_without_duplicates(
-    moment: str, kubectl: Kubectl, kube: client.ApiClient, namespace: str, operator_process: OperatorProcess
+    moment: str,
+    kubectl: Kubectl,
+    kube: client.ApiClient,
+    namespace: str,
+    cluster: Any,
+    operator_process: OperatorProcess,
 ) -> None:
     name = "job"
+    since = audit.offset(cluster.state_dir)
     with PhaseRecorder(kube, namespace) as recorder:
-        before: dict[str, str] = {}
-        if moment == "Pending":
-            # No source yet: the job waits in Pending; the source appears while the operator is down.
-            apply(kubectl, namespace, gpu_job(name))
-            wait_status(
-                kubectl, namespace, name, reason_is("Pending", "SourceNotFound"), "SourceNotFound", 60, operator_process
-            )
-            operator_process.kill()
-            apply(kubectl, namespace, sessions_config_map())
-        elif moment == "Queued":
-            # Every GPU of the KWOK nodes is held, so the 8-GPU training pod cannot be scheduled.
-            gpu_nodes = kubectl("get", "nodes", "-l", GPU_NODES, "-o", "name").split()
-            apply(kubectl, namespace, sessions_config_map(), *gpu_blockers(len(gpu_nodes)))
-
-            def blockers_running() -> bool:
-                pods = items(kubectl, namespace, "pods", "test=gpu-blocker")
-                return len(pods) == len(gpu_nodes) and all(p["status"].get("phase") == "Running" for p in pods)
-
-            poll(blockers_running, "pods holding every GPU", 180)  # other tests may hold GPUs for a while
-            apply(kubectl, namespace, gpu_job(name, gpus=8))
-            wait_status(
-                kubectl, namespace, name, reason_is("Queued", "WaitingForCapacity"), "Queued", 90, operator_process
-            )
-            before = workload_uids(kubectl, namespace, uid_of(kubectl, namespace, name))
-            operator_process.kill()
-            kubectl("-n", namespace, "delete", "pods", "-l", "test=gpu-blocker", "--grace-period=0", "--force")
-        elif moment in ("Running", "Evaluating", "Unrecorded"):
-            apply(kubectl, namespace, sessions_config_map(), gpu_job(name, run_for="8s"))
-            wait_status(kubectl, namespace, name, reason_is("Running", "Training"), "training", 60, operator_process)
-            if moment == "Evaluating":
-                # What the trainer reports when it starts evaluating (status subresource, merge patch).
-                patch = {"status": {"progress": {"stage": "Evaluating"}}}
-                kubectl(
-                    "-n",
-                    namespace,
-                    "patch",
-                    "ftj",
-                    name,
-                    "--subresource=status",
-                    "--type=merge",
-                    "-p",
-                    json.dumps(patch),
-                )
-                wait_status(kubectl, namespace, name, phase_is("Evaluating"), "Evaluating", 30, operator_process)
-            before = workload_uids(kubectl, namespace, uid_of(kubectl, namespace, name))
-            operator_process.kill()
-            if moment == "Unrecorded":
-                register_as_the_operator_would(kubectl, namespace, name)
-        else:  # Registered: killed the moment the operator created the ModelVersion
-            killer = KillOnModelVersion(kube, namespace, operator_process)
-            apply(kubectl, namespace, sessions_config_map(), gpu_job(name, run_for="3s"))
-            poll(killer.killed.is_set, "the ModelVersion (then SIGKILL)", 90)
-            operator_process.process.wait(timeout=30)  # type: ignore[union-attr]
-            before = workload_uids(kubectl, namespace, uid_of(kubectl, namespace, name))
-        killed_with = get_json(kubectl, "-n", namespace, "get", "ftj", name)["status"]
-
+        if moment in CRASH_POINTS:
+            killed_with = kill_at_crash_point(moment, name, kubectl, namespace, operator_process, cluster)
+        else:
+            kill_at_idle_moment(moment, name, kubectl, namespace, operator_process)
+            killed_with = job_status(kubectl, namespace, name)
         operator_process.start()
         wait_status(
             kubectl, namespace, name, phase_is("Completed"), "Completed after the restart", 120, operator_process
@@ -209,48 +202,20 @@ def test_operator_sigkilled_resumes_without_duplicates(
         poll(lambda: recorder.of(name)[-1:] == ["Completed"], "the recorder to see Completed", 30)
         phases = recorder.of(name)
 
-    status = assert_finished_once(kubectl, namespace, name, phases)
-    after = workload_uids(kubectl, namespace, uid_of(kubectl, namespace, name))
-    assert {k: after[k] for k in before} == before, "a Job was deleted and created again"
+    # Only the Queued moment holds every GPU: curation runs, then training waits for capacity (Running -> Queued).
+    status = assert_finished_once(kubectl, namespace, name, phases, requeue_caused=moment == "Queued")
     assert status["model"]["version"] == "0.0.1"
-    expected_seen = {"Registered": "Running", "Unrecorded": "Running"}.get(moment, moment)
-    assert expected_seen in phases, (moment, phases, killed_with)
+    if moment in IDLE_MOMENTS:
+        assert moment in phases, (moment, phases, killed_with)
     if moment == "Evaluating":
         assert phases[-2:] == ["Evaluating", "Completed"], phases
-    if moment == "Unrecorded":
-        assert not killed_with.get("model"), killed_with
-
-
-def register_as_the_operator_would(kubectl: Kubectl, namespace: str, name: str) -> None:
-    """The state a crash between the ModelVersion's creation and the status write leaves behind."""
-    from finetune_operator import registry
-    from finetune_operator.api import FineTuningJobSpec
-    from finetune_operator.backends import BatchJobBackend
-    from finetune_operator.observe import workload_state
-
-    job = get_json(kubectl, "-n", namespace, "get", "ftj", name)
-    uid = job["metadata"]["uid"]
-
-    def trained() -> Any:
-        selector = f"{JOB_UID}={uid},{COMPONENT}=training"
-        workloads, pods = items(kubectl, namespace, "jobs.batch", selector), items(kubectl, namespace, "pods", selector)
-        state = workload_state(workloads[0], pods) if workloads else None
-        return state if state is not None and state.phase.value == "Succeeded" else None
-
-    training = poll(trained, "the training Job to succeed with the operator down", 60)
-    spec = FineTuningJobSpec.model_validate(job["spec"])
-    mv = registry.model_version(
-        job_name=name,
-        namespace=namespace,
-        job_uid=uid,
-        spec=spec,
-        version="0.0.1",
-        artifact=BatchJobBackend().artifact(name, training.result),
-        dataset=(job["status"].get("dataset") or {}),
-        training_result=training.result,
-        created_at="2026-01-01T00:00:00Z",
-    )
-    kubectl("-n", namespace, "create", "-f", "-", stdin=json.dumps(mv))
+    # Over the whole run, not only what survives: every child created exactly once, by the operator.
+    created = creations(cluster.state_dir, since, namespace)
+    by_operator = {(resource, child): n for (user, resource, child), n in created.items() if user == username()}
+    assert by_operator == dict.fromkeys(OPERATOR_CREATES, 1), by_operator
+    # The Job controller's pods (generated names: the audit log cannot name them), the GPU blockers aside.
+    pods = sum(n for (_, resource, pod), n in created.items() if resource == "pods" and pod == "?")
+    assert pods == 2, created  # one curation pod and one training pod, ever
 
 
 # ------------------------------------------------------------------------------------------ API server restart
@@ -287,10 +252,15 @@ def test_operator_reconnects_after_an_apiserver_restart(
 # ------------------------------------------------------------------------------------------ two replicas
 
 
-def logged_about(process: OperatorProcess, namespace: str, name: str) -> list[str]:
-    """The operator's log lines about one job: children created and phase transitions."""
-    text = process.log.read_text(errors="replace") if process.log.exists() else ""
-    return [line for line in text.splitlines() if f"{namespace}/{name}:" in line]
+def writes_by(cluster: Any, since: int, namespace: str, user: str) -> list[dict[str, Any]]:
+    """The writes `user` made in `namespace` since audit offset `since`, other than its peering keep-alives."""
+    return [
+        event
+        for event in audit.events(cluster.state_dir, since)
+        if event["user"]["username"] == user
+        and (event.get("objectRef") or {}).get("namespace") == namespace
+        and audit.resource(event) != "kopfpeerings"
+    ]
 
 
 @pytest.fixture
@@ -302,7 +272,7 @@ def peering_name(kubectl: Kubectl, crds: Any, namespace: str) -> str:
     cluster-wide install; the election is the same.
     """
     kubectl("apply", "--server-side", "--force-conflicts", "-f", str(PEERING_CRDS))
-    for document in yaml.safe_load_all(PEERING_CRDS.read_text()):
+    for document in strictyaml.load_all(PEERING_CRDS.read_text()):
         kubectl("wait", "--for=condition=Established", "--timeout=60s", f"crd/{document['metadata']['name']}")
     name = f"fto-test-{uuid.uuid4().hex[:10]}"
     peering = {"apiVersion": "kopf.dev/v1", "kind": "KopfPeering", "metadata": {"name": name}}
@@ -311,19 +281,25 @@ def peering_name(kubectl: Kubectl, crds: Any, namespace: str) -> str:
 
 
 def test_two_replicas_one_acts_and_the_other_takes_over(
-    kubectl: Kubectl, namespace: str, cluster: Any, peering_name: str, request: pytest.FixtureRequest
+    kubectl: Kubectl, namespace: str, cluster: Any, peering_name: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     lifetime = 10
+    since = audit.offset(cluster.state_dir)
+    # Each replica authenticates as a ServiceAccount of its own (the operator's ClusterRole), so the audit log
+    # says which one wrote what.
+    accounts = {identity: f"fto-replica-{identity[-1]}-{uuid.uuid4().hex[:6]}" for identity in
+                (f"{peering_name}-a", f"{peering_name}-b")}  # fmt: skip
     replicas = {
         identity: operator(
             cluster,
             namespace,
             f"{request.node.name[:40]}-{identity[-1]}",
+            operator_kubeconfig(cluster, kubectl, tmp_path / f"{account}.kubeconfig", account=account),
             FTO_PEERING=peering_name,
             FTO_PEERING_LIFETIME_SECONDS=str(lifetime),
             POD_ID=identity,  # Kopf's peer identity
         ).start()
-        for identity in (f"{peering_name}-a", f"{peering_name}-b")
+        for identity, account in accounts.items()
     }
     try:
 
@@ -337,23 +313,33 @@ def test_two_replicas_one_acts_and_the_other_takes_over(
 
         active_id, standby_id = poll(elected, "both replicas in the peering object, the lower one paused", 60)
         active, standby = replicas[active_id], replicas[standby_id]
+        active_user, standby_user = username(accounts[active_id]), username(accounts[standby_id])
         peers = get_json(kubectl, "-n", namespace, "get", "kopfpeering", peering_name)["status"]
-        assert {peers[identity]["lifetime"] for identity in replicas} == {lifetime}, (
-            peers
-        )  # FTO_PEERING_LIFETIME_SECONDS
-        assert "Pausing operations" not in active.log.read_text(errors="replace")
+        assert {peers[identity]["lifetime"] for identity in replicas} == {lifetime}, peers
 
         apply(kubectl, namespace, sessions_config_map(), gpu_job("ha", run_for="6s"))
         wait_status(kubectl, namespace, "ha", reason_is("Running", "Training"), "training", 60, active)
-        assert any("created Job/ha-train" in line for line in logged_about(active, namespace, "ha"))
-        assert logged_about(standby, namespace, "ha") == [], "the standby replica acted"
-
+        killed_at = audit.offset(cluster.state_dir)
         active.kill()
+        before = {(e["verb"], audit.resource(e)) for e in writes_by(cluster, since, namespace, active_user)}
+        assert {("create", "jobs"), ("patch", "finetuningjobs/status")} <= before, before
+        assert writes_by(cluster, since, namespace, standby_user) == [], "the standby replica wrote while paused"
+
         status = wait_status(kubectl, namespace, "ha", phase_is("Completed"), "Completed", lifetime + 90, standby)
-        assert any("-> Completed" in line for line in logged_about(standby, namespace, "ha"))
         assert "Resuming operations" in standby.log.read_text(errors="replace")
         assert_one_of_each_child(kubectl, namespace, "ha", status)
+        after = writes_by(cluster, killed_at, namespace, standby_user)
+        assert ("create", "modelversions") in {(e["verb"], audit.resource(e)) for e in after}, after
+        completed = [e for e in after if (e.get("requestObject") or {}).get("status", {}).get("phase") == "Completed"]
+        assert len(completed) == 1, after
+        assert writes_by(cluster, killed_at, namespace, active_user) == []
+        created = creations(cluster.state_dir, since, namespace)
+        operators = {active_user, standby_user}
+        assert [key for key, n in created.items() if key[0] in operators and n != 1] == [], created
     finally:
         for process in replicas.values():
             process.stop()
             print(f"--- {process.log} ---\n{process.tail(40)}")
+        for account in accounts.values():
+            kubectl("delete", "clusterrolebinding", account, "--ignore-not-found")
+            kubectl("-n", "finetune-system", "delete", "serviceaccount", account, "--ignore-not-found")

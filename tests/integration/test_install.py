@@ -20,6 +20,7 @@ import yaml
 from rbac import NAMESPACE, SERVICE_ACCOUNT, Cluster, operator_kubeconfig
 
 import localcluster
+import strictyaml
 from support.fixtures import Kubectl, WaitFor
 
 pytestmark = pytest.mark.integration
@@ -83,11 +84,16 @@ def monitoring_overlay(directory: Path) -> Path:
     [("base", 1), ("overlays/dev", 1), ("overlays/production", 2), ("production+servicemonitor", 2)],
 )
 def test_install_and_uninstall(
-    kubectl: Kubectl, wait_for: WaitFor, namespace: str, tmp_path: Path, target: str, replicas: int
+    kubectl: Kubectl,
+    wait_for: WaitFor,
+    namespace: str,
+    tmp_path: Path,
+    target: str,
+    replicas: int,
+    request: pytest.FixtureRequest,
 ) -> None:
     if target == "production+servicemonitor":
-        if not kubectl("get", "crd", SERVICEMONITOR_CRD, "--ignore-not-found", "-o", "name").strip():
-            pytest.skip(f"{SERVICEMONITOR_CRD} is not installed (no Prometheus Operator)")
+        assert request.getfixturevalue("servicemonitor_crd") == SERVICEMONITOR_CRD
         kustomization = monitoring_overlay(tmp_path / "monitoring")
     else:
         kustomization = MANIFESTS / target
@@ -147,7 +153,7 @@ def test_install_and_uninstall(
 
 @pytest.mark.parametrize("sample", SAMPLES, ids=lambda p: p.name)
 def test_sample_applies(kubectl: Kubectl, crds: object, namespace: str, sample: Path) -> None:
-    name = yaml.safe_load(sample.read_text())["metadata"]["name"]
+    name = strictyaml.load(sample.read_text())["metadata"]["name"]
     kubectl("apply", "--server-side", "--validate=strict", "-n", namespace, "-f", str(sample))
     stored = get(kubectl, "finetuningjob", name, "-n", namespace)
     # The CRD's defaults were applied: the stored object is complete, not just what the sample says.

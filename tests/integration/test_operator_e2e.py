@@ -14,9 +14,15 @@ from typing import Any
 
 import pytest
 import yaml
+from crashpoints import armed, creations
+from kubernetes import client
+from kwok_jobs import PhaseRecorder, backward_steps, poll
 from operator_harness import OperatorProcess, get_job, wait_phase
+from rbac import username
 
 import localcluster
+import strictyaml
+from localcluster import audit
 from support.fixtures import Kubectl
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -27,7 +33,7 @@ ORDER = ["Pending", "Queued", "Running", "Evaluating", "Completed"]
 
 
 def quickstart(name: str, epochs: int = 2) -> dict[str, Any]:
-    body: dict[str, Any] = yaml.safe_load((REPO / "manifests" / "samples" / "quickstart.yaml").read_text())
+    body: dict[str, Any] = strictyaml.load((REPO / "manifests" / "samples" / "quickstart.yaml").read_text())
     body["metadata"]["name"] = name
     body["spec"]["training"]["epochs"] = epochs
     body["spec"]["storage"]["retainPolicy"] = "Retain"
@@ -49,29 +55,69 @@ def claim_folder(cluster: localcluster.ClusterInfo, kubectl: Kubectl, namespace:
     return cluster.volumes_dir / host_path.relative_to(localcluster.cluster.HOSTPATH_PROVISIONER_DIR)
 
 
-def assert_in_order(seen: list[str]) -> None:
-    """Phases only move forward (this job has no requeue)."""
-    positions = [ORDER.index(phase) for phase in seen]
-    assert positions == sorted(positions), f"phases went backwards: {seen}"
-
-
 def children(kubectl: Kubectl, namespace: str, kind: str, job: str) -> list[str]:
     names = kubectl("-n", namespace, "get", kind, "-l", f"finetune.dev/job={job}", "-o", "name").split()
     return sorted(names)
 
 
+def trainer_reports(cluster: localcluster.ClusterInfo, since: int, namespace: str, job: str) -> list[dict[str, Any]]:
+    """The status patches the training pod's own ServiceAccount sent (audit log, request bodies)."""
+    trainer = f"system:serviceaccount:{namespace}:{job}-trainer"
+    return [
+        e
+        for e in audit.events(cluster.state_dir, since)
+        if e["user"]["username"] == trainer and audit.resource(e) == "finetuningjobs/status"
+    ]
+
+
+def assert_trainer_reported_live(
+    cluster: localcluster.ClusterInfo, since: int, kubectl: Kubectl, namespace: str, job: str,
+    watched: list[dict[str, Any]],
+) -> None:  # fmt: skip
+    """The trainer's live reports: mid-run progress by its identity, Evaluating reached through its report, none
+    refused, and no failed report in the training log (failures are swallowed by design, so nothing else shows)."""
+    reports = trainer_reports(cluster, since, namespace, job)
+    assert reports and all(audit.code(e) == 200 for e in reports), [
+        (audit.code(e), e["requestObject"]) for e in reports
+    ]
+    progress = [e["requestObject"]["status"]["progress"] for e in reports]
+    assert any(0 < p["step"] < p["totalSteps"] and p["stage"] == "Training" for p in progress), progress
+    # What a user watching the job saw: a step below the total while Running.
+    mid_run = [s for s in watched if s.get("phase") == "Running" and 0 < (s.get("progress") or {}).get("step", 0)
+               < (s.get("progress") or {}).get("totalSteps", 0)]  # fmt: skip
+    assert mid_run, [(s.get("phase"), s.get("progress")) for s in watched]
+    # Evaluating came from the trainer's stage report (reason Evaluating), not from the pod's exit (Registering).
+    events = list(audit.events(cluster.state_dir, since))
+    reported = next(i for i, e in enumerate(events) if e in reports and
+                    e["requestObject"]["status"]["progress"]["stage"] == "Evaluating")  # fmt: skip
+    evaluating = [i for i, e in enumerate(events) if e["user"]["username"] == username()
+                  and audit.resource(e) == "finetuningjobs/status"
+                  and (e.get("requestObject") or {}).get("status", {}).get("reason") == "Evaluating"]  # fmt: skip
+    assert evaluating and evaluating[0] > reported, (reported, evaluating)
+    pod = kubectl("-n", namespace, "get", "pods", "-l", "app.kubernetes.io/component=training",
+                  "-o", "jsonpath={.items[0].metadata.name}")  # fmt: skip
+    training_log = kubectl("-n", namespace, "logs", pod)  # through the node agent's log endpoint
+    assert '"event": "succeeded"' in training_log, training_log[-2000:]
+    assert "status update failed" not in training_log, training_log
+
+
 def test_quickstart_curates_trains_evaluates_and_registers_for_real(
     kubectl: Kubectl,
+    kube: client.ApiClient,
     namespace: str,
     cluster: localcluster.ClusterInfo,
     operator_process: OperatorProcess,
 ) -> None:
-    setup(kubectl, namespace, quickstart("real"))
-    seen: list[str] = []
-    job = wait_phase(kubectl, namespace, "real", ("Completed",), timeout=600, operator=operator_process, seen=seen)
-    assert_in_order(seen)
-    assert "Running" in seen and seen[-1] == "Completed"
+    since = audit.offset(cluster.state_dir)
+    with PhaseRecorder(kube, namespace) as recorder:
+        setup(kubectl, namespace, quickstart("real"))
+        job = wait_phase(kubectl, namespace, "real", ("Completed",), timeout=600, operator=operator_process)
+        poll(lambda: recorder.of("real")[-1:] == ["Completed"], "the watch to see Completed", 30)
+    seen = recorder.of("real")
+    assert backward_steps(seen) == [], seen
+    assert seen[-3:] == ["Running", "Evaluating", "Completed"], seen
     status = job["status"]
+    assert_trainer_reported_live(cluster, since, kubectl, namespace, "real", recorder.seen("real"))
 
     # Real losses from real training, reported by the trainer.
     metrics = status["metrics"]
@@ -113,51 +159,57 @@ def test_quickstart_curates_trains_evaluates_and_registers_for_real(
     assert "ModelRegistered" in {e["reason"] for e in events}
 
 
-def wait_reason(
-    kubectl: Kubectl,
-    namespace: str,
-    name: str,
-    reasons: set[str],
-    operator: OperatorProcess,
-    seen: list[str],
-) -> dict[str, Any]:
-    """Poll until the job's reason is one of `reasons` or it is Completed (curation can be too quick to catch)."""
-    deadline = time.monotonic() + 600
-    while time.monotonic() < deadline:
-        job = get_job(kubectl, namespace, name)
-        status = job.get("status") or {}
-        if status.get("phase") and (not seen or seen[-1] != status["phase"]):
-            seen.append(status["phase"])
-        if status.get("reason") in reasons or status.get("phase") in ("Completed", "Failed"):
-            return job
-        assert operator.alive(), operator.tail()
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {reasons}")
-
-
 def test_operator_killed_at_each_stage_resumes_without_duplicates(
     kubectl: Kubectl,
+    kube: client.ApiClient,
     namespace: str,
+    cluster: localcluster.ClusterInfo,
+    production_identity: Path,
     operator_process: OperatorProcess,
 ) -> None:
+    """Killed in the middle of reconciliations, and during training only once the trainer has reported a step."""
+    since = audit.offset(cluster.state_dir)
+    operator_process.stop()
     setup(kubectl, namespace, quickstart("crashy", epochs=4))
-    seen: list[str] = []
     killed_at: list[str] = []
-    for reasons in ({"Curating"}, {"Training"}, {"Evaluating", "Registering"}):
-        job = wait_reason(kubectl, namespace, "crashy", reasons, operator_process, seen)
-        if job["status"]["phase"] in ("Completed", "Failed"):
-            break
-        operator_process.kill()  # SIGKILL: no last write, no cleanup
-        killed_at.append(job["status"]["reason"])
+
+    def hold_and_kill(point: str) -> None:
+        with armed(kubectl, point, namespace, "crashy", production_identity, username(), cluster.state_dir) as held:
+            if not operator_process.alive():
+                operator_process.start()
+            poll(held.refusals, f"the operator held at {point}", 600, operator_process)
+            operator_process.kill()
+            killed_at.append(point)
+
+    with PhaseRecorder(kube, namespace) as recorder:
+        hold_and_kill("curation-created")
         operator_process.start()
-    job = wait_phase(kubectl, namespace, "crashy", ("Completed",), timeout=600, operator=operator_process, seen=seen)
-    # Training and evaluation last long enough to be caught; curation may finish between two polls.
-    assert {"Training"} <= set(killed_at), killed_at
-    assert_in_order(seen)
-    assert children(kubectl, namespace, "jobs.batch", "crashy") == ["job.batch/crashy-curate", "job.batch/crashy-train"]
-    assert len(children(kubectl, namespace, "pvc", "crashy")) == 1
-    versions = kubectl("-n", namespace, "get", "mv", "-o", "jsonpath={.items[*].spec.version}").split()
-    assert versions == ["0.0.1"], versions
+
+        def trainer_reported_a_step() -> bool:
+            progress = (get_job(kubectl, namespace, "crashy").get("status") or {}).get("progress") or {}
+            return progress.get("stage") == "Training" and 0 < progress.get("step", 0) < progress["totalSteps"]
+
+        poll(trainer_reported_a_step, "the trainer's first step report", 600, operator_process)
+        operator_process.kill()
+        killed_at.append("training-step")
+        hold_and_kill("registered")
+        operator_process.start()
+        job = wait_phase(kubectl, namespace, "crashy", ("Completed",), timeout=600, operator=operator_process)
+        poll(lambda: recorder.of("crashy")[-1:] == ["Completed"], "the watch to see Completed", 30)
+    assert killed_at == ["curation-created", "training-step", "registered"]
+    assert backward_steps(recorder.of("crashy")) == [], recorder.of("crashy")
+    created = creations(cluster.state_dir, since, namespace)
+    by_operator = {(resource, name): n for (user, resource, name), n in created.items() if user == username()}
+    assert by_operator == {
+        ("persistentvolumeclaims", "crashy-workspace"): 1,
+        ("configmaps", "crashy-config"): 1,
+        ("serviceaccounts", "crashy-trainer"): 1,
+        ("roles", "crashy-trainer"): 1,
+        ("rolebindings", "crashy-trainer"): 1,
+        ("jobs", "crashy-curate"): 1,
+        ("jobs", "crashy-train"): 1,
+        ("modelversions", "quickstart-tiny-gpt-v0.0.1"): 1,
+    }, by_operator
     assert job["status"]["attempts"] == 1
     assert job["status"]["model"]["version"] == "0.0.1"
 
@@ -195,9 +247,7 @@ def test_evicted_training_resumes_from_its_checkpoint_without_consuming_a_retry(
     assert "AttemptStarted" in events
     # The second attempt resumed from the first one's checkpoint: nothing trained so far was lost.
     second = job["status"]["trainingPods"][-1]
-    logs = list((cluster.state_dir / "node-agent" / "logs").glob(f"{namespace}_{second}_*/train.log"))
-    assert logs, "no log of the second training pod"
-    assert '"resuming"' in logs[0].read_text()
+    assert '"resuming"' in kubectl("-n", namespace, "logs", second)
 
 
 def claim_folder_or_none(cluster: localcluster.ClusterInfo, kubectl: Kubectl, namespace: str) -> Path | None:

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 from kwok_jobs import apply, gpu_job, sessions_config_map
-from operator_harness import OperatorProcess, get_job, isolated, wait_phase
+from operator_harness import OperatorProcess, get_job, isolated, operator, wait_phase
 
 from support.fixtures import Kubectl
 
@@ -89,10 +91,15 @@ def test_training_failure_reports_exit_code_and_message(
 
 
 def test_missing_source_waits_then_fails(
-    kubectl: Kubectl, namespace: str, cluster: Any, crds: Any, request: pytest.FixtureRequest
+    kubectl: Kubectl,
+    namespace: str,
+    cluster: Any,
+    crds: Any,
+    production_identity: Path,
+    request: pytest.FixtureRequest,
 ) -> None:
-    log = cluster.state_dir / "logs" / f"operator-{request.node.name[:60]}.log"
-    process = OperatorProcess(cluster.kubeconfig, log, env=isolated(namespace, FTO_SOURCE_WAIT_SECONDS="6")).start()
+    process = operator(cluster, namespace, request.node.name, production_identity, FTO_SOURCE_WAIT_SECONDS="6")
+    process.start()
     try:
         apply(kubectl, namespace, gpu_job("nosource", gpus=1))
         seen: list[str] = []

@@ -9,9 +9,9 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
-
 import release
+import strictyaml
+import yaml
 from support.fixtures import Kubectl
 
 pytestmark = pytest.mark.integration
@@ -39,7 +39,7 @@ def test_checksums_cover_every_artifact(artifacts: Path) -> None:
 
 def test_the_manifest_pins_both_images_to_the_version(artifacts: Path) -> None:
     version = release.project_version()
-    documents = list(yaml.safe_load_all((artifacts / "finetune-operator.yaml").read_text()))
+    documents = list(strictyaml.load_all((artifacts / "finetune-operator.yaml").read_text()))
     (deployment,) = [d for d in documents if d["kind"] == "Deployment"]
     container = deployment["spec"]["template"]["spec"]["containers"][0]
     assert container["image"] == f"registry.example.com/ml/operator:{version}"
@@ -49,7 +49,7 @@ def test_the_manifest_pins_both_images_to_the_version(artifacts: Path) -> None:
     assert kinds[: kinds.count("CustomResourceDefinition")] == ["CustomResourceDefinition"] * kinds.count(
         "CustomResourceDefinition"
     )
-    crds = list(yaml.safe_load_all((artifacts / "crds.yaml").read_text()))
+    crds = list(strictyaml.load_all((artifacts / "crds.yaml").read_text()))
     assert crds == [d for d in documents if d["kind"] == "CustomResourceDefinition"]
 
 
@@ -69,7 +69,7 @@ def test_the_manifest_installs_on_the_api_server(kubectl: Kubectl, crds: object,
     manifest = str(artifacts / "finetune-operator.yaml")
     try:
         kubectl("apply", "--server-side", "--force-conflicts", "-f", manifest)
-        deployment = yaml.safe_load(
+        deployment = strictyaml.load(
             kubectl("get", "deployment", "finetune-operator", "-n", "finetune-system", "-o", "yaml")
         )
         assert deployment["spec"]["template"]["spec"]["containers"][0]["image"].startswith("registry.example.com/ml/")

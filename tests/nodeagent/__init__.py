@@ -9,9 +9,11 @@ would.
 What it does NOT do, deliberately:
 - It ignores the container image. Commands run on the host; a leading `python`/`python3` runs the
   agent's own interpreter (the project's venv), so `python -m finetune_trainer.train` works.
-  An image's entrypoint is unknown to it: containers must set `command`.
-- No isolation beyond a private mount namespace per container (volumes are bind-mounted at their
-  mountPath there). Mountpoints that do not exist are created as empty dirs/files on the host.
-- No resource limits (so no OOMKilled), no probes, no `kubectl logs`/exec; logs are files under
-  the agent's state dir.
+  Only the project's own images' entrypoints are known (read from their Dockerfiles); other
+  containers must set `command`.
+- Isolation is a private mount namespace per container (volumes are bind-mounted at their
+  mountPath there) and the securityContext's user, groups and read-only root (security.py,
+  enter.py); mountpoints that do not exist are created as empty dirs/files on the host.
+- No resource limits (so no OOMKilled), no probes, no exec. `kubectl logs` works: the agent serves
+  the kubelet's container-log endpoint (logserver.py) from the files it records (containerlog.py).
 """

@@ -1,4 +1,6 @@
-"""python -m nodeagent --kubeconfig K --state-dir D [--node-name local-runner] (test-only; see __init__)."""
+"""python -m nodeagent --kubeconfig K --state-dir D --tls-cert C --tls-key K --client-ca CA [--node-name N]
+
+Test-only; see __init__. The TLS files serve the container-log endpoint (logserver.py)."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from types import FrameType
 from kubernetes import client, config
 
 from .agent import Agent
+from .logserver import LogServer
 from .objects import PROVISIONER_PATH
 
 
@@ -21,6 +24,9 @@ def main() -> None:
     parser.add_argument("--kubeconfig", required=True)
     parser.add_argument("--state-dir", type=Path, required=True, help="pod folders and container logs")
     parser.add_argument("--node-name", default="local-runner")
+    parser.add_argument("--tls-cert", type=Path, required=True, help="serving certificate of the log endpoint")
+    parser.add_argument("--tls-key", type=Path, required=True)
+    parser.add_argument("--client-ca", type=Path, required=True, help="CA of the clients let in (the API server)")
     parser.add_argument(
         "--hostpath-provisioner-dir",
         type=Path,
@@ -35,12 +41,10 @@ def main() -> None:
     config.load_kube_config(  # type: ignore[no-untyped-call]
         config_file=args.kubeconfig, client_configuration=configuration
     )
-    agent = Agent(
-        client.ApiClient(configuration),
-        args.node_name,
-        args.state_dir.resolve(),
-        args.hostpath_provisioner_dir,
-    )
+    api = client.ApiClient(configuration)
+    state = args.state_dir.resolve()
+    logs = LogServer(client.CoreV1Api(api), state / "logs", args.tls_cert, args.tls_key, args.client_ca)
+    agent = Agent(api, args.node_name, state, args.hostpath_provisioner_dir, logs)
 
     def stop(signum: int, frame: FrameType | None) -> None:
         agent.shutdown()

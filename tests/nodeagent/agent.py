@@ -13,6 +13,7 @@ from kubernetes import client, watch
 from kubernetes.client.exceptions import ApiException
 
 from . import node
+from .logserver import LogServer
 from .objects import Objects
 from .worker import Context, PodWorker, pod_dir
 
@@ -22,8 +23,11 @@ _WATCH_SECONDS = 60
 
 
 class Agent:
-    def __init__(self, api: client.ApiClient, node_name: str, state_dir: Path, provisioner_dir: Path) -> None:
+    def __init__(
+        self, api: client.ApiClient, node_name: str, state_dir: Path, provisioner_dir: Path, log_server: LogServer
+    ) -> None:
         self.core = client.CoreV1Api(api)
+        self.log_server = log_server
         self.node_name = node_name
         self.stopping = threading.Event()
         self._workers: dict[str, PodWorker] = {}
@@ -37,7 +41,8 @@ class Agent:
 
     def run(self, registered: Path) -> None:
         """Serves until shutdown; touches `registered` once the Node is (re)registered."""
-        node.register(self.core, self.node_name)
+        self.log_server.start()
+        node.register(self.core, self.node_name, self.log_server.port)
         registered.touch()
         threading.Thread(
             target=node.heartbeat,

@@ -54,9 +54,11 @@ def _conditions() -> list[dict[str, Any]]:
     ]
 
 
-def _status() -> dict[str, Any]:
+def _status(log_port: int) -> dict[str, Any]:
     capacity = _capacity()
     return {
+        # Where the API server reaches the agent's log endpoint (tests/nodeagent/logserver.py).
+        "daemonEndpoints": {"kubeletEndpoint": {"Port": log_port}},
         "capacity": capacity,
         "allocatable": capacity,
         "conditions": _conditions(),
@@ -79,7 +81,7 @@ def _status() -> dict[str, Any]:
     }
 
 
-def register(core: client.CoreV1Api, name: str) -> None:
+def register(core: client.CoreV1Api, name: str, log_port: int) -> None:
     """Creates the Node (or takes over an existing one of that name) and marks it Ready."""
     labels = {LABEL: "true", "kubernetes.io/hostname": name, "kubernetes.io/os": "linux"}
     node: dict[str, Any] = {
@@ -90,7 +92,7 @@ def register(core: client.CoreV1Api, name: str) -> None:
             "labels": {LABEL: "true", "kubernetes.io/hostname": name, "kubernetes.io/os": "linux"},
         },
         "spec": {"taints": [TAINT]},
-        "status": _status(),
+        "status": _status(log_port),
     }
     try:
         core.create_node(client.V1Node.model_validate(node))
@@ -102,7 +104,7 @@ def register(core: client.CoreV1Api, name: str) -> None:
             {"metadata": {"labels": labels}, "spec": node["spec"]},
             _content_type="application/strategic-merge-patch+json",
         )
-    core.patch_node_status(name, {"status": _status()}, _content_type="application/strategic-merge-patch+json")
+    core.patch_node_status(name, {"status": _status(log_port)}, _content_type="application/strategic-merge-patch+json")
 
 
 def _renew_lease(coordination: client.CoordinationV1Api, core: client.CoreV1Api, name: str) -> None:

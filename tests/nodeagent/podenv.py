@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import sys
+from pathlib import Path
 from typing import Any
 
 from .objects import NotReadyYet, Objects
@@ -15,6 +17,25 @@ _INHERITED = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR")
 _PYTHON = re.compile(r"python(3(\.\d+)?)?")
 # $(VAR) references; $$(VAR) escapes one.
 _REFERENCE = re.compile(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)")
+
+
+_REPO = Path(__file__).resolve().parents[2]
+# The project's own images: their ENTRYPOINT is read from their Dockerfiles, so a container that relies on it
+# (the operator's Deployment) runs what the image would run. Any other image needs `command`.
+_PROJECT_IMAGES = {
+    "ghcr.io/finetune-operator/operator": _REPO / "operator" / "Dockerfile",
+    "ghcr.io/finetune-operator/trainer": _REPO / "trainer-image" / "Dockerfile",
+}
+
+
+def image_entrypoint(image: str) -> list[str] | None:
+    """The exec-form ENTRYPOINT of one of the project's images (the last one of its Dockerfile), else None."""
+    repository = re.sub(r"(@sha256:[0-9a-f]+|:[^/:]+)$", "", image or "")
+    dockerfile = _PROJECT_IMAGES.get(repository)
+    if dockerfile is None or not dockerfile.exists():
+        return None
+    entrypoints = [line for line in dockerfile.read_text().splitlines() if line.startswith("ENTRYPOINT ")]
+    return [str(word) for word in json.loads(entrypoints[-1].removeprefix("ENTRYPOINT "))] if entrypoints else None
 
 
 class ConfigError(Exception):
@@ -103,9 +124,13 @@ def _value(pod: Any, var: Any, objects: Objects, env: dict[str, str]) -> str:
 
 
 def command_line(container: Any, env: dict[str, str]) -> list[str]:
-    if not container.command:
-        raise ConfigError(f"container {container.name}: the node agent cannot run an image's entrypoint; set `command`")
-    argv = [expand(a, env) for a in [*container.command, *(container.args or [])]]
+    command = container.command or image_entrypoint(container.image)
+    if not command:
+        raise ConfigError(
+            f"container {container.name}: the node agent knows no entrypoint of image {container.image!r}; "
+            "set `command`"
+        )
+    argv = [expand(a, env) for a in [*command, *(container.args or [])]]
     if _PYTHON.fullmatch(os.path.basename(argv[0])):
         argv[0] = sys.executable
     return argv

@@ -13,6 +13,7 @@ from typing import Any
 
 from .objects import NotReadyYet, Objects
 from .podenv import ConfigError, field_value
+from .security import fs_group
 
 _TOKEN_SECONDS = 3607
 
@@ -86,8 +87,37 @@ def _projected(pod: Any, sources: Any, objects: Objects) -> dict[str, bytes]:
     return out
 
 
+def give_to_group(folder: Path, gid: int) -> None:
+    """What a kubelet does with fsGroup: the volume's files belong to the group, which may read and write them,
+    and new files inherit the group (setgid folders)."""
+    for root, dirs, files in os.walk(folder):
+        os.chown(root, -1, gid)
+        os.chmod(root, os.stat(root).st_mode & 0o7777 | 0o2070)
+        for name in [*files, *dirs]:
+            path = os.path.join(root, name)
+            if os.path.islink(path):
+                continue
+            os.chown(path, -1, gid)
+            if name in files:
+                os.chmod(path, os.stat(path).st_mode & 0o7777 | 0o060)
+
+
 def materialize(pod: Any, objects: Objects, pod_dir: Path) -> dict[str, Path]:
-    """Creates every volume of `pod` under `pod_dir`; returns volume name -> host folder."""
+    """Creates every volume of `pod` under `pod_dir`; returns volume name -> host folder.
+
+    With a pod fsGroup every volume but hostPath ones is given to that group (kubelet's volume ownership
+    management; the PVCs here are hostPath PVs, treated like the block volumes of a real cluster).
+    """
+    folders = _materialize(pod, objects, pod_dir)
+    group = fs_group(pod)
+    if group is not None:
+        for volume in pod.spec.volumes or []:
+            if volume.host_path is None:
+                give_to_group(folders[volume.name], group)
+    return folders
+
+
+def _materialize(pod: Any, objects: Objects, pod_dir: Path) -> dict[str, Path]:
     namespace = pod.metadata.namespace
     folders: dict[str, Path] = {}
     for volume in pod.spec.volumes or []:
@@ -103,6 +133,7 @@ def materialize(pod: Any, objects: Objects, pod_dir: Path) -> dict[str, Path]:
         folder.mkdir(parents=True, exist_ok=True)
         folders[volume.name] = folder
         if volume.empty_dir is not None:
+            folder.chmod(0o777)  # as a kubelet makes them: any user of the pod may write there
             continue
         if volume.config_map is not None:
             ref = volume.config_map

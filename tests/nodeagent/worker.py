@@ -27,7 +27,7 @@ import urllib3
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from . import podenv, volumes
+from . import containerlog, podenv, security, volumes
 from .objects import NotReadyYet, Objects
 from .podstatus import ContainerState, now, pod_status, truncate_message
 
@@ -65,41 +65,38 @@ class _Container:
         self.state = state
         self.termination_file = pod_dir / "termination" / spec.name
         self.spec_file = pod_dir / "containers" / f"{spec.name}.json"
-        self.log_file = log_dir / f"{spec.name}.log"
+        self.log_folder = log_dir / spec.name
         self.proc: subprocess.Popen[bytes] | None = None
+        self.recorder: containerlog.Recorder | None = None
         self.restart_at = 0.0
 
     def launch(self, pod: Any, ctx: Context, folders: dict[str, Path]) -> None:
         env = podenv.environment(pod, self.spec, ctx.objects, ctx.apiserver_port)
+        user = security.identity(pod, self.spec)
         spec = {
             "binds": [b.as_json() for b in volumes.binds(self.spec, folders, self.termination_file)],
             "argv": podenv.command_line(self.spec, env),
             "workingDir": self.spec.working_dir or "/",
             "runtimePaths": RUNTIME_PATHS,
+            "user": user.as_json(),
         }
+        os.chown(self.termination_file, user.uid, user.gid)
         self.spec_file.parent.mkdir(parents=True, exist_ok=True)
         self.spec_file.write_text(json.dumps(spec, indent=1))
-        self.log_file.parent.mkdir(parents=True, exist_ok=True)
-        with self.log_file.open("ab") as out:
-            out.write(f"--- {now()} start: {spec['argv']}\n".encode())
-            out.flush()
-            self.proc = subprocess.Popen(
-                [
-                    "unshare",
-                    "--mount",
-                    "--propagation",
-                    "private",
-                    sys.executable,
-                    str(_ENTER),
-                    str(self.spec_file),
-                ],
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                cwd="/",
-            )
+        # The next run's number is what restartCount will say once it started.
+        run = self.state.restart_count + (1 if self.state.terminated else 0)
+        self.recorder = containerlog.Recorder(containerlog.run_file(self.log_folder, run))
+        self.proc = subprocess.Popen(
+            ["unshare", "--mount", "--propagation", "private", sys.executable, str(_ENTER), str(self.spec_file)],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+            cwd="/",
+        )
+        assert self.proc.stdout is not None and self.proc.stderr is not None
+        self.recorder.attach(self.proc.stdout, self.proc.stderr)
         self.state.start(self.proc.pid)
 
     def poll(self) -> bool:
@@ -111,6 +108,8 @@ class _Container:
             return False
         # A signal death is reported as 128 + signal number, like a container runtime does.
         exit_code = 128 - code if code < 0 else code
+        if self.recorder is not None:
+            self.recorder.close()
         self.state.finish(exit_code, self._message(exit_code))
         return True
 
@@ -120,10 +119,8 @@ class _Container:
         except FileNotFoundError:
             message = ""
         policy = self.spec.termination_message_policy or "File"
-        if not message and exit_code != 0 and policy == "FallbackToLogsOnError":
-            with self.log_file.open("rb") as f:
-                f.seek(max(0, f.seek(0, os.SEEK_END) - _FALLBACK_LOG_BYTES))
-                message = f.read().decode(errors="replace")
+        if not message and exit_code != 0 and policy == "FallbackToLogsOnError" and self.recorder is not None:
+            message = containerlog.tail_text(self.recorder.path, _FALLBACK_LOG_BYTES)
         return truncate_message(message)
 
     def signal(self, sig: signal.Signals) -> None:
@@ -139,7 +136,7 @@ class PodWorker(threading.Thread):
         self.pod = pod
         self.ctx = ctx
         self.pod_dir = pod_dir(ctx.state_dir, pod)
-        # Logs outlive the pod (for debugging); its folder (tokens, secrets, emptyDirs) does not.
+        # Logs outlive the pod's folder (tokens, secrets, emptyDirs): `kubectl logs` of a finished pod works.
         log_dir = ctx.state_dir / "logs" / self.pod_dir.name
         self.init = [
             _Container(c, ContainerState(c.name, c.image or ""), self.pod_dir, log_dir)

@@ -6,9 +6,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from lupa import lua51
 
+import strictyaml
 from finetune_operator.api import Phase
 
 GITOPS = Path(__file__).resolve().parents[2] / "manifests" / "gitops"
@@ -71,6 +71,6 @@ def test_job_without_phase_is_progressing(status: dict[str, Any] | None) -> None
 
 
 def test_argocd_cm_patch_carries_the_same_script() -> None:
-    patch = yaml.safe_load((GITOPS / "argocd-cm-patch.yaml").read_text())
+    patch = strictyaml.load((GITOPS / "argocd-cm-patch.yaml").read_text())
     assert (patch["kind"], patch["metadata"]["name"]) == ("ConfigMap", "argocd-cm")
     assert patch["data"] == {CM_KEY: SCRIPT}

@@ -20,9 +20,9 @@ import celpy
 import jsonschema
 import pydantic
 import pytest
-import yaml
 from celpy.adapter import json_to_cel
 
+import strictyaml
 from finetune_operator.api import FineTuningJobSpec, FineTuningJobStatus, ModelVersionSpec
 from finetune_operator.codegen import crdgen
 from finetune_operator.codegen.openapi import walk
@@ -159,7 +159,7 @@ def test_generated_yaml_is_the_crd_with_a_header() -> None:
     for path, text in crdgen.generated_files(REPO).items():
         if path.endswith(".yaml"):
             assert text.startswith(f"# Generated from finetune_operator.api by `{crdgen.COMMAND}`")
-            assert yaml.safe_load(text) in CRDS.values()
+            assert strictyaml.load(text) in CRDS.values()
 
 
 @pytest.mark.parametrize(

@@ -19,6 +19,7 @@ import pytest
 import yaml
 
 import localcluster
+import strictyaml
 from finetune_operator.api import FineTuningJob
 from support.podsecurity import restricted_violations
 
@@ -64,7 +65,7 @@ def render(directory: Path) -> list[Obj]:
     command = [localcluster.kubectl_binary(), "kustomize", str(directory)]
     result = subprocess.run(command, capture_output=True, text=True, check=False, timeout=120)
     assert result.returncode == 0, result.stderr
-    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+    return [doc for doc in strictyaml.load_all(result.stdout) if doc]
 
 
 def find(objects: list[Obj], kind: str, name: str) -> Obj:
@@ -98,7 +99,7 @@ def rendered() -> dict[str, list[Obj]]:
 
 
 def crd_schema(filename: str) -> Obj:
-    crd = yaml.safe_load((ROOT / "crds" / filename).read_text())
+    crd = strictyaml.load((ROOT / "crds" / filename).read_text())
     (version,) = [v for v in crd["spec"]["versions"] if v["storage"]]
     return strict(version["schema"]["openAPIV3Schema"])
 
@@ -296,7 +297,7 @@ def test_samples_exist() -> None:
 def test_sample_is_valid(sample: Path) -> None:
     text = sample.read_text()
     assert text.startswith("#"), "each sample starts with a header comment that explains it"
-    documents = [d for d in yaml.safe_load_all(text) if d]
+    documents = [d for d in strictyaml.load_all(text) if d]
     assert [d["kind"] for d in documents] == ["FineTuningJob"]
     (job,) = documents
     assert "namespace" not in job["metadata"], "samples go into the namespace the user picks"
@@ -306,14 +307,14 @@ def test_sample_is_valid(sample: Path) -> None:
 
 
 def test_crd_schema_check_rejects_a_typo() -> None:
-    job = yaml.safe_load((MANIFESTS / "samples" / "quickstart.yaml").read_text())
+    job = strictyaml.load((MANIFESTS / "samples" / "quickstart.yaml").read_text())
     job["spec"]["training"]["epoch"] = 2
     with pytest.raises(jsonschema.ValidationError, match="epoch"):
         jsonschema.Draft4Validator(crd_schema("finetune.dev_finetuningjobs.yaml")).validate(job)
 
 
 def test_quickstart_runs_on_the_local_runner_from_the_demo_configmap() -> None:
-    job = FineTuningJob.model_validate(yaml.safe_load((MANIFESTS / "samples" / "quickstart.yaml").read_text()))
+    job = FineTuningJob.model_validate(strictyaml.load((MANIFESTS / "samples" / "quickstart.yaml").read_text()))
     assert job.spec.resources.gpus == 0
     assert job.spec.base_model.builtin is not None
     assert job.spec.resources.node_selector == {"finetune.dev/local-runner": "true"}
@@ -328,8 +329,8 @@ def test_quickstart_runs_on_the_local_runner_from_the_demo_configmap() -> None:
 
 
 def test_the_real_cluster_quickstart_is_the_local_one_without_the_local_runner_placement() -> None:
-    local = yaml.safe_load((MANIFESTS / "samples" / "quickstart.yaml").read_text())
-    cluster = yaml.safe_load((MANIFESTS / "samples" / "quickstart-cluster.yaml").read_text())
+    local = strictyaml.load((MANIFESTS / "samples" / "quickstart.yaml").read_text())
+    cluster = strictyaml.load((MANIFESTS / "samples" / "quickstart-cluster.yaml").read_text())
     del local["spec"]["resources"]["nodeSelector"], local["spec"]["resources"]["tolerations"]
     assert cluster == local
 
@@ -339,5 +340,5 @@ def test_crds_folder_serves_both_kubectl_apply_f_and_kustomize() -> None:
     # extension, hence not read by -f) must list every one of them, or the install would miss a new CRD.
     files = sorted(p.name for p in (ROOT / "crds").glob("*.y*ml"))
     for name in files:
-        assert yaml.safe_load((ROOT / "crds" / name).read_text())["kind"] == "CustomResourceDefinition", name
-    assert sorted(yaml.safe_load((ROOT / "crds" / "Kustomization").read_text())["resources"]) == files
+        assert strictyaml.load((ROOT / "crds" / name).read_text())["kind"] == "CustomResourceDefinition", name
+    assert sorted(strictyaml.load((ROOT / "crds" / "Kustomization").read_text())["resources"]) == files

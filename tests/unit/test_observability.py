@@ -8,9 +8,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 import localcluster
+import strictyaml
 
 OBSERVABILITY = Path(__file__).resolve().parents[2] / "manifests" / "observability"
 DASHBOARD = OBSERVABILITY / "grafana-dashboard.json"
@@ -97,7 +96,7 @@ def test_dashboard_configmap_renders() -> None:
         check=True,
         timeout=60,
     )
-    (configmap,) = list(yaml.safe_load_all(result.stdout))
+    (configmap,) = list(strictyaml.load_all(result.stdout))
     assert configmap["metadata"]["name"] == "finetune-operator-dashboard"
     assert configmap["metadata"]["labels"] == {"grafana_dashboard": "1"}
     assert json.loads(configmap["data"]["grafana-dashboard.json"]) == json.loads(DASHBOARD.read_text())
