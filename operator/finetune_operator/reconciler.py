@@ -15,8 +15,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from finetune_operator import children, naming, registry
+from finetune_operator import children, naming, registry, rfc3339
 from finetune_operator.api import API_VERSION, FailureKind, FineTuningJobSpec, Phase
+from finetune_operator.api.status import bounded
 from finetune_operator.backends import TrainingBackend, backend_for
 from finetune_operator.config import Settings
 from finetune_operator.kube import ApiError, Kube, event_for
@@ -48,16 +49,6 @@ CURATION = "curation"
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-def rfc3339(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_time(text: str | None) -> datetime | None:
-    if not text:
-        return None
-    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
 
 
 @dataclass
@@ -150,7 +141,7 @@ class Reconciler:
         waited = 0.0
         if curation.phase is WorkloadPhase.ABSENT and phase not in TERMINAL_PHASES:
             source, description = self._source(spec, view.namespace)
-            created = parse_time(view.body["metadata"].get("creationTimestamp"))
+            created = rfc3339.parse(view.body["metadata"].get("creationTimestamp"))
             waited = (self.clock() - created).total_seconds() if created else 0.0
         capacity_blocked = None
         limit = self.settings.max_active_per_namespace
@@ -188,7 +179,7 @@ class Reconciler:
 
     def reconcile(self, view: JobView) -> Outcome:
         previous = view.status.get("phase")
-        now = rfc3339(self.clock())
+        now = rfc3339.render(self.clock())
         try:
             spec = FineTuningJobSpec.model_validate(view.body.get("spec") or {})
         except ValidationError as error:
@@ -256,7 +247,7 @@ class Reconciler:
             return Outcome(previous, str(previous), {})
         first = error.errors()[0]
         field = ".".join(["spec", *(str(part) for part in first.get("loc", ()))])
-        message = f"{field} is invalid: {first.get('msg')}; create the job again with it fixed"
+        message = bounded(f"{field} is invalid: {first.get('msg')}; create the job again with it fixed")
         patch = {
             "phase": Phase.FAILED.value,
             "reason": "InvalidSpec",

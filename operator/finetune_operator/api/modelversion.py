@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import Field
 
-from finetune_operator.api.base import DNS1123_LABEL_PATTERN, SEMVER_PATTERN, ApiModel, cel
+from finetune_operator.api.base import DNS1123_LABEL_PATTERN, SEMVER_PATTERN, ApiModel, DateTime, cel
 
 KIND = "ModelVersion"
 PLURAL = "modelversions"
@@ -84,7 +84,7 @@ class ModelVersionSpec(ApiModel):
     )
     """The resolved training configuration (every default applied)."""
     job: JobReference
-    created_at: str | None = None
+    created_at: DateTime | None = None
     """When training finished (RFC 3339)."""
 
 
