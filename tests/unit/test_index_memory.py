@@ -85,7 +85,6 @@ def largest_status() -> Obj:
         "model": {"name": "n" * 63, "version": "1" * 128, "modelVersion": "v" * 253, "uri": "u" * 4096},
         "checkpoint": {"path": "c" * 4096, "step": 1},
         "progress": {"stage": "s" * 64, "updatedAt": "2026-11-23T16:00:00Z"},
-        "targetVersion": "1" * 128,
     }
 
 
