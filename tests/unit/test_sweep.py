@@ -37,19 +37,20 @@ class DeletingKube:
         self.deleted.append(name)
 
 
-def summary(name: str, completion_time: str | None, ttl: Any) -> JobSummary:
+def summary(name: str, completion_time: str | None, ttl: Any, reason: str = "ModelRegistered") -> JobSummary:
     body = {
         "metadata": {"namespace": "ml", "name": name},
         "spec": {"runPolicy": {"ttlSecondsAfterFinished": ttl}},
-        "status": {"phase": "Completed", "completionTime": completion_time},
+        "status": {"phase": "Completed", "completionTime": completion_time, "reason": reason},
     }
     return JobSummary.of(body)
 
 
-def sweep_jobs(jobs: dict[str, JobSummary], kube: DeletingKube) -> None:
+def sweep_jobs(jobs: dict[str, JobSummary], kube: DeletingKube) -> Runtime:
     runtime = Runtime(Reconciler(kube, Settings(), clock=lambda: NOW), Settings())  # type: ignore[arg-type]
     runtime.jobs.update(jobs)
     asyncio.run(sweep.sweep_once(runtime))
+    return runtime
 
 
 def test_a_huge_ttl_and_an_unparsable_completion_time_do_not_stop_the_other_jobs() -> None:
@@ -91,6 +92,29 @@ def test_an_api_error_on_one_job_does_not_stop_the_others() -> None:
 )
 def test_ttl_expired(completion: str | None, ttl: Any, expired: bool) -> None:
     assert sweep.ttl_expired(summary("j", completion, ttl), NOW) is expired
+
+
+@pytest.mark.parametrize(
+    ("phase", "reason", "queued"),
+    [
+        ("Pending", "SourceNotFound", True),
+        ("Evaluating", "ModelStoreNotFound", True),  # trained; the store claim appears later: no event says so
+        ("Evaluating", "Publishing", False),
+        ("Failed", "SourceNotFound", False),
+    ],
+)
+def test_jobs_waiting_for_an_object_that_is_not_theirs_are_reconciled_again(
+    phase: str, reason: str, queued: bool
+) -> None:
+    body = {"metadata": {"namespace": "ml", "name": "j"}, "spec": {}, "status": {"phase": phase, "reason": reason}}
+    runtime = sweep_jobs({"u": JobSummary.of(body)}, DeletingKube())
+    assert (len(runtime.queue) == 1) is queued
+
+
+def test_a_job_whose_model_copy_failed_is_never_deleted_by_its_ttl() -> None:
+    """Its model exists only in the workspace, which retainPolicy Delete would remove with the job."""
+    failed = summary("copy-failed", "2026-11-23T15:00:00Z", 3, reason="ModelCopyFailed")
+    assert not sweep.ttl_expired(failed, NOW)
 
 
 @pytest.mark.parametrize(
