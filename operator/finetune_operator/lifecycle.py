@@ -105,6 +105,9 @@ class Observed:
     trainer_stage: str | None = None
     max_eval_loss: float | None = None
     model_registered: bool = False
+    model_store: str | None = None  # spec.output.pvc
+    model_store_missing: bool = False
+    publish: WorkloadState = ABSENT  # the copy to the model store
     version_conflict: str | None = None
     capacity_blocked: str | None = None
     queue_name: str | None = None
@@ -116,6 +119,7 @@ class Action(StrEnum):
     PREPARE = "Prepare"  # workspace PVC, config ConfigMap, trainer ServiceAccount and Role
     CREATE_CURATION = "CreateCuration"
     CREATE_TRAINING = "CreateTraining"
+    CREATE_PUBLISH = "CreatePublish"  # the copy of the model to the model store
     REGISTER_MODEL = "RegisterModel"
     STOP_WORKLOADS = "StopWorkloads"
 
@@ -313,12 +317,44 @@ def _succeeded_training(o: Observed) -> Decision:
         )
     if o.model_registered:
         return Decision(Phase.COMPLETED, "ModelRegistered", "evaluation passed; model registered", dataset_ready=True)
+    if o.model_store is None or o.publish.phase is WorkloadPhase.SUCCEEDED:
+        return Decision(
+            Phase.EVALUATING,
+            "Registering",
+            "evaluation passed; registering the model version",
+            dataset_ready=True,
+            actions=frozenset({Action.REGISTER_MODEL}),
+        )
+    return _publish_decision(o)
+
+
+def _publish_decision(o: Observed) -> Decision:
+    """Copying the model to the model store (spec.output.pvc) before it is registered."""
+    publish, store = o.publish, o.model_store
+    if publish.phase is WorkloadPhase.FAILED:
+        result = publish.result
+        if result.failed:
+            return _failure(publish, default_reason="ModelCopyFailed", dataset_ready=True)
+        detail = f"last exit code {publish.exit_code}" if publish.exit_code is not None else "no exit code"
+        message = f"the copy to the model store {store} failed ({detail}: {publish.message}); the model is kept"
+        return Decision(Phase.FAILED, "ModelCopyFailed", message, FailureKind.SYSTEM, dataset_ready=True)
+    if publish.image_pull_error:
+        return _image_pull_failed(publish, dataset_ready=True)
+    if publish.phase is WorkloadPhase.ABSENT and o.model_store_missing:
+        return Decision(
+            Phase.EVALUATING,
+            "ModelStoreNotFound",
+            f"waiting for PersistentVolumeClaim {store} (spec.output.pvc) to exist; the model is in the workspace",
+            dataset_ready=True,
+        )
+    actions = frozenset({Action.CREATE_PUBLISH}) if publish.phase is WorkloadPhase.ABSENT else frozenset()
+    detail = f": {publish.message}" if publish.message else ""
     return Decision(
         Phase.EVALUATING,
-        "Registering",
-        "evaluation passed; registering the model version",
+        "Publishing",
+        f"evaluation passed; copying the model to the model store {store}{detail}",
         dataset_ready=True,
-        actions=frozenset({Action.REGISTER_MODEL}),
+        actions=actions,
     )
 
 

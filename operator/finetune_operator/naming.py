@@ -14,8 +14,10 @@ LABEL_JOB_UID = "finetune.dev/job-uid"
 LABEL_COMPONENT = "app.kubernetes.io/component"
 LABEL_MODEL = "finetune.dev/model"
 LABEL_BASE_MODEL = "finetune.dev/base-model"
+LABEL_VERSION = "finetune.dev/version"
 MANAGED_BY = "finetune-operator"
 MAX_NAME = 63
+TRAINER_SUFFIX = "-trainer"
 
 
 def bounded(value: str, limit: int = MAX_NAME) -> str:
@@ -41,8 +43,9 @@ def config_map(job: str) -> str:
 
 
 def trainer_identity(job: str) -> str:
-    """ServiceAccount, Role and RoleBinding of the training pods."""
-    return bounded(f"{job}-trainer", 253)
+    """ServiceAccount, Role and RoleBinding of the training pods. Always ends in TRAINER_SUFFIX: the admission
+    policy that keeps training pods to their own status fields recognises them by it."""
+    return f"{bounded(job, 253 - len(TRAINER_SUFFIX))}{TRAINER_SUFFIX}"
 
 
 def curation_job(job: str) -> str:
@@ -51,6 +54,11 @@ def curation_job(job: str) -> str:
 
 def training_job(job: str) -> str:
     return bounded(f"{job}-train")
+
+
+def publish_job(job: str) -> str:
+    """The Job copying the trained model to the model store (spec.output.pvc)."""
+    return bounded(f"{job}-publish")
 
 
 def labels(job: str, uid: str, component: str) -> dict[str, str]:

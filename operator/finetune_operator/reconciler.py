@@ -15,8 +15,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from finetune_operator import children, naming, registry
+from finetune_operator import children, naming, publish, registry, rfc3339
 from finetune_operator.api import API_VERSION, FailureKind, FineTuningJobSpec, Phase
+from finetune_operator.api.status import bounded
 from finetune_operator.backends import TrainingBackend, backend_for
 from finetune_operator.config import Settings
 from finetune_operator.kube import ApiError, Kube, event_for
@@ -42,6 +43,7 @@ ACTION_ORDER = (
     Action.PREPARE,
     Action.CREATE_CURATION,
     Action.CREATE_TRAINING,
+    Action.CREATE_PUBLISH,
     Action.REGISTER_MODEL,
 )
 CURATION = "curation"
@@ -49,16 +51,6 @@ CURATION = "curation"
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-def rfc3339(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_time(text: str | None) -> datetime | None:
-    if not text:
-        return None
-    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
 
 
 @dataclass
@@ -152,7 +144,7 @@ class Reconciler:
         waited = 0.0
         if curation.phase is WorkloadPhase.ABSENT and phase not in TERMINAL_PHASES:
             source, description = self._source(spec, view.namespace)
-            created = parse_time(view.body["metadata"].get("creationTimestamp"))
+            created = rfc3339.parse(view.body["metadata"].get("creationTimestamp"))
             waited = (self.clock() - created).total_seconds() if created else 0.0
         capacity_blocked = None
         limit = self.settings.max_active_per_namespace
@@ -164,6 +156,16 @@ class Reconciler:
         version_conflict = None
         if training.phase in (WorkloadPhase.ABSENT, WorkloadPhase.SUSPENDED):
             version_conflict = registry.explicit_version_conflict(spec, view.model_versions, view.uid)
+        published = workload_state(view.workloads.get(publish.COMPONENT), view.pods.get(publish.COMPONENT, []))
+        store = spec.output.pvc
+        # Read only while the copy is about to start: a missing store is a wait with a reason, not a stuck pod.
+        store_missing = bool(
+            store
+            and training.phase is WorkloadPhase.SUCCEEDED
+            and published.phase is WorkloadPhase.ABSENT
+            and phase not in TERMINAL_PHASES
+            and self.kube.get("PersistentVolumeClaim", view.namespace, store) is None
+        )
         return Observed(
             phase=phase,
             job_name=view.name,
@@ -179,6 +181,9 @@ class Reconciler:
             trainer_stage=(status.get("progress") or {}).get("stage"),
             max_eval_loss=spec.evaluation.max_eval_loss,
             model_registered=registry.registered_by(view.model_versions, view.uid) is not None,
+            model_store=store,
+            model_store_missing=store_missing,
+            publish=published,
             version_conflict=version_conflict,
             capacity_blocked=capacity_blocked,
             queue_name=spec.queue_name,
@@ -190,7 +195,7 @@ class Reconciler:
 
     def reconcile(self, view: JobView) -> Outcome:
         previous = view.status.get("phase")
-        now = rfc3339(self.clock())
+        now = rfc3339.render(self.clock())
         try:
             spec = FineTuningJobSpec.model_validate(view.body.get("spec") or {})
         except ValidationError as error:
@@ -258,7 +263,7 @@ class Reconciler:
             return Outcome(previous, str(previous), {})
         first = error.errors()[0]
         field = ".".join(["spec", *(str(part) for part in first.get("loc", ()))])
-        message = f"{field} is invalid: {first.get('msg')}; create the job again with it fixed"
+        message = bounded(f"{field} is invalid: {first.get('msg')}; create the job again with it fixed")
         patch = {
             "phase": Phase.FAILED.value,
             "reason": "InvalidSpec",
@@ -291,6 +296,8 @@ class Reconciler:
             objects = [children.curation_job(ref, settings)]
         elif action is Action.CREATE_TRAINING:
             objects = backend.children(ref, settings)
+        elif action is Action.CREATE_PUBLISH:
+            objects = [self._publish_job(ref, view, backend)]
         elif action is Action.STOP_WORKLOADS:
             curation = view.workloads.get(CURATION)
             if curation is not None:
@@ -301,6 +308,15 @@ class Reconciler:
         else:
             return []
         return [f"{obj['kind']}/{obj['metadata']['name']}" for obj in objects if self.kube.create(obj)]
+
+    def _publish_job(self, ref: children.JobRef, view: JobView, backend: TrainingBackend) -> dict[str, Any]:
+        """The copy Job, for the version this job will register (chosen now, from fresh reads)."""
+        spec = ref.spec
+        existing = self.kube.list("ModelVersion", view.namespace, f"{naming.LABEL_MODEL}={spec.output.model_name}")
+        version = registry.choose_version(spec, existing)
+        training = backend.observe(view.workloads.get(backend.component), view.pods.get(backend.component, []))
+        source = backend.artifact(view.name, training.result).path
+        return publish.publish_job(ref, self.settings, version, source)
 
     def _register(
         self,
@@ -323,14 +339,20 @@ class Reconciler:
             conflict = registry.explicit_version_conflict(spec, existing, view.uid)
             if conflict:
                 return None, derive(replace(observed, version_conflict=conflict))
-            version = registry.choose_version(spec, existing)
+            # A published copy fixed its version (it is in the copy's path); otherwise the next free one.
+            copy = observed.publish.result.model
+            version = copy.version if copy and copy.version else registry.choose_version(spec, existing)
+            if copy and copy.version and registry.version_taken(existing, spec.output.model_name, version):
+                message = f"version {version} was registered by another job while this job copied its model to "
+                message += f"{copy.path} in the model store"
+                return None, Decision(Phase.FAILED, "VersionExists", message, FailureKind.USER, dataset_ready=True)
             obj = registry.model_version(
                 job_name=view.name,
                 namespace=view.namespace,
                 job_uid=view.uid,
                 spec=spec,
                 version=version,
-                artifact=backend.artifact(view.name, training),
+                artifact=publish.artifact(copy) if copy and copy.store else backend.artifact(view.name, training),
                 dataset=dataset_status(observed.curation.result) or {},
                 training_result=training,
                 created_at=now,

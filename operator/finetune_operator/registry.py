@@ -51,6 +51,14 @@ def explicit_version_conflict(
     return None
 
 
+def version_taken(model_versions: Iterable[Mapping[str, Any]], model_name: str, version: str) -> bool:
+    """Whether `version` of `model_name` is registered already (by anyone)."""
+    return any(
+        semver.compare(str((mv.get("spec") or {}).get("version")), version) == 0
+        for mv in existing_versions(model_versions, model_name)
+    )
+
+
 def choose_version(spec: FineTuningJobSpec, model_versions: Iterable[Mapping[str, Any]]) -> str:
     """`output.version` when given, else the next version after the highest registered one by `output.bump`."""
     if spec.output.version:

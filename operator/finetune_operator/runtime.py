@@ -7,16 +7,17 @@ one job is never reconciled twice at once (`workqueue`).
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from finetune_operator import metrics
+from finetune_operator import metrics, rfc3339
 from finetune_operator.api import Phase
 from finetune_operator.config import Settings
-from finetune_operator.reconciler import JobView, Outcome, Reconciler, parse_time
+from finetune_operator.reconciler import JobView, Outcome, Reconciler
 from finetune_operator.workqueue import WorkQueue
 
 log = logging.getLogger(__name__)
@@ -70,9 +71,11 @@ def fingerprint(body: Mapping[str, Any]) -> str:
     status = dict(body.get("status") or {})
     status.pop("metrics", None)
     status["progress"] = (status.get("progress") or {}).get("stage")
-    return json.dumps(
+    text = json.dumps(
         [metadata.get("generation"), metadata.get("deletionTimestamp"), status], sort_keys=True, default=str
     )
+    # A digest, not the text: one copy of every job's status is enough (runtime memory per job).
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 class Runtime:
@@ -152,7 +155,7 @@ class Runtime:
             return
         metrics.TRANSITIONS.labels(outcome.previous_phase or "New", outcome.phase).inc()
         if outcome.phase == Phase.RUNNING.value:
-            created = parse_time(view.body["metadata"].get("creationTimestamp"))
+            created = rfc3339.parse(view.body["metadata"].get("creationTimestamp"))
             if created is not None:
                 elapsed = self.reconciler.clock() - created
                 metrics.TIME_TO_RUNNING.observe(max(elapsed.total_seconds(), 0.0))

@@ -11,10 +11,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from finetune_operator.api import Phase
+from finetune_operator.api.status import CONDITION_MESSAGE_LIMIT, MAX_RECORDED_PODS, REASON_LIMIT, bounded
 from finetune_operator.api.termination import TerminationMessage
 from finetune_operator.lifecycle import TERMINAL_PHASES, Decision, Observed
 
-MAX_RECORDED_PODS = 20
 _METRIC_KEYS = (
     "trainLoss",
     "evalLoss",
@@ -69,8 +69,9 @@ def next_status(
     }
     terminal_before = current.get("phase") in {p.value for p in TERMINAL_PHASES}
     if not terminal_before:
-        desired["reason"] = decision.reason
-        desired["message"] = decision.message
+        # Within the CRD's bounds: a status patch the API server refuses would leave the job where it was.
+        desired["reason"] = bounded(decision.reason, REASON_LIMIT)
+        desired["message"] = bounded(decision.message)
         desired["failureKind"] = decision.failure_kind.value if decision.failure_kind else None
         conditions = merge_conditions(current.get("conditions"), decision, now, generation)
         if _conditions_differ(current.get("conditions"), conditions):
@@ -152,8 +153,8 @@ def merge_conditions(
             {
                 "type": ctype,
                 "status": status,
-                "reason": reason or "Unknown",
-                "message": decision.message if value else "",
+                "reason": bounded(reason or "Unknown", REASON_LIMIT),
+                "message": bounded(decision.message, CONDITION_MESSAGE_LIMIT) if value else "",
                 "lastTransitionTime": now if changed else before.get("lastTransitionTime", now),  # type: ignore[union-attr]
                 "observedGeneration": generation,
             }

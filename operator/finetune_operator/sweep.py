@@ -1,4 +1,5 @@
-"""Time-based work the watches cannot trigger: TTL after a job finished, a dataset source that never appears.
+"""Time-based work the watches cannot trigger: TTL after a job finished, a dataset source or model store that does
+not exist yet (the job waits for it; the source's wait has a deadline).
 
 Candidates come from the watch summaries; every decision is taken from fresh reads.
 """
@@ -8,20 +9,21 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Iterable
-from datetime import timedelta
+from datetime import datetime
 
-from finetune_operator import metrics, views
-from finetune_operator.api import Phase
+from finetune_operator import metrics, rfc3339, views
+from finetune_operator.api import Phase, Reason
 from finetune_operator.config import Settings
 from finetune_operator.kube import ApiError
 from finetune_operator.lifecycle import TERMINAL_PHASES
 from finetune_operator.peering import outranked
-from finetune_operator.reconciler import parse_time
 from finetune_operator.runtime import JobSummary, Runtime
 
 log = logging.getLogger(__name__)
 
 TERMINAL = {p.value for p in TERMINAL_PHASES}
+# Jobs waiting for an object that is not theirs (no watch event tells when it appears): re-read every sweep.
+WAITING_FOR_AN_OBJECT = frozenset({"SourceNotFound", "ModelStoreNotFound"})
 
 
 def phase_counts(summaries: Iterable[JobSummary]) -> dict[str, int]:
@@ -50,19 +52,38 @@ def _paused(runtime: Runtime) -> bool:
     return outranked(peers, runtime.priority, runtime.reconciler.clock())
 
 
-async def sweep_once(runtime: Runtime) -> None:
+def ttl_expired(job: JobSummary, now: datetime) -> bool:
+    """Whether a finished job's ttlSecondsAfterFinished has run out. A completionTime that does not parse, or a
+    TTL that ends after year 9999, never expires (and never raises); nor does a job whose model copy failed."""
+    ttl = job.ttl_seconds
+    if job.phase not in TERMINAL or not isinstance(ttl, int) or isinstance(ttl, bool):
+        return False
+    if job.reason == Reason.MODEL_COPY_FAILED.value:
+        return False  # its model exists only in the workspace, which the job's deletion may take with it
+    finished = rfc3339.parse(job.completion_time)
+    deadline = rfc3339.after(finished, ttl) if finished else None
+    return deadline is not None and deadline <= now
+
+
+async def _sweep_job(runtime: Runtime, uid: str, job: JobSummary, now: datetime) -> None:
     kube = runtime.reconciler.kube
+    if ttl_expired(job, now):
+        log.info("%s/%s: ttlSecondsAfterFinished elapsed; deleting the job", job.namespace, job.name)
+        await asyncio.to_thread(kube.delete, "FineTuningJob", job.namespace, job.name)
+    elif job.phase not in TERMINAL and job.reason in WAITING_FOR_AN_OBJECT:
+        runtime.enqueue(uid, lambda: views.from_api(kube, job.namespace, job.name), fresh=True)
+
+
+async def sweep_once(runtime: Runtime) -> None:
     now = runtime.reconciler.clock()
     if await asyncio.to_thread(_paused, runtime):
         return
     for uid, job in list(runtime.jobs.items()):
-        finished = parse_time(job.completion_time)
-        if job.phase in TERMINAL and job.ttl_seconds is not None and finished:
-            if finished + timedelta(seconds=job.ttl_seconds) <= now:
-                log.info("%s/%s: ttlSecondsAfterFinished elapsed; deleting the job", job.namespace, job.name)
-                await asyncio.to_thread(kube.delete, "FineTuningJob", job.namespace, job.name)
-        elif job.phase in (None, Phase.PENDING.value) and job.reason == "SourceNotFound":
-            runtime.enqueue(uid, lambda j=job: views.from_api(kube, j.namespace, j.name), fresh=True)  # type: ignore[misc]
+        # One job's failure (an API error, a value no check foresaw) must not starve the jobs after it.
+        try:
+            await _sweep_job(runtime, uid, job, now)
+        except Exception:
+            log.exception("%s/%s: sweep failed for this job; the next sweep retries it", job.namespace, job.name)
     for phase, count in phase_counts(runtime.jobs.values()).items():
         metrics.JOBS.labels(phase).set(count)
 

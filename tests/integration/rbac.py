@@ -1,7 +1,7 @@
 """The operator's production identity for integration tests.
 
 `operator_kubeconfig` installs the operator's ServiceAccount, ClusterRole and ClusterRoleBinding exactly as
-manifests/base renders them and returns a kubeconfig that authenticates as that ServiceAccount (a TokenRequest
+manifests/base renders them, and the install's admission policies, and returns a kubeconfig that authenticates as that ServiceAccount (a TokenRequest
 token). An operator started with it has its production permissions and nothing more, so a missing RBAC rule
 fails the integration tests instead of the first real install.
 
@@ -96,6 +96,8 @@ def operator_kubeconfig(
     _wait_until_namespace_is_not_terminating(kubectl)
     objects = identity_objects(kubectl) + ([] if account == SERVICE_ACCOUNT else replica_identity(account))
     kubectl("apply", "--server-side", "--force-conflicts", "-f", "-", stdin=yaml.safe_dump_all(objects))
+    # The install's admission policies bound the identity too (manifests/base/admission): tests run under them.
+    kubectl("apply", "--server-side", "--force-conflicts", "-f", str(BASE / "admission"))
     token = kubectl("create", "token", account, "-n", NAMESPACE, f"--duration={duration}").strip()
     assert token, "the TokenRequest returned no token"
     user = username(account)

@@ -100,6 +100,12 @@ INVALID: list[tuple[str, tuple[str, Any], str]] = [
     ("storage-size-quantity", ("storage.size", "10 GB"), "spec.storage.size"),
     ("retainPolicy-enum", ("storage.retainPolicy", "Keep"), "spec.storage.retainPolicy"),
     ("backoffLimit-max", ("runPolicy.backoffLimit", 21), "spec.runPolicy.backoffLimit"),
+    ("ttl-max", ("runPolicy.ttlSecondsAfterFinished", 10**12), "spec.runPolicy.ttlSecondsAfterFinished"),
+    (
+        "cel-delete-with-ttl-needs-store",
+        (("storage.retainPolicy", "Delete"), ("runPolicy.ttlSecondsAfterFinished", 60)),
+        "spec.storage.retainPolicy",
+    ),
     ("queueName-dns", ("queueName", "GPU"), "spec.queueName"),
     ("podLabel-value-long", ("podMetadata.labels", {"team": "t" * 64}), "spec.podMetadata.labels.team"),
     ("podAnnotations-too-many", ("podMetadata.annotations", {f"k{i}": "" for i in range(65)}), "spec.podMetadata"),
@@ -140,6 +146,7 @@ UPDATES: list[tuple[str, dict[str, Any], tuple[str, Any], str | None]] = [
     ("same-spec", RUNNING, ("training.epochs", 3), None),
     ("evaluation", RUNNING, ("evaluation.maxEvalLoss", 2.5), "spec.evaluation"),
     ("runPolicy", RUNNING, ("runPolicy.backoffLimit", 5), None),
+    ("storage", RUNNING, ("storage.size", "20Gi"), "spec.storage"),
 ]
 
 
@@ -186,7 +193,14 @@ FULL_STATUS: dict[str, Any] = {
             "observedGeneration": 1,
         }
     ],
-    "progress": {"stage": "Training", "step": 40, "totalSteps": 120, "epoch": 1.5, "percent": 33, "updatedAt": "t"},
+    "progress": {
+        "stage": "Training",
+        "step": 40,
+        "totalSteps": 120,
+        "epoch": 1.5,
+        "percent": 33,
+        "updatedAt": "2026-11-23T16:30:00.5+01:00",
+    },
     "metrics": {
         "trainLoss": 2.3,
         "evalLoss": 2.5,
@@ -300,3 +314,24 @@ def test_model_version_is_immutable_and_keeps_hyperparameters(kubectl: Kubectl, 
     invalid = with_changes(MODEL_VERSION, ("metadata.name", "bad"), ("spec.version", "1.0"))
     error = _rejected(kubectl, "create", "--validate=strict", "-n", ns, manifest=yaml.safe_dump(invalid))
     assert "spec.version" in error, error
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("completionTime", "yesterday at noon"),
+        ("startTime", "2026-11-23 16:00:00"),
+        ("message", "m" * 4097),
+        ("trainingPods", [f"pod-{i}" for i in range(21)]),
+    ],
+)
+def test_status_outside_its_schema_is_refused(kubectl: Kubectl, ns: str, field: str, value: Any) -> None:
+    """Status times are RFC 3339 date-times and status strings and lists are bounded, so no writer (operator,
+    trainer, anyone with status access) can store a value the operator cannot read or keep cheaply."""
+    name = f"st-{uuid.uuid4().hex[:8]}"
+    kubectl("apply", "--server-side", "-n", ns, "-f", "-", stdin=_job(name, MINIMAL))
+    patch = json.dumps({"status": {field: value}})
+    with pytest.raises(AssertionError) as refused:
+        kubectl("patch", "ftj", name, "-n", ns, "--subresource=status", "--type=merge", "-p", patch)
+    assert f"status.{field}" in str(refused.value), refused.value
+    kubectl("delete", "ftj", "-n", ns, name, "--wait=false")

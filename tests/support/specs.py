@@ -21,10 +21,15 @@ MINIMAL: Spec = {
 }
 
 
-def with_changes(spec: Spec, *changes: tuple[str, Any]) -> Spec:
-    """A copy of `spec` with each `dotted.path` set to its value (or removed with DELETE)."""
+def with_changes(spec: Spec, *changes: tuple[Any, Any]) -> Spec:
+    """A copy of `spec` with each `dotted.path` set to its value (or removed with DELETE); a change may itself be
+    a tuple of changes (a case that needs two fields set)."""
     spec = copy.deepcopy(spec)
-    for path, value in changes:
+    for change in changes:
+        if isinstance(change[0], tuple):
+            spec = with_changes(spec, *change)
+            continue
+        path, value = change
         *parents, leaf = path.split(".")
         node = spec
         for part in parents:

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from finetune_operator import children, naming
+from finetune_operator import children, naming, publish
 from finetune_operator.api import FineTuningJobSpec
 from finetune_operator.api.contract import USER_ERROR_EXIT_CODES
 from finetune_operator.backends import batchjob
@@ -103,6 +103,8 @@ def workloads() -> Iterator[tuple[str, Obj]]:
         job = ref(s)
         yield f"{label}/curation", children.curation_job(job, SETTINGS)
         yield f"{label}/training", batchjob.training_job(job, SETTINGS)
+        stored = ref(s.model_copy(update={"output": s.output.model_copy(update={"pvc": "store"})}))
+        yield f"{label}/publish", publish.publish_job(stored, SETTINGS, "1.0.0", "model")
 
 
 @pytest.mark.parametrize(("where", "workload"), list(workloads()), ids=[w for w, _ in workloads()])
@@ -287,6 +289,22 @@ def test_role_binding_binds_the_trainer_service_account() -> None:
     sa = children.trainer_service_account(ref())
     assert sa["apiVersion"] == "v1"
     assert set(sa) == {"apiVersion", "kind", "metadata"}  # no secrets, no image pull secrets
+
+
+def test_publish_job_mounts_the_store_and_copies_the_reported_folder_for_its_version() -> None:
+    job = ref(spec(output={"modelName": "chat", "pvc": "store"}))
+    workload = publish.publish_job(job, SETTINGS, "1.3.0-rc.1", "model")
+    assert workload["metadata"]["name"] == "demo-publish"
+    assert workload["metadata"]["labels"]["finetune.dev/version"] == "1.3.0-rc.1"
+    assert workload["spec"]["activeDeadlineSeconds"] > 0
+    pod = pod_spec(workload)
+    volumes = by_name(pod["volumes"])
+    assert volumes["model-store"]["persistentVolumeClaim"] == {"claimName": "store"}
+    assert "source" not in volumes and "base-model" not in volumes
+    assert pod["automountServiceAccountToken"] is False and "serviceAccountName" not in pod
+    command = container(workload)["command"] + container(workload)["args"]
+    assert command[-6:] == ["--source", "model", "--version", "1.3.0-rc.1", "--store", "/mnt/model-store"]
+    assert "finetune_trainer.publish" in command
 
 
 def test_only_the_training_pod_gets_a_service_account_token() -> None:

@@ -278,7 +278,7 @@ def test_cel_rules_are_declared_where_the_models_say() -> None:
         ".spec.env[*].valueFrom",
         ".spec.envFrom[*]",
     }
-    assert len(rules[".spec"]) == 7
+    assert len(rules[".spec"]) == 9
 
 
 # ------------------------------------------------------------------------------------------ spec cases
@@ -494,6 +494,13 @@ INVALID: list[tuple[str, tuple[str, Any], str]] = [
     ("backoffLimit-max", ("runPolicy.backoffLimit", 21), ".runPolicy.backoffLimit"),
     ("activeDeadline-min", ("runPolicy.activeDeadlineSeconds", 0), ".runPolicy.activeDeadlineSeconds"),
     ("ttl-min", ("runPolicy.ttlSecondsAfterFinished", -1), ".runPolicy.ttlSecondsAfterFinished"),
+    ("ttl-max", ("runPolicy.ttlSecondsAfterFinished", 10**12), ".runPolicy.ttlSecondsAfterFinished"),
+    ("activeDeadline-max", ("runPolicy.activeDeadlineSeconds", 315_360_001), ".runPolicy.activeDeadlineSeconds"),
+    (
+        "cel-delete-with-ttl-needs-store",
+        (("storage.retainPolicy", "Delete"), ("runPolicy.ttlSecondsAfterFinished", 60)),
+        ".spec.storage.retainPolicy",
+    ),
     ("queueName-dns", ("queueName", "GPU"), ".spec.queueName"),
     ("cancel-type", ("cancel", "maybe"), ".spec.cancel"),
     ("trainerImage-empty", ("trainerImage", ""), ".spec.trainerImage"),
@@ -618,6 +625,8 @@ UPDATES: list[tuple[str, dict[str, Any], tuple[str, Any], str | None]] = [
     ("explicit-default-reapplied", RUNNING, ("resources.gpuResourceName", "nvidia.com/gpu"), None),
     ("evaluation-changes", RUNNING, ("evaluation.maxEvalLoss", 2.5), ".spec.evaluation"),
     ("runPolicy-changes", RUNNING, ("runPolicy.backoffLimit", 5), None),
+    ("storage-size", RUNNING, ("storage.size", "20Gi"), ".spec.storage"),
+    ("storage-retainPolicy", RUNNING, ("storage.retainPolicy", "Delete"), ".spec.storage"),
     ("queueName-changes", RUNNING, ("queueName", "other"), None),
     ("trainerImage-changes", RUNNING, ("trainerImage", "trainer:2"), None),
 ]

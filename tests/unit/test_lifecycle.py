@@ -757,6 +757,51 @@ DERIVE_CASES = [
         Expect(R, "SourceNotFound", actions=PREPARE),
         id="running-source-missing-stays-running",
     ),
+    # --- the copy to the model store (spec.output.pvc) before registration
+    pytest.param(
+        trained(training=succeeded(1.0), model_store="store"),
+        Expect(E, "Publishing", actions=frozenset({Action.CREATE_PUBLISH}), message_has=("store",)),
+        id="store-copy-starts",
+    ),
+    pytest.param(
+        trained(training=succeeded(1.0), model_store="store", model_store_missing=True),
+        Expect(E, "ModelStoreNotFound", message_has=("store", "spec.output.pvc", "workspace")),
+        id="store-missing-waits-with-its-reason",
+    ),
+    pytest.param(
+        trained(training=succeeded(1.0), model_store="store", publish=w(WorkloadPhase.UNSCHEDULABLE, message="RWO")),
+        Expect(E, "Publishing", message_has=("RWO",)),
+        id="store-copy-waits-naming-the-cause",
+    ),
+    pytest.param(
+        trained(training=succeeded(1.0), model_store="store", publish=w(WorkloadPhase.SUCCEEDED)),
+        Expect(E, "Registering", actions=frozenset({Action.REGISTER_MODEL})),
+        id="store-copied-registers",
+    ),
+    pytest.param(
+        trained(
+            training=succeeded(1.0),
+            model_store="store",
+            publish=w(
+                WorkloadPhase.FAILED,
+                result=tm(
+                    {"outcome": "Failed", "reason": "ModelCopyFailed", "failureKind": "System", "message": "No space"}
+                ),
+            ),
+        ),
+        Expect(F, "ModelCopyFailed", FailureKind.SYSTEM, message_has=("No space",)),
+        id="store-copy-failure-fails-with-its-message",
+    ),
+    pytest.param(
+        trained(training=succeeded(1.0), model_store="store", publish=w(WorkloadPhase.FAILED, exit_code=137)),
+        Expect(F, "ModelCopyFailed", FailureKind.SYSTEM, message_has=("store", "137", "kept")),
+        id="store-copy-killed-fails",
+    ),
+    pytest.param(
+        trained(training=succeeded(3.0), max_eval_loss=2.0, model_store="store"),
+        Expect(F, "EvaluationGateFailed", FailureKind.USER),
+        id="store-no-copy-when-the-gate-fails",
+    ),
     # --- forward skips (the operator was down while children progressed)
     pytest.param(
         job(curation=CURATED, training=succeeded(1.0), model_registered=True),

@@ -17,7 +17,7 @@ import pytest
 
 from finetune_operator.api import FailureKind, FineTuningJobStatus, Phase
 from finetune_operator.api.termination import TerminationMessage
-from finetune_operator.lifecycle import Decision, Observed, WorkloadPhase, WorkloadState, derive
+from finetune_operator.lifecycle import Decision, Observed, StorageState, WorkloadPhase, WorkloadState, derive
 from finetune_operator.status import dataset_status, final_metrics, next_status
 
 
@@ -151,6 +151,19 @@ def test_first_reconcile_writes_phase_reason_conditions() -> None:
     for absent in ("startTime", "completionTime", "attempts", "dataset", "metrics", "progress", "model"):
         assert absent not in patch
     # The patch is a valid status.
+    FineTuningJobStatus.model_validate(patch)
+
+
+def test_a_failure_message_and_reason_of_any_length_fit_the_crd_bounds() -> None:
+    """The trainer's reason and message (and the operator's text around them) are cut to the status schema's
+    bounds: a patch over them is refused by the API server and the job would never reach Failed."""
+    long_failure = {"outcome": "Failed", "reason": "R" * 5000, "message": "m" * 5000}
+    training = WorkloadState(WorkloadPhase.FAILED, result=tm(long_failure), exit_code=20)
+    observed = Observed(phase=Phase.RUNNING, storage=StorageState.BOUND, curation=CURATED, training=training)
+    patch = next_status({}, derive(observed), observed, generation=1, now=T1)
+    assert patch["phase"] == "Failed"
+    assert len(patch["reason"]) == 256 and len(patch["message"]) == 4096
+    assert all(len(c["message"]) <= 1024 and len(c["reason"]) <= 256 for c in patch["conditions"])
     FineTuningJobStatus.model_validate(patch)
 
 

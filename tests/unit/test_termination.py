@@ -71,7 +71,7 @@ def test_long_message_is_shortened_to_valid_json_within_limit(char: str) -> None
 
 
 def test_oversized_nested_values_are_dropped_keeping_scalars() -> None:
-    payload = {"outcome": "Succeeded", "dataset": {"sha256": "v" * 10_000}}
+    payload = {"outcome": "Succeeded", "hyperparameters": {"note": "v" * 10_000}}
     parsed = json.loads(render(payload))
     assert parsed == {"outcome": "Succeeded", "truncated": True}
 

@@ -41,6 +41,10 @@ Quantity = Annotated[
 ]
 
 
+# An RFC 3339 date-time (metav1.Time): the API server refuses anything else in a field of this type.
+DateTime = Annotated[str, Field(max_length=64, json_schema_extra={"format": "date-time"})]
+
+
 class ApiModel(BaseModel):
     """Base of every API object: camelCase on the wire, unknown fields rejected."""
 

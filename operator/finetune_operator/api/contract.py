@@ -46,6 +46,7 @@ class Reason(StrEnum):
     OUT_OF_MEMORY = "OutOfMemory"
     GPUS_NOT_VISIBLE = "GPUsNotVisible"
     STORAGE_FULL = "StorageFull"
+    MODEL_COPY_FAILED = "ModelCopyFailed"
     INTERNAL_ERROR = "InternalError"
 
 
@@ -164,6 +165,13 @@ REASONS: Mapping[Reason, ReasonRule] = {
         ExitCode.STORAGE_FULL,
         "the workspace volume is full",
         "raise spec.storage.size in a new job, or free space on the workspace PVC",
+    ),
+    # Retried by the copy Job (a store that was briefly unavailable); the model stays in the workspace either way.
+    Reason.MODEL_COPY_FAILED: ReasonRule(
+        ExitCode.INTERNAL_ERROR,
+        "the model could not be copied to the model store (output.pvc)",
+        "the message names the cause; the model is kept in the workspace (the TTL does not delete the job); copy "
+        "model/ from the workspace PVC yourself, or fix the store and re-run the job",
     ),
     Reason.INTERNAL_ERROR: ReasonRule(
         ExitCode.INTERNAL_ERROR,

@@ -6,8 +6,9 @@ from typing import Any
 
 from pydantic import Field
 
-from finetune_operator.api.base import DNS1123_LABEL_PATTERN, SEMVER_PATTERN, ApiModel, cel
+from finetune_operator.api.base import DNS1123_LABEL_PATTERN, SEMVER_PATTERN, ApiModel, DateTime, cel
 
+DIGEST_PATTERN = r"^sha256:[0-9a-f]{64}$"
 KIND = "ModelVersion"
 PLURAL = "modelversions"
 SINGULAR = "modelversion"
@@ -22,10 +23,13 @@ class ArtifactLocation(ApiModel):
     """PersistentVolumeClaim holding the model."""
     path: str = Field(min_length=1, max_length=4096)
     """Folder of the model inside the claim (Hugging Face format, safetensors)."""
-    uri: str | None = None
+    uri: str | None = Field(default=None, max_length=4096)
     """pvc://<claim>/<path>, for tools that take one string."""
     adapter: bool | None = None
     """True when the folder holds a LoRA adapter to apply on the base model."""
+    digest: str | None = Field(default=None, pattern=DIGEST_PATTERN)
+    """Content digest of the folder, set when the model was copied to a model store: `sha256:` and the SHA-256 of
+    the folder's `sha256sum` listing (one `<hex digest>  <relative path>` line per file, sorted by path)."""
 
 
 class ModelMetrics(ApiModel):
@@ -84,7 +88,7 @@ class ModelVersionSpec(ApiModel):
     )
     """The resolved training configuration (every default applied)."""
     job: JobReference
-    created_at: str | None = None
+    created_at: DateTime | None = None
     """When training finished (RFC 3339)."""
 
 

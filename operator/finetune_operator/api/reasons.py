@@ -86,6 +86,20 @@ OPERATOR_REASONS: tuple[StatusReason, ...] = (
         "nothing; the next reconciliation completes the job",
     ),
     StatusReason(
+        "Publishing",
+        (Phase.EVALUATING,),
+        None,
+        "evaluation passed; the copy Job is copying the model to the model store (spec.output.pvc)",
+        "`kubectl logs job/<job>-publish`; the message carries the scheduler's reason if its pod waits",
+    ),
+    StatusReason(
+        "ModelStoreNotFound",
+        (Phase.EVALUATING,),
+        None,
+        "the model store PVC (spec.output.pvc) does not exist; the job waits for it, the model is in the workspace",
+        "create the claim named in the message (in the job's namespace)",
+    ),
+    StatusReason(
         "ConcurrencyLimit",
         (Phase.QUEUED,),
         None,

@@ -18,6 +18,12 @@ from finetune_operator.api.objectstore import S3SessionSource
 from finetune_operator.api.podenv import EnvFromSource, EnvVar
 
 IMMUTABLE_MESSAGE = "is immutable once the job is created; create a new FineTuningJob instead"
+# Ten years: long enough for any run or retention, short enough that no date computed from it overflows.
+MAX_SECONDS = 315_360_000
+DELETE_NEEDS_STORE_MESSAGE = (
+    "storage.retainPolicy Delete with runPolicy.ttlSecondsAfterFinished would delete the only copy of the trained "
+    "model: set output.pvc (a model store the model is copied to) or use retainPolicy Retain"
+)
 
 
 class BuiltinModel(StrEnum):
@@ -236,7 +242,9 @@ class OutputSpec(ApiModel):
     bump: Bump = Bump.PATCH
     """Which part of the highest existing version to increase when version is blank."""
     pvc: str | None = Field(default=None, pattern=DNS1123_LABEL_PATTERN, max_length=253)
-    """Optional shared model store (PVC) the final model is copied to."""
+    """Model store: a PersistentVolumeClaim (ReadWriteMany for jobs on several nodes) the final model and adapter
+    are copied to, under `<modelName>/<version>/`, before the ModelVersion is registered; the ModelVersion then
+    points at that copy, which outlives the job and its workspace. Unset: the ModelVersion points at the workspace."""
 
 
 class RetainPolicy(StrEnum):
@@ -252,7 +260,8 @@ class StorageSpec(ApiModel):
     storage_class_name: str | None = Field(default=None, max_length=253)
     """StorageClass of the workspace; the cluster default when unset."""
     retain_policy: RetainPolicy = RetainPolicy.RETAIN
-    """Retain keeps the workspace (and the trained model) when the job is deleted; Delete removes it."""
+    """Retain keeps the workspace (dataset, checkpoints, the trained model) when the job is deleted; Delete removes
+    it with the job, and with it the model unless output.pvc holds a copy."""
 
 
 class RunPolicy(ApiModel):
@@ -260,11 +269,13 @@ class RunPolicy(ApiModel):
 
     backoff_limit: int = Field(default=2, ge=0, le=20)
     """Training retries after a failure (0..20); each resumes from the latest checkpoint. Evictions do not count."""
-    active_deadline_seconds: int | None = Field(default=None, ge=1)
+    active_deadline_seconds: int | None = Field(default=None, ge=1, le=MAX_SECONDS)
     """Deadline of the training Job, counted from its creation: time waiting for GPUs or Kueue admission and every
-    retry count too (curation does not). When it passes the pods stop and the job fails with DeadlineExceeded."""
-    ttl_seconds_after_finished: int | None = Field(default=None, ge=0)
-    """Delete the FineTuningJob this long after it finished (the registered model is kept)."""
+    retry count too (curation does not). When it passes the pods stop and the job fails with DeadlineExceeded.
+    At most ten years."""
+    ttl_seconds_after_finished: int | None = Field(default=None, ge=0, le=MAX_SECONDS)
+    """Delete the FineTuningJob this long after it finished (at most ten years). The ModelVersion stays; its model
+    files stay too when they are in output.pvc or in a retained workspace (retainPolicy Retain)."""
 
 
 class PodMetadata(ApiModel):
@@ -284,7 +295,8 @@ class FineTuningJobSpec(ApiModel):
             "x-kubernetes-validations": [
                 *(
                     cel(f"self.{name} == oldSelf.{name}", f"spec.{name} {IMMUTABLE_MESSAGE}", f".{name}")
-                    for name in ("baseModel", "dataset", "output")
+                    # storage: the workspace is created once; an edit could never take effect.
+                    for name in ("baseModel", "dataset", "output", "storage")
                 ),
                 *(
                     cel(
@@ -295,6 +307,12 @@ class FineTuningJobSpec(ApiModel):
                     )
                     # evaluation too: the trainer reads its gate from the job's immutable config.
                     for name in ("training", "resources", "evaluation")
+                ),
+                cel(
+                    "self.storage.retainPolicy != 'Delete' || !has(self.runPolicy.ttlSecondsAfterFinished) "
+                    "|| has(self.output.pvc)",
+                    DELETE_NEEDS_STORE_MESSAGE,
+                    ".storage.retainPolicy",
                 ),
                 cel(
                     "!has(oldSelf.cancel) || !oldSelf.cancel || (has(self.cancel) && self.cancel)",
@@ -326,3 +344,10 @@ class FineTuningJobSpec(ApiModel):
     secretKeyRef/configMapKeyRef. Names the operator sets itself are refused."""
     env_from: list[EnvFromSource] | None = Field(default=None, max_length=16)
     """Every key of a Secret or ConfigMap as environment of both containers; the operator's own variables win."""
+
+    @model_validator(mode="after")
+    def _model_outlives_deletion(self) -> FineTuningJobSpec:
+        deletes_workspace = self.storage.retain_policy is RetainPolicy.DELETE
+        if deletes_workspace and self.run_policy.ttl_seconds_after_finished is not None and not self.output.pvc:
+            raise ValueError(DELETE_NEEDS_STORE_MESSAGE)
+        return self

@@ -3,12 +3,26 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field
 
-from finetune_operator.api.base import StatusModel
+from finetune_operator.api.base import DateTime, StatusModel
 from finetune_operator.api.contract import FailureKind
+
+# Bounds on what the status may hold: every copy the operator keeps of a job (watch index, our last write) is
+# at most this big, whoever writes the status. The operator cuts its own messages to MESSAGE_LIMIT (`bounded`).
+REASON_LIMIT = 256
+MESSAGE_LIMIT = 4096
+CONDITION_MESSAGE_LIMIT = 1024
+MAX_CONDITIONS = 16
+MAX_RECORDED_PODS = 20
+_ELLIPSIS = "…"
+
+
+def bounded(message: str, limit: int = MESSAGE_LIMIT) -> str:
+    """`message` cut to `limit` characters, marked with an ellipsis when cut."""
+    return message if len(message) <= limit else message[: limit - 1] + _ELLIPSIS
 
 
 class Phase(StrEnum):
@@ -24,24 +38,25 @@ class Phase(StrEnum):
 class Condition(StatusModel):
     """A standard Kubernetes condition (metav1.Condition)."""
 
-    type: str
+    type: str = Field(max_length=316)
     status: Literal["True", "False", "Unknown"]
-    reason: str | None = None
-    message: str | None = None
-    last_transition_time: str | None = None
+    reason: str | None = Field(default=None, max_length=REASON_LIMIT)
+    message: str | None = Field(default=None, max_length=CONDITION_MESSAGE_LIMIT)
+    """The first 1,024 characters of status.message, on the condition that is True."""
+    last_transition_time: DateTime | None = None
     observed_generation: int | None = None
 
 
 class Progress(StatusModel):
     """Training progress, reported by the training pod."""
 
-    stage: str | None = None
+    stage: str | None = Field(default=None, max_length=64)
     """Training or Evaluating."""
     step: int | None = None
     total_steps: int | None = None
     epoch: float | None = None
     percent: int | None = None
-    updated_at: str | None = None
+    updated_at: DateTime | None = None
 
 
 class Metrics(StatusModel):
@@ -74,7 +89,7 @@ class DatasetStatus(StatusModel):
     samples: int | None = None
     train_samples: int | None = None
     eval_samples: int | None = None
-    sha256: str | None = None
+    sha256: str | None = Field(default=None, max_length=64)
     rejected: RejectedCounts | None = None
     redactions: int | None = None
 
@@ -82,17 +97,17 @@ class DatasetStatus(StatusModel):
 class ModelRef(StatusModel):
     """The registered model: a ModelVersion in the job's namespace."""
 
-    name: str
-    version: str
-    model_version: str | None = None
+    name: str = Field(max_length=63)
+    version: str = Field(max_length=128)
+    model_version: str | None = Field(default=None, max_length=253)
     """Name of the ModelVersion object."""
-    uri: str | None = None
+    uri: str | None = Field(default=None, max_length=4096)
 
 
 class CheckpointRef(StatusModel):
     """Latest complete checkpoint in the workspace."""
 
-    path: str | None = None
+    path: str | None = Field(default=None, max_length=4096)
     step: int | None = None
 
 
@@ -100,15 +115,16 @@ class FineTuningJobStatus(StatusModel):
     """Observed state of the job, maintained by the operator (and progress by the training pod)."""
 
     phase: Phase | None = None
-    reason: str | None = None
-    message: str | None = None
+    reason: str | None = Field(default=None, max_length=REASON_LIMIT)
+    message: str | None = Field(default=None, max_length=MESSAGE_LIMIT)
     failure_kind: FailureKind | None = None
     observed_generation: int | None = None
-    start_time: str | None = None
-    completion_time: str | None = None
+    start_time: DateTime | None = None
+    completion_time: DateTime | None = None
     # A map keyed by type, so server-side apply merges conditions instead of replacing the whole list.
     conditions: list[Condition] | None = Field(
         default=None,
+        max_length=MAX_CONDITIONS,
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
     )
     progress: Progress | None = None
@@ -118,5 +134,7 @@ class FineTuningJobStatus(StatusModel):
     checkpoint: CheckpointRef | None = None
     attempts: int | None = None
     """Training attempts started (evictions and preemptions included)."""
-    training_pods: list[str] | None = None
+    training_pods: list[Annotated[str, Field(max_length=253)]] | None = Field(
+        default=None, max_length=MAX_RECORDED_PODS
+    )
     """Names of the training pods started so far (the latest 20): one per attempt."""

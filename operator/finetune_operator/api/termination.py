@@ -25,12 +25,19 @@ _ELLIPSIS = "…"
 
 
 class ProducedModel(StatusModel):
-    """The model folder training wrote, relative to the workspace."""
+    """The model folder training wrote (relative to the workspace), or the copy publishing wrote (`store` set:
+    relative to the model store's root)."""
 
     path: str | None = None
     format: str | None = None
     adapter: bool | None = None
     merged: bool | None = None
+    store: str | None = None
+    """The model store (output.pvc) holding `path`; unset for the workspace's own folder."""
+    version: str | None = None
+    """The version the copy was published as (`<modelName>/<version>/`)."""
+    digest: str | None = None
+    """`sha256:<hex>` of the copied folder (api.modelversion.ArtifactLocation.digest says how it is computed)."""
 
 
 class TerminationMessage(StatusModel):

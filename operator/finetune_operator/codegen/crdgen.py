@@ -29,7 +29,7 @@ from finetune_operator.api import (
     modelversion,
     registeredmodel,
 )
-from finetune_operator.codegen import apidoc, contractdoc, reasondoc, settingsdoc
+from finetune_operator.codegen import admission, apidoc, contractdoc, reasondoc, settingsdoc
 from finetune_operator.codegen.openapi import JsonObject, structural_schema
 
 COMMAND = "python -m finetune_operator.codegen.crdgen"
@@ -190,6 +190,8 @@ def generated_files(root: Path) -> dict[str, str]:
     files["docs/api.md"] = apidoc.render(list(crds.values()), COMMAND)
     files[CONTRACT_DOC] = contractdoc.render((root / CONTRACT_DOC).read_text(encoding="utf-8"))
     files["docs/reasons.md"] = reasondoc.render(COMMAND)
+    policy = admission.trainer_status_policy()
+    files[admission.TRAINER_POLICY_PATH] = HEADER + yaml.safe_dump_all(policy, sort_keys=True, width=120)
     install = (root / INSTALL_DOC).read_text(encoding="utf-8")
     files[INSTALL_DOC] = contractdoc.render(install, {"operator-settings": settingsdoc.settings_table})
     return files
