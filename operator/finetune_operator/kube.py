@@ -135,6 +135,17 @@ class Kube:
             if error.status != 404:
                 raise
 
+    def patch(self, kind: str, namespace: str, name: str, patch: Mapping[str, Any]) -> Obj | None:
+        """Merge-patch an object; None when it does not exist."""
+        try:
+            return self._request(
+                "PATCH", self.path(kind, namespace, name), body=dict(patch), content_type="application/merge-patch+json"
+            )
+        except ApiError as error:
+            if error.status == 404:
+                return None
+            raise
+
     def patch_status(self, kind: str, namespace: str, name: str, status: Mapping[str, Any]) -> Obj | None:
         """Merge-patch the status subresource; None when the object is gone (deleted meanwhile)."""
         try:

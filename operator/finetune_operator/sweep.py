@@ -10,7 +10,7 @@ import logging
 from collections.abc import Iterable
 from datetime import timedelta
 
-from finetune_operator import metrics, views
+from finetune_operator import metrics, pacing, views
 from finetune_operator.api import Phase
 from finetune_operator.config import Settings
 from finetune_operator.kube import ApiError
@@ -65,6 +65,8 @@ async def sweep_once(runtime: Runtime) -> None:
             runtime.enqueue(uid, lambda j=job: views.from_api(kube, j.namespace, j.name), fresh=True)  # type: ignore[misc]
     for phase, count in phase_counts(runtime.jobs.values()).items():
         metrics.JOBS.labels(phase).set(count)
+    running = pacing.running_by_namespace((job.namespace, job.phase) for job in runtime.jobs.values())
+    await asyncio.to_thread(runtime.pacer.publish, running)
 
 
 async def sweep_forever(runtime: Runtime) -> None:

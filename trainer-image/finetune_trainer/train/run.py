@@ -89,10 +89,12 @@ def run(job: JobConfig, environ: Mapping[str, str], rank: int) -> dict[str, obje
 
     reporter = report.from_environment(job.job.name, job.job.namespace, environ)
     progress = Progress(reporter, is_rank_zero=rank == 0)
+    progress.history.hyperparameters = hashed_fields(config)
     stop = GracefulStop()
 
     def on_commit(sealed: checkpoints.Checkpoint) -> None:
         progress.checkpoint = {"path": str(sealed.path.relative_to(workspace.root)), "step": sealed.step}
+        progress.history.checkpoint(dict(progress.checkpoint))
 
     staging = workspace.checkpoints / checkpoints.STAGING
     if rank == 0:
