@@ -96,6 +96,9 @@ class Progress(TrainerCallback):  # type: ignore[misc]  # transformers is typed 
             eval_loss = float(logs["eval_loss"])
             perplexity = math.exp(eval_loss) if eval_loss < 50 else None
             self.history.add_many(self.step, {"evalLoss": eval_loss, "perplexity": perplexity})
+            self.metrics["evalLoss"] = round(eval_loss, 6)
+            if eval_loss < self.metrics.get("bestEvalLoss", math.inf):
+                self.metrics["bestEvalLoss"], self.metrics["bestEvalStep"] = round(eval_loss, 6), self.step
 
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self.step, self.epoch = state.global_step, float(state.epoch or 0.0)
@@ -132,12 +135,14 @@ class Checkpointing(TrainerCallback):  # type: ignore[misc]  # transformers is t
         config: dict[str, object],
         keep: int,
         on_commit: Callable[[checkpoints.Checkpoint], None],
+        protected: Callable[[], int | None] = lambda: None,
     ) -> None:
         self.folder = folder
         self.config_hash = config_hash
         self.config = config
         self.keep = keep
         self.on_commit = on_commit
+        self.protected = protected  # the step of a checkpoint pruning must keep (early stopping's best)
         self.saved_step = -1
 
     def on_epoch_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
@@ -153,7 +158,7 @@ class Checkpointing(TrainerCallback):  # type: ignore[misc]  # transformers is t
         if state.is_world_process_zero:
             staged = Path(args.output_dir) / f"checkpoint-{state.global_step}"
             sealed = checkpoints.commit(staged, self.folder, self.config_hash, self.config)
-            removed = checkpoints.prune(self.folder, self.keep)
+            removed = checkpoints.prune(self.folder, self.keep, protect=self.protected())
             jsonlog.event(
                 "checkpoint_saved", step=sealed.step, path=str(sealed.path), removed=[p.name for p in removed]
             )

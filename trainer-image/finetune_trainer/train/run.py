@@ -21,7 +21,7 @@ from finetune_operator.api import JobConfig
 from finetune_operator.api.contract import Reason
 from finetune_trainer import report
 from finetune_trainer.failures import JobFailed
-from finetune_trainer.train import attention, checkpoints, data, evaluation, jsonlog, output, storage, tinygpt
+from finetune_trainer.train import attention, checkpoints, data, early, evaluation, jsonlog, output, storage, tinygpt
 from finetune_trainer.train.callbacks import STAGE_EVALUATING, Checkpointing, GracefulStop, Progress
 from finetune_trainer.train.collate import FlattenedSamplesCollator, PackedRowsCollator
 from finetune_trainer.train.config import Device, TrainConfig, hashed_fields, resolve
@@ -91,6 +91,7 @@ def run(job: JobConfig, environ: Mapping[str, str], rank: int) -> dict[str, obje
     progress = Progress(reporter, is_rank_zero=rank == 0)
     progress.history.hyperparameters = hashed_fields(config)
     stop = GracefulStop()
+    best = early.BestEval(config.early_stopping_patience, config.early_stopping_min_delta)
 
     def on_commit(sealed: checkpoints.Checkpoint) -> None:
         progress.checkpoint = {"path": str(sealed.path.relative_to(workspace.root)), "step": sealed.step}
@@ -103,8 +104,14 @@ def run(job: JobConfig, environ: Mapping[str, str], rank: int) -> dict[str, obje
     callbacks: list[Any] = [
         progress,
         stop,
+        best,
         Checkpointing(
-            workspace.checkpoints, config.config_hash, hashed_fields(config), config.keep_checkpoints, on_commit
+            workspace.checkpoints,
+            config.config_hash,
+            hashed_fields(config),
+            config.keep_checkpoints,
+            on_commit,
+            protected=best.protected_step,
         ),
     ]
     if rank == 0:
@@ -125,6 +132,7 @@ def run(job: JobConfig, environ: Mapping[str, str], rank: int) -> dict[str, obje
     if stop.stopped:
         raise Interrupted(f"stopped by SIGTERM at step {trainer.state.global_step} after saving a checkpoint")
 
+    restore_best(trainer, best, workspace)
     progress.send(STAGE_EVALUATING, force=True)
     with storage.guard(workspace.root, "evaluating", keep=config.keep_checkpoints, clean=rank == 0):
         eval_loss = float(trainer.evaluate()["eval_loss"])
@@ -247,6 +255,24 @@ def tensorboard_callback(folder: Path) -> Any:
     return callback
 
 
+def restore_best(trainer: Any, best: early.BestEval, workspace: Workspace) -> None:
+    """With early stopping, the best checkpoint's weights become the model (the final evaluation scores them)."""
+    step = best.protected_step()
+    if step is None or step == trainer.state.global_step:
+        return
+    folder = workspace.checkpoints / f"checkpoint-{step}"
+    trainer._load_from_checkpoint(str(folder))  # the Trainer's own loader: full weights or a PEFT adapter
+    jsonlog.event("best_checkpoint_restored", step=step, evalLoss=best.best, path=str(folder))
+
+
+def evaluation_schedule(config: TrainConfig) -> dict[str, Any]:
+    """The Trainer's evaluation arguments: none during training, or `evalsPerEpoch` evaluations per epoch."""
+    if not config.evals_per_epoch:
+        return {"eval_strategy": "no"}
+    fraction = early.eval_steps(config.epochs, config.evals_per_epoch)
+    return {"eval_strategy": "epoch"} if fraction is None else {"eval_strategy": "steps", "eval_steps": fraction}
+
+
 def build_trainer(
     *,
     model: Any,
@@ -291,7 +317,7 @@ def build_trainer(
         logging_steps=1,
         save_strategy="steps",
         save_steps=config.save_steps,
-        eval_strategy="no",
+        **evaluation_schedule(config),
         report_to="none",
         disable_tqdm=True,
         include_num_input_tokens_seen="non_padding",
