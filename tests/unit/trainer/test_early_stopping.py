@@ -57,3 +57,6 @@ def test_early_stopping_stops_keeps_and_restores_the_best_checkpoint(tmp_path: P
     assert run.termination["metrics"]["evalLoss"] == pytest.approx(evals[0]["eval_loss"], rel=1e-4)
     kept = {c.step for c in map(checkpoints.read_complete, (workspace / "checkpoints").iterdir()) if c}
     assert first in kept
+    # The JSON lines outlive the pod: one bounded file per attempt and rank on the workspace.
+    (log,) = (workspace / "logs").glob("train-*-rank0.jsonl")
+    assert '"early_stopping"' in log.read_text()

@@ -10,6 +10,7 @@ checkpoint.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +20,7 @@ import torch
 
 from finetune_operator.api import JobConfig
 from finetune_operator.api.contract import Reason
-from finetune_trainer import report
+from finetune_trainer import report, worklog
 from finetune_trainer.failures import JobFailed
 from finetune_trainer.train import attention, checkpoints, data, early, evaluation, jsonlog, output, storage, tinygpt
 from finetune_trainer.train.callbacks import STAGE_EVALUATING, Checkpointing, GracefulStop, Progress
@@ -73,6 +74,8 @@ def detect_device(environ: Mapping[str, str]) -> Device:
 
 def run(job: JobConfig, environ: Mapping[str, str], rank: int) -> dict[str, object] | None:
     workspace = Workspace(job.workspace)
+    # The JSON lines also go to the workspace (bounded), so they outlive this pod.
+    worklog.attach(logging.getLogger(), worklog.path_for(workspace.root, "train", environ), jsonlog.JsonFormatter())
     dataset = data.load_dataset(workspace.dataset)
     config = configure(job, dataset, environ)
 
