@@ -63,7 +63,7 @@ demo: venv build-controlplane ## local cluster + operator + the quickstart job t
 lint: venv ## ruff, formatting, mypy, import layers, CRD drift, rustfmt
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy operator/finetune_operator trainer-image/finetune_trainer
+	$(VENV)/bin/mypy operator/finetune_operator operator/finetune_dashboard trainer-image/finetune_trainer
 	$(VENV)/bin/lint-imports
 	$(PYTHON) -m finetune_operator.codegen.crdgen --check
 	cd trainer-image/native && cargo fmt --check

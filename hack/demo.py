@@ -1,18 +1,23 @@
 #!/usr/bin/env python3
 """The demo (`make demo`): a real FineTuningJob from apply to Completed on this machine.
 
-Starts (or reuses) the local control plane with its node agent, installs the CRDs, runs the operator as a
-local process, creates the sessions ConfigMap, applies manifests/samples/quickstart.yaml and streams
+Starts (or reuses) the local control plane with its node agent, installs the CRDs, runs the operator and the
+read-only dashboard (its URL is printed) as local processes, creates the sessions ConfigMap, applies
+manifests/samples/quickstart.yaml and streams
 `kubectl get ftj -w` until the job finishes; then prints its status and the registered ModelVersion.
 Curation and training really run (tiny-gpt on CPU), as processes started by the node agent.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import localcluster
@@ -28,6 +33,29 @@ def start_operator(info: localcluster.ClusterInfo) -> subprocess.Popen[bytes]:
     log = info.state_dir / "logs" / "operator-demo.log"
     print(f"operator: logging to {log}")
     return localcluster.start_operator(info.kubeconfig, log, localcluster.processes.free_port())
+
+
+def start_dashboard(info: localcluster.ClusterInfo) -> str:
+    """The read-only dashboard (`python -m finetune_dashboard`) as the cluster's admin; it outlives the demo.
+
+    A dashboard left by an earlier demo (its pid in the state dir) is stopped first.
+    """
+    pid_file = info.state_dir / "dashboard.pid"
+    if pid_file.exists():
+        with contextlib.suppress(ProcessLookupError, ValueError, PermissionError):
+            os.kill(int(pid_file.read_text().strip()), signal.SIGTERM)
+    port = int(os.environ.get("FTO_DASHBOARD_PORT") or localcluster.processes.free_port())
+    log = (info.state_dir / "logs" / "dashboard-demo.log").open("ab")
+    command = [sys.executable, "-m", "finetune_dashboard", "--kubeconfig", str(info.kubeconfig), "--port", str(port)]
+    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    pid_file.write_text(f"{process.pid}\n")
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and process.poll() is None:
+        with contextlib.suppress(OSError), urllib.request.urlopen(url + "healthz", timeout=2):
+            break
+        time.sleep(0.3)
+    return url
 
 
 def phase(info: localcluster.ClusterInfo) -> str:
@@ -52,6 +80,8 @@ def main() -> int:
     kubectl(info, "apply", "--server-side", "-f", "-", stdin=config_map)
 
     operator = start_operator(info)
+    dashboard = start_dashboard(info)
+    print(f"dashboard: {dashboard} (read-only; follow the job there)")
     watcher: subprocess.Popen[bytes] | None = None
     try:
         kubectl(info, "-n", NAMESPACE, "apply", "-f", str(REPO / "manifests" / "samples" / "quickstart.yaml"))
@@ -83,6 +113,7 @@ def main() -> int:
     )
     print(kubectl(info, "-n", NAMESPACE, "get", "modelversions", "-o", "wide"))
     print(f"done in {time.monotonic() - started:.0f} s; the cluster keeps running (stop it: make cluster-down)")
+    print(f"dashboard: {dashboard} keeps running (stop it: kill $(cat {info.state_dir / 'dashboard.pid'}))")
     return 0 if current == "Completed" else 1
 
 

@@ -55,8 +55,13 @@ REPOSITORY = Path(__file__).resolve().parents[2]
 # Run as a script, only bench/scale/ is on sys.path: add hack/ (the local cluster).
 sys.path.insert(0, str(REPOSITORY / "hack"))
 
+from dashboard_probe import DashboardProbe  # noqa: E402  (beside this script)
+
 import localcluster  # noqa: E402
 from localcluster import audit as audit_log  # noqa: E402
+from finetune_operator.api import reporting  # noqa: E402
+from finetune_trainer import report  # noqa: E402
+from finetune_trainer.history import History  # noqa: E402
 from localcluster import kwok, pki, processes  # noqa: E402
 
 NAMESPACE = "bench"
@@ -258,6 +263,7 @@ class Harness:
         self.live = 0
         self.peak_live = 0
         self.all_done = asyncio.Event()
+        self.pacing_reads = 0
         self.events: collections.Counter[str] = collections.Counter()  # watch events per resource
         keys = pki.ensure_pki(info.state_dir / "pki")
         self.admin_tls = ssl.create_default_context(cafile=str(keys.ca_cert))
@@ -351,9 +357,12 @@ class Harness:
     # ---- the trainer's progress reports
 
     async def report_progress(self, track: Track) -> None:
-        """As the trainer: a status merge-patch now, every `interval` s, and at the stage change to Evaluating."""
+        """As the trainer (finetune_trainer.report, same functions): a status merge-patch per report, the
+        history ConfigMap with every second one and at the stage change to Evaluating; the interval never below
+        the namespace's pacing (re-read once a minute, as the trainer's Role allows) and adapted to 429s, 5xx
+        and slow answers by `report.adapt`."""
         assert self.admin is not None and self.trainer is not None
-        interval, run_for = self.args.progress_interval, self.args.run_for
+        run_for = self.args.run_for
         base = f"{self.info.server}/api/v1/namespaces/{NAMESPACE}/serviceaccounts/{track.name}-trainer/token"
         request = {
             "apiVersion": "authentication.k8s.io/v1",
@@ -367,18 +376,60 @@ class Harness:
             track.progress_errors += 1
             return
         url = f"{self.info.server}{GROUP_PATH}/namespaces/{NAMESPACE}/finetuningjobs/{track.name}/status"
+        config_maps = f"{self.info.server}/api/v1/namespaces/{NAMESPACE}/configmaps"
+        history_url = f"{config_maps}/{reporting.metrics_config_map(track.name)}"
+        pacing_url = f"{config_maps}/{reporting.REPORT_PACING}?resourceVersion=0"
         headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/merge-patch+json"}
         total_steps = 120
         start = time.monotonic()
         evaluate_at = start + max(run_for - 3, 0)
-        moments = [start + k * interval for k in range(math.ceil((evaluate_at - start) / interval))]
-        schedule = [(m, "Training") for m in moments] + [(evaluate_at, "Evaluating")]
-        for moment, stage in schedule:
+        interval = floor = self.args.progress_interval
+        pacing_read_at: float | None = None
+        reports = 0
+        history = History()
+        history.hyperparameters = {"learningRate": 0.0002, "epochs": 3, "batchSize": 8}
+
+        async def write(target: str, body: dict[str, Any]) -> None:
+            nonlocal interval
+            sent = time.monotonic()
+            code: int | None = None
+            retry_after: float | None = None
+            try:
+                async with self.trainer.patch(target, data=json.dumps(body), headers=headers) as response:  # type: ignore[union-attr]
+                    await response.read()
+                    if response.status >= 300:
+                        track.progress_errors += 1
+                        code = response.status
+                        retry = response.headers.get("Retry-After", "")
+                        retry_after = float(retry) if retry.isdigit() else None
+                    else:
+                        track.progress_patches += 1
+            except aiohttp.ClientError:
+                track.progress_errors += 1
+                code = 0
+            latency = time.monotonic() - sent
+            interval = report.adapt(interval, floor, latency=latency, code=code, retry_after=retry_after)
+
+        moment, stage = start, "Training"
+        while True:
             await asyncio.sleep(max(0.0, moment - time.monotonic()))
             if track.training_succeeded is not None or track.terminal is not None:
                 return
-            fraction = min(1.0, (time.monotonic() - start) / max(run_for, 1))
-            step = int(total_steps * fraction)
+            now = time.monotonic()
+            if pacing_read_at is None or now - pacing_read_at >= report.PACING_REREAD_SECONDS:
+                pacing_read_at = now
+                with contextlib.suppress(aiohttp.ClientError, ValueError, KeyError):
+                    async with self.trainer.get(pacing_url, headers=headers) as response:  # type: ignore[union-attr]
+                        self.pacing_reads += 1
+                        if response.status == 200:
+                            value = ((await response.json()).get("data") or {}).get(reporting.REPORT_PACING_KEY)
+                            if value:
+                                floor = float(value)
+                                interval = max(interval, floor)
+            fraction = min(1.0, (now - start) / max(run_for, 1))
+            step = max(1, int(total_steps * fraction))
+            loss = round(3.0 - fraction, 3)
+            history.add_many(step, {"trainLoss": loss, "learningRate": 0.0002, "tokensPerSecond": 5100.0})
             status = {
                 "progress": {
                     "stage": stage,
@@ -387,18 +438,20 @@ class Harness:
                     "epoch": round(3.0 * fraction, 2),
                     "percent": int(100 * fraction),
                     "updatedAt": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                    "estimatedSecondsRemaining": max(0, int(evaluate_at - now)),
                 },
-                "metrics": {"trainLoss": round(3.0 - fraction, 3), "learningRate": 0.0002, "tokensPerSecond": 5100.0},
+                "metrics": {"trainLoss": loss, "learningRate": 0.0002, "tokensPerSecond": 5100.0},
             }
-            try:
-                async with self.trainer.patch(url, data=json.dumps({"status": status}), headers=headers) as response:
-                    await response.read()
-                    if response.status >= 300:
-                        track.progress_errors += 1
-                    else:
-                        track.progress_patches += 1
-            except aiohttp.ClientError:
-                track.progress_errors += 1
+            await write(url, {"status": status})
+            reports += 1
+            if stage == "Evaluating" or reports == 1 or reports % report.HISTORY_EVERY == 0:
+                document = json.dumps(history.document(status["progress"]["updatedAt"]), separators=(",", ":"))
+                await write(history_url, {"data": {reporting.HISTORY_KEY: document}})
+            if stage == "Evaluating":
+                return
+            moment = now + interval
+            if moment >= evaluate_at:
+                moment, stage = evaluate_at, "Evaluating"
 
     # ---- the run
 
@@ -489,6 +542,8 @@ def audit_figures(events: list[dict[str, Any]], jobs: int) -> dict[str, Any]:
     operator: collections.Counter[str] = collections.Counter()
     operator_failed: collections.Counter[str] = collections.Counter()
     trainer = 0
+    trainer_history = 0
+    trainer_moments: list[datetime.datetime] = []
     status_fields: collections.Counter[str] = collections.Counter()
     job_created: dict[str, datetime.datetime] = {}
     pvc_created: dict[str, datetime.datetime] = {}
@@ -504,8 +559,13 @@ def audit_figures(events: list[dict[str, Any]], jobs: int) -> dict[str, Any]:
                 operator_failed[f"{key} -> {code}"] += 1
             if resource == "finetuningjobs/status" and isinstance(event.get("requestObject"), dict):
                 status_fields[",".join(sorted(event["requestObject"].get("status") or {}))] += 1
-        elif user.startswith(f"system:serviceaccount:{NAMESPACE}:") and resource == "finetuningjobs/status":
-            trainer += 1
+        elif user.startswith(f"system:serviceaccount:{NAMESPACE}:") and event["verb"] == "patch":
+            if resource == "finetuningjobs/status":
+                trainer += 1
+                trainer_moments.append(parse_k8s_time(event["stageTimestamp"]))
+            elif resource == "configmaps":
+                trainer_history += 1
+                trainer_moments.append(parse_k8s_time(event["stageTimestamp"]))
         if event["verb"] == "create" and code == 201 and ref.get("namespace") == NAMESPACE and ref.get("name"):
             moment = parse_k8s_time(event["stageTimestamp"])
             if resource == "finetuningjobs":
@@ -521,10 +581,23 @@ def audit_figures(events: list[dict[str, Any]], jobs: int) -> dict[str, Any]:
         "operator_writes_refused": dict(operator_failed.most_common()),
         "operator_status_patches_by_fields": dict(status_fields.most_common(15)),
         "trainer_progress_patches": trainer,
+        "trainer_history_patches": trainer_history,
+        "trainer_writes_per_second_peak_60s": peak_rate(trainer_moments, 60.0),
         "writes_by_user": dict(by_user.most_common(12)),
         "first_child_seconds": summary(first_child),
         "first_child_jobs_matched": len(first_child),
     }
+
+
+def peak_rate(moments: list[datetime.datetime], window: float) -> float:
+    """The most writes per second in any `window`-second span (a sliding window over the sorted moments)."""
+    ordered = sorted(moments)
+    best, first = 0, 0
+    for last, moment in enumerate(ordered):
+        while (moment - ordered[first]).total_seconds() > window:
+            first += 1
+        best = max(best, last - first + 1)
+    return best / window
 
 
 def span(start: str, end: str) -> float:
@@ -554,6 +627,7 @@ def main() -> int:
     parser.add_argument("--timeout", type=float, default=1800.0)
     parser.add_argument("--state-dir", type=Path, default=None, help="cluster state (default: a new temp dir)")
     parser.add_argument("--keep-cluster", action="store_true", help="leave the bench cluster running")
+    parser.add_argument("--dashboard", action="store_true", help="also run the dashboard and time its jobs page")
     args = parser.parse_args()
     if args.run_for is None:
         args.run_for = max(60, math.ceil(args.jobs / args.rate) + 30)
@@ -569,16 +643,22 @@ def main() -> int:
     info = localcluster.up(state, with_node_agent=False, gpu_nodes=gpu_nodes, audit_policy=AUDIT_POLICY)
     print(f"cluster up in {time.monotonic() - t0:.0f} s", flush=True)
     operator: Operator | None = None
+    probe: DashboardProbe | None = None
+    dashboard: dict[str, Any] | None = None
     try:
         prepare(info)
         operator = Operator(operator_kubeconfig(info), info.state_dir / "logs" / "operator.log")
         operator.wait_ready()
+        if args.dashboard:
+            log = info.state_dir / "logs" / "dashboard.log"
+            probe = DashboardProbe(info.kubeconfig, NAMESPACE, processes.free_port(), log)
         cpu_before = operator.cpu_seconds()
         harness = Harness(info, args)
         elapsed = asyncio.run(harness.run())
         cpu = operator.cpu_seconds() - cpu_before
         cpu_total = operator.cpu_seconds()
         alive = operator.process.poll() is None
+        dashboard = probe.stop() if probe is not None else None
         operator.stop()
         time.sleep(1.0)
         audit = audit_figures(list(audit_log.events(info.state_dir)), args.jobs)
@@ -636,6 +716,7 @@ def main() -> int:
         "trainer_progress_patches_sent": sum(t.progress_patches for t in tracks),
         "trainer_progress_patch_errors": sum(t.progress_errors for t in tracks),
         "audit": audit,
+        "dashboard": dashboard,
     }
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     out = RESULTS_DIR / f"scale-{datetime.datetime.now(datetime.UTC):%Y%m%dT%H%M%SZ}-n{args.jobs}.json"
@@ -671,10 +752,18 @@ def main() -> int:
     for key, count in audit["operator_status_patches_by_fields"].items():
         print(f"    {count / n:5.2f}/job  {key}")
     print(
-        f"trainer progress patches (audit, SA users): {audit['trainer_progress_patches']}"
-        f" (harness sent {results['trainer_progress_patches_sent']}, errors {results['trainer_progress_patch_errors']})"
+        f"trainer writes (audit, SA users): {audit['trainer_progress_patches']} status patches,"
+        f" {audit['trainer_history_patches']} history patches (harness sent {results['trainer_progress_patches_sent']},"
+        f" errors {results['trainer_progress_patch_errors']}; pacing reads {harness.pacing_reads});"
+        f" peak {audit['trainer_writes_per_second_peak_60s']:.1f} writes/s over 60 s"
     )
     print(f"writes by user: {audit['writes_by_user']}")
+    if dashboard is not None:
+        print(
+            f"dashboard: {dashboard['page_views']} jobs-page views of up to {dashboard['max_rows']} rows;"
+            f" server time p50 {dashboard['server_ms']['p50']} ms p95 {dashboard['server_ms']['p95']} ms,"
+            f" wall p95 {dashboard['wall_ms']['p95']} ms; peak RSS {dashboard['peak_rss_mb']:.0f} MB"
+        )
     print("targets:")
     print(f"  [{verdict(len(completed) == n)}] all {n} jobs Completed ({len(completed)})")
     p99 = first["p99"]
@@ -685,6 +774,14 @@ def main() -> int:
     )
     print(f"  [{verdict(rss < 300)}] operator RSS < 300 MB ({rss:.0f} MB)")
     print(f"  [{verdict(per_job <= 25)}] <= 25 operator API writes per job ({per_job:.1f})")
+    peak = audit["trainer_writes_per_second_peak_60s"]
+    print(f"  [{verdict(peak <= 20)}] <= 20 progress+history writes/s in total ({peak:.1f}/s, peak 60 s window)")
+    if dashboard is not None:
+        p95 = dashboard["server_ms"]["p95"]
+        print(f"  [{verdict(p95 is not None and p95 < 300)}] dashboard jobs page server time p95 < 300 ms ({p95} ms)")
+        print(
+            f"  [{verdict(dashboard['peak_rss_mb'] < 300)}] dashboard RSS < 300 MB ({dashboard['peak_rss_mb']:.0f} MB)"
+        )
     print(f"results: {out}")
     return 0
 

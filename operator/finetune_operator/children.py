@@ -12,7 +12,7 @@ import json
 from typing import Any
 
 from finetune_operator import naming, podenv
-from finetune_operator.api import API_VERSION, FineTuningJobSpec, RetainPolicy
+from finetune_operator.api import API_VERSION, FineTuningJobSpec, RetainPolicy, reporting
 from finetune_operator.api.contract import USER_ERROR_EXIT_CODES
 from finetune_operator.api.finetuningjob import KIND
 from finetune_operator.api.jobconfig import CONFIG_DIR, CONFIG_KEY, CONFIG_PATH, JobConfig, JobIdentity, JobPaths
@@ -122,6 +122,20 @@ def config_map(job: JobRef) -> Obj:
     }
 
 
+def metrics_config_map(job: JobRef) -> Obj:
+    """The trainer's metric history (`history.json`, docs/runtime-contract.md), empty until it reports.
+
+    Created here because RBAC cannot narrow `create` to one name, while `patch` of this one object can be
+    granted to the trainer. The operator never watches ConfigMaps, so history writes cost it nothing.
+    """
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": job.metadata(reporting.metrics_config_map(job.name), reporting.METRICS_COMPONENT),
+        "data": {},
+    }
+
+
 def trainer_service_account(job: JobRef) -> Obj:
     return {
         "apiVersion": "v1",
@@ -131,7 +145,7 @@ def trainer_service_account(job: JobRef) -> Obj:
 
 
 def trainer_role(job: JobRef) -> Obj:
-    """The training pod may report progress on its own job and nothing else."""
+    """The training pod may report progress and history on its own job, read the pacing, and nothing else."""
     return {
         "apiVersion": "rbac.authorization.k8s.io/v1",
         "kind": "Role",
@@ -142,7 +156,19 @@ def trainer_role(job: JobRef) -> Obj:
                 "resources": ["finetuningjobs/status"],
                 "resourceNames": [job.name],
                 "verbs": ["get", "patch"],
-            }
+            },
+            {
+                "apiGroups": [""],
+                "resources": ["configmaps"],
+                "resourceNames": [reporting.metrics_config_map(job.name)],
+                "verbs": ["get", "patch"],
+            },
+            {
+                "apiGroups": [""],
+                "resources": ["configmaps"],
+                "resourceNames": [reporting.REPORT_PACING],
+                "verbs": ["get"],
+            },
         ],
     }
 

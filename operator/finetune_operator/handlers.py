@@ -91,6 +91,7 @@ async def job_event(type: str, uid: str, body: kopf.Body, **kwargs: Any) -> None
         return
     _remember_indexes(kwargs)
     runtime.jobs[uid] = JobSummary.of(body)
+    await runtime.note_progress(uid, body)
     seen = fingerprint(body)
     if runtime.fingerprints.get(uid) == seen:
         return

@@ -136,18 +136,20 @@ class Kube:
             if error.status != 404:
                 raise
 
-    def annotate(self, kind: str, namespace: str, name: str, annotations: Mapping[str, str | None]) -> None:
-        """Merge-patch metadata.annotations (None removes one); a vanished object is not an error."""
+    def patch(self, kind: str, namespace: str, name: str, patch: Mapping[str, Any]) -> Obj | None:
+        """Merge-patch an object; None when it does not exist."""
         try:
-            self._request(
-                "PATCH",
-                self.path(kind, namespace, name),
-                body={"metadata": {"annotations": dict(annotations)}},
-                content_type="application/merge-patch+json",
+            return self._request(
+                "PATCH", self.path(kind, namespace, name), body=dict(patch), content_type="application/merge-patch+json"
             )
         except ApiError as error:
-            if error.status != 404:
-                raise
+            if error.status == 404:
+                return None
+            raise
+
+    def annotate(self, kind: str, namespace: str, name: str, annotations: Mapping[str, str | None]) -> None:
+        """Merge-patch metadata.annotations (None removes one); a vanished object is not an error."""
+        self.patch(kind, namespace, name, {"metadata": {"annotations": dict(annotations)}})
 
     def patch_status(self, kind: str, namespace: str, name: str, status: Mapping[str, Any]) -> Obj | None:
         """Merge-patch the status subresource; None when the object is gone (deleted meanwhile)."""

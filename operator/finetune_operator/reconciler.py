@@ -282,12 +282,13 @@ class Reconciler:
         if action is Action.PREPARE:
             if view.pvc is not None and view.status.get("phase"):
                 # A reconciliation writes the job's first phase only after all of its creates succeeded, so
-                # these exist already: creating them again on every event until curation starts costs five
+                # these exist already: creating them again on every event until curation starts costs six
                 # refused (409) writes per event. A crash half-way leaves no phase, and this runs again.
                 return []
             objects = [
                 children.workspace_pvc(ref),
                 children.config_map(ref),
+                children.metrics_config_map(ref),
                 children.trainer_service_account(ref),
                 children.trainer_role(ref),
                 children.trainer_role_binding(ref),

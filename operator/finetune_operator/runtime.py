@@ -14,9 +14,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from finetune_operator import metrics, rfc3339
+from finetune_operator import epochs, metrics, pacing, rfc3339
 from finetune_operator.api import Phase
 from finetune_operator.config import Settings
+from finetune_operator.kube import ApiError, event_for
 from finetune_operator.reconciler import JobView, Outcome, Reconciler
 from finetune_operator.workqueue import WorkQueue
 
@@ -92,6 +93,8 @@ class Runtime:
         # The job as our own last status write returned it: newer than the watch index until the watch
         # event arrives, so a burst of events does not recompute (and re-post) the same transition.
         self.written: dict[str, Mapping[str, Any]] = {}
+        self.pacer = pacing.Pacer(reconciler.kube)  # the trainers' report interval, published by the sweep
+        self.epochs = epochs.EpochEvents()
 
     def caught_up(self, uid: str, body: Mapping[str, Any]) -> bool:
         """Drop our written copy of the job once the watch has it (`body` as new or newer): one copy is enough.
@@ -103,9 +106,21 @@ class Runtime:
         return resource_version(written) == resource_version(body)
 
     def forget(self, uid: str) -> None:
+        self.epochs.forget(uid)
         self.jobs.pop(uid, None)
         self.fingerprints.pop(uid, None)
         self.written.pop(uid, None)
+
+    async def note_progress(self, uid: str, body: Mapping[str, Any]) -> None:
+        """Posts the Event of an epoch the trainer's latest report finished, if any (best effort)."""
+        message = self.epochs.observe(uid, body)
+        if message is None:
+            return
+        now = self.reconciler.clock().strftime("%Y-%m-%dT%H:%M:%SZ")
+        try:
+            await asyncio.to_thread(self.reconciler.kube.post, event_for(body, "Normal", epochs.REASON, message, now))
+        except ApiError as error:
+            log.warning("could not post %s on %s: %s", epochs.REASON, body["metadata"].get("name"), error)
 
     def enqueue(
         self, uid: str, make_view: Callable[[], JobView | None], fresh: bool = False, urgent: bool = False

@@ -11,7 +11,7 @@ import logging
 from collections.abc import Iterable
 from datetime import datetime
 
-from finetune_operator import metrics, rfc3339, views
+from finetune_operator import metrics, pacing, rfc3339, views
 from finetune_operator.api import Phase, Reason
 from finetune_operator.config import Settings
 from finetune_operator.kube import ApiError
@@ -86,6 +86,8 @@ async def sweep_once(runtime: Runtime) -> None:
             log.exception("%s/%s: sweep failed for this job; the next sweep retries it", job.namespace, job.name)
     for phase, count in phase_counts(runtime.jobs.values()).items():
         metrics.JOBS.labels(phase).set(count)
+    running = pacing.running_by_namespace((job.namespace, job.phase) for job in runtime.jobs.values())
+    await asyncio.to_thread(runtime.pacer.publish, running)
 
 
 async def sweep_forever(runtime: Runtime) -> None:

@@ -269,7 +269,7 @@ def test_long_job_names_stay_within_kubernetes_limits_and_unique() -> None:
 # -------------------------------------------------------------------------------------- trainer identity
 
 
-def test_role_grants_only_get_and_patch_on_this_jobs_status() -> None:
+def test_role_grants_only_this_jobs_status_and_metrics_and_reading_the_pacing() -> None:
     role = children.trainer_role(ref())
     assert role["apiVersion"] == "rbac.authorization.k8s.io/v1"
     assert role["rules"] == [
@@ -278,8 +278,20 @@ def test_role_grants_only_get_and_patch_on_this_jobs_status() -> None:
             "resources": ["finetuningjobs/status"],
             "resourceNames": ["demo"],
             "verbs": ["get", "patch"],
-        }
+        },
+        {"apiGroups": [""], "resources": ["configmaps"], "resourceNames": ["demo-metrics"], "verbs": ["get", "patch"]},
+        {"apiGroups": [""], "resources": ["configmaps"], "resourceNames": ["finetune-report-pacing"], "verbs": ["get"]},
     ]
+
+
+def test_metrics_config_map_is_owned_labelled_for_the_dashboard_and_empty() -> None:
+    config_map = children.metrics_config_map(ref())
+    meta = config_map["metadata"]
+    assert meta["name"] == "demo-metrics" and config_map["data"] == {}
+    assert meta["labels"]["app.kubernetes.io/component"] == "metrics"
+    assert meta["labels"]["finetune.dev/job"] == "demo"
+    assert meta["ownerReferences"][0]["uid"] == UID
+    assert "immutable" not in config_map
 
 
 def test_role_binding_binds_the_trainer_service_account() -> None:

@@ -277,6 +277,7 @@ def test_cel_rules_are_declared_where_the_models_say() -> None:
         ".spec.env[*]",
         ".spec.env[*].valueFrom",
         ".spec.envFrom[*]",
+        ".spec.evaluation",
     }
     assert len(rules[".spec"]) == 9
 
@@ -478,6 +479,24 @@ INVALID: list[tuple[str, tuple[str, Any], str]] = [
     ("toleration-value-long", ("resources.tolerations", [{"value": "v" * 64}]), ".tolerations[0].value"),
     ("priorityClassName-dns", ("resources.priorityClassName", "High"), ".resources.priorityClassName"),
     ("maxEvalLoss-exclusive-min", ("evaluation.maxEvalLoss", 0), ".evaluation.maxEvalLoss"),
+    ("evalsPerEpoch-min", ("evaluation.evalsPerEpoch", 0), ".evaluation.evalsPerEpoch"),
+    ("evalsPerEpoch-max", ("evaluation.evalsPerEpoch", 101), ".evaluation.evalsPerEpoch"),
+    ("earlyStopping-without-evals", ("evaluation", {"earlyStopping": {"patience": 2}}), ".spec.evaluation"),
+    (
+        "patience-min",
+        ("evaluation", {"evalsPerEpoch": 2, "earlyStopping": {"patience": 0}}),
+        ".evaluation.earlyStopping.patience",
+    ),
+    (
+        "patience-max",
+        ("evaluation", {"evalsPerEpoch": 2, "earlyStopping": {"patience": 101}}),
+        ".evaluation.earlyStopping.patience",
+    ),
+    (
+        "minDelta-min",
+        ("evaluation", {"evalsPerEpoch": 2, "earlyStopping": {"minDelta": -0.1}}),
+        ".evaluation.earlyStopping.minDelta",
+    ),
     ("modelName-dns", ("output.modelName", "Chat"), ".output.modelName"),
     ("modelName-dots", ("output.modelName", "chat.v2"), ".output.modelName"),
     ("modelName-long", ("output.modelName", "c" * 64), ".output.modelName"),

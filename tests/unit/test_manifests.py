@@ -39,7 +39,7 @@ OPERATOR_PERMISSIONS: dict[tuple[str, str], set[str]] = {
     ("finetune.dev", "registeredmodels"): {"get", "list", "watch", "create"},
     ("finetune.dev", "registeredmodels/status"): {"get", "patch"},
     ("", "persistentvolumeclaims"): {"get", "list", "watch", "create"},
-    ("", "configmaps"): {"get", "list", "watch", "create"},
+    ("", "configmaps"): {"get", "list", "watch", "create", "patch"},
     ("", "serviceaccounts"): {"get", "create"},
     ("", "pods"): {"get", "list", "watch"},
     ("", "events"): {"create", "patch"},
@@ -57,6 +57,7 @@ OPERATOR_PERMISSIONS: dict[tuple[str, str], set[str]] = {
 # The Role the operator creates for each job's training pods (docs/runtime-contract.md).
 TRAINER_PERMISSIONS: dict[tuple[str, str], set[str]] = {
     ("finetune.dev", "finetuningjobs/status"): {"get", "patch"},
+    ("", "configmaps"): {"get", "patch"},  # its own <job>-metrics (patch) and the namespace's pacing (get)
 }
 
 

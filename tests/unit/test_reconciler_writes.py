@@ -14,7 +14,8 @@ from finetune_operator.reconciler import JobView, Reconciler
 
 Obj = dict[str, Any]
 NAMESPACE = "ml"
-PREPARED = ["PersistentVolumeClaim", "ConfigMap", "ServiceAccount", "Role", "RoleBinding"]
+# The second ConfigMap is <job>-metrics, the trainer's metric history.
+PREPARED = ["PersistentVolumeClaim", "ConfigMap", "ConfigMap", "ServiceAccount", "Role", "RoleBinding"]
 
 
 class RecordingKube:

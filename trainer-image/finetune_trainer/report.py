@@ -1,11 +1,15 @@
-"""Live progress from the training pod to its FineTuningJob's status (docs/runtime-contract.md).
+"""Live progress and metric history from the training pod (docs/runtime-contract.md).
 
-The pod merge-patches `finetuningjobs/<job>/status` with its own ServiceAccount, whose Role allows
-exactly that one object. Writes are throttled to one per `interval` seconds, except that a stage
-change (Training -> Evaluating) is sent at once, so `kubectl get` shows it within seconds while a
-fast training loop cannot flood the API server. Reporting is best effort: every failure is logged
-and swallowed, because losing a progress update must never cost a training run. Outside a cluster
-(no KUBERNETES_SERVICE_HOST) updates are only logged.
+The pod merge-patches `finetuningjobs/<job>/status` (progress, latest metrics) and, with every second
+report, its `<job>-metrics` ConfigMap (the bounded history, finetune_trainer.history) with its own
+ServiceAccount, whose Role allows exactly those two objects and reading the namespace's pacing. Writes are
+throttled to one report per `interval` seconds, except that a stage change (Training -> Evaluating) is sent
+at once. The interval adapts to load: never below the pacing the operator publishes for the number of running
+jobs (finetune_operator.pacing, re-read at most once a minute), doubled on 429 (or Retry-After) and 5xx,
+x1.5 on an answer slower than SLOW_SECONDS, and relaxed back by 10% per quick answer. Reporting is best
+effort: every failure is logged and swallowed, because losing a progress update must never cost a training
+run (the final figures travel in the termination message). Outside a cluster (no KUBERNETES_SERVICE_HOST)
+updates are only logged.
 
 Raw HTTPS with the mounted token and CA keeps this free of the heavy `kubernetes` client; the
 token is re-read for every request because projected ServiceAccount tokens rotate.
@@ -17,6 +21,7 @@ import json
 import logging
 import os
 import ssl
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping
@@ -24,15 +29,38 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from finetune_operator.api import GROUP, VERSION
+from finetune_operator.api import GROUP, VERSION, reporting
 
 log = logging.getLogger(__name__)
 
 SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 DEFAULT_INTERVAL_SECONDS = 10.0
+MAX_INTERVAL_SECONDS = 600.0
+SLOW_SECONDS = 2.0
+PACING_REREAD_SECONDS = 60.0
+HISTORY_EVERY = 2  # the history goes with every second report (and every forced or stage-change one)
 REQUEST_TIMEOUT_SECONDS = 5.0
 
 Send = Callable[[dict[str, object]], None]
+Read = Callable[[], float | None]
+
+
+class Refused(RuntimeError):
+    """The API server answered an error status (Retry-After in seconds when it sent one)."""
+
+    def __init__(self, message: str, code: int, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.retry_after = retry_after
+
+
+def adapt(interval: float, floor: float, *, latency: float, code: int | None, retry_after: float | None) -> float:
+    """The next report interval after one write (code None: it succeeded)."""
+    if code is not None and (code == 429 or code >= 500):
+        return min(MAX_INTERVAL_SECONDS, max(interval * 2, retry_after or 0.0, floor))
+    if latency > SLOW_SECONDS:
+        return min(MAX_INTERVAL_SECONDS, max(interval * 1.5, floor))
+    return max(floor, interval * 0.9)
 
 
 def is_due(now: float, last_sent: float | None, last_stage: str | None, stage: str, interval: float) -> bool:
@@ -57,18 +85,19 @@ def status_patch(
     metrics: Mapping[str, float],
     now: datetime,
     checkpoint: Mapping[str, object] | None = None,
+    seconds_remaining: int | None = None,
 ) -> dict[str, object]:
-    status: dict[str, object] = {
-        "progress": {
-            "stage": stage,
-            "step": step,
-            "totalSteps": total_steps,
-            "epoch": round(epoch, 4),
-            "percent": percent(step, total_steps),
-            "updatedAt": now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        },
-        "metrics": dict(metrics),
+    progress: dict[str, object] = {
+        "stage": stage,
+        "step": step,
+        "totalSteps": total_steps,
+        "epoch": round(epoch, 4),
+        "percent": percent(step, total_steps),
+        "updatedAt": now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        # null clears an estimate once training is over (a merge patch keeps fields it does not mention)
+        "estimatedSecondsRemaining": seconds_remaining,
     }
+    status: dict[str, object] = {"progress": progress, "metrics": dict(metrics)}
     if checkpoint is not None:
         status["checkpoint"] = dict(checkpoint)
     return {"status": status}
@@ -76,22 +105,72 @@ def status_patch(
 
 @dataclass
 class Reporter:
-    """Throttled status writer; `send` does the I/O (HTTPS in a cluster, a log line outside)."""
+    """Throttled, load-adaptive writer; `send`/`send_history` do the I/O (HTTPS in a cluster, a log line outside)."""
 
     send: Send
     interval: float = DEFAULT_INTERVAL_SECONDS
+    send_history: Send | None = None
+    read_pacing: Read | None = None
+    clock: Callable[[], float] = time.monotonic  # times each write (latency), independent of the caller's clock
+    floor: float = 0.0  # the pacing: never report more often (0: the starting interval)
     last_sent: float | None = None
     last_stage: str | None = None
+    reports: int = 0
+    pacing_read_at: float | None = None
 
-    def report(self, patch: dict[str, object], stage: str, now: float, force: bool = False) -> bool:
+    def __post_init__(self) -> None:
+        self.floor = self.floor or self.interval
+
+    def report(
+        self,
+        patch: dict[str, object],
+        stage: str,
+        now: float,
+        force: bool = False,
+        history: Callable[[], dict[str, object]] | None = None,
+    ) -> bool:
         if not force and not is_due(now, self.last_sent, self.last_stage, stage, self.interval):
             return False
+        stage_changed = stage != self.last_stage
         self.last_sent, self.last_stage = now, stage
-        try:
-            self.send(patch)
-        except Exception as error:
-            log.warning("status update failed: %s", error)
+        self._refresh_pacing(now)
+        self._write(self.send, patch)
+        self.reports += 1
+        history_due = force or stage_changed or self.reports % HISTORY_EVERY == 0
+        if history is not None and self.send_history is not None and history_due:
+            document = json.dumps(history(), separators=(",", ":"))
+            self._write(self.send_history, {"data": {reporting.HISTORY_KEY: document}})
         return True
+
+    def _refresh_pacing(self, now: float) -> None:
+        if self.read_pacing is None:
+            return
+        if self.pacing_read_at is not None and now - self.pacing_read_at < PACING_REREAD_SECONDS:
+            return
+        self.pacing_read_at = now
+        try:
+            pacing = self.read_pacing()
+        except Exception as error:  # no pacing published (yet): keep the current one
+            log.debug("report pacing unavailable: %s", error)
+            return
+        if pacing is not None and pacing > 0:
+            self.floor = min(pacing, MAX_INTERVAL_SECONDS)
+            self.interval = max(self.interval, self.floor)
+
+    def _write(self, send: Send, body: dict[str, object]) -> None:
+        started = self.clock()
+        code: int | None = None
+        retry_after: float | None = None
+        try:
+            send(body)
+        except Refused as error:
+            code, retry_after = error.code, error.retry_after
+            log.warning("status update failed: %s", error)
+        except Exception as error:
+            code = 0
+            log.warning("status update failed: %s", error)
+        latency = self.clock() - started
+        self.interval = adapt(self.interval, self.floor, latency=latency, code=code, retry_after=retry_after)
 
 
 def from_environment(name: str, namespace: str, environ: Mapping[str, str] | None = None) -> Reporter:
@@ -103,32 +182,49 @@ def from_environment(name: str, namespace: str, environ: Mapping[str, str] | Non
     # IPv6 service hosts need brackets in a URL.
     authority = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     url = f"https://{authority}/apis/{GROUP}/{VERSION}/namespaces/{namespace}/finetuningjobs/{name}/status"
-    return Reporter(send=https_sender(url, SERVICE_ACCOUNT_DIR))
+    config_maps = f"https://{authority}/api/v1/namespaces/{namespace}/configmaps"
+    return Reporter(
+        send=https_sender(url, SERVICE_ACCOUNT_DIR),
+        send_history=https_sender(f"{config_maps}/{reporting.metrics_config_map(name)}", SERVICE_ACCOUNT_DIR),
+        # resourceVersion=0: served from the API server's cache, not a quorum read of etcd.
+        read_pacing=pacing_reader(f"{config_maps}/{reporting.REPORT_PACING}?resourceVersion=0", SERVICE_ACCOUNT_DIR),
+    )
+
+
+def _call(url: str, credentials: Path, context: ssl.SSLContext, method: str, body: bytes | None) -> bytes:
+    token = (credentials / "token").read_text(encoding="utf-8").strip()
+    headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+    if body is not None:
+        headers["Content-Type"] = "application/merge-patch+json"
+    request = urllib.request.Request(url, data=body, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=REQUEST_TIMEOUT_SECONDS, context=context) as response:
+            return bytes(response.read())
+    except urllib.error.HTTPError as error:
+        text = error.read().decode("utf-8", "replace")[:300]
+        retry = error.headers.get("Retry-After") if error.headers else None
+        seconds = float(retry) if retry and retry.strip().isdigit() else None
+        raise Refused(f"{method} {url}: HTTP {error.code}: {text}", error.code, seconds) from error
 
 
 def https_sender(url: str, credentials: Path) -> Send:
     context = ssl.create_default_context(cafile=str(credentials / "ca.crt"))
 
     def send(patch: dict[str, object]) -> None:
-        token = (credentials / "token").read_text(encoding="utf-8").strip()
-        request = urllib.request.Request(
-            url,
-            data=json.dumps(patch).encode("utf-8"),
-            method="PATCH",
-            headers={
-                "Authorization": f"Bearer {token}",
-                "Content-Type": "application/merge-patch+json",
-                "Accept": "application/json",
-            },
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=REQUEST_TIMEOUT_SECONDS, context=context) as response:
-                response.read()
-        except urllib.error.HTTPError as error:
-            body = error.read().decode("utf-8", "replace")[:300]
-            raise RuntimeError(f"PATCH {url}: HTTP {error.code}: {body}") from error
+        _call(url, credentials, context, "PATCH", json.dumps(patch).encode("utf-8"))
 
     return send
+
+
+def pacing_reader(url: str, credentials: Path) -> Read:
+    context = ssl.create_default_context(cafile=str(credentials / "ca.crt"))
+
+    def read() -> float | None:
+        config_map = json.loads(_call(url, credentials, context, "GET", None))
+        value = (config_map.get("data") or {}).get(reporting.REPORT_PACING_KEY)
+        return float(value) if value else None
+
+    return read
 
 
 def _log_only(patch: dict[str, object]) -> None:

@@ -57,6 +57,8 @@ class Progress(StatusModel):
     epoch: float | None = None
     percent: int | None = None
     updated_at: DateTime | None = None
+    estimated_seconds_remaining: int | None = None
+    """Seconds of training left at the recent pace (the trainer's estimate; absent outside training)."""
 
 
 class Metrics(StatusModel):
@@ -69,6 +71,10 @@ class Metrics(StatusModel):
     tokens_per_second: float | None = None
     eval_exact_match: float | None = None
     eval_token_f1: float | None = None
+    best_eval_loss: float | None = None
+    """The lowest eval loss of the evaluations during training (spec.evaluation.evalsPerEpoch)."""
+    best_eval_step: int | None = None
+    """The step of that evaluation; with earlyStopping its checkpoint became the model."""
 
 
 class RejectedCounts(StatusModel):

@@ -147,9 +147,13 @@ def test_job_config_supplies_source_workspace_and_curation(tmp_path: Path, monke
     )
     monkeypatch.setenv("FINETUNE_CONFIG", str(config))
     monkeypatch.setenv("FINETUNE_TERMINATION_LOG", str(tmp_path / "log"))
+    monkeypatch.setenv("HOSTNAME", "demo-curate-x1")
     assert main([]) == 0
     manifest = json.loads((tmp_path / "ws" / "dataset" / "manifest.json").read_text())
     assert manifest["counts"]["kept"] == 2
+    # Its lines outlive the pod: the outcome is also in the workspace's log of this attempt.
+    kept_log = (tmp_path / "ws" / "logs" / "curate-demo-curate-x1-rank0.jsonl").read_text().splitlines()
+    assert json.loads(kept_log[-1])["outcome"] == "Succeeded"
     assert manifest["config"]["minSuccessRate"] == 0.5
     assert manifest["job"]["name"] == "demo"
     # A flag overrides the config.

@@ -1,3 +1,5 @@
+import json
+import math
 import os
 import signal
 from pathlib import Path
@@ -8,7 +10,7 @@ from transformers import TrainerControl
 
 from finetune_trainer import report
 from finetune_trainer.train import checkpoints
-from finetune_trainer.train.callbacks import Checkpointing, GracefulStop, Progress
+from finetune_trainer.train.callbacks import Checkpointing, GracefulStop, Progress, seconds_remaining
 from finetune_trainer.train.collate import TokenCount
 
 
@@ -32,6 +34,31 @@ def test_progress_reports_loss_learning_rate_and_windowed_throughput() -> None:
     status = sent[0]["status"]
     assert status["progress"]["step"] == 5 and status["progress"]["totalSteps"] == 100
     assert status["metrics"] == {"trainLoss": 2.5, "learningRate": 1e-4, "tokensPerSecond": 2000.0}
+    assert status["progress"]["estimatedSecondsRemaining"] == 190  # 95 steps left at 0.5 steps/s
+
+
+def test_progress_records_every_logged_step_and_evaluation_in_the_history() -> None:
+    histories: list[dict[str, Any]] = []
+    clock = iter(float(t) for t in range(100))
+    reporter = report.Reporter(send=lambda patch: None, send_history=histories.append)
+    progress = Progress(reporter, is_rank_zero=True, clock=lambda: next(clock))
+    progress.on_train_begin(None, state(0, 0), None)
+    for step in range(1, 6):
+        progress.on_log(None, state(step, step * 100), None, logs={"loss": 3.0 - step * 0.1, "grad_norm": 0.5})
+    progress.on_log(None, state(5, 500), None, logs={"eval_loss": 2.0, "eval_runtime": 1.0})
+    progress.send("Evaluating", force=True)
+    document = json.loads(histories[-1]["data"]["history.json"])
+    assert [step for step, _ in document["series"]["trainLoss"]] == [1, 2, 3, 4, 5]
+    assert document["series"]["gradNorm"][0] == [1, 0.5]
+    assert document["series"]["evalLoss"] == [[5, 2.0]]
+    assert document["series"]["perplexity"] == [[5, round(math.exp(2.0), 6)]]
+
+
+def test_seconds_remaining() -> None:
+    assert seconds_remaining(40, 100, 2.0) == 30
+    assert seconds_remaining(40, 100, None) is None
+    assert seconds_remaining(40, 100, 0.0) is None
+    assert seconds_remaining(120, 100, 1.0) == 0
 
 
 def test_progress_is_silent_on_other_ranks() -> None:

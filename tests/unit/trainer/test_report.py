@@ -56,6 +56,7 @@ def test_status_patch_shape() -> None:
                 "epoch": 1.0,
                 "percent": 33,
                 "updatedAt": "2026-11-23T16:00:00Z",
+                "estimatedSecondsRemaining": None,
             },
             "metrics": {"trainLoss": 2.3},
             "checkpoint": {"path": "checkpoints/checkpoint-40", "step": 40},
@@ -77,17 +78,92 @@ def test_outside_a_cluster_updates_are_only_logged(caplog: pytest.LogCaptureFixt
     assert "not in a cluster" in caplog.text
 
 
-def test_in_a_cluster_the_job_status_url_is_targeted(monkeypatch: pytest.MonkeyPatch) -> None:
-    captured: dict[str, object] = {}
+def test_in_a_cluster_the_job_status_its_metrics_and_the_pacing_are_targeted(monkeypatch: pytest.MonkeyPatch) -> None:
+    captured: list[str] = []
 
     def fake_sender(url: str, credentials: object) -> report.Send:
-        captured["url"] = url
+        captured.append(url)
         return lambda patch: None
 
+    def fake_reader(url: str, credentials: object) -> report.Read:
+        captured.append(url)
+        return lambda: None
+
     monkeypatch.setattr(report, "https_sender", fake_sender)
+    monkeypatch.setattr(report, "pacing_reader", fake_reader)
     report.from_environment(
         "demo", "ml", environ={"KUBERNETES_SERVICE_HOST": "fd00::1", "KUBERNETES_SERVICE_PORT": "6443"}
     )
-    assert (
-        captured["url"] == "https://[fd00::1]:6443/apis/finetune.dev/v1alpha1/namespaces/ml/finetuningjobs/demo/status"
-    )
+    assert captured == [
+        "https://[fd00::1]:6443/apis/finetune.dev/v1alpha1/namespaces/ml/finetuningjobs/demo/status",
+        "https://[fd00::1]:6443/api/v1/namespaces/ml/configmaps/demo-metrics",
+        "https://[fd00::1]:6443/api/v1/namespaces/ml/configmaps/finetune-report-pacing?resourceVersion=0",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("interval", "latency", "code", "retry_after", "expected"),
+    [
+        (10.0, 0.05, None, None, 10.0),  # quick answers never go below the pacing
+        (40.0, 0.05, None, None, 36.0),  # ... and relax back towards it by 10% per answer
+        (10.0, 0.05, 429, None, 20.0),  # throttled: twice the interval
+        (10.0, 0.05, 429, 120.0, 120.0),  # ... or what Retry-After asks, if longer
+        (10.0, 0.05, 503, None, 20.0),
+        (10.0, 3.0, None, None, 15.0),  # slow answer
+        (500.0, 0.05, 429, None, report.MAX_INTERVAL_SECONDS),
+        (10.0, 0.05, 0, None, 10.0),  # a network error is not load
+    ],
+)
+def test_adapt(interval: float, latency: float, code: int | None, retry_after: float | None, expected: float) -> None:
+    assert report.adapt(interval, 10.0, latency=latency, code=code, retry_after=retry_after) == expected
+
+
+def test_reporter_backs_off_on_429_and_recovers_at_the_pacing_floor() -> None:
+    answers = iter([report.Refused("throttled", 429), None, None, None, None, None, None, None, None, None])
+
+    def send(patch: dict[str, object]) -> None:
+        error = next(answers)
+        if error is not None:
+            raise error
+
+    reporter = report.Reporter(send=send, interval=10.0)
+    assert reporter.report({}, "Training", 0.0)
+    assert reporter.interval == 20.0
+    assert not reporter.report({}, "Training", 15.0)  # not due under the longer interval
+    now, intervals = 0.0, []
+    while reporter.interval > 10.0:
+        now += reporter.interval + 0.01
+        assert reporter.report({}, "Training", now), now
+        intervals.append(round(reporter.interval, 2))
+    assert intervals == [18.0, 16.2, 14.58, 13.12, 11.81, 10.63, 10.0]
+
+
+def test_the_operators_pacing_raises_the_floor_and_is_reread_once_a_minute() -> None:
+    reads: list[float] = []
+    pacing = iter([75.0, 30.0])
+
+    def read() -> float | None:
+        value = next(pacing)
+        reads.append(value)
+        return value
+
+    reporter = report.Reporter(send=lambda patch: None, interval=10.0, read_pacing=read)
+    reporter.report({}, "Training", 0.0)
+    assert reporter.floor == 75.0 and reporter.interval == 75.0
+    assert not reporter.report({}, "Training", 50.0)
+    reporter.report({}, "Training", 75.0)
+    assert reporter.floor == 30.0 and reads == [75.0, 30.0]
+    assert reporter.interval == 67.5  # relaxing towards the lower pacing, 10% per report
+
+
+def test_the_history_goes_with_every_second_report_and_every_forced_one() -> None:
+    statuses: list[dict[str, object]] = []
+    histories: list[dict[str, object]] = []
+    reporter = report.Reporter(send=statuses.append, send_history=histories.append, interval=10.0)
+    for second in range(0, 60, 10):
+        reporter.report({"s": second}, "Training", float(second), history=lambda: {"series": {}})
+    reporter.report({"s": 60}, "Evaluating", 61.0, force=True, history=lambda: {"series": {"evalLoss": [[6, 1.0]]}})
+    assert len(statuses) == 7
+    # the first report (a stage change from nothing), every second one after it, and the forced final one
+    assert len(histories) == 5
+    assert histories[-1] == {"data": {"history.json": '{"series":{"evalLoss":[[6,1.0]]}}'}}

@@ -22,7 +22,7 @@ from pydantic import ValidationError
 
 from finetune_operator.api import CurationSpec, JobConfig, TerminationMessage
 from finetune_operator.api.contract import ExitCode, Reason, exit_code_for
-from finetune_trainer import termination
+from finetune_trainer import termination, worklog
 from finetune_trainer.curate import summary, workers
 from finetune_trainer.curate.assess import Rules
 from finetune_trainer.curate.output import DatasetWriter
@@ -172,6 +172,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         settings, job = resolve_settings(args)
+        if job:  # a job's curation pod: its lines also go to the workspace (beside the dataset folder)
+            worklog.attach(worklog.LINES, worklog.path_for(settings.output_dir.parent, "curate"))
         dataset = run(settings, job)
     except JobFailed as failure:
         return _finish(TerminationMessage.failure(failure.reason, failure.message), exit_code_for(failure.reason))
@@ -184,5 +186,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _finish(message: TerminationMessage, code: ExitCode) -> int:
     termination.write(message)
-    print(message.model_dump_json(by_alias=True, exclude_none=True), flush=True)
+    line = message.model_dump_json(by_alias=True, exclude_none=True)
+    print(line, flush=True)
+    worklog.LINES.info(line)
     return int(code)

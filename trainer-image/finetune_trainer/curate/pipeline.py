@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 import orjson
 from finetune_curate_native import Assessed
 
+from finetune_trainer import worklog
 from finetune_trainer.curate.assess import Assess, Batch, Rules
 from finetune_trainer.curate.dedup import Deduplicator
 from finetune_trainer.curate.outcomes import Outcome, Rejection
@@ -126,7 +127,9 @@ class Curator:
         elapsed = time.monotonic() - self._started
         progress = {"event": "progress", "records": self.tally.records, "kept": self.tally.kept}
         progress["sessionsPerSecond"] = round(self.tally.records / max(elapsed, 1e-9))
-        print(orjson.dumps(progress).decode(), file=sys.stderr)
+        line = orjson.dumps(progress).decode()
+        print(line, file=sys.stderr)
+        worklog.LINES.info(line)
 
 
 def json_error(line: bytes, native_message: str) -> str:

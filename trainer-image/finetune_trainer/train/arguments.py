@@ -7,6 +7,7 @@ from typing import Any
 
 import torch
 
+from finetune_trainer.train import early
 from finetune_trainer.train.config import TrainConfig
 
 LOG_EVERY_FRACTION = 0.01
@@ -45,7 +46,7 @@ def sft_arguments(config: TrainConfig, output_dir: Path) -> Any:
         logging_steps=LOG_EVERY_FRACTION,
         save_strategy="steps",
         save_steps=config.save_steps,
-        eval_strategy="no",
+        **evaluation_schedule(config),
         report_to="none",
         disable_tqdm=True,
         # Counted by our collator on the host instead (callbacks.Progress): the Trainer's count syncs every micro-batch.
@@ -54,3 +55,11 @@ def sft_arguments(config: TrainConfig, output_dir: Path) -> Any:
         dataloader_num_workers=0,
     )
     return arguments
+
+
+def evaluation_schedule(config: TrainConfig) -> dict[str, Any]:
+    """The Trainer's evaluation arguments: none during training, or `evalsPerEpoch` evaluations per epoch."""
+    if not config.evals_per_epoch:
+        return {"eval_strategy": "no"}
+    fraction = early.eval_steps(config.epochs, config.evals_per_epoch)
+    return {"eval_strategy": "epoch"} if fraction is None else {"eval_strategy": "steps", "eval_steps": fraction}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import signal
 import time
 from collections.abc import Callable
@@ -15,6 +16,7 @@ import torch.distributed as dist
 from transformers import TrainerCallback
 
 from finetune_trainer import report
+from finetune_trainer.history import History
 from finetune_trainer.train import checkpoints, jsonlog
 from finetune_trainer.train.background import BackgroundSend
 
@@ -26,8 +28,15 @@ def is_distributed() -> bool:
     return bool(dist.is_available() and dist.is_initialized())
 
 
+def seconds_remaining(step: int, total_steps: int, steps_per_second: float | None) -> int | None:
+    """Time left at the recent pace; None until there is a pace."""
+    if not steps_per_second or steps_per_second <= 0 or total_steps <= 0:
+        return None
+    return max(0, round((total_steps - step) / steps_per_second))
+
+
 class Progress(TrainerCallback):  # type: ignore[misc]  # transformers is typed as Any here
-    """Turns the Trainer's log dicts into JSON log lines and throttled status updates (rank 0).
+    """Turns the Trainer's log dicts into JSON log lines, the metric history and throttled status updates (rank 0).
 
     Throughput counts the real tokens this rank's collator batched (`tokens_seen`, host integers) times
     the ranks: the Trainer's own count gathered a GPU tensor across ranks after every micro-batch, a
@@ -52,11 +61,13 @@ class Progress(TrainerCallback):  # type: ignore[misc]  # transformers is typed 
         self.total_steps = 0
         self.epoch = 0.0
         self.checkpoint: dict[str, object] | None = None
-        self._window: tuple[float, int] | None = None
+        self.history = History()
+        self.eta: int | None = None
+        self._window: tuple[float, int, int] | None = None  # (time, tokens seen, step) at the last log
 
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self.total_steps = state.max_steps
-        self._window = (self.clock(), self.tokens_seen() * self.ranks)
+        self._window = (self.clock(), self.tokens_seen() * self.ranks, state.global_step)
 
     def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, float] | None = None, **kwargs: Any) -> None:
         if not state.is_world_process_zero or not logs:
@@ -69,8 +80,19 @@ class Progress(TrainerCallback):  # type: ignore[misc]  # transformers is typed 
             now, tokens = self.clock(), self.tokens_seen() * self.ranks
             if self._window is not None and now > self._window[0]:
                 # Throughput over the last logging window: live, not diluted by startup time.
-                self.metrics["tokensPerSecond"] = round((tokens - self._window[1]) / (now - self._window[0]), 1)
-            self._window = (now, tokens)
+                elapsed = now - self._window[0]
+                self.metrics["tokensPerSecond"] = round((tokens - self._window[1]) / elapsed, 1)
+                self.eta = seconds_remaining(self.step, self.total_steps, (self.step - self._window[2]) / elapsed)
+            self._window = (now, tokens, self.step)
+            self.history.add_many(
+                self.step,
+                {
+                    "trainLoss": float(logs["loss"]),
+                    "learningRate": _number(logs.get("learning_rate")),
+                    "gradNorm": _number(logs.get("grad_norm")),
+                    "tokensPerSecond": self.metrics.get("tokensPerSecond"),
+                },
+            )
             jsonlog.event(
                 "train_log",
                 step=self.step,
@@ -84,6 +106,12 @@ class Progress(TrainerCallback):  # type: ignore[misc]  # transformers is typed 
             self.send(STAGE_TRAINING)
         elif "eval_loss" in logs:
             jsonlog.event("eval_log", step=self.step, **{key: float(value) for key, value in logs.items()})
+            eval_loss = float(logs["eval_loss"])
+            perplexity = math.exp(eval_loss) if eval_loss < 50 else None
+            self.history.add_many(self.step, {"evalLoss": eval_loss, "perplexity": perplexity})
+            self.metrics["evalLoss"] = round(eval_loss, 6)
+            if eval_loss < self.metrics.get("bestEvalLoss", math.inf):
+                self.metrics["bestEvalLoss"], self.metrics["bestEvalStep"] = round(eval_loss, 6), self.step
 
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self.step, self.epoch = state.global_step, float(state.epoch or 0.0)
@@ -96,16 +124,23 @@ class Progress(TrainerCallback):  # type: ignore[misc]  # transformers is typed 
     def send(self, stage: str, force: bool = False) -> None:
         if not self.is_rank_zero:
             return
+        now = datetime.now(UTC)
         patch = report.status_patch(
             stage=stage,
             step=self.step,
             total_steps=self.total_steps,
             epoch=self.epoch,
             metrics=self.metrics,
-            now=datetime.now(UTC),
+            now=now,
             checkpoint=self.checkpoint,
+            seconds_remaining=self.eta if stage == STAGE_TRAINING else None,
         )
-        self.reporter.report(patch, stage, self.clock(), force=force)
+        stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+        self.reporter.report(patch, stage, self.clock(), force=force, history=lambda: self.history.document(stamp))
+
+
+def _number(value: object) -> float | None:
+    return float(value) if isinstance(value, int | float) else None
 
 
 class Checkpointing(TrainerCallback):  # type: ignore[misc]  # transformers is typed as Any here
@@ -118,12 +153,14 @@ class Checkpointing(TrainerCallback):  # type: ignore[misc]  # transformers is t
         config: dict[str, object],
         keep: int,
         on_commit: Callable[[checkpoints.Checkpoint], None],
+        protected: Callable[[], int | None] = lambda: None,
     ) -> None:
         self.folder = folder
         self.config_hash = config_hash
         self.config = config
         self.keep = keep
         self.on_commit = on_commit
+        self.protected = protected  # the step of a checkpoint pruning must keep (early stopping's best)
         self.saved_step = -1
 
     def on_epoch_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
@@ -139,7 +176,7 @@ class Checkpointing(TrainerCallback):  # type: ignore[misc]  # transformers is t
         if state.is_world_process_zero:
             staged = Path(args.output_dir) / f"checkpoint-{state.global_step}"
             sealed = checkpoints.commit(staged, self.folder, self.config_hash, self.config)
-            removed = checkpoints.prune(self.folder, self.keep)
+            removed = checkpoints.prune(self.folder, self.keep, protect=self.protected())
             jsonlog.event(
                 "checkpoint_saved", step=sealed.step, path=str(sealed.path), removed=[p.name for p in removed]
             )

@@ -93,13 +93,15 @@ def check_resumable(checkpoint: Checkpoint, config_hash: str, config: dict[str, 
     )
 
 
-def prune(checkpoints: Path, keep: int) -> list[Path]:
-    """Delete all but the newest `keep` complete checkpoints, and unsealed leftovers older than them."""
+def prune(checkpoints: Path, keep: int, protect: int | None = None) -> list[Path]:
+    """Delete all but the newest `keep` complete checkpoints (and the one of step `protect`), and unsealed
+    leftovers older than them."""
     complete = sorted(
         (checkpoint for checkpoint in map(read_complete, _candidates(checkpoints)) if checkpoint),
         key=lambda checkpoint: checkpoint.step,
     )
     kept = {checkpoint.path for checkpoint in complete[-keep:]}
+    kept |= {checkpoint.path for checkpoint in complete if checkpoint.step == protect}
     newest = complete[-1].step if complete else -1
     doomed = [folder for folder in _candidates(checkpoints) if folder not in kept and step_of(folder) <= newest]
     for folder in doomed:

@@ -68,6 +68,9 @@ class TrainConfig:
     world_size: int
     # Below: not part of the hash (they do not change what is learned).
     max_eval_loss: float | None
+    evals_per_epoch: int | None
+    early_stopping_patience: int | None
+    early_stopping_min_delta: float
     save_steps: int
     keep_checkpoints: int
     config_hash: str
@@ -75,7 +78,16 @@ class TrainConfig:
     """Why the resolved precision differs from the requested one, if it does."""
 
 
-_UNHASHED = {"max_eval_loss", "save_steps", "keep_checkpoints", "config_hash", "precision_note"}
+_UNHASHED = {
+    "max_eval_loss",
+    "evals_per_epoch",
+    "early_stopping_patience",
+    "early_stopping_min_delta",
+    "save_steps",
+    "keep_checkpoints",
+    "config_hash",
+    "precision_note",
+}
 
 
 def resolve_precision(requested: Precision, device: Device) -> tuple[str, str | None]:
@@ -103,6 +115,7 @@ def resolve(
     save_steps: int | None = None,
 ) -> TrainConfig:
     training = spec.training
+    early = spec.evaluation.early_stopping
     lora = training.lora
     lora_r = lora.r if lora and lora.r else DEFAULT_LORA_R
     precision, note = resolve_precision(training.precision, device)
@@ -128,6 +141,9 @@ def resolve(
         dataset_sha256=dataset_sha256,
         world_size=device.world_size,
         max_eval_loss=spec.evaluation.max_eval_loss,
+        evals_per_epoch=spec.evaluation.evals_per_epoch,
+        early_stopping_patience=early.patience if early else None,
+        early_stopping_min_delta=early.min_delta if early else 0.0,
         save_steps=save_steps or DEFAULT_SAVE_STEPS,
         keep_checkpoints=DEFAULT_KEEP_CHECKPOINTS,
         config_hash="",

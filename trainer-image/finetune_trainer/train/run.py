@@ -10,6 +10,7 @@ checkpoint.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,9 +20,20 @@ import torch
 
 from finetune_operator.api import JobConfig
 from finetune_operator.api.contract import Reason
-from finetune_trainer import report
+from finetune_trainer import report, worklog
 from finetune_trainer.failures import JobFailed
-from finetune_trainer.train import attention, checkpoints, data, evaluation, jsonlog, output, prepared, storage, tinygpt
+from finetune_trainer.train import (
+    attention,
+    checkpoints,
+    data,
+    early,
+    evaluation,
+    jsonlog,
+    output,
+    prepared,
+    storage,
+    tinygpt,
+)
 from finetune_trainer.train.arguments import sft_arguments
 from finetune_trainer.train.background import BackgroundSend
 from finetune_trainer.train.callbacks import STAGE_EVALUATING, Checkpointing, GracefulStop, Progress
@@ -77,6 +89,8 @@ def detect_device(environ: Mapping[str, str]) -> Device:
 
 def run(job: JobConfig, environ: Mapping[str, str], rank: int) -> dict[str, object] | None:
     workspace = Workspace(job.workspace)
+    # The JSON lines also go to the workspace (bounded), so they outlive this pod.
+    worklog.attach(logging.getLogger(), worklog.path_for(workspace.root, "train", environ), jsonlog.JsonFormatter())
     dataset = data.load_dataset(workspace.dataset)
     config = configure(job, dataset, environ)
 
@@ -95,9 +109,11 @@ def run(job: JobConfig, environ: Mapping[str, str], rank: int) -> dict[str, obje
     progress = Progress(
         status_reporter(job, environ, rank), rank == 0, tokens_seen=lambda: count.tokens, ranks=config.world_size
     )
+    progress.history.hyperparameters = hashed_fields(config)
     stop = GracefulStop()
+    best = early.BestEval(config.early_stopping_patience, config.early_stopping_min_delta)
 
-    staging, callbacks = training_callbacks(workspace, config, progress, stop, rank)
+    staging, callbacks = training_callbacks(workspace, config, progress, stop, best, rank)
     records = {
         "train": [data.to_record(sample, chat=chat) for sample in dataset.train],
         "eval": [data.to_record(sample, chat=chat) for sample in dataset.eval],
@@ -124,6 +140,7 @@ def run(job: JobConfig, environ: Mapping[str, str], rank: int) -> dict[str, obje
         progress.flush()
         raise Interrupted(f"stopped by SIGTERM at step {trainer.state.global_step} after saving a checkpoint")
 
+    restore_best(trainer, best, workspace)
     progress.send(STAGE_EVALUATING, force=True)
     with storage.guard(workspace.root, "evaluating", keep=config.keep_checkpoints, clean=rank == 0):
         eval_loss = float(trainer.evaluate()["eval_loss"])
@@ -134,12 +151,13 @@ def run(job: JobConfig, environ: Mapping[str, str], rank: int) -> dict[str, obje
 
 
 def training_callbacks(
-    workspace: Workspace, config: TrainConfig, progress: Progress, stop: GracefulStop, rank: int
+    workspace: Workspace, config: TrainConfig, progress: Progress, stop: GracefulStop, best: early.BestEval, rank: int
 ) -> tuple[Path, list[Any]]:
     """The checkpoint staging folder (cleared by rank 0) and the Trainer's callbacks."""
 
     def on_commit(sealed: checkpoints.Checkpoint) -> None:
         progress.checkpoint = {"path": str(sealed.path.relative_to(workspace.root)), "step": sealed.step}
+        progress.history.checkpoint(dict(progress.checkpoint))
 
     staging = workspace.checkpoints / checkpoints.STAGING
     if rank == 0:
@@ -148,8 +166,14 @@ def training_callbacks(
     callbacks: list[Any] = [
         progress,
         stop,
+        best,
         Checkpointing(
-            workspace.checkpoints, config.config_hash, hashed_fields(config), config.keep_checkpoints, on_commit
+            workspace.checkpoints,
+            config.config_hash,
+            hashed_fields(config),
+            config.keep_checkpoints,
+            on_commit,
+            protected=best.protected_step,
         ),
     ]
     if rank == 0:
@@ -277,6 +301,16 @@ def tensorboard_callback(folder: Path) -> Any:
     # evaluation both write here rather than under the Trainer's output folder.
     callback.logging_dir = str(folder)
     return callback
+
+
+def restore_best(trainer: Any, best: early.BestEval, workspace: Workspace) -> None:
+    """With early stopping, the best checkpoint's weights become the model (the final evaluation scores them)."""
+    step = best.protected_step()
+    if step is None or step == trainer.state.global_step:
+        return
+    folder = workspace.checkpoints / f"checkpoint-{step}"
+    trainer._load_from_checkpoint(str(folder))  # the Trainer's own loader: full weights or a PEFT adapter
+    jsonlog.event("best_checkpoint_restored", step=step, evalLoss=best.best, path=str(folder))
 
 
 def build_trainer(

@@ -1,0 +1,1 @@
+"""A read-only web dashboard for FineTuningJobs and the model registry (`python -m finetune_dashboard`)."""

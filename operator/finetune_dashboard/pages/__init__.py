@@ -1,0 +1,1 @@
+"""The dashboard's pages: pure functions from a cache snapshot to HTML."""

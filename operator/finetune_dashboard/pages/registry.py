@@ -1,0 +1,73 @@
+"""The registry page: models -> versions, their metrics side by side, lineage linked both ways."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping
+from typing import Any
+
+from finetune_dashboard import lookups
+from finetune_dashboard.markup import Html, esc, number, url
+from finetune_dashboard.pages.layout import link, select, table
+from finetune_operator import semver
+
+Obj = dict[str, Any]
+METRICS = (("trainLoss", "Train loss"), ("evalLoss", "Eval loss"), ("perplexity", "Perplexity"),
+           ("evalExactMatch", "Exact match"), ("evalTokenF1", "Token F1"))  # fmt: skip
+
+
+def newest_first(version: Obj) -> tuple[int, semver.PrecedenceKey | tuple[()]]:
+    """Semver precedence; a version string the registry would not have written sorts last."""
+    try:
+        return (1, semver.precedence_key(str(version["spec"].get("version", ""))))
+    except ValueError:
+        return (0, ())
+
+
+def version_row(version: Obj, jobs: lookups.Store) -> list[Html | str]:
+    meta, spec = version["metadata"], version["spec"]
+    namespace = meta.get("namespace", "")
+    data, reference = spec.get("dataset") or {}, spec.get("job") or {}
+    job = lookups.job_of(jobs, version)
+    job_cell = (
+        link(url("jobs", namespace, reference.get("name", "")), reference.get("name", ""))
+        if job is not None
+        else Html(f'{esc(reference.get("name", "-"))} <span class="muted">(deleted)</span>')
+    )
+    sha = str(data.get("sha256") or "")
+    anchor = f"mv-{namespace}-{meta['name']}"
+    return [
+        Html(f'<span id="{esc(anchor)}">{esc(spec.get("version", "-"))}</span>'),
+        *[number((spec.get("metrics") or {}).get(key)) for key, _ in METRICS],
+        str(spec.get("baseModel") or "-"),
+        Html(f'<code title="{esc(sha)}">{esc(sha[:12] or "-")}</code>'),
+        number(data.get("samples")),
+        job_cell,
+        str(spec.get("createdAt") or meta.get("creationTimestamp") or "-"),
+    ]
+
+
+def render(versions: lookups.Store, jobs: lookups.Store, query: Mapping[str, str]) -> Html:
+    chosen_ns, chosen_model = query.get("namespace", ""), query.get("model", "")
+    models: dict[tuple[str, str], list[Obj]] = defaultdict(list)
+    for version in versions.values():
+        models[(version["metadata"].get("namespace", ""), version["spec"].get("modelName", ""))].append(version)
+    form = Html(
+        '<form class="filters" method="get" action="/registry" aria-label="Filter models">'
+        + select("namespace", "Namespace", sorted({ns for ns, _ in models}), chosen_ns)
+        + select("model", "Model", sorted({m for _, m in models}), chosen_model)
+        + '<button type="submit">Filter</button></form>'
+    )
+    headers = ("Version", *[label for _, label in METRICS], "Base model", "Dataset sha256", "Samples", "Job", "Created")
+    sections = []
+    for (namespace, model), found in sorted(models.items()):
+        if (chosen_ns and namespace != chosen_ns) or (chosen_model and model != chosen_model):
+            continue
+        found.sort(key=newest_first, reverse=True)
+        sections.append(
+            f'<section><h2>{esc(model)} <span class="muted">in {esc(namespace)}</span></h2>'
+            + table(f"{len(found)} versions", headers, (version_row(v, jobs) for v in found))
+            + "</section>"
+        )
+    empty = "" if sections else '<p class="muted">no model versions</p>'
+    return Html("<h1>Model registry</h1>" + form + "".join(sections) + empty)

@@ -1,0 +1,134 @@
+"""The pages render what the cache holds, escape everything that came from the API, and link both ways."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+from finetune_dashboard import lookups, slim
+from finetune_dashboard.pages import job as job_page
+from finetune_dashboard.pages import jobs as jobs_page
+from finetune_dashboard.pages import registry as registry_page
+from finetune_dashboard.pages.layout import page
+
+from .objects import job, metrics_map, version
+
+NOW = datetime(2026, 12, 3, 9, 10, tzinfo=UTC)
+HOSTILE = '<script>alert("owned")</script><img src=x onerror=alert(1)>'
+HISTORY = {
+    "series": {
+        "trainLoss": [[1, 5.0], [2, 4.0], [3, 2.5]],
+        "evalLoss": [[2, 4.5], [3, 3.0]],
+        "learningRate": [[1, 0.001], [2, 0.0008], [3, 0.0005]],
+    },
+    "hyperparameters": {"learningRate": 0.001, "warmupRatio": 0.03, "note": HOSTILE},
+}
+
+
+def assert_inert(markup: str) -> None:
+    """No markup from data: the hostile text appears only escaped."""
+    assert "<script>" not in markup and "<img src=x" not in markup
+    assert "&lt;script&gt;" in markup
+
+
+def test_jobs_page_filters_and_shows_progress_eta_sparkline_and_model() -> None:
+    running = job(
+        "run", progress={"stage": "Training", "percent": 40, "estimatedSecondsRemaining": 125}, phase="Running"
+    )
+    done = job(
+        "done",
+        namespace="team-b",
+        phase="Completed",
+        progress={"percent": 100},
+        model={"name": "quick-model", "version": "0.0.1", "modelVersion": "quick-model-v0.0.1"},
+    )
+    jobs = {("team-a", "run"): running, ("team-b", "done"): done}
+    metrics = {("team-a", "run-metrics"): metrics_map("run", "team-a", HISTORY)}
+    everything = jobs_page.render(jobs, metrics, jobs_page.Filters(), NOW)
+    assert "2 of 2 FineTuningJobs" in everything
+    assert 'href="/jobs/team-a/run"' in everything and 'href="/jobs/team-b/done"' in everything
+    assert '<progress max="100" value="40"' in everything and "ETA 2m05s" in everything
+    assert 'class="spark"' in everything
+    assert "#mv-team-b-quick-model-v0.0.1" in everything
+    assert '<label for="f-namespace">Namespace</label>' in everything
+    only_b = jobs_page.render(jobs, metrics, jobs_page.Filters(namespace="team-b"), NOW)
+    assert "1 of 2" in only_b and "/jobs/team-a/run" not in only_b
+    only_running = jobs_page.render(jobs, metrics, jobs_page.Filters.from_query({"phase": "Running"}), NOW)
+    assert "/jobs/team-a/run" in only_running and "/jobs/team-b/done" not in only_running
+
+
+def test_job_page_draws_the_recorded_points_and_the_resolved_hyperparameters() -> None:
+    subject = job("run", phase="Running", dataset={"sourceRecords": 120, "samples": 100, "sha256": "c" * 64,
+                                                      "rejected": {"lowSuccess": 20}})  # fmt: skip
+    stored = slim.metrics({"metadata": {"name": "run-metrics"}, "data": {slim.HISTORY_KEY: json.dumps(HISTORY)}})
+    markup = job_page.render(subject, recorded=stored["history"], events=[], pods=[], version=None, log="", now=NOW)
+    assert 'data-series="train loss" data-points="3"' in markup
+    assert 'data-series="eval loss" data-points="2"' in markup
+    assert 'data-series="learning rate" data-points="3"' in markup
+    assert "resolved by the trainer" in markup and "warmupRatio" in markup
+    assert "c" * 64 in markup and "lowSuccess 20" in markup
+
+
+def test_job_page_falls_back_to_the_spec_until_the_trainer_reports() -> None:
+    markup = job_page.render(job("run"), recorded={}, events=[], pods=[], version=None, log="", now=NOW)
+    assert "as set in spec.training" in markup and "no points yet" in markup
+
+
+def test_hostile_text_from_labels_messages_events_and_logs_renders_as_text() -> None:
+    subject = job(
+        "run", phase="Failed", message=HOSTILE, conditions=[{"type": "Failed", "status": "True", "message": HOSTILE}]
+    )
+    subject["metadata"]["labels"] = {"team": HOSTILE}
+    event = slim.event({"metadata": {"name": "e1", "namespace": "team-a"}, "involvedObject": {"uid": "uid-run"},
+                        "reason": "Curating", "message": HOSTILE, "lastTimestamp": "2026-12-03T09:01:00Z"})  # fmt: skip
+    terminated = {"name": "t", "state": {"terminated": {"reason": HOSTILE, "exitCode": 1}}}
+    pod = slim.pod({"metadata": {"name": "run-train-x", "namespace": "team-a"},
+                    "status": {"phase": "Failed", "containerStatuses": [terminated]}})  # fmt: skip
+    markup = job_page.render(
+        subject, recorded=HISTORY, events=[event], pods=[pod], version=None, log=f"line 1\n{HOSTILE}\n", now=NOW
+    )
+    assert_inert(markup)
+    assert markup.count("&lt;script&gt;") >= 6
+    whole = page(HOSTILE, markup, active="/", errors=[HOSTILE])
+    assert_inert(whole)
+    assert "<title>&lt;script&gt;" in whole
+
+
+def test_registry_page_puts_versions_side_by_side_and_links_back_to_the_job() -> None:
+    alive = job("train-1")
+    versions = {
+        ("team-a", "m-v0.0.2"): version("m-v0.0.2", "team-a", "m", "0.0.2", "train-1", "uid-train-1", evalLoss=1.5),
+        ("team-a", "m-v0.0.10"): version("m-v0.0.10", "team-a", "m", "0.0.10", "gone", "uid-gone", evalLoss=1.2),
+        ("team-a", "m-v0.0.1"): version("m-v0.0.1", "team-a", "m", "0.0.1", "train-1", "older-uid", evalLoss=2.0),
+    }
+    markup = registry_page.render(versions, {("team-a", "train-1"): alive}, {})
+    # semver order, newest first (0.0.10 above 0.0.2, not below it as text would sort)
+    assert markup.index(">0.0.10<") < markup.index(">0.0.2<") < markup.index(">0.0.1<")
+    assert markup.count('href="/jobs/team-a/train-1"') == 1  # only the version whose job uid matches
+    assert "(deleted)" in markup
+    assert 'id="mv-team-a-m-v0.0.2"' in markup
+    assert "1.2" in markup and "1.5" in markup and "abababababab" in markup
+
+
+def test_registry_escapes_model_names_from_the_api() -> None:
+    versions = {("ns", "x"): version("x", "ns", HOSTILE, "0.0.1", "j", "u")}
+    assert_inert(registry_page.render(versions, {}, {}))
+
+
+def test_lookups_join_a_job_to_its_pods_events_and_version() -> None:
+    subject = job("run", model={"modelVersion": "m-v1"})
+    pods = {
+        ("team-a", "run-train-1"): slim.pod({"metadata": {"name": "run-train-1", "namespace": "team-a",
+            "labels": {"finetune.dev/job": "run"}, "creationTimestamp": "2026-12-03T09:02:00Z"}}),
+        ("team-a", "run-curate-1"): slim.pod({"metadata": {"name": "run-curate-1", "namespace": "team-a",
+            "labels": {"finetune.dev/job": "run"}, "creationTimestamp": "2026-12-03T09:01:00Z"}}),
+        ("team-b", "run-train-1"): slim.pod({"metadata": {"name": "run-train-1", "namespace": "team-b",
+            "labels": {"finetune.dev/job": "run"}}}),
+    }  # fmt: skip
+    assert [p["metadata"]["name"] for p in lookups.pods_of(pods, subject)] == ["run-curate-1", "run-train-1"]
+    versions = {("team-a", "m-v1"): version("m-v1", "team-a", "m", "1.0.0", "run", "uid-run")}
+    assert lookups.version_of(versions, subject) is versions[("team-a", "m-v1")]
+    assert lookups.series({"series": {"trainLoss": [[1, 2.0], "bad", [2], [3, 1.0]]}}, "trainLoss") == [
+        (1.0, 2.0),
+        (3.0, 1.0),
+    ]
