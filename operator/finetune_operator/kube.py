@@ -29,6 +29,7 @@ _KINDS: Mapping[str, tuple[str, str]] = {
     "Job": ("/apis/batch/v1", "jobs"),
     "FineTuningJob": ("/apis/finetune.dev/v1alpha1", "finetuningjobs"),
     "ModelVersion": ("/apis/finetune.dev/v1alpha1", "modelversions"),
+    "Workload": ("/apis/kueue.x-k8s.io/v1beta2", "workloads"),
 }
 
 
