@@ -3,10 +3,15 @@ VENV ?= $(HOME)/.cache/finetune-operator/venv
 PYTHON ?= $(VENV)/bin/python
 
 # --- local control plane (hack/cluster.py; state in $FTO_CLUSTER_DIR, default ~/.cache/finetune-operator/cluster)
-.PHONY: build-controlplane cluster-up cluster-down cluster-status test-integration
+.PHONY: build-controlplane test-components cluster-up cluster-down cluster-status test-integration
 
 build-controlplane: ## build (or find cached) kube-apiserver, controller-manager, scheduler, etcd, kwok
 	hack/build-controlplane.sh
+
+test-components: ## build (or find cached) Kueue, the kstatus program, the Flux and Argo CD CRDs (optional test components)
+	hack/build-kueue.sh
+	hack/build-kstatus.sh
+	hack/fetch-gitops-crds.sh
 
 cluster-up: venv build-controlplane ## start the cluster (+ node agent); then: eval "$$(hack/cluster.py env)"
 	$(PYTHON) hack/cluster.py up
@@ -75,5 +80,5 @@ unit: venv ## fast, pure tests
 	$(VENV)/bin/pytest tests/unit
 
 # pytest exits 5 when it collected nothing: that is a failure here, never a silent pass.
-test: venv lint build-controlplane ## everything CI runs: lint, unit, integration (starts a local cluster)
+test: venv lint build-controlplane test-components ## everything CI runs: lint, unit, integration (starts a local cluster)
 	$(VENV)/bin/pytest tests/unit tests/integration tests/e2e

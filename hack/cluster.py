@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
         pids = localcluster.status(state)
         for name, pid in pids.items():
             print(f"{name:25} {'running, pid ' + str(pid) if pid else 'stopped'}")
-        return 0 if all(pid for name, pid in pids.items() if name != "node-agent") else 1
+        return 0 if all(pid for name, pid in pids.items() if name not in localcluster.OPTIONAL_COMPONENTS) else 1
     else:
         started = time.monotonic()
         localcluster.restart_apiserver(state)

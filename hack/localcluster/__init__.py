@@ -1,6 +1,8 @@
 """The local test control plane behind hack/cluster.py (see cluster.py)."""
 
+from . import kueue
 from .cluster import (
+    OPTIONAL_COMPONENTS,
     ClusterInfo,
     down,
     kubectl,
@@ -15,10 +17,12 @@ from .cluster import (
 from .operator_process import start_operator
 
 __all__ = [
+    "OPTIONAL_COMPONENTS",
     "ClusterInfo",
     "down",
     "kubectl",
     "kubectl_binary",
+    "kueue",
     "read_info",
     "restart_apiserver",
     "run_kubectl",

@@ -32,7 +32,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from . import audit, kwok, processes
+from . import audit, kueue, kwok, processes
 from .pki import SERVICE_CLUSTER_IP_RANGE, Pki, ensure_kubelet_pki, ensure_pki
 
 REPO = Path(__file__).resolve().parents[2]
@@ -42,6 +42,8 @@ STORAGE_CLASS = "standard"
 NODE_AGENT_NAME = "local-runner"
 # Stop order; start order is its reverse.
 COMPONENTS = ("node-agent", "kwok", "kube-scheduler", "kube-controller-manager", "kube-apiserver", "etcd")
+# Started on demand (the node agent by `up`, Kueue by the tests that need it), stopped first.
+OPTIONAL_COMPONENTS = ("node-agent", kueue.COMPONENT)
 _READY_TIMEOUT = 120.0
 
 
@@ -413,6 +415,8 @@ def _up(
     )
 
     _start_apiserver(info, pki, ports["etcd"])
+    # A run that died with Kueue up left webhooks with failurePolicy Fail that nothing serves now.
+    kueue.remove_stale_webhooks(info)
     # Everything below starts at once; each waits for what it needs through the API.
     if with_node_agent:
         _launch_node_agent(info)
@@ -531,6 +535,10 @@ def down(state_dir: Path | None = None, purge: bool = False) -> None:
 
 
 def _stop_all(state: Path) -> None:
+    info = read_info(state)
+    if info is not None and kueue.running(state) and processes.running_pid(state, "kube-apiserver"):
+        kueue.stop(info)  # removes its webhooks while the API server still answers
+    processes.stop(state, kueue.COMPONENT)
     for name in COMPONENTS:
         processes.stop(state, name)
 
@@ -538,4 +546,4 @@ def _stop_all(state: Path) -> None:
 def status(state_dir: Path | None = None) -> dict[str, int | None]:
     """PID of each component, None for those not running."""
     state = (state_dir or state_dir_from_env()).resolve()
-    return {name: processes.running_pid(state, name) for name in reversed(COMPONENTS)}
+    return {name: processes.running_pid(state, name) for name in (*reversed(COMPONENTS), kueue.COMPONENT)}

@@ -165,6 +165,17 @@ def ensure_kubelet_pki(pki: Pki) -> KubeletPki:
     return kubelet
 
 
+def issue_loopback_serving_cert(pki: Pki, name: str, cert: Path, key: Path) -> None:
+    """Writes a serving certificate for 127.0.0.1 and localhost, for servers the API server calls by URL
+    (Kueue's webhooks): their configurations carry the cluster CA as caBundle."""
+    ca_cert, ca_key = _load_ca(pki)
+    sans: list[x509.GeneralName] = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    leaf, leaf_key = _leaf(ca_cert, ca_key, subject, [ExtendedKeyUsageOID.SERVER_AUTH], sans)
+    cert.write_bytes(_pem(leaf))
+    _write_key(key, leaf_key)
+
+
 def ensure_pki(directory: Path) -> Pki:
     """Creates the CA, certificates and keys once; later calls reuse them (so kubeconfigs stay valid)."""
     directory.mkdir(parents=True, exist_ok=True)

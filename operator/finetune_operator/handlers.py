@@ -17,12 +17,17 @@ from finetune_operator import naming, views
 from finetune_operator.api import GROUP, VERSION
 from finetune_operator.api.finetuningjob import PLURAL
 from finetune_operator.backends.batchjob import COMPONENT as TRAINING
+from finetune_operator.observe import KUEUE_JOB_UID_LABEL
 from finetune_operator.runtime import JobSummary, current, fingerprint, plain
 
 FTJ = (GROUP, VERSION, PLURAL)
 MV = (GROUP, VERSION, "modelversions")
 RM = (GROUP, VERSION, "registeredmodels")
 CHILDREN = {naming.LABEL_JOB_UID: kopf.PRESENT}
+# Kueue's Workloads, in whichever version the cluster prefers (both versions carry the same conditions). Without
+# Kueue installed Kopf serves nothing for them, and starts to when its CRDs appear.
+KUEUE_GROUP, KUEUE_WORKLOADS = "kueue.x-k8s.io", "workloads"
+KUEUE_LABELS = {KUEUE_JOB_UID_LABEL: kopf.PRESENT}
 
 
 @kopf.index(*FTJ)
@@ -37,6 +42,19 @@ def workloads_by_uid(body: kopf.Body, labels: Mapping[str, str], **_: Any) -> di
     spec = workload.get("spec") or {}
     workload["spec"] = {"suspend": spec["suspend"]} if "suspend" in spec else {}
     return {labels[naming.LABEL_JOB_UID]: workload}
+
+
+@kopf.index("batch", "v1", "jobs", labels={naming.LABEL_COMPONENT: TRAINING, naming.LABEL_JOB_UID: kopf.PRESENT})
+def job_of_training_uid(uid: str, labels: Mapping[str, str], **_: Any) -> dict[str, str]:
+    """The FineTuningJob of each training Job, by the training Job's UID (Kueue names its Workloads by it)."""
+    return {uid: labels[naming.LABEL_JOB_UID]}
+
+
+@kopf.index(group=KUEUE_GROUP, plural=KUEUE_WORKLOADS, labels=KUEUE_LABELS)
+def kueue_workloads_by_job_uid(body: kopf.Body, labels: Mapping[str, str], **_: Any) -> dict[str, Any]:
+    # Only the conditions: the rest of a Workload (its pod sets) is large and says nothing about admission.
+    conditions = (body.get("status") or {}).get("conditions") or []
+    return {labels[KUEUE_JOB_UID_LABEL]: {"status": {"conditions": [dict(c) for c in conditions]}}}
 
 
 @kopf.index("batch", "v1", "jobs", labels={naming.LABEL_COMPONENT: TRAINING, naming.LABEL_JOB_UID: kopf.PRESENT})
@@ -99,6 +117,15 @@ async def job_event(type: str, uid: str, body: kopf.Body, **kwargs: Any) -> None
     if runtime.caught_up(uid, body):
         return  # our own status write coming back: computed from what the indexes held, nothing new
     runtime.enqueue(uid, _from_indexes(uid), urgent=not (body.get("status") or {}).get("phase"))
+
+
+@kopf.on.event(group=KUEUE_GROUP, plural=KUEUE_WORKLOADS, labels=KUEUE_LABELS)
+async def kueue_workload_event(labels: Mapping[str, str], **kwargs: Any) -> None:
+    """Kueue admitted, evicted or could not admit a training Job: its job's status says so at once."""
+    owners = list(kwargs["job_of_training_uid"].get(labels[KUEUE_JOB_UID_LABEL], []))
+    if owners and owners[-1] in current().jobs:
+        _remember_indexes(kwargs)
+        current().enqueue(owners[-1], _from_indexes(owners[-1]))
 
 
 @kopf.on.event("batch", "v1", "jobs", labels=CHILDREN)

@@ -30,6 +30,7 @@ _KINDS: Mapping[str, tuple[str, str]] = {
     "FineTuningJob": ("/apis/finetune.dev/v1alpha1", "finetuningjobs"),
     "ModelVersion": ("/apis/finetune.dev/v1alpha1", "modelversions"),
     "RegisteredModel": ("/apis/finetune.dev/v1alpha1", "registeredmodels"),
+    "Workload": ("/apis/kueue.x-k8s.io/v1beta2", "workloads"),
 }
 
 

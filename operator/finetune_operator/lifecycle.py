@@ -111,6 +111,7 @@ class Observed:
     version_conflict: str | None = None
     capacity_blocked: str | None = None
     queue_name: str | None = None
+    admission_message: str | None = None  # Kueue's reason for not admitting the training workload (yet)
     gpus: int = 0
     gpu_resource_name: str = "nvidia.com/gpu"
 
@@ -267,7 +268,8 @@ def _training_decision(o: Observed) -> Decision:
         return _image_pull_failed(training, dataset_ready=True)
     if training.phase is WorkloadPhase.SUSPENDED:
         queue = f"LocalQueue {o.queue_name}" if o.queue_name else "its queue"
-        detail = f": {training.message}" if training.message else ""
+        why = o.admission_message or training.message
+        detail = f": {why}" if why else ""
         return Decision(
             Phase.QUEUED, "WaitingForAdmission", f"waiting for Kueue admission in {queue}{detail}", dataset_ready=True
         )

@@ -15,6 +15,12 @@ from finetune_operator.lifecycle import StorageState, WorkloadPhase, WorkloadSta
 Obj = Mapping[str, Any]
 
 IMAGE_PULL_FAILURES = frozenset({"ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"})
+# Kueue labels the Workload it creates for a batch Job with that Job's UID.
+KUEUE_JOB_UID_LABEL = "kueue.x-k8s.io/job-uid"
+# Workload conditions that say why Kueue has not admitted a workload (again), most specific first: an eviction
+# (preemption, ...) while it lasts, then why no quota is reserved ("couldn't assign flavors to pod set main:
+# insufficient unused quota for nvidia.com/gpu in flavor a100-pool, 8 more needed"), then admission checks.
+_KUEUE_WAITING = (("Evicted", "True"), ("QuotaReserved", "False"), ("Admitted", "False"))
 
 
 def storage_state(pvc: Obj | None) -> StorageState:
@@ -32,6 +38,16 @@ def _condition(obj: Obj, ctype: str) -> Mapping[str, Any] | None:
     for condition in (obj.get("status") or {}).get("conditions") or []:
         if condition.get("type") == ctype and condition.get("status") == "True":
             return condition  # type: ignore[no-any-return]
+    return None
+
+
+def kueue_waiting_message(workload: Obj | None) -> str | None:
+    """Kueue's own explanation, from a Workload's conditions, of why it has not admitted the workload."""
+    conditions = {c.get("type"): c for c in ((workload or {}).get("status") or {}).get("conditions") or []}
+    for ctype, status in _KUEUE_WAITING:
+        condition = conditions.get(ctype) or {}
+        if condition.get("status") == status and condition.get("message"):
+            return str(condition["message"])
     return None
 
 

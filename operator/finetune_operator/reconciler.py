@@ -30,7 +30,7 @@ from finetune_operator.lifecycle import (
     WorkloadPhase,
     derive,
 )
-from finetune_operator.observe import storage_state, workload_state
+from finetune_operator.observe import kueue_waiting_message, storage_state, workload_state
 from finetune_operator.registrar import Registrar
 from finetune_operator.status import dataset_status, next_status
 
@@ -63,6 +63,7 @@ class JobView:
     pvc: Mapping[str, Any] | None = None
     model_versions: Sequence[Mapping[str, Any]] = field(default_factory=list)  # of the job's model
     active_training_elsewhere: int = 0  # training workloads of other jobs in the namespace
+    admission: Mapping[str, Any] | None = None  # Kueue's Workload for the training workload, when Kueue queues it
 
     @property
     def name(self) -> str:
@@ -187,6 +188,7 @@ class Reconciler:
             version_conflict=version_conflict,
             capacity_blocked=capacity_blocked,
             queue_name=spec.queue_name,
+            admission_message=kueue_waiting_message(view.admission),
             gpus=spec.resources.gpus,
             gpu_resource_name=spec.resources.gpu_resource_name,
         )

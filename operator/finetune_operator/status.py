@@ -68,14 +68,17 @@ def next_status(
         "observedGeneration": generation,
     }
     terminal_before = current.get("phase") in {p.value for p in TERMINAL_PHASES}
-    if not terminal_before:
+    if terminal_before:
+        # A terminal job's reason and message are final; its conditions only follow the generation.
+        conditions = _observed_again(current, generation, now)
+    else:
         # Within the CRD's bounds: a status patch the API server refuses would leave the job where it was.
         desired["reason"] = bounded(decision.reason, REASON_LIMIT)
         desired["message"] = bounded(decision.message)
         desired["failureKind"] = decision.failure_kind.value if decision.failure_kind else None
         conditions = merge_conditions(current.get("conditions"), decision, now, generation)
-        if _conditions_differ(current.get("conditions"), conditions):
-            desired["conditions"] = conditions
+    if _conditions_differ(current.get("conditions"), conditions):
+        desired["conditions"] = conditions
     if phase in (Phase.RUNNING, Phase.EVALUATING, Phase.COMPLETED) and not current.get("startTime"):
         desired["startTime"] = now
     if phase in TERMINAL_PHASES and not current.get("completionTime"):
@@ -112,6 +115,25 @@ def next_status(
     return {k: v for k, v in desired.items() if current.get(k) != v}
 
 
+def _observed_again(current: Mapping[str, Any], generation: int | None, now: str) -> list[dict[str, Any]]:
+    """A terminal job's conditions at a new generation, computed from its final phase, reason and message.
+
+    Also completes the conditions of a job that ended under an older operator, which wrote no Reconciling or
+    Stalled: without them kstatus reads a Failed job as InProgress forever.
+    """
+    final = Decision(
+        Phase(current["phase"]),
+        str(current.get("reason") or ""),
+        str(current.get("message") or ""),
+        dataset_ready=_condition_true(current, "DatasetReady"),
+    )
+    return merge_conditions(current.get("conditions"), final, now, generation)
+
+
+def _condition_true(current: Mapping[str, Any], ctype: str) -> bool:
+    return any(c.get("type") == ctype and c.get("status") == "True" for c in current.get("conditions") or [])
+
+
 def _conditions_differ(before: Any, after: list[dict[str, Any]]) -> bool:
     if not isinstance(before, list):
         return True
@@ -121,11 +143,20 @@ def _conditions_differ(before: Any, after: list[dict[str, Any]]) -> bool:
 # ---------------------------------------------------------------------------------------- conditions
 
 
+# kstatus (Flux's health checks, `flux ... --wait`, cli-utils) reads `Reconciling` True as InProgress and
+# `Stalled` True as Failed before anything else; `Ready` True as Current. Cancelled is Stalled too: a cancelled
+# job never becomes Ready, so a pipeline waiting for it must stop at once rather than at its timeout.
+_PROGRESSING = frozenset({Phase.PENDING, Phase.QUEUED, Phase.RUNNING, Phase.EVALUATING})
+_STALLED = frozenset({Phase.FAILED, Phase.CANCELLED})
+
+
 def condition_states(decision: Decision) -> dict[str, tuple[bool, str]]:
     """The kstatus-style conditions for a decision: type -> (status, reason)."""
     phase = decision.phase
     return {
         "Ready": (phase is Phase.COMPLETED, decision.reason),
+        "Reconciling": (phase in _PROGRESSING, decision.reason),
+        "Stalled": (phase in _STALLED, decision.reason),
         "DatasetReady": (decision.dataset_ready, "Curated" if decision.dataset_ready else decision.reason),
         "Queued": (phase is Phase.QUEUED, decision.reason),
         "Running": (phase is Phase.RUNNING, decision.reason),

@@ -6,12 +6,13 @@ depending on where the view came from.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from finetune_operator import naming
 from finetune_operator.backends.batchjob import COMPONENT as TRAINING
-from finetune_operator.kube import Kube
+from finetune_operator.kube import ApiError, Kube
+from finetune_operator.observe import KUEUE_JOB_UID_LABEL
 from finetune_operator.reconciler import JobView
 from finetune_operator.runtime import Runtime
 
@@ -24,6 +25,7 @@ INDEXES = (
     "pods_by_uid",
     "pvcs_by_uid",
     "model_versions_by_model",
+    "kueue_workloads_by_job_uid",
 )
 
 
@@ -48,6 +50,7 @@ def assemble(
     pvcs: Sequence[Obj],
     model_versions: Sequence[Obj],
     active_training_uids: Sequence[str],
+    kueue_workloads: Callable[[str], Sequence[Obj]] = lambda _: (),
 ) -> JobView:
     """The view of `body` from the objects labelled with its uid and its model's versions."""
     view = JobView(body=body)
@@ -59,7 +62,17 @@ def assemble(
     view.model_versions = list(model_versions)
     uid = body["metadata"]["uid"]
     view.active_training_elsewhere = len([other for other in active_training_uids if other != uid])
+    view.admission = _kueue_workload(view, kueue_workloads)
     return view
+
+
+def _kueue_workload(view: JobView, kueue_workloads: Callable[[str], Sequence[Obj]]) -> Obj | None:
+    """Kueue's Workload of a suspended training Job (looked up only then: only then is it waiting for Kueue)."""
+    training = view.workloads.get(TRAINING)
+    if training is None or not (training.get("spec") or {}).get("suspend"):
+        return None
+    found = kueue_workloads(str(training["metadata"]["uid"]))
+    return found[-1] if found else None
 
 
 def _values(index: Any, key: Any) -> list[Any]:
@@ -85,6 +98,7 @@ def from_indexes(uid: str, runtime: Runtime) -> JobView | None:
         pvcs=_values(indexes["pvcs_by_uid"], uid),
         model_versions=_values(indexes["model_versions_by_model"], (namespace, model_name(body))),
         active_training_uids=_values(indexes["active_training_by_namespace"], namespace),
+        kueue_workloads=lambda job_uid: _values(indexes["kueue_workloads_by_job_uid"], job_uid),
     )
 
 
@@ -102,4 +116,14 @@ def from_api(kube: Kube, namespace: str, name: str) -> JobView | None:
         pvcs=kube.list("PersistentVolumeClaim", namespace, selector),
         model_versions=kube.list("ModelVersion", namespace, f"{naming.LABEL_MODEL}={model_name(body)}"),
         active_training_uids=[str(w["metadata"]["labels"].get(naming.LABEL_JOB_UID)) for w in training if is_active(w)],
+        kueue_workloads=lambda job_uid: _kueue_workloads(kube, namespace, job_uid),
     )
+
+
+def _kueue_workloads(kube: Kube, namespace: str, job_uid: str) -> list[Obj]:
+    try:
+        return list(kube.list("Workload", namespace, f"{KUEUE_JOB_UID_LABEL}={job_uid}"))
+    except ApiError as error:
+        if error.status in (403, 404):  # Kueue is not installed, or the operator may not read its Workloads
+            return []
+        raise

@@ -37,7 +37,8 @@ REQUIRED_CRDS = (
 @pytest.fixture(scope="session")
 def cluster() -> Iterator[localcluster.ClusterInfo]:
     state = localcluster.state_dir_from_env()
-    was_running = all(pid for name, pid in localcluster.status(state).items() if name != "node-agent")
+    statuses = localcluster.status(state).items()
+    was_running = all(pid for name, pid in statuses if name not in localcluster.OPTIONAL_COMPONENTS)
     info = localcluster.up(state)
     yield info
     if not was_running and os.environ.get("FTO_KEEP_CLUSTER") != "1":

@@ -223,6 +223,7 @@ def test_operator_identity_has_its_permissions_and_no_more(
         ("delete", "finetune.dev", "modelversions"),
         ("create", "", "pods"),
         ("create", "rbac.authorization.k8s.io", "clusterroles"),
+        ("update", "kueue.x-k8s.io", "workloads"),
     ]:
         assert not can(verb, group, resource), f"the operator may {verb} {group}/{resource}"
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from finetune_operator import handlers, runtime, views
+from finetune_operator import handlers, naming, runtime, views
 from finetune_operator.config import Settings
 from finetune_operator.kube import ApiError
 from finetune_operator.reconciler import Reconciler
@@ -184,3 +184,60 @@ def test_a_deleted_job_is_forgotten() -> None:
         assert UID not in runtime.jobs and UID not in runtime.fingerprints and UID not in runtime.written
 
     scenario(test)
+
+
+def test_a_kueue_workload_event_queues_the_job_of_its_training_job() -> None:
+    async def test(cluster: Cluster) -> None:
+        await cluster.job_event(job(RUNNING))
+        await cluster.drain()
+        owners = {"job_of_training_uid": {"train-uid": [UID]}}
+        kueue_label = "kueue.x-k8s.io/job-uid"
+        await handlers.kueue_workload_event(labels={kueue_label: "other-uid"}, **cluster.indexes, **owners)
+        assert len(cluster.runtime.queue) == 0  # a Workload of somebody else's Job
+        await handlers.kueue_workload_event(labels={kueue_label: "train-uid"}, **cluster.indexes, **owners)
+        assert len(cluster.runtime.queue) == 1
+
+    scenario(test)
+
+
+def training_job(suspend: bool) -> Obj:
+    labels = {naming.LABEL_JOB_UID: UID, naming.LABEL_COMPONENT: "training"}
+    return {"metadata": {"name": "demo-train", "uid": "train-uid", "labels": labels}, "spec": {"suspend": suspend}}
+
+
+@pytest.mark.parametrize("suspend", [True, False])
+def test_the_view_holds_kueues_workload_only_while_the_training_job_is_suspended(suspend: bool) -> None:
+    workload = {"status": {"conditions": [{"type": "QuotaReserved", "status": "False", "message": "no quota"}]}}
+    asked: list[str] = []
+
+    def kueue_workloads(job_uid: str) -> list[Obj]:
+        asked.append(job_uid)
+        return [workload]
+
+    view = views.assemble(
+        job(RUNNING),
+        workloads=[training_job(suspend)],
+        pods=[],
+        pvcs=[],
+        model_versions=[],
+        active_training_uids=[],
+        kueue_workloads=kueue_workloads,
+    )
+    assert view.admission == (workload if suspend else None)
+    assert asked == (["train-uid"] if suspend else [])
+
+
+@pytest.mark.parametrize("status", [403, 404])
+def test_fresh_reads_without_kueue_or_without_access_to_it_see_no_workload(status: int) -> None:
+    class NoKueue(RecordingKube):
+        def get(self, kind: str, namespace: str, name: str) -> Obj | None:
+            return job(RUNNING) if kind == "FineTuningJob" else None
+
+        def list(self, kind: str, namespace: str, label_selector: str | None = None) -> list[Obj]:
+            if kind == "Workload":
+                raise ApiError(status, "the server could not find the requested resource")
+            return [training_job(suspend=True)] if kind == "Job" else []
+
+    view = views.from_api(NoKueue(), "ml", "demo")  # type: ignore[arg-type]
+    assert view is not None and view.admission is None
+    assert view.workloads["training"]["spec"]["suspend"] is True

@@ -406,6 +406,20 @@ DERIVE_CASES = [
         id="kueue-suspended-no-queue-name",
     ),
     pytest.param(
+        trained(
+            training=w(WorkloadPhase.SUSPENDED, message="Job suspended"),
+            queue_name="team-a",
+            admission_message="couldn't assign flavors to pod set main: insufficient unused quota",
+        ),
+        Expect(
+            Q,
+            "WaitingForAdmission",
+            message="waiting for Kueue admission in LocalQueue team-a: "
+            "couldn't assign flavors to pod set main: insufficient unused quota",
+        ),
+        id="kueue-suspended-with-kueues-own-reason",
+    ),
+    pytest.param(
         trained(training=w(WorkloadPhase.UNSCHEDULABLE, message=UNSCHEDULABLE_MSG, active=True), gpus=2),
         Expect(Q, "WaitingForCapacity", message=f"waiting for 2 nvidia.com/gpu: {UNSCHEDULABLE_MSG}"),
         id="unschedulable-gpus",
@@ -863,6 +877,8 @@ def test_derive_is_pure() -> None:
 
 CONDITION_TYPES = [
     "Ready",
+    "Reconciling",
+    "Stalled",
     "DatasetReady",
     "Queued",
     "Running",
@@ -873,14 +889,15 @@ CONDITION_TYPES = [
 ]
 
 # Which conditions are True for a decision in each phase (dataset_ready and training_active both set).
+# kstatus conventions: Reconciling while the job works, Stalled once it can never become Ready.
 TRUE_CONDITIONS: dict[Phase, set[str]] = {
-    Phase.PENDING: {"DatasetReady"},
-    Phase.QUEUED: {"DatasetReady", "Queued"},
-    Phase.RUNNING: {"DatasetReady", "Running", "Training"},
-    Phase.EVALUATING: {"DatasetReady", "Evaluating"},
+    Phase.PENDING: {"DatasetReady", "Reconciling"},
+    Phase.QUEUED: {"DatasetReady", "Queued", "Reconciling"},
+    Phase.RUNNING: {"DatasetReady", "Running", "Training", "Reconciling"},
+    Phase.EVALUATING: {"DatasetReady", "Evaluating", "Reconciling"},
     Phase.COMPLETED: {"DatasetReady", "Ready", "Succeeded"},
-    Phase.FAILED: {"DatasetReady", "Failed"},
-    Phase.CANCELLED: {"DatasetReady"},
+    Phase.FAILED: {"DatasetReady", "Failed", "Stalled"},
+    Phase.CANCELLED: {"DatasetReady", "Stalled"},
 }
 
 
@@ -954,6 +971,8 @@ def test_last_transition_time_moves_only_on_flips() -> None:
     times = {c["type"]: c["lastTransitionTime"] for c in evaluating}
     assert times == {
         "Ready": "t1",
+        "Reconciling": "t1",
+        "Stalled": "t1",
         "DatasetReady": "t1",
         "Queued": "t1",
         "Running": "t3",
@@ -965,7 +984,7 @@ def test_last_transition_time_moves_only_on_flips() -> None:
 
     completed = merge(evaluating, Decision(C, "ModelRegistered", "d", dataset_ready=True), "t4", 2)
     times = {c["type"]: c["lastTransitionTime"] for c in completed}
-    assert times["Ready"] == times["Succeeded"] == times["Evaluating"] == "t4"
+    assert times["Ready"] == times["Succeeded"] == times["Evaluating"] == times["Reconciling"] == "t4"
     assert times["Running"] == times["Training"] == "t3"
     assert times["DatasetReady"] == times["Failed"] == times["Queued"] == "t1"
 

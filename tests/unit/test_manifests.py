@@ -51,7 +51,7 @@ OPERATOR_PERMISSIONS: dict[tuple[str, str], set[str]] = {
     ("kopf.dev", "clusterkopfpeerings"): {"get", "list", "watch", "patch"},
     ("", "namespaces"): {"list", "watch"},
     ("apiextensions.k8s.io", "customresourcedefinitions"): {"list", "watch"},
-    ("kueue.x-k8s.io", "workloads"): {"get", "list", "watch"},
+    ("kueue.x-k8s.io", "workloads"): {"list", "watch"},
 }
 
 # The Role the operator creates for each job's training pods (docs/runtime-contract.md).
@@ -343,3 +343,14 @@ def test_crds_folder_serves_both_kubectl_apply_f_and_kustomize() -> None:
     for name in files:
         assert strictyaml.load((ROOT / "crds" / name).read_text())["kind"] == "CustomResourceDefinition", name
     assert sorted(strictyaml.load((ROOT / "crds" / "Kustomization").read_text())["resources"]) == files
+
+
+@pytest.mark.parametrize(
+    "example",
+    ["kueue/gpu-queues.yaml", "gitops/flux-kustomizations.yaml", "gitops/argocd-application.yaml"],
+)
+def test_install_md_shows_each_example_as_it_is_in_manifests(example: str) -> None:
+    # The files are what the integration tests apply (or dry-run); the docs must show exactly them.
+    lines = (MANIFESTS / example).read_text().splitlines()
+    body = "\n".join(line for line in lines if not line.startswith("#"))
+    assert f"```yaml\n{body}\n```" in (ROOT / "docs" / "install.md").read_text(), example

@@ -18,7 +18,7 @@ from finetune_operator.api import FailureKind, Phase
 from finetune_operator.api.contract import ExitCode, Reason
 from finetune_operator.api.termination import TerminationMessage
 from finetune_operator.lifecycle import Observed, StorageState, WorkloadPhase, WorkloadState, derive
-from finetune_operator.observe import storage_state, workload_state
+from finetune_operator.observe import kueue_waiting_message, storage_state, workload_state
 
 
 def tm(message: Mapping[str, Any]) -> TerminationMessage:
@@ -226,6 +226,39 @@ def test_suspended_by_kueue() -> None:
     )
     state = workload_state(job, [])
     assert state == WorkloadState(WorkloadPhase.SUSPENDED, message="Job suspended", attempts=0, active=False)
+
+
+QUOTA = (
+    "couldn't assign flavors to pod set main: insufficient unused quota for nvidia.com/gpu in flavor a100, "
+    "8 more needed"
+)
+PREEMPTED = "Preempted to accommodate a workload (UID: u1, JobUID: j1) due to prioritization in the ClusterQueue"
+
+
+def kueue_workload(*conditions: tuple[str, str, str]) -> Obj:
+    return {"status": {"conditions": [{"type": t, "status": s, "message": m} for t, s, m in conditions]}}
+
+
+@pytest.mark.parametrize(
+    ("workload", "expected"),
+    [
+        (None, None),
+        ({}, None),
+        (kueue_workload(("QuotaReserved", "False", QUOTA)), QUOTA),
+        # Evicted (preempted) says more than the pending quota message that follows it.
+        (kueue_workload(("QuotaReserved", "False", QUOTA), ("Evicted", "True", PREEMPTED)), PREEMPTED),
+        (kueue_workload(("Evicted", "False", PREEMPTED), ("QuotaReserved", "False", QUOTA)), QUOTA),
+        # Quota reserved, an admission check still pending.
+        (
+            kueue_workload(("QuotaReserved", "True", "reserved"), ("Admitted", "False", "checks pending")),
+            "checks pending",
+        ),
+        (kueue_workload(("QuotaReserved", "True", "Quota reserved"), ("Admitted", "True", "admitted")), None),
+        (kueue_workload(("QuotaReserved", "False", "")), None),
+    ],
+)
+def test_kueue_waiting_message(workload: Obj | None, expected: str | None) -> None:
+    assert kueue_waiting_message(workload) == expected
 
 
 def test_suspended_before_the_job_controller_wrote_a_condition() -> None:

@@ -139,6 +139,8 @@ def test_first_reconcile_writes_phase_reason_conditions() -> None:
     assert "failureKind" not in patch  # None equals the absent field: nothing to write
     assert {c["type"] for c in patch["conditions"]} == {
         "Ready",
+        "Reconciling",
+        "Stalled",
         "DatasetReady",
         "Queued",
         "Running",
@@ -334,7 +336,48 @@ def test_terminal_phase_keeps_reason_message_and_completion_time() -> None:
     assert decision.phase is Phase.FAILED
     assert decision.reason == ""
     assert next_status(failed, decision, observed, generation=1, now=T3) == {}
-    assert next_status(failed, decision, observed, generation=2, now=T4) == {"observedGeneration": 2}
+    # A new generation (a spec edit after the end) is observed: the conditions carry it, nothing else moves.
+    edited = next_status(failed, decision, observed, generation=2, now=T4)
+    assert set(edited) == {"observedGeneration", "conditions"}
+    assert edited["conditions"] == [{**c, "observedGeneration": 2} for c in failed["conditions"]]
+
+
+def test_failed_and_cancelled_jobs_are_stalled_with_their_reason_and_message() -> None:
+    running = merge_patch({}, next_status({}, running_decision(), Observed(curation=CURATED), generation=1, now=T1))
+    failed = merge_patch(running, fail(T2, running))
+    stalled = condition(failed["conditions"], "Stalled")
+    assert (stalled["status"], stalled["reason"], stalled["message"]) == ("True", "OOMKilled", failed["message"])
+    assert condition(failed["conditions"], "Reconciling")["status"] == "False"
+    assert condition(running["conditions"], "Reconciling")["status"] == "True"
+    cancelled = Decision(Phase.CANCELLED, "Cancelled", "spec.cancel is true")
+    patch = next_status(running, cancelled, Observed(), generation=2, now=T3)
+    assert condition(patch["conditions"], "Stalled")["reason"] == "Cancelled"
+    assert condition(patch["conditions"], "Ready")["status"] == "False"
+
+
+def test_a_job_that_ended_under_an_older_operator_gets_reconciling_and_stalled() -> None:
+    # Written before kstatus conditions existed: kstatus would read this Failed job as InProgress forever.
+    legacy_types = ("Ready", "DatasetReady", "Queued", "Running", "Training", "Evaluating", "Succeeded", "Failed")
+    legacy = {
+        "phase": "Failed",
+        "reason": "OOMKilled",
+        "message": "the container ran out of memory",
+        "observedGeneration": 1,
+        "conditions": [
+            {"type": t, "status": "True" if t in ("Failed", "DatasetReady") else "False", "reason": "OOMKilled",
+             "message": "", "lastTransitionTime": T1, "observedGeneration": 1}
+            for t in legacy_types
+        ],
+    }  # fmt: skip
+    observed = Observed(phase=Phase.FAILED, curation=CURATED)
+    patch = next_status(legacy, derive(observed), observed, generation=1, now=T2)
+    assert not {"phase", "reason", "message", "observedGeneration"} & set(patch)
+    stalled = condition(patch["conditions"], "Stalled")
+    assert (stalled["status"], stalled["reason"], stalled["message"]) == ("True", "OOMKilled", legacy["message"])
+    assert stalled["lastTransitionTime"] == T2
+    assert condition(patch["conditions"], "Reconciling")["status"] == "False"
+    assert condition(patch["conditions"], "DatasetReady")["status"] == "True"
+    assert condition(patch["conditions"], "Failed")["lastTransitionTime"] == T1
 
 
 def test_completion_time_is_set_once() -> None:

@@ -1,0 +1,211 @@
+"""FineTuningJobs queued, admitted and preempted by a real Kueue (v0.17.0, hack/build-kueue.sh).
+
+Kueue runs against the local API server only while this module's tests run (`kueue` fixture). Each test gets a
+ClusterQueue with 8 `nvidia.com/gpu` serving only its namespace, and a LocalQueue `gpus` there; the pods run on
+the KWOK GPU nodes (two nodes with 8 GPUs each), so the quota, not the nodes, is what makes a job wait.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kwok_jobs import (
+    PhaseRecorder,
+    apply,
+    get_json,
+    gpu_job,
+    phase_is,
+    poll,
+    reason_is,
+    sessions_config_map,
+    wait_status,
+)
+from operator_harness import OperatorProcess
+
+import localcluster
+
+pytestmark = pytest.mark.integration
+
+Kubectl = Callable[..., str]
+REPO = Path(__file__).resolve().parents[2]
+QUEUE = "gpus"
+KUEUE_JOB_UID = "kueue.x-k8s.io/job-uid"
+
+
+@pytest.fixture(scope="module")
+def kueue(cluster: localcluster.ClusterInfo, crds: Any) -> Iterator[None]:
+    localcluster.kueue.start(cluster)
+    yield
+    localcluster.kueue.stop(cluster)
+
+
+@pytest.fixture
+def gpu_queue(kueue: None, kubectl: Kubectl, namespace: str) -> Iterator[str]:
+    """A ClusterQueue (8 GPUs, preemption of lower priorities) and its LocalQueue `gpus` in the namespace."""
+    name = f"{namespace}-gpus"
+    flavor = {
+        "apiVersion": "kueue.x-k8s.io/v1beta2",
+        "kind": "ResourceFlavor",
+        "metadata": {"name": name},
+        "spec": {"nodeLabels": {"finetune.dev/node-pool": "gpu"}},
+    }
+    quota = {"cpu": "64", "memory": "512Gi", "nvidia.com/gpu": "8"}
+    cluster_queue = {
+        "apiVersion": "kueue.x-k8s.io/v1beta2",
+        "kind": "ClusterQueue",
+        "metadata": {"name": name},
+        "spec": {
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}},
+            "resourceGroups": [
+                {
+                    "coveredResources": list(quota),
+                    "flavors": [
+                        {"name": name, "resources": [{"name": r, "nominalQuota": q} for r, q in quota.items()]}
+                    ],
+                }
+            ],
+            "preemption": {"withinClusterQueue": "LowerPriority"},
+        },
+    }
+    local_queue = {
+        "apiVersion": "kueue.x-k8s.io/v1beta2",
+        "kind": "LocalQueue",
+        "metadata": {"name": QUEUE, "namespace": namespace},
+        "spec": {"clusterQueue": name},
+    }
+    apply(kubectl, namespace, flavor, cluster_queue, local_queue)
+    poll(lambda: _active(kubectl, namespace), "the LocalQueue to be active", 60)
+    yield name
+    # Kueue itself must release its finalizers: delete the jobs and their workloads while it runs.
+    kubectl("-n", namespace, "delete", "ftj,jobs.batch", "--all", "--wait=true", "--timeout=60s")
+    kubectl("-n", namespace, "wait", "--for=delete", "workloads", "--all", "--timeout=60s")
+    kubectl("delete", f"clusterqueue/{name}", f"resourceflavor/{name}", "--timeout=60s")
+    kubectl("delete", "priorityclass", "-l", f"test-namespace={namespace}", "--ignore-not-found")
+
+
+def _active(kubectl: Kubectl, namespace: str, name: str = QUEUE) -> bool:
+    queue = get_json(kubectl, "-n", namespace, "get", "localqueue", name)
+    return any(c["type"] == "Active" and c["status"] == "True" for c in queue.get("status", {}).get("conditions", []))
+
+
+def queued_job(name: str, run_for: str, priority_class: str | None = None, **spec: Any) -> dict[str, Any]:
+    body = gpu_job(name, gpus=8, run_for=run_for, queueName=QUEUE, **spec)
+    if priority_class:
+        body["spec"]["resources"]["priorityClassName"] = priority_class
+    return body
+
+
+def workload_of(kubectl: Kubectl, namespace: str, job: str) -> dict[str, Any]:
+    """Kueue's Workload for the job's training Job (Kueue labels it with the Job's UID)."""
+    training = get_json(kubectl, "-n", namespace, "get", "jobs.batch", f"{job}-train")
+    selector = f"{KUEUE_JOB_UID}={training['metadata']['uid']}"
+    found = get_json(kubectl, "-n", namespace, "get", "workloads", "-l", selector)["items"]
+    assert len(found) == 1, found
+    return found[0]  # type: ignore[no-any-return]
+
+
+def condition(obj: dict[str, Any], kind: str) -> dict[str, Any]:
+    return next((c for c in obj.get("status", {}).get("conditions", []) if c["type"] == kind), {})
+
+
+def test_second_8_gpu_job_waits_with_kueues_reason_and_runs_when_the_first_finishes(
+    kubectl: Kubectl, namespace: str, gpu_queue: str, operator_process: OperatorProcess
+) -> None:
+    apply(kubectl, namespace, sessions_config_map(), queued_job("first", run_for="12s"))
+    wait_status(
+        kubectl, namespace, "first", reason_is("Running", "Training"), "admitted and training", 120, operator_process
+    )
+    apply(kubectl, namespace, queued_job("second", run_for="2s"))
+    status = wait_status(
+        kubectl,
+        namespace,
+        "second",
+        lambda s: s.get("phase") == "Queued" and "insufficient unused quota" in s.get("message", ""),
+        "Queued with Kueue's reason",
+        120,
+        operator_process,
+    )
+    # Our message carries the Workload's own explanation, verbatim.
+    kueue_says = condition(workload_of(kubectl, namespace, "second"), "QuotaReserved")
+    assert kueue_says["status"] == "False"
+    assert "insufficient unused quota for nvidia.com/gpu in flavor" in kueue_says["message"]
+    assert "8 more needed" in kueue_says["message"]
+    assert status["reason"] == "WaitingForAdmission"
+    assert f"LocalQueue {QUEUE}" in status["message"] and kueue_says["message"] in status["message"], status
+    assert get_json(kubectl, "-n", namespace, "get", "jobs.batch", "second-train")["spec"]["suspend"] is True
+    first = get_json(kubectl, "-n", namespace, "get", "ftj", "first")["status"]
+    assert first["phase"] == "Running", first
+
+    wait_status(kubectl, namespace, "first", phase_is("Completed"), "first Completed", 120, operator_process)
+    wait_status(kubectl, namespace, "second", phase_is("Completed"), "second Completed", 120, operator_process)
+    assert condition(workload_of(kubectl, namespace, "second"), "Admitted")["status"] == "True"
+
+
+def priority_class(kubectl: Kubectl, namespace: str, name: str, value: int) -> str:
+    full = f"{namespace}-{name}"
+    body = {
+        "apiVersion": "scheduling.k8s.io/v1",
+        "kind": "PriorityClass",
+        "metadata": {"name": full, "labels": {"test-namespace": namespace}},
+        "value": value,
+    }
+    kubectl("apply", "-f", "-", stdin=json.dumps(body))
+    return full
+
+
+def test_higher_priority_job_preempts_and_the_preempted_job_requeues_without_using_a_retry(
+    kubectl: Kubectl, kube: Any, namespace: str, gpu_queue: str, operator_process: OperatorProcess
+) -> None:
+    low = priority_class(kubectl, namespace, "low", 100)
+    high = priority_class(kubectl, namespace, "high", 1000)
+    # backoffLimit 0: had the preemption counted as a failed attempt, the job would end Failed.
+    no_retries = {"runPolicy": {"backoffLimit": 0}}
+    apply(kubectl, namespace, sessions_config_map(), queued_job("low", run_for="15s", priority_class=low, **no_retries))
+    with PhaseRecorder(kube, namespace) as recorder:
+        wait_status(kubectl, namespace, "low", reason_is("Running", "Training"), "low training", 120, operator_process)
+        training = get_json(kubectl, "-n", namespace, "get", "jobs.batch", "low-train")
+        apply(kubectl, namespace, queued_job("high", run_for="3s", priority_class=high))
+        # Kueue evicts the lower-priority Workload and suspends its Job; the job says why, in Kueue's words.
+        preempted = wait_status(
+            kubectl,
+            namespace,
+            "low",
+            lambda s: s.get("phase") == "Queued" and "Preempted" in s.get("message", ""),
+            "low preempted back to Queued",
+            120,
+            operator_process,
+        )
+        assert preempted["reason"] == "WaitingForAdmission", preempted
+        assert "due to prioritization in the ClusterQueue" in preempted["message"], preempted
+        wait_status(kubectl, namespace, "high", phase_is("Completed"), "high Completed", 120, operator_process)
+        done = wait_status(kubectl, namespace, "low", phase_is("Completed"), "low Completed", 180, operator_process)
+        poll(lambda: recorder.of("low")[-1:] == ["Completed"], "the recorder to see Completed", 30)
+        phases = recorder.of("low")
+
+    assert phases[-4:] == ["Running", "Queued", "Running", "Completed"], phases
+    after = get_json(kubectl, "-n", namespace, "get", "jobs.batch", "low-train")
+    # The same training Job (and so the same workspace volume, where the trainer resumes from its latest
+    # checkpoint) was suspended and resumed, and the Job counts no failed pod.
+    assert after["metadata"]["uid"] == training["metadata"]["uid"]
+    assert not after["status"].get("failed"), after["status"]
+    assert done["attempts"] == 2, done
+
+
+def test_the_documented_gpu_queue_setup_is_accepted_and_becomes_active(
+    kueue: None, kubectl: Kubectl, crds: Any
+) -> None:
+    # docs/install.md shows manifests/kueue/gpu-queues.yaml; Kueue's webhooks validate it for real here.
+    example = REPO / "manifests" / "kueue" / "gpu-queues.yaml"
+    sample = REPO / "manifests" / "samples" / "kueue.yaml"
+    kubectl("create", "namespace", "ml-team-a")
+    try:
+        kubectl("apply", "--server-side", "-f", str(example))
+        poll(lambda: _active(kubectl, "ml-team-a", "gpu-team-a"), "the documented LocalQueue to be active", 60)
+        kubectl("-n", "ml-team-a", "apply", "--server-side", "--dry-run=server", "-f", str(sample))
+    finally:
+        kubectl("delete", "--ignore-not-found", "-f", str(example))
+        kubectl("delete", "namespace", "ml-team-a", "--wait=false")
