@@ -24,7 +24,7 @@ import orjson
 import sessionleaks
 
 # Bumped whenever generate()'s output changes, so cached corpora are never stale.
-VERSION = 3
+VERSION = 4
 
 # Share of full-size sessions whose tool output holds look-alikes of credentials (sessionleaks.trap).
 TRAP_SHARE = 0.5

@@ -116,13 +116,18 @@ def _prefixed_token(rng: random.Random) -> Leak:
             lambda: "ya29.a0" + pick(rng, URLSAFE, 120),
             lambda: "hvs." + pick(rng, URLSAFE, 90),
             lambda: "dop_v1_" + pick(rng, HEX, 64),
-            lambda: "MT" + pick(rng, ALNUM, 24) + "." + pick(rng, URLSAFE, 6) + "." + pick(rng, URLSAFE, 38),
             lambda: str(rng.randint(10**8, 10**10 - 1)) + ":AA" + pick(rng, URLSAFE, 33),
             lambda: "sk-ant-api03-" + pick(rng, URLSAFE, 90),
             lambda: "ghp_" + pick(rng, ALNUM, 36),
         ]
     )()
     context = rng.choice(["export CI_TOKEN={}", "token = '{}'", "Using {} for the registry.", "  api: {}"])
+    return context.format(token), [token]
+
+
+def _discord(rng: random.Random) -> Leak:
+    token = "MT" + pick(rng, ALNUM, 24) + "." + pick(rng, URLSAFE, 6) + "." + pick(rng, URLSAFE, 38)
+    context = rng.choice(["client.run('{}')", 'bot.run("{}")', "DISCORD_TOKEN={}", "Authorization: Bot {}"])
     return context.format(token), [token]
 
 
@@ -199,6 +204,7 @@ LEAKS: list[Callable[[random.Random], Leak]] = [
     _azure,
     _signed_url,
     _prefixed_token,
+    _discord,
     _database_url,
     _cli_password,
     _config_password,

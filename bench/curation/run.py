@@ -10,14 +10,15 @@ accounting of finished children. Each command's input is read once before it run
 both read from the page cache. The CPU ratio (baseline CPU s / curator CPU s)
 is what to read on a shared, busy machine, where wall time depends on
 neighbours. Also checks the curator's decisions against the planted
-ground truth (the corpus labels every session). Corpora are cached (cache.py).
+ground truth (the corpus labels every session), redaction's included: kept clean
+sessions it changed, kept secret-bearing ones in which a planted secret survived
+(truth.py). Corpora are cached (cache.py).
 Targets: throughput >= 3x baseline, peak RSS < 300 MB at every size.
 """
 
 from __future__ import annotations
 
 import argparse
-import collections
 import contextlib
 import os
 import resource
@@ -38,6 +39,7 @@ REPOSITORY = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(REPOSITORY), str(REPOSITORY / "hack")]
 
 from bench.curation import cache  # noqa: E402
+from bench.curation.truth import ground_truth, redaction_summary  # noqa: E402
 
 CURATOR_FLAGS = ["--max-tokens", "2048"]
 
@@ -65,9 +67,13 @@ def best_of(repeat: int, command: list[str]) -> Measurement:
     )
 
 
-def measure(command: list[str]) -> Measurement:
-    """Wall time, CPU time and peak RSS of `command` and every process it starts (summed)."""
-    path = os.pathsep.join(str(REPOSITORY / part) for part in ("trainer-image", "operator", "."))
+def measure(command: list[str], first_on_path: Path | None = None) -> Measurement:
+    """Wall time, CPU time and peak RSS of `command` and every process it starts (summed).
+
+    `first_on_path` goes before the repository on PYTHONPATH: another build of the extension (compare.py).
+    """
+    parts = [str(REPOSITORY / part) for part in ("trainer-image", "operator", ".")]
+    path = os.pathsep.join([str(first_on_path), *parts] if first_on_path else parts)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     process = subprocess.Popen(command, env={**os.environ, "PYTHONPATH": path}, stdout=subprocess.DEVNULL)
     started = time.perf_counter()
@@ -96,7 +102,7 @@ def warm(path: Path) -> None:
             pass
 
 
-def _figures(measurement: Measurement, sessions: int) -> dict[str, float]:
+def figures(measurement: Measurement, sessions: int) -> dict[str, float]:
     return {
         "seconds": round(measurement.seconds, 1),
         "sessionsPerSecond": round(sessions / measurement.seconds),
@@ -104,24 +110,6 @@ def _figures(measurement: Measurement, sessions: int) -> dict[str, float]:
         "sessionsPerCpuSecond": round(sessions / measurement.cpu_seconds),
         "peakRssMB": round(measurement.peak_rss_mb),
     }
-
-
-def ground_truth(source: Path, dataset: Path) -> dict[str, dict[str, int]]:
-    """For each planted kind: how many sessions, how many the curator kept."""
-    kinds: dict[int, str] = {}
-    with source.open("rb") as handle:
-        for number, line in enumerate(handle, 1):
-            try:
-                kinds[number] = orjson.loads(line)["metadata"]["synthetic_kind"]
-            except (orjson.JSONDecodeError, KeyError, TypeError):
-                kinds[number] = "unparseable"
-    kept: collections.Counter[str] = collections.Counter()
-    for split in ("train", "eval"):
-        with (dataset / f"{split}.jsonl").open("rb") as handle:
-            for line in handle:
-                kept[kinds[orjson.loads(line)["metadata"]["line"]]] += 1
-    total = collections.Counter(kinds.values())
-    return {kind: {"sessions": total[kind], "kept": kept[kind]} for kind in sorted(total)}
 
 
 def main() -> None:
@@ -171,21 +159,32 @@ def main() -> None:
         result: dict[str, Any] = {
             "sessions": size,
             "inputMB": round(source.stat().st_size / 1e6),
-            "curator": _figures(curator, size),
+            "curator": figures(curator, size),
             "counts": manifest["counts"],
             "groundTruth": truth,
+            "redaction": redaction_summary(truth) if truth else None,
         }
         if baseline is None:
             # pandas holds the corpus several times over: never push a shared machine into OOM.
             result["baseline"] = f"skipped: would need ~{needed / 1e9:.0f} GB of memory"
         else:
-            result["baseline"] = _figures(baseline, size)
+            result["baseline"] = figures(baseline, size)
             result["throughputRatio"] = round(baseline.seconds / curator.seconds, 2)
             result["cpuEfficiencyRatio"] = round(baseline.cpu_seconds / curator.cpu_seconds, 2)
             result["rssRatio"] = round(baseline.peak_rss_mb / curator.peak_rss_mb, 2)
         print(orjson.dumps(result).decode(), flush=True)
         results.append(result)
-    header = ("sessions", "curator/s", "curator MB", "pandas/s", "pandas MB", "speedup", "CPU ratio")
+    header = (
+        "sessions",
+        "curator/s",
+        "curator MB",
+        "pandas/s",
+        "pandas MB",
+        "speedup",
+        "CPU ratio",
+        "clean chg",
+        "leaked",
+    )
     print(" ".join(f"{title:>11}" for title in header))
     for result in results:
         baseline = result["baseline"]
@@ -197,6 +196,8 @@ def main() -> None:
             baseline["peakRssMB"] if isinstance(baseline, dict) else "-",
             f"{result['throughputRatio']}x" if "throughputRatio" in result else "-",
             f"{result['cpuEfficiencyRatio']}x" if "cpuEfficiencyRatio" in result else "-",
+            f"{redaction['cleanChangedPercent']}%" if (redaction := result["redaction"]) else "-",
+            f"{redaction['secretLeaked']}/{redaction['secretKept']}" if redaction else "-",
         )
         print(" ".join(f"{value:>11}" for value in row))
 

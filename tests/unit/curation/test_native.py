@@ -103,9 +103,10 @@ _PIECES = [
     *("[REDACTED:jwt]", "token", "\v=\v", " = ", ":\t'", "Bearer\x0bxyzxyzxyzxyzxyzxyz"),
     # The context rules' keys, flags and schemes, and values that read as code (rules.rs).
     *('"SecretAccessKey": "', "aws_session_token=", "AccountKey=", "?sig=", "&X-Amz-Signature=", "Q~", ":AA"),
-    *("machine h ", "login u ", "password ", "mysql -p", " --password ", "curl -u a:", "sshpass -p ", "@"),
+    *("machine h ", "login u ", "password ", "mysql -p", "MySQL -p", " --password ", "curl -u a:", "sshpass -p ", "@"),
     *("Authorization: Basic ", 'authorization": "token ', '"auth": "', "token: ", "PGPASSWORD=", "redis://:"),
-    *("self.password", "os.environ[", "getpass(", "none", ")", "_password", "x" * 16, "MTA" + "b" * 22 + ".cdefgh."),
+    *("self.password", "os.environ[", "getpass(", "none", ")", "_password", "x" * 16, "token :", "token\t="),
+    *(".run('", "MTA" + "b" * 22 + ".cdefgh.", "\u017f", "\u212a", "\u0130", "\u0131", "Pa\u017f\u017fword: x"),
     *("LS0tLS1CRUdJTiBSU0EgUFJJVkFURSBLRVkt", "eyJhdXRocyI6", "\r\n", "npm_" + "h" * 36, "ya29." + "i" * 20),
 ]
 
@@ -217,6 +218,9 @@ RAW_LINES = [
     b'{"id":"a","success_rate":0.95,"instruction":"x","output":"\xc3"}',
     b'{"id":"a","success_rate":0.95,"instruction":"x","output":"y",}',
     b'{"id":"a","success_rate":0.95,"instruction":"\t","output":"y"}',
+    # Values that end their field (`$` in a rule) followed by a field that starts with `[`.
+    b'{"id":"a","success_rate":1,"messages":[{"role":"user","content":"password: admin"},'
+    b'{"role":"tool","content":"token: abcdef.0123456789abcdef"},{"role":"assistant","content":"ok"}]}',
 ]
 
 

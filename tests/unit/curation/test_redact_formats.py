@@ -97,6 +97,11 @@ CASES: dict[str, Case] = {
         {"discord_token": 1},
         ("MTA1NjM4OTQxMjM0NTY3ODkwMQ", "AbCdEfGhIjKlMnOpQrStUvWxYz0123456789ab"),
     ),
+    "Discord bot token in an environment file": Case(
+        "DISCORD_TOKEN=MTA1NjM4OTQxMjM0NTY3ODkwMQ.GhIjKl.AbCdEfGhIjKlMnOpQrStUvWxYz0123456789ab",
+        {"token_assignment": 1},
+        ("MTA1NjM4OTQxMjM0NTY3ODkwMQ", "AbCdEfGhIjKlMnOpQrStUvWxYz0123456789ab"),
+    ),
     "Discord webhook": Case(
         "https://discord.com/api/webhooks/1234567890/AbCdEfGhIjKl-MnOpQrStUvWxYz_0123456789",
         {"discord_webhook": 1},
@@ -170,6 +175,18 @@ CASES: dict[str, Case] = {
     ),
     "kubeconfig token": Case(
         "  user:\n    token: abcdef.0123456789abcdef\n", {"token_assignment": 1}, ("abcdef.0123",)
+    ),
+    "aligned token assignment": Case(
+        'api_token      = "0123456789abcdefghij"\nregion         = "eu-west-1"',
+        {"token_assignment": 1},
+        ("0123456789abcdefghij",),
+    ),
+    "MySQL in capitals": Case("MySQL -u root -pS3cretPw app", {"cli_password": 1}, ("S3cretPw",)),
+    # Unicode case folding: long s and the Kelvin sign match s and k in the key names, with no ASCII anchor.
+    "key names with letters that fold to ASCII": Case(
+        "PA\u017f\u017fWORD=hunter2\napi_\u212aey: Zm9vYmFyYmF6cXV4",
+        {"short_password": 1, "password_assignment": 1},
+        ("hunter2", "Zm9vYmFyYmF6cXV4"),
     ),
     ".dockerconfigjson auth": Case(
         f'{{"auths": {{"ghcr.io": {{"auth": "{DOCKER_AUTH}"}}}}}}', {"registry_auth": 1}, (DOCKER_AUTH,)
@@ -261,3 +278,16 @@ def test_generated_leaks_are_redacted_and_traps_left_alone() -> None:
     for _ in range(600):
         text = sessionleaks.trap(rng)
         assert native.redact(text) == (text, {})
+
+
+def test_a_value_at_the_end_of_one_field_is_redacted_whatever_the_next_field_holds() -> None:
+    """Each field is redacted on its own: `$` ends a value at the end of its field, not of the session."""
+    raw = (
+        b'{"id":"a","success_rate":1,"messages":[{"role":"user","content":"log in with password: admin"},'
+        b'{"role":"tool","content":"token: abcdef.0123456789abcdef"},{"role":"assistant","content":"done"}]}'
+    )
+    assessed = native.Assessor(0.5, 0.0, False, None, False).assess_block("s", 1, raw, 0, len(raw), 1 << 20)
+    candidate = assessed.candidate(0)
+    assert candidate is not None
+    assert candidate[5] == {"short_password": 1, "token_assignment": 1}
+    assert b"admin" not in candidate[0] and b"0123456789abcdef" not in candidate[0]
