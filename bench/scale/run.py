@@ -58,10 +58,10 @@ sys.path.insert(0, str(REPOSITORY / "hack"))
 from dashboard_probe import DashboardProbe  # noqa: E402  (beside this script)
 
 import localcluster  # noqa: E402
-from localcluster import audit as audit_log  # noqa: E402
 from finetune_operator.api import reporting  # noqa: E402
 from finetune_trainer import report  # noqa: E402
 from finetune_trainer.history import History  # noqa: E402
+from localcluster import audit as audit_log  # noqa: E402
 from localcluster import kwok, pki, processes  # noqa: E402
 
 NAMESPACE = "bench"

@@ -336,7 +336,7 @@ def _publish_decision(o: Observed) -> Decision:
     if publish.phase is WorkloadPhase.FAILED:
         result = publish.result
         if result.failed:
-            return _failure(publish, default_reason="ModelCopyFailed", dataset_ready=True)
+            return _failure(o, publish, default_reason="ModelCopyFailed", dataset_ready=True)
         detail = f"last exit code {publish.exit_code}" if publish.exit_code is not None else "no exit code"
         message = f"the copy to the model store {store} failed ({detail}: {publish.message}); the model is kept"
         return Decision(Phase.FAILED, "ModelCopyFailed", message, FailureKind.SYSTEM, dataset_ready=True)

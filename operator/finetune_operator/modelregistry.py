@@ -57,6 +57,15 @@ def alias_targets(spec: RegisteredModelSpec, versions: Sequence[Obj]) -> tuple[d
     return resolved, problems
 
 
+def promotion_moves(current: str | None, candidate: str) -> bool:
+    """Whether `spec.output.promoteTo` moves an alias now at `current` to `candidate`.
+
+    Only ever forward: of two jobs racing to promote, the higher version wins whatever order their writes land in,
+    and a late job never takes the alias back from a newer version. A person may still move it anywhere.
+    """
+    return current is None or semver.compare(candidate, current) > 0
+
+
 def aliases_by_version(spec: RegisteredModelSpec, versions: Sequence[Obj]) -> dict[str, str]:
     """ModelVersion name -> its aliases as the annotation carries them ("champion,canary"; "" for none)."""
     resolved, _ = alias_targets(spec, versions)

@@ -213,6 +213,12 @@ class Reconciler:
             if action is Action.REGISTER_MODEL:
                 model, decision = self._register(view, spec, backend, observed, decision, now)
                 outcome.registered = model is not None
+                if model is not None and spec.output.promote_to:
+                    # Idempotent: runs again when a crash came between the registration and the status write.
+                    report = self.registrar.promote_reported(
+                        view.namespace, spec.output.model_name, spec.output.promote_to, str(model["version"])
+                    )
+                    outcome.events += [Event(*report)] if report else []
             else:
                 outcome.created += self._act(action, ref, view, backend)
         if model is None and observed.model_registered:
@@ -359,6 +365,7 @@ class Reconciler:
                 dataset=dataset_status(observed.curation.result) or {},
                 training_result=training,
                 created_at=now,
+                trainer_image=spec.trainer_image or self.settings.trainer_image,
             )
             try:
                 if self.kube.create(obj):

@@ -79,6 +79,15 @@ def dataset_source_uri(spec: FineTuningJobSpec) -> str:
     return f"pvc://{source.pvc.claim_name}/{source.pvc.path}"
 
 
+def base_model_location(spec: FineTuningJobSpec) -> str:
+    base = spec.base_model
+    if base.builtin is not None:
+        return f"builtin://{base.builtin.value}"
+    if base.pvc is not None:
+        return f"pvc://{base.pvc}/{str(base.path).lstrip('/')}"
+    return f"file://{base.path}"
+
+
 def model_version(
     *,
     job_name: str,
@@ -90,6 +99,7 @@ def model_version(
     dataset: Mapping[str, Any],
     training_result: TerminationMessage,
     created_at: str,
+    trainer_image: str,
 ) -> dict[str, Any]:
     """The ModelVersion object for a job whose training passed evaluation. Not owned by the job."""
     metrics = final_metrics(training_result)
@@ -112,6 +122,10 @@ def model_version(
             "modelName": model_name,
             "version": version,
             "baseModel": spec.base_model.name,
+            "baseModelLocation": base_model_location(spec),
+            **({"baseModelDigest": training_result.base_model_digest} if training_result.base_model_digest else {}),
+            "trainerImage": trainer_image,
+            "trainerImageDefault": spec.trainer_image is None,
             "method": spec.training.method.value,
             "artifact": artifact.to_wire(),
             "metrics": {key: value for key, value in metrics.items() if key in _MODEL_METRICS},
@@ -126,7 +140,7 @@ def model_version(
                 }.items()
                 if value is not None
             },
-            "hyperparameters": spec.training.to_wire(),
+            "hyperparameters": training_result.hyperparameters or spec.training.to_wire(),
             "job": {"name": job_name, "uid": job_uid},
             "createdAt": created_at,
         },

@@ -94,7 +94,7 @@ def operator(
 
 
 @pytest.fixture
-def production_identity(cluster: localcluster.ClusterInfo, kubectl: Callable[..., str], tmp_path: Path) -> Path:
+def production_identity(cluster: localcluster.ClusterInfo, kubectl: Kubectl, tmp_path: Path) -> Path:
     """A kubeconfig of the operator's ServiceAccount with the ClusterRole of manifests/base, and nothing more."""
     return operator_kubeconfig(cluster, kubectl, tmp_path / "operator.kubeconfig")
 

@@ -1,9 +1,9 @@
 """The operator's production identity for integration tests.
 
 `operator_kubeconfig` installs the operator's ServiceAccount, ClusterRole and ClusterRoleBinding exactly as
-manifests/base renders them, and the install's admission policies, and returns a kubeconfig that authenticates as that ServiceAccount (a TokenRequest
-token). An operator started with it has its production permissions and nothing more, so a missing RBAC rule
-fails the integration tests instead of the first real install.
+manifests/base renders them, and the install's admission policies, and returns a kubeconfig that authenticates
+as that ServiceAccount (a TokenRequest token). An operator started with it has its production permissions and
+nothing more, so a missing RBAC rule fails the integration tests instead of the first real install.
 
     kubeconfig = operator_kubeconfig(cluster, kubectl, tmp_path / "operator.kubeconfig")
     subprocess.Popen([sys.executable, "-m", "finetune_operator"], env={..., "KUBECONFIG": str(kubeconfig)})

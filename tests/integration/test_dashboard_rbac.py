@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import WaitFor
 from dashboard_harness import DASHBOARD_MANIFESTS, REPO, DashboardProcess, token_kubeconfig
 
 import localcluster
+from conftest import WaitFor
 
 pytestmark = pytest.mark.integration
 

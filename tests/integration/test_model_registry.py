@@ -9,9 +9,12 @@ failing the job before training, lineage copied from the job, and the ModelVersi
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from kubernetes import client
 from kwok_jobs import (
     CURATED,
     TRAINED,
@@ -27,6 +30,8 @@ from kwok_jobs import (
 )
 from operator_harness import OperatorProcess
 
+from finetune_operator.kube import Kube
+from finetune_operator.registrar import Registrar
 from support.fixtures import Kubectl
 
 pytestmark = pytest.mark.integration
@@ -260,19 +265,59 @@ def test_registered_model_lists_versions_and_moves_aliases(
     )
 
     # Alias names are checked at apply time.
-    refused = kubectl(
-        "-n",
-        namespace,
-        "patch",
-        "registeredmodel",
-        "rm",
-        "--type=merge",
-        "-p",
-        '{"spec": {"aliases": {"Champion": "0.0.1"}}}',
-        check=False,
-    )
-    assert refused == ""
+    with pytest.raises(AssertionError, match=r"spec\.aliases: Invalid value.*alias names are DNS-1123 labels"):
+        kubectl(
+            "-n",
+            namespace,
+            "patch",
+            "registeredmodel",
+            "rm",
+            "--type=merge",
+            "-p",
+            '{"spec": {"aliases": {"Champion": "0.0.1"}}}',
+        )
 
     # Deleting the jobs leaves the registry alone.
     kubectl("-n", namespace, "delete", "ftj", "rm-0", "rm-1", "--wait=true")
     assert registered_model(kubectl, namespace, "rm")["status"]["versionCount"] == 2
+
+
+def job_events(kubectl: Kubectl, namespace: str, job: str, reason: str) -> list[str]:
+    selector = f"involvedObject.kind=FineTuningJob,involvedObject.name={job},reason={reason}"
+    items = get_json(kubectl, "-n", namespace, "get", "events", "--field-selector", selector)["items"]
+    return [str(event["message"]) for event in items]
+
+
+def test_promote_to_moves_the_alias_forward_only_and_once_under_races(
+    kubectl: Kubectl, kube: client.ApiClient, namespace: str, operator_process: OperatorProcess
+) -> None:
+    apply(kubectl, namespace, sessions_config_map())
+    output = {"modelName": "pm", "promoteTo": "champion"}
+    apply(kubectl, namespace, gpu_job("pm-0", model="pm", run_for="1s", output=output))
+    wait_status(kubectl, namespace, "pm-0", phase_is("Completed"), "Completed", 120, operator_process)
+    assert registered_model(kubectl, namespace, "pm")["spec"]["aliases"] == {"champion": "0.0.1"}
+    assert job_events(kubectl, namespace, "pm-0", "Promoted") == ["alias champion of model pm now names 0.0.1"]
+
+    # Eight writers promoting the same version (replicas, retries): the resourceVersion check lets exactly one
+    # move the alias. Then eight different versions at once: the highest ends up named, whatever the order.
+    registrar = Registrar(Kube(kube), lambda: datetime.now(UTC))
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        same = list(pool.map(lambda _: registrar.promote(namespace, "pm", "champion", "0.0.5"), range(8)))
+    assert sum(1 for promotion in same if promotion and promotion.moved) == 1, same
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        racing = list(pool.map(lambda n: registrar.promote(namespace, "pm", "champion", f"0.1.{n}"), range(8)))
+    assert registered_model(kubectl, namespace, "pm")["spec"]["aliases"] == {"champion": "0.1.7"}
+    assert "0.1.7" in [promotion.version for promotion in racing if promotion and promotion.moved], racing
+
+    # A job whose version is lower than the champion's registers but leaves the alias alone, and says so.
+    apply(kubectl, namespace, gpu_job("pm-1", model="pm", run_for="1s", output=output))
+    wait_status(kubectl, namespace, "pm-1", phase_is("Completed"), "Completed", 120, operator_process)
+    assert registered_model(kubectl, namespace, "pm")["spec"]["aliases"] == {"champion": "0.1.7"}
+    assert job_events(kubectl, namespace, "pm-1", "NotPromoted") == [
+        "alias champion of model pm stays at 0.1.7, higher than 0.0.2"
+    ]
+
+    # An alias name that is not a DNS-1123 label is refused at apply, naming the field.
+    bad = gpu_job("pm-2", model="pm", output={"modelName": "pm", "promoteTo": "Champion"})
+    with pytest.raises(AssertionError, match=r"spec\.output\.promoteTo"):
+        apply(kubectl, namespace, bad)

@@ -9,9 +9,9 @@ import sys
 from pathlib import Path
 
 import pytest
+
 import release
 import strictyaml
-import yaml
 from support.fixtures import Kubectl
 
 pytestmark = pytest.mark.integration

@@ -36,7 +36,7 @@ OPERATOR_PERMISSIONS: dict[tuple[str, str], set[str]] = {
     ("finetune.dev", "finetuningjobs"): {"get", "list", "watch", "patch", "delete"},
     ("finetune.dev", "finetuningjobs/status"): {"get", "patch"},
     ("finetune.dev", "modelversions"): {"get", "list", "watch", "create", "patch"},
-    ("finetune.dev", "registeredmodels"): {"get", "list", "watch", "create"},
+    ("finetune.dev", "registeredmodels"): {"get", "list", "watch", "create", "patch"},
     ("finetune.dev", "registeredmodels/status"): {"get", "patch"},
     ("", "persistentvolumeclaims"): {"get", "list", "watch", "create"},
     ("", "configmaps"): {"get", "list", "watch", "create", "patch"},

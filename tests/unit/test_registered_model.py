@@ -113,3 +113,19 @@ def test_invalid_registered_model_specs_are_rejected_by_the_crd(spec: dict[str, 
 
 def test_a_valid_registered_model_spec_is_accepted() -> None:
     assert admission_errors(_schema("RegisteredModel"), {"spec": {"aliases": {"champion": "1.4.0"}}}) == []
+
+
+@pytest.mark.parametrize(
+    ("current", "candidate", "moves"),
+    [
+        (None, "0.0.1", True),
+        ("1.4.0", "1.5.0-rc.1", True),
+        ("1.5.0-rc.1", "1.5.0", True),
+        ("1.10.0", "1.9.0", False),
+        ("1.4.0", "1.4.0", False),
+        ("1.4.0+build.2", "1.4.0+build.1", False),
+    ],
+)
+def test_promotion_only_moves_an_alias_forward(current: str | None, candidate: str, moves: bool) -> None:
+    # Racing jobs: the higher version wins in any write order; build metadata has no precedence (semver 10).
+    assert modelregistry.promotion_moves(current, candidate) is moves

@@ -173,6 +173,7 @@ def build(version: str = "1.3.0", **overrides: Any) -> Obj:
         "dataset": DATASET,
         "training_result": result,
         "created_at": "2026-11-23T17:00:00Z",
+        "trainer_image": "ghcr.io/finetune-operator/trainer:0.1.0",
     }
     arguments.update(overrides)
     return registry.model_version(**arguments)
@@ -197,6 +198,9 @@ def test_model_version_object() -> None:
             "modelName": "support-bot",
             "version": "1.3.0",
             "baseModel": "Llama 3.1 8B (instruct)",
+            "baseModelLocation": "pvc://models/llama-3.1-8b",
+            "trainerImage": "ghcr.io/finetune-operator/trainer:0.1.0",
+            "trainerImageDefault": True,
             "method": "lora",
             "artifact": {
                 "pvc": "demo-workspace",
@@ -223,6 +227,43 @@ def test_model_version_object() -> None:
             "createdAt": "2026-11-23T17:00:00Z",
         },
     }
+
+
+BASE_DIGEST = "sha256:" + "ab" * 32
+
+
+def test_model_version_records_what_the_trainer_resolved_and_the_base_model_identity() -> None:
+    # The trainer's resolved configuration replaces the spec's (which lacks every default it did not set).
+    resolved = {"method": "lora", "epochs": 2, "batchSize": 4, "loraR": 16, "configHash": "c" * 64}
+    result = {**TRAINING_RESULT, "hyperparameters": resolved, "baseModelDigest": BASE_DIGEST}
+    wire = spec().to_wire()
+    wire["trainerImage"] = "registry.example/team/trainer:custom"
+    obj = build(
+        training_result=result,
+        spec=FineTuningJobSpec.model_validate(wire),
+        trainer_image="registry.example/team/trainer:custom",
+    )
+    assert obj["spec"]["hyperparameters"] == resolved
+    assert obj["spec"]["baseModelDigest"] == BASE_DIGEST
+    assert (obj["spec"]["trainerImage"], obj["spec"]["trainerImageDefault"]) == (
+        "registry.example/team/trainer:custom",
+        False,
+    )
+    ModelVersion.model_validate(obj)
+
+
+@pytest.mark.parametrize(
+    ("base", "location"),
+    [
+        ({"name": "tiny", "builtin": "tiny-gpt"}, "builtin://tiny-gpt"),
+        ({"name": "in-image", "path": "/models/llama"}, "file:///models/llama"),
+        ({"name": "on-claim", "pvc": "models", "path": "/llama"}, "pvc://models/llama"),
+    ],
+)
+def test_base_model_location(base: Obj, location: str) -> None:
+    wire = spec().to_wire()
+    wire["baseModel"] = base
+    assert registry.base_model_location(FineTuningJobSpec.model_validate(wire)) == location
 
 
 def test_model_version_is_valid_and_not_owned_by_the_job() -> None:

@@ -76,6 +76,14 @@ def test_oversized_nested_values_are_dropped_keeping_scalars() -> None:
     assert parsed == {"outcome": "Succeeded", "truncated": True}
 
 
+def test_oversized_lineage_goes_first_so_the_model_block_survives() -> None:
+    # A long loraTargetModules list must not cost the operator the model folder it registers.
+    model = {"path": "model", "format": "safetensors", "adapter": True}
+    payload = {"outcome": "Succeeded", "model": model, "hyperparameters": {"loraTargetModules": ["q_proj"] * 2000}}
+    parsed = json.loads(render(payload))
+    assert parsed == {"outcome": "Succeeded", "model": model, "truncated": True}
+
+
 def test_write_uses_environment_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     target = tmp_path / "termination-log"
     monkeypatch.setenv(termination.ENV_VAR, str(target))

@@ -18,6 +18,7 @@ QUANTITY_PATTERN = (
 )
 DNS1123_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 # Semantic Versioning 2.0.0, the regex published with the spec (no leading "v").
+DIGEST_PATTERN = r"^sha256:[0-9a-f]{64}$"
 SEMVER_PATTERN = (
     r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
     r"(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?"

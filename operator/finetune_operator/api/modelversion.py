@@ -6,9 +6,8 @@ from typing import Any
 
 from pydantic import Field
 
-from finetune_operator.api.base import DNS1123_LABEL_PATTERN, SEMVER_PATTERN, ApiModel, DateTime, cel
+from finetune_operator.api.base import DIGEST_PATTERN, DNS1123_LABEL_PATTERN, SEMVER_PATTERN, ApiModel, DateTime, cel
 
-DIGEST_PATTERN = r"^sha256:[0-9a-f]{64}$"
 KIND = "ModelVersion"
 PLURAL = "modelversions"
 SINGULAR = "modelversion"
@@ -78,6 +77,16 @@ class ModelVersionSpec(ApiModel):
     """Semantic version (semver 2.0.0)."""
     base_model: str = Field(min_length=1, max_length=253)
     """Name of the base model it was fine-tuned from."""
+    base_model_location: str | None = Field(default=None, max_length=4096)
+    """Where the base model was read from: pvc://<claim>/<path>, file://<path in the trainer image>, or
+    builtin://<name>."""
+    base_model_digest: str | None = Field(default=None, pattern=DIGEST_PATTERN)
+    """`sha256:` of the base model's config.json and weight index (model.safetensors.index.json, or each
+    .safetensors file's header): identifies its architecture and weight layout without hashing the weights."""
+    trainer_image: str | None = Field(default=None, max_length=1024)
+    """The image that trained the model."""
+    trainer_image_default: bool | None = None
+    """True when that image was the operator's default (FTO_TRAINER_IMAGE), false when the job set trainerImage."""
     method: str | None = None
     """lora or full."""
     artifact: ArtifactLocation
@@ -86,7 +95,8 @@ class ModelVersionSpec(ApiModel):
     hyperparameters: dict[str, Any] = Field(
         default_factory=dict, json_schema_extra={"x-kubernetes-preserve-unknown-fields": True}
     )
-    """The resolved training configuration (every default applied)."""
+    """The training configuration the trainer resolved, every default applied (configHash included); the job's
+    spec.training as written when the trainer did not report it."""
     job: JobReference
     created_at: DateTime | None = None
     """When training finished (RFC 3339)."""

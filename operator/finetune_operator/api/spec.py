@@ -274,6 +274,10 @@ class OutputSpec(ApiModel):
     """Model store: a PersistentVolumeClaim (ReadWriteMany for jobs on several nodes) the final model and adapter
     are copied to, under `<modelName>/<version>/`, before the ModelVersion is registered; the ModelVersion then
     points at that copy, which outlives the job and its workspace. Unset: the ModelVersion points at the workspace."""
+    promote_to: str | None = Field(default=None, pattern=DNS1123_LABEL_PATTERN, max_length=63)
+    """An alias of the model's RegisteredModel (e.g. champion) to move to the new version once it is registered,
+    which happens only when every evaluation gate passed. Only forward: an alias naming a higher version stays
+    where it is (of two jobs racing, the higher version wins); the job's Events say what happened."""
 
 
 class RetainPolicy(StrEnum):

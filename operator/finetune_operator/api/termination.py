@@ -12,9 +12,9 @@ from __future__ import annotations
 import json
 from typing import Any, Literal
 
-from pydantic import ValidationError
+from pydantic import Field, ValidationError
 
-from finetune_operator.api.base import StatusModel
+from finetune_operator.api.base import DIGEST_PATTERN, StatusModel
 from finetune_operator.api.contract import FailureKind, Reason, failure_kind_for
 from finetune_operator.api.status import CheckpointRef, DatasetStatus, Metrics, Progress
 
@@ -54,6 +54,9 @@ class TerminationMessage(StatusModel):
     checkpoint: CheckpointRef | None = None
     model: ProducedModel | None = None
     hyperparameters: dict[str, Any] | None = None
+    """The training configuration the trainer resolved (every default applied), for the ModelVersion."""
+    base_model_digest: str | None = Field(default=None, pattern=DIGEST_PATTERN)
+    """`sha256:` of the base model's config.json and weight index (finetune_trainer.train.lineage)."""
     truncated: bool | None = None
 
     @classmethod
@@ -90,6 +93,11 @@ class TerminationMessage(StatusModel):
         if _fits(text, limit):
             return text
         shortened = _shorten_message(payload, limit)
+        if shortened is not None:
+            return shortened
+        # Lineage is the least needed part: the ModelVersion falls back to the spec's hyperparameters without it.
+        payload.pop("hyperparameters", None)
+        shortened = _shorten_message({**payload, "truncated": True}, limit)
         if shortened is not None:
             return shortened
         scalars = {key: value for key, value in payload.items() if not isinstance(value, dict | list)}

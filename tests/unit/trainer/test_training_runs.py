@@ -100,6 +100,11 @@ def test_training_succeeds_with_a_termination_message(completed: Run) -> None:
     assert message["progress"]["epoch"] == pytest.approx(3.0)
     assert message["model"] == {"path": "model", "format": "safetensors", "adapter": True, "merged": True}
     assert len((completed.workspace / "termination-log").read_bytes()) <= 4096
+    # Lineage: the configuration training used (defaults resolved, hash as in model/ metadata), the base model.
+    metadata = json.loads((completed.workspace / "model" / "metadata.json").read_text())
+    assert message["hyperparameters"]["configHash"] == metadata["configHash"]
+    assert message["hyperparameters"]["batchSize"] == metadata["training"]["batch_size"]
+    assert message["baseModelDigest"].startswith("sha256:")
 
 
 @pytest.mark.slow  # shares or runs a ~25 s training subprocess

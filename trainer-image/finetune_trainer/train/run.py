@@ -29,6 +29,7 @@ from finetune_trainer.train import (
     early,
     evaluation,
     jsonlog,
+    lineage,
     output,
     prepared,
     storage,
@@ -101,6 +102,7 @@ def run(job: JobConfig, environ: Mapping[str, str], rank: int) -> dict[str, obje
 
     with storage.guard(workspace.root, "building the builtin model", keep=config.keep_checkpoints, clean=rank == 0):
         model_dir = base_model_folder(job, workspace, dataset, config)
+    base_digest = lineage.base_model_digest(model_dir)  # before training: the folder as it was loaded
     tokenizer = load_tokenizer(model_dir)
     model, kernel = load_base_model(model_dir, config, environ)
     chat = bool(tokenizer.chat_template)
@@ -147,7 +149,8 @@ def run(job: JobConfig, environ: Mapping[str, str], rank: int) -> dict[str, obje
     if rank != 0:
         return None
     with storage.guard(workspace.root, "writing the final model", keep=config.keep_checkpoints, clean=True):
-        return publish(job, workspace, dataset, config, trainer, tokenizer, progress, eval_loss)
+        result = publish(job, workspace, dataset, config, trainer, tokenizer, progress, eval_loss)
+    return {**result, "baseModelDigest": base_digest}
 
 
 def training_callbacks(
@@ -280,7 +283,13 @@ def publish(
     jsonlog.event("model_saved", folder=str(workspace.model), **model_block)
     if config.max_eval_loss is not None and eval_loss > config.max_eval_loss:
         raise JobFailed(Reason.EVALUATION_GATE_FAILED, f"evalLoss {eval_loss:.4f} > maxEvalLoss {config.max_eval_loss}")
-    return {"outcome": "Succeeded", "metrics": metrics, "progress": progress_block, "model": model_block}
+    return {
+        "outcome": "Succeeded",
+        "metrics": metrics,
+        "progress": progress_block,
+        "model": model_block,
+        "hyperparameters": lineage.resolved_hyperparameters(config),
+    }
 
 
 def base_model_folder(job: JobConfig, workspace: Workspace, dataset: data.Dataset, config: TrainConfig) -> Path:
