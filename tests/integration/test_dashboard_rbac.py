@@ -17,6 +17,7 @@ import yaml
 from dashboard_harness import DASHBOARD_MANIFESTS, REPO, DashboardProcess, token_kubeconfig
 
 import localcluster
+import strictyaml
 from conftest import WaitFor
 
 pytestmark = pytest.mark.integration
@@ -51,14 +52,14 @@ def install_identity(kubectl: Callable[..., str]) -> None:
     kubectl(
         "apply", "-f", "-", stdin=kubectl("create", "namespace", "finetune-system", "--dry-run=client", "-o", "yaml")
     )
-    rendered = [o for o in yaml.safe_load_all(kubectl("kustomize", str(DASHBOARD_MANIFESTS))) if o]
+    rendered = [o for o in strictyaml.load_all(kubectl("kustomize", str(DASHBOARD_MANIFESTS))) if o]
     identity = [o for o in rendered if o["kind"] in {"ServiceAccount", "ClusterRole", "ClusterRoleBinding"}]
     kubectl("apply", "--server-side", "--force-conflicts", "-f", "-", stdin=yaml.safe_dump_all(identity))
 
 
 def install_user_roles(kubectl: Callable[..., str]) -> None:
     """manifests/base's finetune-operator-view/-edit, which aggregate into the built-in view/edit/admin roles."""
-    rendered = [o for o in yaml.safe_load_all(kubectl("kustomize", str(REPO / "manifests" / "base"))) if o]
+    rendered = [o for o in strictyaml.load_all(kubectl("kustomize", str(REPO / "manifests" / "base"))) if o]
     roles = [
         o for o in rendered if o["kind"] == "ClusterRole" and o["metadata"]["name"].startswith("finetune-operator-")
     ]

@@ -13,10 +13,11 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-import yaml
 from gitops_health import REPO, argocd_health, gitops_crds, kstatus
 from kwok_jobs import EXIT_CODE, apply, get_json, gpu_job, phase_is, reason_is, sessions_config_map, wait_status
 from operator_harness import OperatorProcess
+
+import strictyaml
 
 pytestmark = pytest.mark.integration
 
@@ -144,8 +145,9 @@ def test_the_documented_flux_and_argocd_examples_pass_a_server_side_dry_run(kube
         kubectl("apply", "--server-side", "--dry-run=server", "--validate=strict", "-f", str(GITOPS / example))
 
     # The Argo CD overlay is the production overlay with every CRD, and nothing else, in sync wave -1.
-    rendered = [o for o in yaml.safe_load_all(kubectl("kustomize", str(GITOPS / "argocd"))) if o]
-    production = [o for o in yaml.safe_load_all(kubectl("kustomize", str(REPO / "manifests/overlays/production"))) if o]
+    rendered = [o for o in strictyaml.load_all(kubectl("kustomize", str(GITOPS / "argocd"))) if o]
+    production_overlay = str(REPO / "manifests/overlays/production")
+    production = [o for o in strictyaml.load_all(kubectl("kustomize", production_overlay)) if o]
     assert sorted((o["kind"], o["metadata"]["name"]) for o in rendered) == sorted(
         (o["kind"], o["metadata"]["name"]) for o in production
     )

@@ -19,6 +19,7 @@ import pytest
 import yaml
 from operator_harness import OperatorProcess, wait_phase
 
+import strictyaml
 from finetune_trainer.objectstore.client import Endpoint, Use, credential_env_name, make_client
 from localservers import S3Server
 from support.fixtures import Kubectl
@@ -68,7 +69,7 @@ def credentials_secret(kubectl: Kubectl, namespace: str, name: str, key_id: str,
 
 
 def s3_job(name: str, server: S3Server, uri: str, secret: str) -> dict[str, Any]:
-    body: dict[str, Any] = yaml.safe_load((REPO / "manifests" / "samples" / "quickstart.yaml").read_text())
+    body: dict[str, Any] = strictyaml.load((REPO / "manifests" / "samples" / "quickstart.yaml").read_text())
     body["metadata"]["name"] = name
     body["spec"]["training"]["epochs"] = 1
     body["spec"]["dataset"]["source"] = {"s3": {"uri": uri, "endpoint": server.url, "secretRef": {"name": secret}}}
