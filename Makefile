@@ -62,6 +62,11 @@ venv:
 demo: venv build-controlplane ## local cluster + operator + the quickstart job trained for real on CPU until Completed
 	$(PYTHON) hack/demo.py
 
+# --- the first machine with a GPU (no GPU runs this in CI: none is available there)
+.PHONY: gpu-smoke
+gpu-smoke: venv ## a few steps of tiny-gpt and a 1B-class Llama on CUDA: tokens/s, peak memory, precision, attention kernel
+	$(PYTHON) bench/trainer/gpu_smoke.py
+
 # --- checks and tests (the README's test command is `make test`)
 .PHONY: test lint unit crds
 

@@ -35,7 +35,7 @@ FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
 _FULL_TEXTS = ("No space left on device", "Disk quota exceeded", "os error 28)", "os error 122)")
 
 
-def _chain(error: BaseException) -> Iterator[BaseException]:
+def exception_chain(error: BaseException) -> Iterator[BaseException]:
     """`error`, then what caused it or happened while handling it, and so on; each exception once."""
     seen: set[int] = set()
     current: BaseException | None = error
@@ -50,13 +50,13 @@ def is_storage_full(error: BaseException) -> bool:
     return any(
         (isinstance(current, OSError) and current.errno in FULL_ERRNOS)
         or any(text in str(current) for text in _FULL_TEXTS)
-        for current in _chain(error)
+        for current in exception_chain(error)
     )
 
 
 def failed_path(error: BaseException) -> str | None:
     """The file an OSError in the first 8 links of the chain names, if any."""
-    for current in itertools.islice(_chain(error), 8):
+    for current in itertools.islice(exception_chain(error), 8):
         if isinstance(current, OSError) and current.filename:
             return str(current.filename)
     return None

@@ -45,6 +45,7 @@ class Reason(StrEnum):
     EVALUATION_GATE_FAILED = "EvaluationGateFailed"
     OUT_OF_MEMORY = "OutOfMemory"
     GPUS_NOT_VISIBLE = "GPUsNotVisible"
+    RANKS_LOST_CONTACT = "RanksLostContact"
     STORAGE_FULL = "StorageFull"
     MODEL_COPY_FAILED = "ModelCopyFailed"
     INTERNAL_ERROR = "InternalError"
@@ -160,6 +161,14 @@ REASONS: Mapping[Reason, ReasonRule] = {
         "the training pod sees fewer GPUs than spec.resources.gpus (instead of silently training on the CPU)",
         "the message names the node's NVIDIA driver and the image's CUDA: upgrade the driver (CUDA 13.0 needs >= 580) "
         "or keep the job off that node (spec.resources.nodeSelector)",
+    ),
+    # Transient as often as not (a peer's failure, a link fault): retried from the last checkpoint.
+    Reason.RANKS_LOST_CONTACT: ReasonRule(
+        ExitCode.INTERNAL_ERROR,
+        "the training ranks lost contact: a collective (NCCL on GPUs) failed or timed out, or a rank died from a "
+        "signal (NCCL's watchdog aborts a rank whose collective timed out) without reporting an error",
+        "retried from the last checkpoint; the message names the rank; if it persists, look for another rank's "
+        "error in the pod's log and for Xid errors in the node's kernel log, and set NCCL_DEBUG=WARN in spec.env",
     ),
     Reason.STORAGE_FULL: ReasonRule(
         ExitCode.STORAGE_FULL,

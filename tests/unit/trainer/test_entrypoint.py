@@ -29,10 +29,21 @@ def run_with(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, outcome: Any) -> t
 
 
 def test_cuda_out_of_memory_is_an_internal_error_with_advice(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    code, message = run_with(monkeypatch, tmp_path, torch.cuda.OutOfMemoryError("CUDA out of memory. Tried 2 GiB"))
+    code, message = run_with(
+        monkeypatch, tmp_path, torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2 GiB")
+    )
     assert code == 20
     assert message is not None and message["reason"] == "OutOfMemory" and message["failureKind"] == "System"
-    assert "ran out of memory" in message["message"] and "batchSize" in message["message"]
+    assert message["message"].startswith("the GPU ran out of memory on rank 0 allocating 2 GiB, at micro-batches of")
+    assert "batchSize" in message["message"]
+
+
+def test_a_collective_failure_says_the_ranks_lost_contact(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    error = torch.distributed.DistBackendError("NCCL error in: ProcessGroupNCCL.cpp:1970, remote process exited")
+    code, message = run_with(monkeypatch, tmp_path, error)
+    assert code == 20
+    assert message is not None and (message["reason"], message["failureKind"]) == ("RanksLostContact", "System")
+    assert message["message"].startswith("rank 0 lost contact with the other ranks (DistBackendError: NCCL error")
 
 
 def test_unexpected_errors_exit_20(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

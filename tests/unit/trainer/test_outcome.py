@@ -30,5 +30,6 @@ def test_under_the_supervisor_ranks_claim_failures_and_rank_zero_success(tmp_pat
     environ = {"FINETUNE_RANK_OUTCOME": str(tmp_path / "claim.json")}
     outcome.record(Outcome(0, None, rank=1), environ)  # a rank that finished: nothing to say
     assert outcome.read(tmp_path / "claim.json") is None
-    outcome.record(Outcome(143, None, rank=1), environ)
-    assert outcome.read(tmp_path / "claim.json") == Outcome(143, None, rank=1)
+    outcome.record(Outcome(143, None, rank=1), environ)  # stopped: a consequence, claimed on the side
+    assert outcome.read(tmp_path / "claim.json") is None
+    assert outcome.read(outcome.secondary(tmp_path / "claim.json")) == Outcome(143, None, rank=1)

@@ -2,7 +2,8 @@
 
 0 success, 10 data error, 11 config error (invalid model, checkpoint of another config),
 12 evaluation gate failed, 13 workspace volume full (reason StorageFull; the last complete
-checkpoint is kept), 20 internal error (also CUDA out-of-memory, reason OutOfMemory),
+checkpoint is kept), 20 internal error (also CUDA out-of-memory, reason OutOfMemory, and ranks that lost
+contact, RanksLostContact),
 143 stopped by SIGTERM after a checkpoint.
 """
 
@@ -31,7 +32,8 @@ import torch  # noqa: E402
 from finetune_operator.api import JobConfig, TerminationMessage  # noqa: E402
 from finetune_operator.api.contract import ExitCode, Reason, exit_code_for  # noqa: E402
 from finetune_trainer.failures import JobFailed  # noqa: E402
-from finetune_trainer.train import gpus, jsonlog, launcher, outcome  # noqa: E402
+from finetune_trainer.train import faults, gpus, jsonlog, launcher, outcome  # noqa: E402
+from finetune_trainer.train.config import DEFAULT_BATCH_SIZE, DEFAULT_MAX_SEQ_LENGTH  # noqa: E402
 from finetune_trainer.train.run import Interrupted, run  # noqa: E402
 
 DEFAULT_CONFIG = "/etc/finetune/job.json"
@@ -62,26 +64,34 @@ def main(argv: list[str] | None = None) -> int:
 
 def train(config: Path, rank: int) -> outcome.Outcome:
     """This process's attempt, every failure turned into an exit code and a termination payload."""
+    job: JobConfig | None = None
     try:
-        payload = run(JobConfig.load(config), os.environ, rank)
+        job = JobConfig.load(config)
+        payload = run(job, os.environ, rank)
     except JobFailed as failure:
         return failed(rank, failure.reason, failure.message)
     except Interrupted as stopped:
         log.warning("%s", stopped)
         return outcome.Outcome(ExitCode.TERMINATED, None, rank)
-    except torch.cuda.OutOfMemoryError as error:
-        return failed(
-            rank,
-            Reason.OUT_OF_MEMORY,
-            f"the GPU ran out of memory ({error}); lower training.batchSize or training.maxSeqLength, "
-            "or use method lora",
-        )
     except Exception as error:
         log.exception("training failed")
-        return failed(rank, Reason.INTERNAL_ERROR, f"{type(error).__name__}: {error}")
+        return unexpected(error, rank, job)
     if payload is not None:
         jsonlog.event("succeeded", **payload)
     return outcome.Outcome(ExitCode.SUCCEEDED, TerminationMessage.model_validate(payload) if payload else None, rank)
+
+
+def unexpected(error: Exception, rank: int, job: JobConfig | None) -> outcome.Outcome:
+    """An exception nothing below turned into a reason: the GPU's memory, the ranks' contact, or a bug."""
+    if faults.is_out_of_memory(error):
+        training = job.spec.training if job else None
+        rows = (training.batch_size if training else None) or DEFAULT_BATCH_SIZE
+        row_tokens = (training.max_seq_length if training else None) or DEFAULT_MAX_SEQ_LENGTH
+        message = faults.out_of_memory_message(error, rank, faults.gpu_memory(), rows, row_tokens)
+        return failed(rank, Reason.OUT_OF_MEMORY, message)
+    if faults.is_collective_failure(error):
+        return failed(rank, Reason.RANKS_LOST_CONTACT, faults.collective_failure_message(error, rank))
+    return failed(rank, Reason.INTERNAL_ERROR, f"{type(error).__name__}: {error}")
 
 
 def gpus_not_visible(visible: int) -> outcome.Outcome:

@@ -5,7 +5,8 @@ path): exec'ing torchrun made every worker failure exit 1, so a user error on 8 
 `backoffLimit` times, a rank-k failure left no termination message, and on SIGTERM torchrun
 killed the workers after its own 30 s instead of the pod's grace period. Here:
 
-- the first failing rank's exit code and termination message become the pod's (`outcome`);
+- the first failing rank's exit code and termination message become the pod's (`outcome`); a rank that
+  died from a signal could not write one, so the supervisor names it (`signal_death`);
 - SIGTERM (sent by the kubelet to this process only) is passed to every worker, which then
   checkpoints and exits 143; they get `GRACE_ENV` seconds (the pod's grace period, from the
   operator) before torch kills them, and the pod exits 143;
@@ -18,14 +19,16 @@ runs that many gloo ranks, which is how the tests exercise this path.
 from __future__ import annotations
 
 import os
+import signal
 import tempfile
 import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from finetune_operator.api.contract import ExitCode
+from finetune_operator.api import TerminationMessage
+from finetune_operator.api.contract import ExitCode, Reason, exit_code_for
 from finetune_trainer import termination
-from finetune_trainer.train import outcome
+from finetune_trainer.train import faults, outcome
 
 MODULE = "finetune_trainer.train"
 PROCESSES_ENV = "FINETUNE_PROCESSES"
@@ -76,15 +79,23 @@ def supervise(worker_argv: Sequence[str], processes: int, environ: Mapping[str, 
         # The agent starts workers with a copy of this process's environment.
         os.environ[outcome.OUTCOME_ENV] = str(claim_file)
         fallback = 0
+        signalled = None
+        terminated = False
         try:
             elastic_launch(config, worker_argv[0])(*worker_argv[1:])
         except SignalException:
-            fallback = ExitCode.TERMINATED
+            fallback, terminated = ExitCode.TERMINATED, True
         except ChildFailedError as failed:
             fallback = failure_exit_code(failed.get_first_failure()[1].exitcode)
+            signalled = signal_death({rank: (f.exitcode, f.timestamp) for rank, f in failed.failures.items()})
         finally:
             del os.environ[outcome.OUTCOME_ENV]
-        claimed = outcome.read(claim_file)
+        # A rank's own report of its failure, else a rank killed by a signal (it could not report), else a rank
+        # that only saw the others go (a consequence of one of the former when they exist; of the pod's own
+        # SIGTERM when it got one: then the pod exits 143, a disruption, not a failure).
+        claimed = outcome.read(claim_file) or signalled
+        if claimed is None and not terminated:
+            claimed = outcome.read(outcome.secondary(claim_file))
     if claimed is None:
         return fallback
     if claimed.payload is not None:
@@ -95,3 +106,26 @@ def supervise(worker_argv: Sequence[str], processes: int, environ: Mapping[str, 
 def failure_exit_code(worker_exit: int) -> int:
     """A worker that died without recording why: its code, or 128+N for a signal (137: killed, e.g. OOM)."""
     return 128 - worker_exit if worker_exit < 0 else worker_exit
+
+
+def signal_death(failures: Mapping[int, tuple[int, float]]) -> outcome.Outcome | None:
+    """The rank that a signal ended first, from {rank: (exit code, time in whole seconds)}; None if none did.
+
+    SIGTERM is the agent stopping the other ranks after a failure (ranks catch the pod's SIGTERM and exit 143
+    themselves): never a cause. SIGKILL comes from outside (the kernel's OOM killer, the kubelet) or from the
+    agent when a rank outlives the grace period, so any other signal is the likelier cause; for a SIGKILL the
+    pod exits 137 without a message and the operator reads the container's state (OOMKilled) itself. Other
+    signals (NCCL's watchdog aborts, CUDA faults) get a termination message naming the rank.
+    """
+    deaths = sorted(
+        (-code == signal.SIGKILL, when, rank, -code)
+        for rank, (code, when) in failures.items()
+        if code < 0 and -code != signal.SIGTERM
+    )
+    if not deaths:
+        return None
+    *_, rank, number = deaths[0]
+    if number == signal.SIGKILL:
+        return outcome.Outcome(128 + number, None, rank)
+    message = TerminationMessage.failure(Reason.RANKS_LOST_CONTACT, faults.signal_death_message(rank, number))
+    return outcome.Outcome(exit_code_for(Reason.RANKS_LOST_CONTACT), message, rank)

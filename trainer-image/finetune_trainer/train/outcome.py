@@ -5,7 +5,10 @@ itself. Several ranks (one per GPU) run under `launcher.supervise`, which sets `
 file in its scratch folder: every rank that fails, and rank 0 when it succeeds, claims that file,
 and the first claim wins. The first failure is the cause (a user error on rank 3 kills the
 collectives of the others, whose later errors are consequences), and the supervisor turns the
-claim into the pod's exit code and termination message.
+claim into the pod's exit code and termination message. A rank that only lost contact with the others
+(`RanksLostContact`) or was stopped (exit 143: the supervisor stops every rank once one failed) claims a
+second file instead (`secondary`): that outcome is a consequence whenever another rank failed, even one that
+lost the race to claim or died from a signal without claiming anything.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from finetune_operator.api import TerminationMessage
+from finetune_operator.api.contract import ExitCode, Reason
 from finetune_trainer import termination
 
 OUTCOME_ENV = "FINETUNE_RANK_OUTCOME"
@@ -39,7 +43,14 @@ def record(outcome: Outcome, environ: Mapping[str, str]) -> None:
             termination.write(outcome.payload)
         return
     if outcome.exit_code != 0 or outcome.payload is not None:
-        claim(Path(claim_file), outcome)
+        lost_contact = outcome.payload is not None and outcome.payload.reason == Reason.RANKS_LOST_CONTACT
+        consequence = lost_contact or outcome.exit_code == ExitCode.TERMINATED
+        claim(secondary(Path(claim_file)) if consequence else Path(claim_file), outcome)
+
+
+def secondary(claim_file: Path) -> Path:
+    """Where ranks that only lost contact with the others claim: read when no rank claimed the cause."""
+    return claim_file.with_name(f"secondary-{claim_file.name}")
 
 
 def claim(path: Path, outcome: Outcome) -> bool:
