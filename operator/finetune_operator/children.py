@@ -15,7 +15,15 @@ from finetune_operator import naming, podenv
 from finetune_operator.api import API_VERSION, FineTuningJobSpec, RetainPolicy, reporting
 from finetune_operator.api.contract import USER_ERROR_EXIT_CODES
 from finetune_operator.api.finetuningjob import KIND
-from finetune_operator.api.jobconfig import CONFIG_DIR, CONFIG_KEY, CONFIG_PATH, JobConfig, JobIdentity, JobPaths
+from finetune_operator.api.jobconfig import (
+    CONFIG_DIR,
+    CONFIG_KEY,
+    CONFIG_PATH,
+    Champion,
+    JobConfig,
+    JobIdentity,
+    JobPaths,
+)
 from finetune_operator.config import Settings
 
 Obj = dict[str, Any]
@@ -32,11 +40,15 @@ TMP_SIZE_LIMIT = "8Gi"
 class JobRef:
     """The identity of the parent FineTuningJob that every child carries."""
 
-    def __init__(self, name: str, namespace: str, uid: str, spec: FineTuningJobSpec) -> None:
+    def __init__(
+        self, name: str, namespace: str, uid: str, spec: FineTuningJobSpec, champion: Champion | None = None
+    ) -> None:
         self.name = name
         self.namespace = namespace
         self.uid = uid
         self.spec = spec
+        self.champion = champion
+        """The version evaluation.compareTo resolved to, for the training pod (None: nothing to compare)."""
 
     def owner_reference(self) -> Obj:
         return {

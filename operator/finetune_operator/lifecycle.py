@@ -9,13 +9,19 @@ them and only then write the status, so a crash between the two repeats idempote
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from enum import StrEnum
 
 from finetune_operator import naming
 from finetune_operator.api import FailureKind, Phase
-from finetune_operator.api.contract import REASONS, fallback_reason
-from finetune_operator.api.termination import TerminationMessage
+from finetune_operator.api.contract import REASONS, Reason, fallback_reason
+from finetune_operator.observation import (
+    Action,
+    Decision,
+    Observed,
+    SourceState,
+    StorageState,
+    WorkloadPhase,
+    WorkloadState,
+)
 
 TERMINAL_PHASES = frozenset({Phase.COMPLETED, Phase.FAILED, Phase.CANCELLED})
 _ACTIVE = (Phase.QUEUED, Phase.RUNNING, Phase.EVALUATING)
@@ -39,104 +45,6 @@ def is_allowed(source: Phase | None, target: Phase) -> bool:
         return True
     return target in ALLOWED_TRANSITIONS[source]
 
-
-# ------------------------------------------------------------------------------------ observed state
-
-
-class StorageState(StrEnum):
-    ABSENT = "Absent"
-    PENDING = "Pending"
-    BOUND = "Bound"
-    LOST = "Lost"
-
-
-class SourceState(StrEnum):
-    AVAILABLE = "Available"
-    MISSING = "Missing"
-
-
-class WorkloadPhase(StrEnum):
-    """The state of a batch/v1 Job and its pods, as far as the lifecycle cares."""
-
-    ABSENT = "Absent"
-    SUSPENDED = "Suspended"  # Kueue has not admitted it
-    UNSCHEDULABLE = "Unschedulable"  # a pod waits for capacity
-    STARTING = "Starting"  # created or scheduled, not running yet
-    RUNNING = "Running"
-    SUCCEEDED = "Succeeded"
-    FAILED = "Failed"
-
-
-@dataclass(frozen=True)
-class WorkloadState:
-    """One child workload. `result` is the parsed termination message of its last finished container."""
-
-    phase: WorkloadPhase = WorkloadPhase.ABSENT
-    message: str = ""
-    job_reason: str | None = None  # reason of the Job's Failed condition, e.g. BackoffLimitExceeded
-    exit_code: int | None = None
-    container_reason: str | None = None  # e.g. OOMKilled, Error
-    image_pull_error: str | None = None  # set when a container cannot pull its image
-    result: TerminationMessage = field(default_factory=TerminationMessage)
-    attempts: int = 0
-    attempt_ids: tuple[str, ...] = field(default=(), compare=False)  # every pod seen now, for attempt counting
-    active: bool = False  # pods still running or pending
-
-
-ABSENT = WorkloadState()
-
-
-@dataclass(frozen=True)
-class Observed:
-    """Everything `derive` needs; built by the operator from the cluster, built by hand in tests."""
-
-    phase: Phase | None = None
-    job_name: str = "<job>"
-    namespace: str = "<namespace>"
-    """Who the job is: the messages name its objects and the commands to look at them."""
-    cancel: bool = False
-    storage: StorageState = StorageState.ABSENT
-    source: SourceState = SourceState.AVAILABLE
-    source_missing_seconds: float = 0.0
-    source_wait_seconds: float = 300.0
-    source_description: str = "the dataset source"
-    curation: WorkloadState = ABSENT
-    training: WorkloadState = ABSENT
-    trainer_stage: str | None = None
-    max_eval_loss: float | None = None
-    model_registered: bool = False
-    model_store: str | None = None  # spec.output.pvc
-    model_store_missing: bool = False
-    publish: WorkloadState = ABSENT  # the copy to the model store
-    version_conflict: str | None = None
-    capacity_blocked: str | None = None
-    queue_name: str | None = None
-    admission_message: str | None = None  # Kueue's reason for not admitting the training workload (yet)
-    gpus: int = 0
-    gpu_resource_name: str = "nvidia.com/gpu"
-
-
-class Action(StrEnum):
-    PREPARE = "Prepare"  # workspace PVC, config ConfigMap, trainer ServiceAccount and Role
-    CREATE_CURATION = "CreateCuration"
-    CREATE_TRAINING = "CreateTraining"
-    CREATE_PUBLISH = "CreatePublish"  # the copy of the model to the model store
-    REGISTER_MODEL = "RegisterModel"
-    STOP_WORKLOADS = "StopWorkloads"
-
-
-@dataclass(frozen=True)
-class Decision:
-    phase: Phase
-    reason: str
-    message: str
-    failure_kind: FailureKind | None = None
-    dataset_ready: bool = False
-    training_active: bool = False
-    actions: frozenset[Action] = frozenset()
-
-
-# ---------------------------------------------------------------------------------------- derivation
 
 OOM_ADVICE = "raise resources.memory or lower training.batchSize"
 
@@ -174,6 +82,8 @@ def _derive_active(o: Observed) -> Decision:
         )
     if o.version_conflict:
         return Decision(Phase.FAILED, "VersionExists", o.version_conflict, FailureKind.USER)
+    if o.champion_problem:
+        return Decision(Phase.FAILED, Reason.CHAMPION_UNAVAILABLE.value, o.champion_problem, FailureKind.USER)
     if o.storage is StorageState.ABSENT:
         return Decision(Phase.PENDING, "Creating", "creating the workspace and configuration", actions=_PREPARE)
     if o.storage is StorageState.LOST:

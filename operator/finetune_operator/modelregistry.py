@@ -11,7 +11,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from finetune_operator import naming, semver
-from finetune_operator.api import API_VERSION
+from finetune_operator.api import API_VERSION, FineTuningJobSpec
+from finetune_operator.api.jobconfig import CHAMPION_DIR, Champion
 from finetune_operator.api.registeredmodel import KIND, MAX_LISTED_VERSIONS, RegisteredModelSpec
 
 ALIASES_ANNOTATION = "finetune.dev/aliases"
@@ -138,3 +139,43 @@ def _aliases_condition(
         "lastTransitionTime": now if changed else str(before.get("lastTransitionTime") or now),  # type: ignore[union-attr]
         "observedGeneration": generation,
     }
+
+
+def champion_for(
+    spec: FineTuningJobSpec, registered: Obj | None, versions: Sequence[Obj]
+) -> tuple[Champion | None, str | None]:
+    """The version `evaluation.compareTo` names now, or why it cannot be compared against.
+
+    (None, None): nothing to compare against yet (no compareTo, no RegisteredModel, or the alias is not set), so
+    a model's first job, or a GitOps job re-applied before any promotion, trains without the gate.
+    """
+    compare = spec.evaluation.compare_to
+    if compare is None or registered is None:
+        return None, None
+    model = compare.model or spec.output.model_name
+    model_spec = registered.get("spec") or {}
+    version = (model_spec.get("aliases") or {}).get(compare.alias)
+    if version is None:
+        return None, None
+    named = f"alias {compare.alias} of model {model} names version {version}"
+    mv = next((v for v in versions if semver.compare(str(_spec(v).get("version")), str(version)) == 0), None)
+    if mv is None:
+        return None, f"{named}, which is not registered"
+    if version in (model_spec.get("archived") or []):
+        return None, f"{named}, which is archived"
+    artifact = _spec(mv).get("artifact") or {}
+    adapter = bool(artifact.get("adapter"))
+    if adapter and _spec(mv).get("baseModel") != spec.base_model.name:
+        base = _spec(mv).get("baseModel")
+        return None, f"{named}, a LoRA adapter on base model {base}; this job trains {spec.base_model.name}"
+    champion = Champion(
+        model=model,
+        alias=compare.alias,
+        version=str(version),
+        model_version=str(mv["metadata"]["name"]),
+        claim=str(artifact.get("pvc")),
+        path=f"{CHAMPION_DIR}/{str(artifact.get('path', '')).lstrip('/')}",
+        adapter=adapter,
+        max_regression=compare.max_regression,
+    )
+    return champion, None

@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from finetune_operator.api.termination import TerminationMessage
-from finetune_operator.lifecycle import StorageState, WorkloadPhase, WorkloadState
+from finetune_operator.observation import StorageState, WorkloadPhase, WorkloadState
 
 Obj = Mapping[str, Any]
 

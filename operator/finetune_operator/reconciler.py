@@ -21,15 +21,8 @@ from finetune_operator.api.status import bounded
 from finetune_operator.backends import TrainingBackend, backend_for
 from finetune_operator.config import Settings
 from finetune_operator.kube import ApiError, Kube, event_for
-from finetune_operator.lifecycle import (
-    TERMINAL_PHASES,
-    Action,
-    Decision,
-    Observed,
-    SourceState,
-    WorkloadPhase,
-    derive,
-)
+from finetune_operator.lifecycle import TERMINAL_PHASES, derive
+from finetune_operator.observation import Action, Decision, Observed, SourceState, WorkloadPhase
 from finetune_operator.observe import kueue_waiting_message, storage_state, workload_state
 from finetune_operator.registrar import Registrar
 from finetune_operator.status import dataset_status, next_status
@@ -157,6 +150,9 @@ class Reconciler:
         version_conflict = None
         if training.phase in (WorkloadPhase.ABSENT, WorkloadPhase.SUSPENDED):
             version_conflict = registry.explicit_version_conflict(spec, view.model_versions, view.uid)
+        champion_problem = None
+        if training.phase is WorkloadPhase.ABSENT and spec.evaluation.compare_to and phase not in TERMINAL_PHASES:
+            champion_problem = self.registrar.champion(spec, view.namespace)[1]
         published = workload_state(view.workloads.get(publish.COMPONENT), view.pods.get(publish.COMPONENT, []))
         store = spec.output.pvc
         # Read only while the copy is about to start: a missing store is a wait with a reason, not a stuck pod.
@@ -186,6 +182,7 @@ class Reconciler:
             model_store_missing=store_missing,
             publish=published,
             version_conflict=version_conflict,
+            champion_problem=champion_problem,
             capacity_blocked=capacity_blocked,
             queue_name=spec.queue_name,
             admission_message=kueue_waiting_message(view.admission),
@@ -304,7 +301,9 @@ class Reconciler:
         elif action is Action.CREATE_CURATION:
             objects = [children.curation_job(ref, settings)]
         elif action is Action.CREATE_TRAINING:
-            objects = backend.children(ref, settings)
+            # The version to beat is fixed when training starts: every retry of this Job compares against it.
+            champion = self.registrar.champion(ref.spec, view.namespace)[0]
+            objects = backend.children(children.JobRef(ref.name, ref.namespace, ref.uid, ref.spec, champion), settings)
         elif action is Action.CREATE_PUBLISH:
             objects = [self._publish_job(ref, view, backend)]
         elif action is Action.STOP_WORKLOADS:

@@ -14,6 +14,8 @@ from datetime import datetime
 from pydantic import ValidationError
 
 from finetune_operator import modelregistry, naming
+from finetune_operator.api import FineTuningJobSpec
+from finetune_operator.api.jobconfig import Champion
 from finetune_operator.api.registeredmodel import RegisteredModelSpec
 from finetune_operator.kube import ApiError, Kube
 
@@ -67,6 +69,21 @@ class Registrar:
                 continue
             return Promotion(alias, version, current, moved=True)
         raise ApiError(409, f"RegisteredModel {namespace}/{model_name} kept changing while promoting {version}")
+
+    def champion(self, spec: FineTuningJobSpec, namespace: str) -> tuple[Champion | None, str | None]:
+        """`modelregistry.champion_for` from fresh reads; a cluster without the RegisteredModel CRD has none."""
+        compare = spec.evaluation.compare_to
+        if compare is None:
+            return None, None
+        model = compare.model or spec.output.model_name
+        try:
+            registered = self.kube.get("RegisteredModel", namespace, model)
+        except ApiError as error:
+            if error.status not in (403, 404):
+                raise
+            registered = None
+        versions = self.kube.list("ModelVersion", namespace, f"{naming.LABEL_MODEL}={model}") if registered else []
+        return modelregistry.champion_for(spec, registered, versions)
 
     def promote_reported(
         self, namespace: str, model_name: str, alias: str, version: str

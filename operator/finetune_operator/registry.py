@@ -17,7 +17,15 @@ from finetune_operator.api.termination import TerminationMessage
 from finetune_operator.status import final_metrics
 
 # The run's final figures; tokensPerSecond and learningRate describe the hardware and schedule, not the model.
-_MODEL_METRICS = ("trainLoss", "evalLoss", "perplexity", "evalExactMatch", "evalTokenF1")
+_MODEL_METRICS = (
+    "trainLoss",
+    "evalLoss",
+    "perplexity",
+    "evalExactMatch",
+    "evalTokenF1",
+    "championEvalLoss",
+    "candidateEvalLoss",
+)
 
 
 def existing_versions(model_versions: Iterable[Mapping[str, Any]], model_name: str) -> list[Mapping[str, Any]]:
@@ -142,6 +150,7 @@ def model_version(
             },
             "hyperparameters": training_result.hyperparameters or spec.training.to_wire(),
             "job": {"name": job_name, "uid": job_uid},
+            **({"comparedTo": training_result.compared_to.to_wire()} if training_result.compared_to else {}),
             "createdAt": created_at,
         },
     }

@@ -13,7 +13,8 @@ from typing import Any
 from finetune_operator.api import Phase
 from finetune_operator.api.status import CONDITION_MESSAGE_LIMIT, MAX_RECORDED_PODS, REASON_LIMIT, bounded
 from finetune_operator.api.termination import TerminationMessage
-from finetune_operator.lifecycle import TERMINAL_PHASES, Decision, Observed
+from finetune_operator.lifecycle import TERMINAL_PHASES
+from finetune_operator.observation import Decision, Observed
 
 _METRIC_KEYS = (
     "trainLoss",
@@ -23,6 +24,8 @@ _METRIC_KEYS = (
     "tokensPerSecond",
     "evalExactMatch",
     "evalTokenF1",
+    "championEvalLoss",
+    "candidateEvalLoss",
 )
 
 

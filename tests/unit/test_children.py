@@ -17,6 +17,7 @@ import pytest
 from finetune_operator import children, naming, publish
 from finetune_operator.api import FineTuningJobSpec
 from finetune_operator.api.contract import USER_ERROR_EXIT_CODES
+from finetune_operator.api.jobconfig import Champion
 from finetune_operator.backends import batchjob
 from finetune_operator.config import Settings
 from support.podsecurity import restricted_violations
@@ -663,3 +664,23 @@ def test_label_selector_value_matches_naming() -> None:
     job = batchjob.training_job(ref(), SETTINGS)
     assert job["metadata"]["labels"][naming.LABEL_JOB] == "demo"
     assert job["metadata"]["labels"][naming.LABEL_JOB_UID] == UID
+
+
+def test_training_pod_mounts_the_champion_read_only_and_names_it() -> None:
+    champion = Champion(
+        model="chat", alias="champion", version="1.4.0", model_version="chat-v1.4.0", claim="earlier-workspace",
+        path="/mnt/champion/model", adapter=True, max_regression=0.05,
+    )  # fmt: skip
+    job = children.JobRef(NAME, NAMESPACE, UID, spec(), champion)
+    pod = pod_spec(batchjob.training_job(job, SETTINGS))
+    [container] = pod["containers"]
+    assert {"name": "champion", "persistentVolumeClaim": {"claimName": "earlier-workspace", "readOnly": True}} in (
+        pod["volumes"]
+    )
+    assert {"name": "champion", "mountPath": "/mnt/champion", "readOnly": True} in container["volumeMounts"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert Champion.model_validate_json(env["FINETUNE_CHAMPION"]) == champion
+    # Without a champion, neither.
+    plain = pod_spec(batchjob.training_job(ref(), SETTINGS))
+    assert "champion" not in {v["name"] for v in plain["volumes"]}
+    assert "FINETUNE_CHAMPION" not in {e["name"] for e in plain["containers"][0]["env"]}

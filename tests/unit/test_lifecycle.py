@@ -15,9 +15,8 @@ import pytest
 
 from finetune_operator.api import FailureKind, Phase
 from finetune_operator.api.termination import TerminationMessage
-from finetune_operator.lifecycle import (
-    ALLOWED_TRANSITIONS,
-    TERMINAL_PHASES,
+from finetune_operator.lifecycle import ALLOWED_TRANSITIONS, TERMINAL_PHASES, derive, is_allowed
+from finetune_operator.observation import (
     Action,
     Decision,
     Observed,
@@ -25,8 +24,6 @@ from finetune_operator.lifecycle import (
     StorageState,
     WorkloadPhase,
     WorkloadState,
-    derive,
-    is_allowed,
 )
 from finetune_operator.status import merge_conditions
 
@@ -673,6 +670,11 @@ DERIVE_CASES = [
         trained(version_conflict="ModelVersion chat-1.2.0 already exists", training=succeeded(1.0)),
         Expect(F, "VersionExists", FailureKind.USER, message="ModelVersion chat-1.2.0 already exists"),
         id="version-conflict",
+    ),
+    pytest.param(
+        trained(champion_problem="alias champion of model chat names version 9.0.0, which is not registered"),
+        Expect(F, "ChampionUnavailable", FailureKind.USER, message_has=("9.0.0", "not registered")),
+        id="champion-unavailable-before-training",
     ),
     pytest.param(
         trained(cancel=True, training=w(WorkloadPhase.RUNNING, active=True)),

@@ -145,6 +145,8 @@ def test_namespaced_objects_live_in_the_operator_namespace(rendered: dict[str, l
         "ClusterRole",
         "ClusterRoleBinding",
         "ClusterKopfPeering",
+        "ValidatingAdmissionPolicy",
+        "ValidatingAdmissionPolicyBinding",
     }
     for objects in rendered.values():
         for obj in objects:

@@ -17,7 +17,8 @@ import pytest
 from finetune_operator.api import FailureKind, Phase
 from finetune_operator.api.contract import ExitCode, Reason
 from finetune_operator.api.termination import TerminationMessage
-from finetune_operator.lifecycle import Observed, StorageState, WorkloadPhase, WorkloadState, derive
+from finetune_operator.lifecycle import derive
+from finetune_operator.observation import Observed, StorageState, WorkloadPhase, WorkloadState
 from finetune_operator.observe import kueue_waiting_message, storage_state, workload_state
 
 

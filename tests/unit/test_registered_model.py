@@ -8,7 +8,7 @@ import pytest
 from test_crd import _schema, admission_errors
 
 from finetune_operator import modelregistry
-from finetune_operator.api import RegisteredModelSpec
+from finetune_operator.api import FineTuningJobSpec, RegisteredModelSpec
 
 NOW = "2026-12-03T10:00:00Z"
 
@@ -129,3 +129,79 @@ def test_a_valid_registered_model_spec_is_accepted() -> None:
 def test_promotion_only_moves_an_alias_forward(current: str | None, candidate: str, moves: bool) -> None:
     # Racing jobs: the higher version wins in any write order; build metadata has no precedence (semver 10).
     assert modelregistry.promotion_moves(current, candidate) is moves
+
+
+def job_spec(compare: dict[str, Any] | None, base: str = "llama") -> FineTuningJobSpec:
+    evaluation = {"compareTo": compare} if compare is not None else {}
+    return FineTuningJobSpec.model_validate(
+        {
+            "baseModel": {"name": base, "builtin": "tiny-gpt"},
+            "dataset": {"source": {"configMap": {"name": "s", "key": "s.jsonl"}}},
+            "output": {"modelName": "support-bot"},
+            "evaluation": evaluation,
+        }
+    )
+
+
+def adapter(number: str, base: str = "llama") -> dict[str, Any]:
+    mv = version(number, "2026-12-01T00:00:00Z")
+    mv["spec"]["artifact"] = {"pvc": f"job-{number}-workspace", "path": "model", "adapter": True}
+    mv["spec"]["baseModel"] = base
+    return mv
+
+
+def registered(aliases: dict[str, str], archived: list[str] | None = None) -> dict[str, Any]:
+    return {"metadata": {"name": "support-bot"}, "spec": {"aliases": aliases, "archived": archived or []}}
+
+
+def test_champion_resolves_the_alias_to_its_artifact() -> None:
+    champion, problem = modelregistry.champion_for(
+        job_spec({"maxRegression": 0.1}), registered({"champion": "1.4.0"}), [adapter("1.4.0"), adapter("1.5.0")]
+    )
+    assert problem is None and champion is not None
+    assert (champion.version, champion.model_version, champion.claim) == (
+        "1.4.0",
+        "support-bot-v1.4.0",
+        "job-1.4.0-workspace",
+    )
+    assert (champion.path, champion.adapter, champion.max_regression) == ("/mnt/champion/model", True, 0.1)
+
+
+@pytest.mark.parametrize(
+    ("compare", "model", "expected"),
+    [
+        (None, registered({"champion": "1.4.0"}), None),  # no gate asked for
+        ({}, None, None),  # the model's first job: no RegisteredModel yet
+        ({}, registered({"canary": "1.4.0"}), None),  # the alias is not set yet
+    ],
+)
+def test_nothing_to_compare_against_trains_without_the_gate(
+    compare: dict[str, Any] | None, model: dict[str, Any] | None, expected: None
+) -> None:
+    assert modelregistry.champion_for(job_spec(compare), model, [adapter("1.4.0")]) == (None, expected)
+
+
+@pytest.mark.parametrize(
+    ("model", "versions", "base", "problem"),
+    [
+        (
+            registered({"champion": "9.0.0"}),
+            [adapter("1.4.0")],
+            "llama",
+            "names version 9.0.0, which is not registered",
+        ),
+        (registered({"champion": "1.4.0"}, ["1.4.0"]), [adapter("1.4.0")], "llama", "1.4.0, which is archived"),
+        (
+            registered({"champion": "1.4.0"}),
+            [adapter("1.4.0", base="mistral")],
+            "llama",
+            "a LoRA adapter on base model mistral; this job trains llama",
+        ),
+    ],
+)
+def test_a_champion_that_cannot_be_compared_is_a_problem_naming_why(
+    model: dict[str, Any], versions: list[dict[str, Any]], base: str, problem: str
+) -> None:
+    champion, found = modelregistry.champion_for(job_spec({}, base), model, versions)
+    assert champion is None and found is not None and problem in found
+    assert found.startswith("alias champion of model support-bot names version")

@@ -17,7 +17,8 @@ import pytest
 
 from finetune_operator.api import FailureKind, FineTuningJobStatus, Phase
 from finetune_operator.api.termination import TerminationMessage
-from finetune_operator.lifecycle import Decision, Observed, StorageState, WorkloadPhase, WorkloadState, derive
+from finetune_operator.lifecycle import derive
+from finetune_operator.observation import Decision, Observed, StorageState, WorkloadPhase, WorkloadState
 from finetune_operator.status import dataset_status, final_metrics, next_status
 
 

@@ -43,6 +43,8 @@ class Reason(StrEnum):
     INVALID_CONFIGURATION = "InvalidConfiguration"
     CHECKPOINT_MISMATCH = "CheckpointMismatch"
     EVALUATION_GATE_FAILED = "EvaluationGateFailed"
+    REGRESSED_AGAINST_CHAMPION = "RegressedAgainstChampion"
+    CHAMPION_UNAVAILABLE = "ChampionUnavailable"
     OUT_OF_MEMORY = "OutOfMemory"
     GPUS_NOT_VISIBLE = "GPUsNotVisible"
     RANKS_LOST_CONTACT = "RanksLostContact"
@@ -71,7 +73,9 @@ EXIT_CODES: Mapping[ExitCode, ExitCodeRule] = {
         Reason.INVALID_CONFIGURATION,
     ),
     ExitCode.EVALUATION_GATE_FAILED: ExitCodeRule(
-        "evaluation gate failed (evalLoss > evaluation.maxEvalLoss)", True, Reason.EVALUATION_GATE_FAILED
+        "an evaluation gate failed (evaluation.maxEvalLoss or evaluation.compareTo)",
+        True,
+        Reason.EVALUATION_GATE_FAILED,
     ),
     # A retry would resume from the last checkpoint and fill the volume again at the next one.
     ExitCode.STORAGE_FULL: ExitCodeRule("workspace volume full (ENOSPC/EDQUOT)", True, Reason.STORAGE_FULL),
@@ -148,6 +152,19 @@ REASONS: Mapping[Reason, ReasonRule] = {
         ExitCode.EVALUATION_GATE_FAILED,
         "evalLoss is above evaluation.maxEvalLoss",
         "the model is kept in the workspace; train longer or on more data, or relax the gate",
+    ),
+    Reason.REGRESSED_AGAINST_CHAMPION: ReasonRule(
+        ExitCode.EVALUATION_GATE_FAILED,
+        "on this job's held-out split the new model's loss is worse than the evaluation.compareTo alias's version's "
+        "by more than maxRegression (status.metrics: candidateEvalLoss, championEvalLoss)",
+        "the model is kept in the workspace; train longer or on more data, or raise compareTo.maxRegression",
+    ),
+    Reason.CHAMPION_UNAVAILABLE: ReasonRule(
+        ExitCode.USER_CONFIG_ERROR,
+        "the evaluation.compareTo alias names a version that is not registered, is archived, or whose model cannot "
+        "be read or compared (another base model, another tokenizer)",
+        "kubectl get registeredmodel <model> -o yaml shows the aliases; fix the alias or its artifact, or remove "
+        "evaluation.compareTo",
     ),
     # GPU memory depends on the node as well as the spec, so a retry (from the last checkpoint) may succeed.
     Reason.OUT_OF_MEMORY: ReasonRule(

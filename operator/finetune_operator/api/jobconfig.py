@@ -38,6 +38,28 @@ class JobPaths(ApiModel):
     """The base model folder; null for a builtin model."""
 
 
+CHAMPION_ENV = "FINETUNE_CHAMPION"
+CHAMPION_DIR = "/mnt/champion"
+
+
+class Champion(ApiModel):
+    """The version evaluation.compareTo resolved to when training started: the training pod's `FINETUNE_CHAMPION`
+    (JSON). Its artifact's claim is mounted read-only at `/mnt/champion`."""
+
+    model: str
+    alias: str
+    version: str
+    model_version: str
+    """Name of the ModelVersion object."""
+    claim: str
+    """The PersistentVolumeClaim holding its artifact."""
+    path: str
+    """The model folder inside the training pod."""
+    adapter: bool = False
+    """A LoRA adapter on the same base model as this job (checked by the operator)."""
+    max_regression: float = 0.0
+
+
 class JobConfig(ApiModel):
     """`/etc/finetune/job.json`."""
 

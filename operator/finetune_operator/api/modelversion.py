@@ -39,6 +39,10 @@ class ModelMetrics(ApiModel):
     perplexity: float | None = None
     eval_exact_match: float | None = None
     eval_token_f1: float | None = None
+    champion_eval_loss: float | None = None
+    """With evaluation.compareTo: the compared version's loss on this job's held-out split."""
+    candidate_eval_loss: float | None = None
+    """This model's loss on the same batches, measured the same way."""
 
 
 class DatasetLineage(ApiModel):
@@ -51,6 +55,15 @@ class DatasetLineage(ApiModel):
     eval_samples: int | None = Field(default=None, ge=0)
     source: str | None = None
     """The job's dataset source, e.g. configmap://sessions/sessions.jsonl or pvc://logs/sessions/*.jsonl."""
+
+
+class ComparedTo(ApiModel):
+    """The version this model was gated against (evaluation.compareTo)."""
+
+    model: str
+    alias: str
+    version: str
+    max_regression: float
 
 
 class JobReference(ApiModel):
@@ -98,6 +111,7 @@ class ModelVersionSpec(ApiModel):
     """The training configuration the trainer resolved, every default applied (configHash included); the job's
     spec.training as written when the trainer did not report it."""
     job: JobReference
+    compared_to: ComparedTo | None = None
     created_at: DateTime | None = None
     """When training finished (RFC 3339)."""
 

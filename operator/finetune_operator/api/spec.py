@@ -14,6 +14,7 @@ from typing import Annotated, Literal
 from pydantic import Field, model_validator
 
 from finetune_operator.api.base import DNS1123_LABEL_PATTERN, SEMVER_PATTERN, ApiModel, Quantity, cel
+from finetune_operator.api.evaluation import EvaluationSpec
 from finetune_operator.api.objectstore import S3SessionSource
 from finetune_operator.api.podenv import EnvFromSource, EnvVar
 
@@ -217,42 +218,6 @@ class ResourcesSpec(ApiModel):
     """Tolerations for tainted GPU nodes."""
     priority_class_name: str | None = Field(default=None, pattern=DNS1123_LABEL_PATTERN, max_length=253)
     """PriorityClass of the training pods (preemption)."""
-
-
-class EarlyStoppingSpec(ApiModel):
-    """End training once the eval loss stopped improving; the best checkpoint becomes the model."""
-
-    patience: int = Field(default=3, ge=1, le=100)
-    """Evaluations without an improvement before training stops."""
-    min_delta: float = Field(default=0.0, ge=0.0)
-    """How much lower the eval loss must be to count as an improvement."""
-
-
-class EvaluationSpec(ApiModel):
-    """Evaluation during training, early stopping, and the gate a trained model must pass to be registered."""
-
-    model_config = {
-        "json_schema_extra": {
-            "x-kubernetes-validations": [
-                cel(
-                    "!has(self.earlyStopping) || has(self.evalsPerEpoch)",
-                    "evaluation.earlyStopping needs evaluation.evalsPerEpoch (it acts on those evaluations)",
-                )
-            ]
-        }
-    }
-
-    max_eval_loss: float | None = Field(default=None, gt=0.0)
-    """The job completes only if the held-out loss is at most this value (> 0)."""
-    evals_per_epoch: int | None = Field(default=None, ge=1, le=100)
-    """Evaluate on the held-out split this many times per epoch (an eval-loss curve); unset: once, at the end."""
-    early_stopping: EarlyStoppingSpec | None = None
-
-    @model_validator(mode="after")
-    def _early_stopping_needs_evaluations(self) -> EvaluationSpec:
-        if self.early_stopping is not None and self.evals_per_epoch is None:
-            raise ValueError("evaluation.earlyStopping needs evaluation.evalsPerEpoch (it acts on those evaluations)")
-        return self
 
 
 class Bump(StrEnum):

@@ -75,6 +75,10 @@ class Metrics(StatusModel):
     """The lowest eval loss of the evaluations during training (spec.evaluation.evalsPerEpoch)."""
     best_eval_step: int | None = None
     """The step of that evaluation; with earlyStopping its checkpoint became the model."""
+    champion_eval_loss: float | None = None
+    """With evaluation.compareTo: the alias's version's loss on this job's held-out split."""
+    candidate_eval_loss: float | None = None
+    """With evaluation.compareTo: this job's model's loss on the same batches, measured the same way."""
 
 
 class RejectedCounts(StatusModel):

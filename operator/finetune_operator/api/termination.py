@@ -16,6 +16,7 @@ from pydantic import Field, ValidationError
 
 from finetune_operator.api.base import DIGEST_PATTERN, StatusModel
 from finetune_operator.api.contract import FailureKind, Reason, failure_kind_for
+from finetune_operator.api.modelversion import ComparedTo
 from finetune_operator.api.status import CheckpointRef, DatasetStatus, Metrics, Progress
 
 MAX_BYTES = 4096
@@ -55,6 +56,8 @@ class TerminationMessage(StatusModel):
     model: ProducedModel | None = None
     hyperparameters: dict[str, Any] | None = None
     """The training configuration the trainer resolved (every default applied), for the ModelVersion."""
+    compared_to: ComparedTo | None = None
+    """The version evaluation.compareTo gated the model against (its losses are in `metrics`)."""
     base_model_digest: str | None = Field(default=None, pattern=DIGEST_PATTERN)
     """`sha256:` of the base model's config.json and weight index (finetune_trainer.train.lineage)."""
     truncated: bool | None = None

@@ -30,7 +30,7 @@ from finetune_operator.api.modelversion import ArtifactLocation
 from finetune_operator.api.termination import TerminationMessage
 from finetune_operator.children import JobRef
 from finetune_operator.config import Settings
-from finetune_operator.lifecycle import WorkloadState
+from finetune_operator.observation import WorkloadState
 
 Obj = dict[str, Any]
 Observed = Mapping[str, Any]

@@ -14,6 +14,7 @@ from typing import Any
 
 from finetune_operator import naming
 from finetune_operator.api.contract import USER_ERROR_EXIT_CODES
+from finetune_operator.api.jobconfig import CHAMPION_DIR, CHAMPION_ENV
 from finetune_operator.api.modelversion import ArtifactLocation
 from finetune_operator.api.spec import BaseModelSpec
 from finetune_operator.api.termination import TerminationMessage
@@ -27,7 +28,7 @@ from finetune_operator.children import (
     workspace_volumes,
 )
 from finetune_operator.config import Settings
-from finetune_operator.lifecycle import WorkloadState
+from finetune_operator.observation import WorkloadState
 from finetune_operator.observe import workload_state
 
 Obj = dict[str, Any]
@@ -105,9 +106,19 @@ def training_resources(job: JobRef) -> Obj:
     return out
 
 
+def champion_volumes(job: JobRef, volumes: list[Obj], mounts: list[Obj]) -> None:
+    """The claim holding the evaluation.compareTo version's model, read-only (another job's workspace or a store)."""
+    if job.champion is None:
+        return
+    claim = {"claimName": job.champion.claim, "readOnly": True}
+    volumes.append({"name": "champion", "persistentVolumeClaim": claim})
+    mounts.append({"name": "champion", "mountPath": CHAMPION_DIR, "readOnly": True})
+
+
 def training_job(job: JobRef, settings: Settings) -> Obj:
     spec = job.spec
     volumes, mounts = workspace_volumes(job, with_source=False, with_base_model=True)
+    champion_volumes(job, volumes, mounts)
     if spec.resources.gpus > 1:
         # NCCL needs more shared memory than a container's default 64 MiB.
         volumes.append({"name": "dshm", "emptyDir": {"medium": "Memory"}})
@@ -121,6 +132,7 @@ def training_job(job: JobRef, settings: Settings) -> Obj:
         {"name": "FINETUNE_EXPECTED_GPUS", "value": str(spec.resources.gpus)},
         # How long the ranks get to checkpoint after SIGTERM before the trainer's supervisor kills them.
         {"name": "FINETUNE_GRACE_SECONDS", "value": str(settings.termination_grace_seconds)},
+        *([{"name": CHAMPION_ENV, "value": job.champion.model_dump_json(by_alias=True)}] if job.champion else []),
     ]
     pod_spec: Obj = {
         "restartPolicy": "Never",

@@ -314,3 +314,51 @@ def test_full_fine_tuning_saves_the_model_in_its_training_precision(
     assert main(["--config", str(tmp_path / "job.json")]) == 0
     with safe_open(str(tmp_path / "model" / "model.safetensors"), "pt") as weights:
         assert {weights.get_slice(name).get_dtype() for name in weights.keys()} == {"BF16"}  # noqa: SIM118
+
+
+def champion_env(folder: Path, max_regression: float = 0.0) -> str:
+    return json.dumps(
+        {
+            "model": "support-bot",
+            "alias": "champion",
+            "version": "1.0.0",
+            "modelVersion": "support-bot-v1.0.0",
+            "claim": "earlier-workspace",
+            "path": str(folder),
+            "adapter": True,
+            "maxRegression": max_regression,
+        }
+    )
+
+
+@pytest.mark.slow  # shares or runs a ~25 s training subprocess
+@pytest.mark.parametrize(("max_regression", "code"), [(0.0, 12), (100.0, 0)])
+def test_a_model_worse_than_the_champion_fails_unless_the_regression_is_allowed(
+    completed: Run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, max_regression: float, code: int
+) -> None:
+    # The champion trained 3 epochs at lr 0.01; this one a single epoch at a learning rate that barely moves it.
+    prepare(tmp_path, epochs=1, learningRate=1e-6)
+    monkeypatch.setenv("FINETUNE_TERMINATION_LOG", str(tmp_path / "termination-log"))
+    monkeypatch.setenv("FINETUNE_CHAMPION", champion_env(completed.workspace / "model", max_regression))
+    assert main(["--config", str(tmp_path / "job.json")]) == code
+    message = json.loads((tmp_path / "termination-log").read_text())
+    assert (tmp_path / "model" / "metadata.json").is_file()  # kept for inspection either way
+    if code:
+        assert (message["reason"], message["failureKind"]) == ("RegressedAgainstChampion", "User")
+        assert "than support-bot 1.0.0 (alias champion)" in message["message"], message
+    else:
+        metrics = message["metrics"]
+        assert metrics["candidateEvalLoss"] > metrics["championEvalLoss"] > 0
+        assert message["comparedTo"] == {
+            "model": "support-bot", "alias": "champion", "version": "1.0.0", "maxRegression": 100.0
+        }  # fmt: skip
+
+
+def test_an_unreadable_champion_fails_before_training(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    prepare(tmp_path)
+    monkeypatch.setenv("FINETUNE_TERMINATION_LOG", str(tmp_path / "termination-log"))
+    monkeypatch.setenv("FINETUNE_CHAMPION", champion_env(tmp_path / "gone"))
+    assert main(["--config", str(tmp_path / "job.json")]) == 11
+    message = json.loads((tmp_path / "termination-log").read_text())
+    assert message["reason"] == "ChampionUnavailable" and "is not readable" in message["message"]
+    assert not (tmp_path / "checkpoints").exists() or not any((tmp_path / "checkpoints").iterdir())

@@ -20,10 +20,12 @@ import torch
 
 from finetune_operator.api import JobConfig
 from finetune_operator.api.contract import Reason
+from finetune_operator.api.jobconfig import Champion
 from finetune_trainer import report, worklog
 from finetune_trainer.failures import JobFailed
 from finetune_trainer.train import (
     attention,
+    champion,
     checkpoints,
     data,
     early,
@@ -104,6 +106,7 @@ def run(job: JobConfig, environ: Mapping[str, str], rank: int) -> dict[str, obje
         model_dir = base_model_folder(job, workspace, dataset, config)
     base_digest = lineage.base_model_digest(model_dir)  # before training: the folder as it was loaded
     tokenizer = load_tokenizer(model_dir)
+    rival = checked_champion(environ, rank, tokenizer)
     model, kernel = load_base_model(model_dir, config, environ)
     chat = bool(tokenizer.chat_template)
 
@@ -148,9 +151,26 @@ def run(job: JobConfig, environ: Mapping[str, str], rank: int) -> dict[str, obje
         eval_loss = float(trainer.evaluate()["eval_loss"])
     if rank != 0:
         return None
+    comparison = compare_with_champion(rival, trainer, model_dir, config, tokenizer.pad_token_id)
     with storage.guard(workspace.root, "writing the final model", keep=config.keep_checkpoints, clean=True):
-        result = publish(job, workspace, dataset, config, trainer, tokenizer, progress, eval_loss)
+        result = publish(job, workspace, dataset, config, trainer, tokenizer, progress, eval_loss, comparison)
     return {**result, "baseModelDigest": base_digest}
+
+
+def checked_champion(environ: Mapping[str, str], rank: int, tokenizer: Any) -> tuple[Champion, Path] | None:
+    """Rank 0's evaluation.compareTo version, checked before hours of training: readable, reading our tokens."""
+    rival = champion.from_environment(environ) if rank == 0 else None
+    return (rival, champion.weights_folder(rival, tokenizer)) if rival else None
+
+
+def compare_with_champion(
+    rival: tuple[Champion, Path] | None, trainer: Any, model_dir: Path, config: TrainConfig, pad_token_id: int
+) -> champion.Comparison | None:
+    if rival is None:
+        return None
+    comparison = champion.compare(*rival, trainer.model, trainer.eval_dataset, model_dir, config, pad_token_id)
+    jsonlog.event("champion_compared", **champion.describe(comparison), **comparison.metrics())
+    return comparison
 
 
 def training_callbacks(
@@ -239,6 +259,7 @@ def publish(
     tokenizer: Any,
     progress: Progress,
     eval_loss: float,
+    comparison: champion.Comparison | None = None,
 ) -> dict[str, object]:
     """Rank 0 after training: generation scores, final metrics, model/, metadata, the gate."""
     model = trainer.model
@@ -255,6 +276,7 @@ def publish(
         "tokensPerSecond": progress.metrics.get("tokensPerSecond", 0.0),
         "evalExactMatch": round(scores.exact_match, 4),
         "evalTokenF1": round(scores.token_f1, 4),
+        **(comparison.metrics() if comparison else {}),
     }
     progress.metrics.update(metrics)
     progress.send(STAGE_EVALUATING, force=True)
@@ -283,8 +305,11 @@ def publish(
     jsonlog.event("model_saved", folder=str(workspace.model), **model_block)
     if config.max_eval_loss is not None and eval_loss > config.max_eval_loss:
         raise JobFailed(Reason.EVALUATION_GATE_FAILED, f"evalLoss {eval_loss:.4f} > maxEvalLoss {config.max_eval_loss}")
+    if comparison is not None and not comparison.passed:
+        raise JobFailed(Reason.REGRESSED_AGAINST_CHAMPION, comparison.message())
     return {
         "outcome": "Succeeded",
+        **({"comparedTo": champion.describe(comparison)} if comparison else {}),
         "metrics": metrics,
         "progress": progress_block,
         "model": model_block,
