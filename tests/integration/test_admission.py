@@ -1,7 +1,7 @@
 """The install's ValidatingAdmissionPolicies (manifests/base/admission) on the real API server.
 
-- A job's training pods (`<job>-trainer`, or anyone impersonating it) change only status.progress, status.metrics
-  and status.checkpoint: phase, model and conditions cannot be forged.
+- A job's training pods (`<job>-trainer`, or anyone impersonating it) change only status.progress, status.metrics,
+  status.checkpoint and status.memoryPlan: phase, model and conditions cannot be forged.
 - The operator's ServiceAccount is refused what RBAC alone would let it do (kube-system, privileged or host
   workloads, other identities), while the children it really creates all pass.
 """
@@ -80,11 +80,17 @@ def trainer(cluster: Cluster, kubectl: Kubectl, crds: object, namespace: str, tm
 
 
 def test_the_trainer_reports_progress_metrics_and_checkpoint(kubectl: Kubectl, namespace: str, trainer: Path) -> None:
-    report = {"progress": {"stage": "Training", "step": 3}, "metrics": {"trainLoss": 2.5}, "checkpoint": {"step": 2}}
+    report = {
+        "progress": {"stage": "Training", "step": 3},
+        "metrics": {"trainLoss": 2.5},
+        "checkpoint": {"step": 2},
+        "memoryPlan": {"estimatedGib": 1.5},
+    }
     result = kubectl_as(trainer, *status_patch(report), "-n", namespace)
     assert result.returncode == 0, result.stderr
     status = json.loads(kubectl("get", "ftj", JOB, "-n", namespace, "-o", "json"))["status"]
     assert status["progress"]["step"] == 3 and status["metrics"]["trainLoss"] == 2.5 and status["phase"] == "Running"
+    assert status["memoryPlan"] == {"estimatedGib": 1.5}
 
 
 @pytest.mark.parametrize(

@@ -79,6 +79,12 @@ INVALID: list[tuple[str, tuple[str, Any], str]] = [
     ("warmupRatio-exclusive-max", ("training.warmupRatio", 1.0), "spec.training.warmupRatio"),
     ("seed-max", ("training.seed", 2**31), "spec.training.seed"),
     ("precision-enum", ("training.precision", "int8"), "spec.training.precision"),
+    ("quantization-enum", ("training.quantization", "2bit"), "spec.training.quantization"),
+    (
+        "cel-quantization-needs-lora",
+        (("training.method", "full"), ("training.quantization", "4bit")),
+        "spec.training.quantization",
+    ),
     ("lora-r-max", ("training.lora", {"r": 4097}), "spec.training.lora.r"),
     ("targetModules-empty", ("training.lora", {"targetModules": []}), "spec.training.lora.targetModules"),
     ("targetModules-too-many", ("training.lora", {"targetModules": ["m"] * 65}), "spec.training.lora.targetModules"),
@@ -171,7 +177,7 @@ def test_minimal_job_gets_every_default(kubectl: Kubectl, ns: str) -> None:
     kubectl("apply", "--server-side", "--validate=strict", "-n", ns, "-f", "-", stdin=_job("minimal", MINIMAL))
     stored = json.loads(kubectl("get", "ftj", "-n", ns, "minimal", "-o", "json"))["spec"]
     assert stored == FineTuningJobSpec.model_validate(MINIMAL).to_wire()
-    assert stored["training"] == {"method": "lora", "epochs": 3, "precision": "auto"}
+    assert stored["training"] == {"method": "lora", "epochs": 3, "precision": "auto", "quantization": "none"}
     assert stored["resources"] == {"gpus": 1, "gpuResourceName": "nvidia.com/gpu"}
 
 
@@ -222,6 +228,14 @@ FULL_STATUS: dict[str, Any] = {
     },
     "model": {"name": "chat", "version": "0.0.1", "modelVersion": "chat-v0.0.1", "uri": "pvc://store/chat"},
     "checkpoint": {"path": "checkpoints/checkpoint-40", "step": 40},
+    "memoryPlan": {
+        "estimatedGib": 21.7,
+        "deviceGib": 79.65,
+        "weightsGib": 15.1,
+        "optimizerGib": 0.5,
+        "activationsGib": 4.6,
+        "gradientCheckpointing": True,
+    },
     "attempts": 1,
 }
 

@@ -140,7 +140,7 @@ def test_committed_files_match_the_models() -> None:
 def seed_hand_written_docs(root: Path) -> None:
     """The documents whose generated sections sit between hand-written prose."""
     (root / "docs").mkdir()
-    for doc in (crdgen.CONTRACT_DOC, crdgen.INSTALL_DOC):
+    for doc in (crdgen.CONTRACT_DOC, crdgen.INSTALL_DOC, crdgen.TRAINER_DOC):
         (root / doc).write_text((REPO / doc).read_text())
 
 
@@ -385,7 +385,7 @@ def test_server_defaults_equal_the_models_defaults(spec: dict[str, Any]) -> None
 
 def test_minimal_spec_gets_every_default() -> None:
     stored = apply_defaults(_schema("FineTuningJob"), {"spec": MINIMAL})["spec"]
-    assert stored["training"] == {"method": "lora", "epochs": 3, "precision": "auto"}
+    assert stored["training"] == {"method": "lora", "epochs": 3, "precision": "auto", "quantization": "none"}
     assert stored["dataset"]["curation"] == {"minSuccessRate": 0.9, "dedup": True, "evalFraction": 0.05}
     assert stored["resources"] == {"gpus": 1, "gpuResourceName": "nvidia.com/gpu"}
     assert stored["output"]["bump"] == "patch"
@@ -446,6 +446,12 @@ INVALID: list[tuple[str, tuple[str, Any], str]] = [
     ("seed-min", ("training.seed", -1), ".training.seed"),
     ("seed-max", ("training.seed", 2**31), ".training.seed"),
     ("precision-enum", ("training.precision", "int8"), ".training.precision"),
+    ("quantization-enum", ("training.quantization", "2bit"), ".training.quantization"),
+    (
+        "cel-quantization-needs-lora",
+        (("training.method", "full"), ("training.quantization", "4bit")),
+        ".spec.training.quantization",
+    ),
     ("lora-r-min", ("training.lora", {"r": 0}), ".lora.r"),
     ("lora-r-max", ("training.lora", {"r": 4097}), ".lora.r"),
     ("lora-alpha-min", ("training.lora", {"alpha": 0}), ".lora.alpha"),

@@ -20,7 +20,7 @@ import yaml
 
 import localcluster
 import strictyaml
-from finetune_operator.api import FineTuningJob
+from finetune_operator.api import FineTuningJob, memoryplan, modelshape
 from support.podsecurity import restricted_violations
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -356,3 +356,40 @@ def test_install_md_shows_each_example_as_it_is_in_manifests(example: str) -> No
     lines = (MANIFESTS / example).read_text().splitlines()
     body = "\n".join(line for line in lines if not line.startswith("#"))
     assert f"```yaml\n{body}\n```" in (ROOT / "docs" / "install.md").read_text(), example
+
+
+# The config.json fields the memory plan reads, for the base models the GPU samples name (the published configs).
+SAMPLE_MODELS: dict[str, dict[str, Any]] = {
+    "llama-3.1-8b": modelshape.LLAMA_3_1_8B,
+    "llama-3.2-3b": {
+        "model_type": "llama",
+        "hidden_act": "silu",
+        "hidden_size": 3072,
+        "intermediate_size": 8192,
+        "num_hidden_layers": 28,
+        "num_attention_heads": 24,
+        "num_key_value_heads": 8,
+        "vocab_size": 128256,
+        "tie_word_embeddings": True,
+    },
+}
+GPU_SAMPLES = [path for path in SAMPLES if "gpus: 0" not in path.read_text()]
+H100_BYTES = 81_559 * 1024**2
+
+
+@pytest.mark.parametrize("sample", GPU_SAMPLES, ids=lambda p: p.name)
+def test_gpu_sample_fits_an_80_gb_gpu_by_the_memory_plan(sample: Path) -> None:
+    """What the trainer would run on the sample's GPUs (its own config resolution) passes its own memory check."""
+    from finetune_trainer.train import memory
+    from finetune_trainer.train.config import Device, resolve
+
+    spec = FineTuningJob.model_validate(strictyaml.load(sample.read_text())).spec
+    gpus = spec.resources.gpus
+    config = resolve(
+        spec,
+        base_model_path=Path("/models"),
+        dataset_sha256="0" * 64,
+        device=Device(cuda_devices=gpus, bf16_supported=True, world_size=gpus),
+    )
+    shape = modelshape.shape_from_config(SAMPLE_MODELS[spec.base_model.name])
+    assert memoryplan.refusal(shape, memory.training_plan(config), H100_BYTES) is None

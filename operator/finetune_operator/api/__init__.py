@@ -17,15 +17,11 @@ from finetune_operator.api.spec import (
     DatasetSource,
     DatasetSpec,
     FineTuningJobSpec,
-    LoraSpec,
     OutputSpec,
-    Precision,
     ResourcesSpec,
     RetainPolicy,
     RunPolicy,
     StorageSpec,
-    TrainingMethod,
-    TrainingSpec,
 )
 from finetune_operator.api.status import (
     Condition,
@@ -37,6 +33,7 @@ from finetune_operator.api.status import (
     RejectedCounts,
 )
 from finetune_operator.api.termination import TerminationMessage
+from finetune_operator.api.training import LoraSpec, Precision, Quantization, TrainingMethod, TrainingSpec
 
 __all__ = [
     "API_VERSION",
@@ -64,6 +61,7 @@ __all__ = [
     "Phase",
     "Precision",
     "Progress",
+    "Quantization",
     "Reason",
     "RegisteredModelSpec",
     "RegisteredModelStatus",

@@ -46,6 +46,7 @@ class Reason(StrEnum):
     REGRESSED_AGAINST_CHAMPION = "RegressedAgainstChampion"
     CHAMPION_UNAVAILABLE = "ChampionUnavailable"
     OUT_OF_MEMORY = "OutOfMemory"
+    INSUFFICIENT_GPU_MEMORY = "InsufficientGPUMemory"
     GPUS_NOT_VISIBLE = "GPUsNotVisible"
     RANKS_LOST_CONTACT = "RanksLostContact"
     STORAGE_FULL = "StorageFull"
@@ -68,7 +69,7 @@ EXIT_CODES: Mapping[ExitCode, ExitCodeRule] = {
         "user data error (no source files, zero samples, too many malformed lines)", True, Reason.CURATION_FAILED
     ),
     ExitCode.USER_CONFIG_ERROR: ExitCodeRule(
-        "user config error (invalid model, checkpoint of a different training config)",
+        "user config error (invalid model, checkpoint of a different training config, job too big for the GPUs)",
         True,
         Reason.INVALID_CONFIGURATION,
     ),
@@ -171,6 +172,14 @@ REASONS: Mapping[Reason, ReasonRule] = {
         ExitCode.INTERNAL_ERROR,
         "the GPU ran out of memory",
         "lower training.batchSize or training.maxSeqLength, or use method lora",
+    ),
+    # Refused before loading weights: the memory plan (api.memoryplan) says the job cannot fit these GPUs. The spec
+    # is immutable and gpuResourceName pins the GPU type, so a retry would be refused the same way.
+    Reason.INSUFFICIENT_GPU_MEMORY: ReasonRule(
+        ExitCode.USER_CONFIG_ERROR,
+        "the memory plan estimates more memory per GPU than the GPU has (refused before loading the weights)",
+        "apply the change the message names (it gives the estimate, the GPU's memory and the cheapest setting that "
+        "fits) in a new job; docs/trainer.md has a sizing table",
     ),
     # A node problem (driver older than the image's CUDA, device plugin, runtime): another node may work.
     Reason.GPUS_NOT_VISIBLE: ReasonRule(

@@ -17,6 +17,7 @@ from finetune_operator.api.base import DNS1123_LABEL_PATTERN, SEMVER_PATTERN, Ap
 from finetune_operator.api.evaluation import EvaluationSpec
 from finetune_operator.api.objectstore import S3SessionSource
 from finetune_operator.api.podenv import EnvFromSource, EnvVar
+from finetune_operator.api.training import TrainingSpec
 
 IMMUTABLE_MESSAGE = "is immutable once the job is created; create a new FineTuningJob instead"
 # Ten years: long enough for any run or retention, short enough that no date computed from it overflows.
@@ -132,57 +133,6 @@ class DatasetSpec(ApiModel):
 
     source: DatasetSource
     curation: CurationSpec = Field(default_factory=CurationSpec)
-
-
-class TrainingMethod(StrEnum):
-    LORA = "lora"
-    FULL = "full"
-
-
-class Precision(StrEnum):
-    AUTO = "auto"
-    BF16 = "bf16"
-    FP16 = "fp16"
-    FP32 = "fp32"
-
-
-class LoraSpec(ApiModel):
-    """LoRA adapter settings (method: lora)."""
-
-    r: int | None = Field(default=None, ge=1, le=4096)
-    """Adapter rank (default 16)."""
-    alpha: int | None = Field(default=None, ge=1, le=8192)
-    """Scaling numerator (default 2 x r)."""
-    dropout: float | None = Field(default=None, ge=0.0, lt=1.0)
-    """Dropout on the adapter input (0 <= x < 1, default 0: it costs GPU time and rarely helps in a few epochs)."""
-    target_modules: list[Annotated[str, Field(min_length=1, max_length=253)]] | None = Field(
-        default=None, min_length=1, max_length=64
-    )
-    """Module names to adapt; default: every linear projection of the architecture."""
-
-
-class TrainingSpec(ApiModel):
-    """Hyperparameters. Unset fields get the trainer's defaults, recorded in the job's ConfigMap."""
-
-    method: TrainingMethod = TrainingMethod.LORA
-    """lora (a PEFT adapter) or full (all weights)."""
-    epochs: int = Field(default=3, ge=1, le=1000)
-    """Passes over the training split (1..1000)."""
-    batch_size: int | None = Field(default=None, ge=1, le=4096)
-    """Per-device micro-batch size (default 8)."""
-    gradient_accumulation_steps: int | None = Field(default=None, ge=1, le=1024)
-    """Micro-batches per optimizer step (default 1)."""
-    learning_rate: float | None = Field(default=None, gt=0.0, lt=1.0)
-    """Peak learning rate, 0 < x < 1 (default 2e-4 for lora, 2e-5 for full)."""
-    max_seq_length: int | None = Field(default=None, ge=16, le=131072)
-    """Tokens per packed training sequence, 16..131072 (default 1024)."""
-    warmup_ratio: float | None = Field(default=None, ge=0.0, lt=1.0)
-    """Fraction of steps with linear warmup before cosine decay, 0 <= x < 1 (default 0.03)."""
-    seed: int | None = Field(default=None, ge=0, le=2**31 - 1)
-    """Random seed (default 42)."""
-    precision: Precision = Precision.AUTO
-    """auto picks bf16 on GPUs that support it, fp16 on older GPUs and fp32 on CPU."""
-    lora: LoraSpec | None = None
 
 
 class Toleration(ApiModel):

@@ -121,6 +121,20 @@ class CheckpointRef(StatusModel):
     step: int | None = None
 
 
+class MemoryPlan(StatusModel):
+    """The trainer's per-GPU memory estimate (docs/trainer.md, Memory plan), reported before it loads the weights."""
+
+    estimated_gib: float | None = None
+    """Estimated peak memory per GPU (weights, gradients, optimizer state, activations, allowance), in GiB."""
+    device_gib: float | None = None
+    """Memory of the training GPU in GiB; absent on CPU, where nothing is refused."""
+    weights_gib: float | None = None
+    optimizer_gib: float | None = None
+    """Optimizer state and gradients per GPU, in GiB."""
+    activations_gib: float | None = None
+    gradient_checkpointing: bool | None = None
+
+
 class FineTuningJobStatus(StatusModel):
     """Observed state of the job, maintained by the operator (and progress by the training pod)."""
 
@@ -142,6 +156,7 @@ class FineTuningJobStatus(StatusModel):
     dataset: DatasetStatus | None = None
     model: ModelRef | None = None
     checkpoint: CheckpointRef | None = None
+    memory_plan: MemoryPlan | None = None
     attempts: int | None = None
     """Training attempts started (evictions and preemptions included)."""
     training_pods: list[Annotated[str, Field(max_length=253)]] | None = Field(

@@ -1,5 +1,5 @@
 """ValidatingAdmissionPolicies of the install (manifests/base/admission/*.yaml), generated where they depend on the
-API: the trainer's status policy lists every status field but the three the trainer reports, from the status
+API: the trainer's status policy lists every status field but the four the trainer reports, from the status
 model, so a new status field is protected the day it is added.
 """
 
@@ -12,7 +12,7 @@ from finetune_operator.api import GROUP
 from finetune_operator.api.status import FineTuningJobStatus
 
 # What a training pod reports while it runs (finetune_trainer.report); everything else is the operator's.
-TRAINER_FIELDS = ("progress", "metrics", "checkpoint")
+TRAINER_FIELDS = ("progress", "metrics", "checkpoint", "memoryPlan")
 TRAINER_POLICY = "finetune-trainer-status"
 TRAINER_POLICY_PATH = "manifests/base/admission/trainer-status.yaml"
 

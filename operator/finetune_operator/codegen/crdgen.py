@@ -29,7 +29,7 @@ from finetune_operator.api import (
     modelversion,
     registeredmodel,
 )
-from finetune_operator.codegen import admission, apidoc, contractdoc, reasondoc, settingsdoc
+from finetune_operator.codegen import admission, apidoc, contractdoc, reasondoc, settingsdoc, sizingdoc
 from finetune_operator.codegen.openapi import JsonObject, structural_schema
 
 COMMAND = "python -m finetune_operator.codegen.crdgen"
@@ -181,6 +181,7 @@ def to_yaml(document: Any) -> str:
 
 CONTRACT_DOC = "docs/runtime-contract.md"
 INSTALL_DOC = "docs/install.md"
+TRAINER_DOC = "docs/trainer.md"
 
 
 def generated_files(root: Path) -> dict[str, str]:
@@ -194,6 +195,8 @@ def generated_files(root: Path) -> dict[str, str]:
     files[admission.TRAINER_POLICY_PATH] = HEADER + yaml.safe_dump_all(policy, sort_keys=True, width=120)
     install = (root / INSTALL_DOC).read_text(encoding="utf-8")
     files[INSTALL_DOC] = contractdoc.render(install, {"operator-settings": settingsdoc.settings_table})
+    trainer = (root / TRAINER_DOC).read_text(encoding="utf-8")
+    files[TRAINER_DOC] = contractdoc.render(trainer, {"sizing": sizingdoc.sizing_table})
     return files
 
 

@@ -90,11 +90,30 @@ def test_hash_is_stable_and_ignores_what_does_not_change_training() -> None:
 
 @pytest.mark.parametrize(
     "change",
-    [{"learning_rate": 0.1}, {"epochs": 9}, {"dataset_sha256": "e" * 64}, {"world_size": 2}, {"precision": "bf16"}],
+    [
+        {"learning_rate": 0.1},
+        {"epochs": 9},
+        {"dataset_sha256": "e" * 64},
+        {"world_size": 2},
+        {"precision": "bf16"},
+        {"quantization": "4bit"},
+    ],
 )
 def test_hash_changes_with_anything_that_changes_training(change: dict[str, object]) -> None:
     config = resolved({})
     assert config_hash(dataclasses.replace(config, **change)) != config.config_hash  # type: ignore[arg-type]
+
+
+def test_gradient_checkpointing_defaults_to_on_with_gpus_and_is_not_hashed() -> None:
+    assert (resolved({}, H100).gradient_checkpointing, resolved({}).gradient_checkpointing) == (True, False)
+    assert resolved({"gradientCheckpointing": False}, H100).gradient_checkpointing is False
+    assert resolved({"gradientCheckpointing": True}).gradient_checkpointing is True
+    assert resolved({"gradientCheckpointing": True}).config_hash == resolved({}).config_hash
+
+
+def test_quantization_is_resolved() -> None:
+    assert resolved({}).quantization == "none"
+    assert resolved({"quantization": "8bit"}).quantization == "8bit"
 
 
 def test_world_size_is_part_of_the_config() -> None:

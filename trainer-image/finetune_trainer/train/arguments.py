@@ -35,9 +35,8 @@ def sft_arguments(config: TrainConfig, output_dir: Path) -> Any:
         bf16=config.precision == "bf16",
         fp16=config.precision == "fp16",
         use_cpu=not cuda,
-        # Activation checkpointing trades ~20% speed for memory: needed for large models on GPUs,
-        # pointless for the CPU-sized models that run without one.
-        activation_checkpointing=cuda,
+        # training.gradientCheckpointing, resolved by `config.resolve` (default: on with GPUs, off on CPU).
+        activation_checkpointing=config.gradient_checkpointing,
         max_length=config.max_seq_length,
         packing=True,
         packing_strategy="bfd",

@@ -66,7 +66,10 @@ class TrainConfig:
     """`builtin:<name>` or the model folder: identifies the starting weights."""
     dataset_sha256: str
     world_size: int
+    quantization: str
+    """none, 4bit or 8bit: how the frozen base weights are loaded (LoRA only)."""
     # Below: not part of the hash (they do not change what is learned).
+    gradient_checkpointing: bool
     max_eval_loss: float | None
     evals_per_epoch: int | None
     early_stopping_patience: int | None
@@ -79,6 +82,7 @@ class TrainConfig:
 
 
 _UNHASHED = {
+    "gradient_checkpointing",
     "max_eval_loss",
     "evals_per_epoch",
     "early_stopping_patience",
@@ -140,6 +144,10 @@ def resolve(
         base_model=base_model,
         dataset_sha256=dataset_sha256,
         world_size=device.world_size,
+        quantization=training.quantization.value,
+        gradient_checkpointing=(
+            training.gradient_checkpointing if training.gradient_checkpointing is not None else device.cuda_devices > 0
+        ),
         max_eval_loss=spec.evaluation.max_eval_loss,
         evals_per_epoch=spec.evaluation.evals_per_epoch,
         early_stopping_patience=early.patience if early else None,

@@ -17,6 +17,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from finetune_operator.api.contract import Reason
 from finetune_trainer.failures import JobFailed
+from finetune_trainer.train import quantized
 from finetune_trainer.train.config import TrainConfig
 
 _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
@@ -37,16 +38,20 @@ def load_tokenizer(folder: Path) -> Any:
 
 def load_model(folder: Path, config: TrainConfig, attention: str = "sdpa", device: str | None = None) -> Any:
     """`device`: load the weights straight onto it (each rank its own GPU) rather than all into host memory first."""
+    bitsandbytes = quantized.bitsandbytes_config(config)
     try:
-        return AutoModelForCausalLM.from_pretrained(
+        model = AutoModelForCausalLM.from_pretrained(
             folder,
             local_files_only=True,
             attn_implementation=attention,
             dtype=weights_dtype(config),
-            device_map={"": device} if device else None,
+            quantization_config=bitsandbytes,
+            # bitsandbytes quantizes onto a device it is told: the CPU when there is no GPU.
+            device_map={"": device or "cpu"} if device or bitsandbytes else None,
         )
     except (OSError, ValueError, KeyError) as error:
         raise JobFailed(Reason.INVALID_MODEL, f"cannot load a causal language model from {folder}: {error}") from error
+    return quantized.prepare_for_training(model, config)
 
 
 def weights_dtype(config: TrainConfig) -> torch.dtype:

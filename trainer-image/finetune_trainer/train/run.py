@@ -32,8 +32,10 @@ from finetune_trainer.train import (
     evaluation,
     jsonlog,
     lineage,
+    memory,
     output,
     prepared,
+    quantized,
     storage,
     tinygpt,
 )
@@ -105,6 +107,8 @@ def run(job: JobConfig, environ: Mapping[str, str], rank: int) -> dict[str, obje
     with storage.guard(workspace.root, "building the builtin model", keep=config.keep_checkpoints, clean=rank == 0):
         model_dir = base_model_folder(job, workspace, dataset, config)
     base_digest = lineage.base_model_digest(model_dir)  # before training: the folder as it was loaded
+    planned = report.from_environment(job.job.name, job.job.namespace, environ) if rank == 0 else None
+    memory.check(model_dir, config, memory.device_bytes(training_device(environ)), planned)
     tokenizer = load_tokenizer(model_dir)
     rival = checked_champion(environ, rank, tokenizer)
     model, kernel = load_base_model(model_dir, config, environ)
@@ -291,7 +295,8 @@ def publish(
         tokenizer,
         workspace.model,
         adapter=config.method.value == "lora",
-        merge=output.should_merge(parameters, bytes_per_parameter),
+        # A quantized base is never merged into: that would dequantize it (see `quantized`).
+        merge=output.should_merge(parameters, bytes_per_parameter) and not quantized.is_quantized(config),
         metadata={
             "baseModel": {"name": job.spec.base_model.name, "source": config.base_model},
             "dataset": data.provenance(dataset),

@@ -1,0 +1,170 @@
+"""The memory plan: per-GPU memory of a training job, estimated before any weight is loaded.
+
+The trainer runs `check` on a GPU before loading the base model and refuses a job that cannot fit
+(`InsufficientGPUMemory`, with the cheapest change that fits) instead of failing minutes later with a CUDA
+out-of-memory error, or swapping a whole node's worth of weights in first. Pure arithmetic on the model's
+shape (`modelshape`), checked against published figures (tests/unit/test_memoryplan.py):
+
+- ZeRO (Rajbhandari et al., 2020, section 3.1): mixed-precision Adam keeps 16 bytes per parameter (weights,
+  gradients, fp32 master copy, two moments): "a model with 7.5B parameters ... requires 120 GB". This trainer's
+  full fine-tuning holds fp32 weights and fp32 gradients with autocast (4 + 4 + 8 = 16 bytes), on every GPU:
+  its ranks replicate the model (DDP; sharding is not implemented yet).
+- LoRA (Hu et al., 2021, section 4.2): on GPT-3 175B, "VRAM consumption during training" falls "from 1.2TB to
+  350GB": the frozen 16-bit weights (2 bytes x 175B) plus a negligible adapter.
+- QLoRA (Dettmers et al., 2023, section 3): NF4 with double quantization stores 4 + 0.127 bits per weight
+  of the quantized layers, and fine-tunes a 65B model on a single 48 GB GPU.
+- Activations (Korthikanti et al., 2022, "Reducing Activation Recomputation in Large Transformer Models",
+  section 4.1): 34 x s x b x h bytes per layer in 16 bits, plus 5 x a x s^2 x b for the attention scores, which
+  the SDPA and flash-attention kernels used here never store. 34 = 11 (attention) + 19 (a 4h MLP) + 4 (two
+  norms); a gated MLP of width i stores 2h + 8i instead of 19h. With activation checkpointing only each
+  layer's input (2 x h bytes per token) is kept, plus one layer's activations while it is recomputed.
+
+Beyond the papers, the plan counts the logits (compute dtype plus the fp32 copy the cross-entropy makes; 2 GiB
+per 8k tokens for Llama 3's 128k vocabulary) and an allowance for the CUDA context, NCCL buffers and allocator
+fragmentation (`CONTEXT_BYTES` plus `FRAGMENTATION` of the activations), which no paper pins down.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from finetune_operator.api.modelshape import ModelShape
+from finetune_operator.api.training import Quantization, TrainingMethod
+
+GIB = 1024**3
+CONTEXT_BYTES = 1 * GIB
+FRAGMENTATION = 0.10
+ADAM_BYTES = 8  # two fp32 moments per fp32 trainable parameter (torch's AdamW keeps them in the parameter's dtype)
+MASTER_BYTES = 4  # trainable parameters and their gradients are fp32
+NF4_DOUBLE_QUANT_BYTES = (4 + 0.127) / 8
+INT8_BYTES = 1.0
+
+
+@dataclass(frozen=True)
+class TrainingPlan:
+    """The settings of a job that decide its memory, as the trainer resolves them."""
+
+    method: TrainingMethod
+    quantization: Quantization
+    seq_length: int
+    micro_batch: int
+    gradient_checkpointing: bool
+    precision: str
+    """bf16, fp16 or fp32: the dtype of activations, and of LoRA's frozen weights with bf16."""
+    lora_rank: int = 16
+
+
+@dataclass(frozen=True)
+class MemoryEstimate:
+    """Bytes per GPU, by what holds them."""
+
+    weights: int
+    gradients: int
+    optimizer: int
+    activations: int
+    overhead: int
+
+    @property
+    def total(self) -> int:
+        return self.weights + self.gradients + self.optimizer + self.activations + self.overhead
+
+    def summary(self) -> str:
+        parts = ("weights", "gradients", "optimizer", "activations", "overhead")
+        return ", ".join(f"{name} {getattr(self, name) / GIB:.1f}" for name in parts)
+
+
+def _compute_bytes(precision: str) -> int:
+    return 4 if precision == "fp32" else 2
+
+
+def _frozen_weight_bytes(shape: ModelShape, plan: TrainingPlan) -> float:
+    """LoRA's frozen base: 16-bit with bf16 (else fp32, as `weights_dtype` loads it), linear layers quantized."""
+    dense = 2 if plan.precision == "bf16" else 4
+    linear = {
+        Quantization.NONE: dense,
+        Quantization.EIGHT_BIT: INT8_BYTES,
+        Quantization.FOUR_BIT: NF4_DOUBLE_QUANT_BYTES,
+    }[plan.quantization]
+    return shape.linear_parameters * linear + shape.other_parameters * dense
+
+
+def activation_bytes(shape: ModelShape, plan: TrainingPlan) -> int:
+    """Activations of one micro-batch kept for the backward pass, and the logits."""
+    half = _compute_bytes(plan.precision) / 2  # Korthikanti's coefficients count 16-bit values as 2 bytes
+    h, i = shape.hidden_size, shape.intermediate_size
+    mlp = 2 * h + 8 * i if shape.gated_mlp else 2 * h + 4 * i + h
+    per_layer = half * (11 * h + mlp + 4 * h)
+    tokens = plan.seq_length * plan.micro_batch
+    # Checkpointing keeps each layer's input and recomputes one layer at a time in the backward pass.
+    kept = shape.layers * 2 * half * h + per_layer if plan.gradient_checkpointing else shape.layers * per_layer
+    logits = shape.vocab_size * (_compute_bytes(plan.precision) + 4)
+    return int(tokens * (kept + logits))
+
+
+def estimate(shape: ModelShape, plan: TrainingPlan) -> MemoryEstimate:
+    """Per-GPU bytes of `plan` on a model of `shape` (every rank holds all of it)."""
+    # Trainable parameters are fp32 (their gradients and Adam moments too), except QLoRA's adapter, which TRL
+    # casts to bf16 as the QLoRA paper does: then 2 + 2 + 4 bytes.
+    trainable_bytes = 2 if plan.quantization is not Quantization.NONE else MASTER_BYTES
+    if plan.method is TrainingMethod.FULL:
+        trainable = shape.parameters
+        weights = float(shape.parameters * MASTER_BYTES)
+    else:
+        trainable = shape.lora_parameters(plan.lora_rank)
+        weights = _frozen_weight_bytes(shape, plan) + trainable * trainable_bytes
+    activations = activation_bytes(shape, plan)
+    return MemoryEstimate(
+        weights=int(weights),
+        gradients=trainable * trainable_bytes,
+        optimizer=trainable * trainable_bytes * ADAM_BYTES // MASTER_BYTES,
+        activations=activations,
+        overhead=CONTEXT_BYTES + int(FRAGMENTATION * activations),
+    )
+
+
+def fits(shape: ModelShape, plan: TrainingPlan, device_bytes: int) -> bool:
+    return estimate(shape, plan).total <= device_bytes
+
+
+def _same_training(shape: ModelShape, plan: TrainingPlan, device_bytes: int) -> str | None:
+    """The first change that fits without changing what is learned (speed or per-step layout only)."""
+    if not plan.gradient_checkpointing:
+        plan = replace(plan, gradient_checkpointing=True)
+        if fits(shape, plan, device_bytes):
+            return "training.gradientCheckpointing: true"
+    for micro_batch in range(plan.micro_batch - 1, 0, -1):
+        if fits(shape, replace(plan, micro_batch=micro_batch), device_bytes):
+            return f"training.batchSize: {micro_batch} (raise gradientAccumulationSteps to keep the batch)"
+    return None
+
+
+def _lighter_method(shape: ModelShape, plan: TrainingPlan, device_bytes: int) -> str | None:
+    """The first lighter method that fits: LoRA, then LoRA on 8-bit, then on 4-bit weights."""
+    small = replace(plan, gradient_checkpointing=True, micro_batch=1)
+    candidates = [(TrainingMethod.LORA, Quantization.NONE)] if plan.method is TrainingMethod.FULL else []
+    candidates += [(TrainingMethod.LORA, Quantization.EIGHT_BIT), (TrainingMethod.LORA, Quantization.FOUR_BIT)]
+    for method, quantization in candidates:
+        if (method, quantization) == (plan.method, plan.quantization):
+            continue
+        if fits(shape, replace(small, method=method, quantization=quantization), device_bytes):
+            if quantization is Quantization.NONE:
+                return "training.method: lora"
+            return f"training.method: lora with training.quantization: {quantization.value}"
+    return None
+
+
+def cheapest_change(shape: ModelShape, plan: TrainingPlan, device_bytes: int) -> str:
+    """What to change so the job fits `device_bytes` per GPU, cheapest first (for the user-facing message)."""
+    change = _same_training(shape, plan, device_bytes) or _lighter_method(shape, plan, device_bytes)
+    return change or "GPUs with more memory (no setting of this trainer fits: it replicates the model on every GPU)"
+
+
+def refusal(shape: ModelShape, plan: TrainingPlan, device_bytes: int) -> str | None:
+    """The message refusing `plan` on a GPU of `device_bytes`, or None when it fits."""
+    needed = estimate(shape, plan)
+    if needed.total <= device_bytes:
+        return None
+    return (
+        f"needs ~{needed.total / GIB:.1f} GiB per GPU ({needed.summary()} GiB), {device_bytes / GIB:.1f} GiB "
+        f"available: use {cheapest_change(shape, plan, device_bytes)}"
+    )

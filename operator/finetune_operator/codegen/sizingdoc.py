@@ -1,0 +1,52 @@
+"""The sizing table of docs/trainer.md: per-GPU memory of Llama 3.1 8B and 70B jobs, computed by the memory plan.
+
+The same function the trainer runs before loading weights (`finetune_operator.api.memoryplan.estimate`), so the
+table cannot disagree with what the trainer refuses; `crdgen --check` fails when either drifts.
+"""
+
+from __future__ import annotations
+
+from finetune_operator.api.memoryplan import GIB, TrainingPlan, estimate
+from finetune_operator.api.modelshape import LLAMA_3_1_8B, LLAMA_3_1_70B, shape_from_config
+from finetune_operator.api.training import Quantization, TrainingMethod
+
+SEQ_LENGTH = 4096
+MICRO_BATCH = 1
+# An 80 GB H100 as torch.cuda.mem_get_info reports it (81,559 MiB).
+H100_BYTES = 81_559 * 1024**2
+MODELS = (("Llama 3.1 8B", LLAMA_3_1_8B), ("Llama 3.1 70B", LLAMA_3_1_70B))
+METHODS = (
+    ("lora", TrainingMethod.LORA, Quantization.NONE),
+    ("lora, 8bit", TrainingMethod.LORA, Quantization.EIGHT_BIT),
+    ("qlora (lora, 4bit)", TrainingMethod.LORA, Quantization.FOUR_BIT),
+    ("full", TrainingMethod.FULL, Quantization.NONE),
+)
+
+
+def sizing_table() -> str:
+    rows = [
+        f"Per-GPU memory by the plan: bf16, `maxSeqLength: {SEQ_LENGTH}`, `batchSize: {MICRO_BATCH}`, activation "
+        "checkpointing on, LoRA r=16 on every linear layer. Every GPU of a job holds all of it (the ranks replicate "
+        'the model), so the figure is the same on 1, 8 or 16 GPUs; "fits" means within an 80 GB H100 '
+        f"({H100_BYTES / GIB:.1f} GiB).",
+        "",
+        "| model | method | per GPU (1, 8 or 16 GPUs) | weights | optimizer + gradients | activations | 80 GB GPU |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for model_name, shape_config in MODELS:
+        shape = shape_from_config(shape_config)
+        for method_name, method, quantization in METHODS:
+            plan = TrainingPlan(
+                method=method,
+                quantization=quantization,
+                seq_length=SEQ_LENGTH,
+                micro_batch=MICRO_BATCH,
+                gradient_checkpointing=True,
+                precision="bf16",
+            )
+            needed = estimate(shape, plan)
+            verdict = "fits" if needed.total <= H100_BYTES else "**does not fit**"
+            figures = [needed.total, needed.weights, needed.optimizer + needed.gradients, needed.activations]
+            cells = " | ".join(f"{value / GIB:.1f} GiB" for value in figures)
+            rows.append(f"| {model_name} | {method_name} | {cells} | {verdict} |")
+    return "\n".join(rows)
