@@ -278,6 +278,7 @@ def test_cel_rules_are_declared_where_the_models_say() -> None:
         ".spec.env[*].valueFrom",
         ".spec.envFrom[*]",
         ".spec.evaluation",
+        ".spec.training",
     }
     assert len(rules[".spec"]) == 9
 
