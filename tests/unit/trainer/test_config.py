@@ -9,6 +9,7 @@ from finetune_trainer.train.config import (
     Device,
     TrainConfig,
     config_hash,
+    hashed_fields,
     resolve,
     resolve_precision,
 )
@@ -114,6 +115,12 @@ def test_gradient_checkpointing_defaults_to_on_with_gpus_and_is_not_hashed() -> 
 def test_quantization_is_resolved() -> None:
     assert resolved({}).quantization == "none"
     assert resolved({"quantization": "8bit"}).quantization == "8bit"
+
+
+def test_an_unquantized_config_hashes_as_before_quantization_existed() -> None:
+    """Checkpoints written by a trainer without training.quantization still resume (the same hashed fields)."""
+    assert "quantization" not in hashed_fields(resolved({}))
+    assert hashed_fields(resolved({"quantization": "4bit"}))["quantization"] == "4bit"
 
 
 def test_world_size_is_part_of_the_config() -> None:

@@ -166,6 +166,10 @@ def hashed_fields(config: TrainConfig) -> dict[str, object]:
     hashed["method"] = config.method.value
     if isinstance(config.lora_target_modules, tuple):
         hashed["lora_target_modules"] = list(config.lora_target_modules)
+    # Added after checkpoints existed: hashed only when set, so that an unquantized run resumes from checkpoints
+    # an earlier trainer image wrote (an operator upgrade mid-run) instead of failing with CheckpointMismatch.
+    if config.quantization == "none":
+        del hashed["quantization"]
     return hashed
 
 
