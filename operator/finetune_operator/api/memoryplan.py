@@ -19,9 +19,10 @@ shape (`modelshape`), checked against published figures (tests/unit/test_memoryp
   norms); a gated MLP of width i stores 2h + 8i instead of 19h. With activation checkpointing only each
   layer's input (2 x h bytes per token) is kept, plus one layer's activations while it is recomputed.
 
-Beyond the papers, the plan counts the logits (compute dtype plus the fp32 copy the cross-entropy makes; 2 GiB
-per 8k tokens for Llama 3's 128k vocabulary) and an allowance for the CUDA context, NCCL buffers and allocator
-fragmentation (`CONTEXT_BYTES` plus `FRAGMENTATION` of the activations), which no paper pins down.
+Beyond the papers, the plan counts the logits (compute dtype, plus the fp32 log-softmax the cross-entropy keeps
+and its fp32 gradient: 1.3 MB per token for Llama 3's 128k vocabulary) and an allowance for the CUDA context,
+NCCL buffers and allocator fragmentation (`CONTEXT_BYTES` plus `FRAGMENTATION` of the activations), which no
+paper pins down.
 """
 
 from __future__ import annotations
@@ -97,7 +98,8 @@ def activation_bytes(shape: ModelShape, plan: TrainingPlan) -> int:
     tokens = plan.seq_length * plan.micro_batch
     # Checkpointing keeps each layer's input and recomputes one layer at a time in the backward pass.
     kept = shape.layers * 2 * half * h + per_layer if plan.gradient_checkpointing else shape.layers * per_layer
-    logits = shape.vocab_size * (_compute_bytes(plan.precision) + 4)
+    # The logits in the compute dtype, the fp32 log-softmax the loss keeps, and its fp32 gradient.
+    logits = shape.vocab_size * (_compute_bytes(plan.precision) + 8)
     return int(tokens * (kept + logits))
 
 
