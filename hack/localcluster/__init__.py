@@ -14,6 +14,7 @@ from .cluster import (
     status,
     up,
 )
+from .crds import wait_established
 from .operator_process import start_operator
 
 __all__ = [
@@ -30,4 +31,5 @@ __all__ = [
     "state_dir_from_env",
     "status",
     "up",
+    "wait_established",
 ]

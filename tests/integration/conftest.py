@@ -84,7 +84,7 @@ def wait_for() -> WaitFor:
 
 
 @pytest.fixture(scope="session")
-def crds(kubectl: Kubectl) -> list[dict[str, Any]]:
+def crds(cluster: localcluster.ClusterInfo, kubectl: Kubectl) -> list[dict[str, Any]]:
     """Installs every CRD in crds/ and waits until the API serves them."""
     missing = [name for name in REQUIRED_CRDS if not (CRD_DIR / name).exists()]
     if missing:
@@ -95,13 +95,13 @@ def crds(kubectl: Kubectl) -> list[dict[str, Any]]:
         if document.get("kind") != "CustomResourceDefinition":
             continue
         kubectl("apply", "--server-side", "--force-conflicts", "-f", str(path))
-        kubectl("wait", "--for=condition=Established", "--timeout=60s", f"crd/{document['metadata']['name']}")
         installed.append(document)
+    localcluster.wait_established(cluster.kubeconfig, (d["metadata"]["name"] for d in installed))
     return installed
 
 
 @pytest.fixture(scope="session")
-def servicemonitor_crd(kubectl: Kubectl) -> str:
+def servicemonitor_crd(cluster: localcluster.ClusterInfo, kubectl: Kubectl) -> str:
     """The Prometheus Operator's ServiceMonitor CRD (hack/fetch-servicemonitor-crd.sh), installed and served."""
     fetched = subprocess.run(
         [str(REPO / "hack" / "fetch-servicemonitor-crd.sh")], check=True, capture_output=True, text=True
@@ -109,7 +109,7 @@ def servicemonitor_crd(kubectl: Kubectl) -> str:
     path = Path(fetched.stdout.strip().splitlines()[-1])
     name = str(strictyaml.load(path.read_text())["metadata"]["name"])
     kubectl("apply", "--server-side", "--force-conflicts", "-f", str(path))
-    kubectl("wait", "--for=condition=Established", "--timeout=60s", f"crd/{name}")
+    localcluster.wait_established(cluster.kubeconfig, [name])
     return name
 
 

@@ -4,7 +4,8 @@ Every ```yaml block of README.md and docs/*.md that holds Kubernetes objects is 
 run (the API server's validation, defaulting and admission, nothing stored); the "your own overlay" example of
 docs/install.md is built with `kubectl kustomize` first. Fragments (a `baseModel:` excerpt) have no
 apiVersion and are not objects. Objects of other tools' APIs (EXTERNAL_GROUPS) are left to the tests that
-install those tools.
+install those tools (test_kueue.py applies the Kueue setup with Kueue running; test_gitops_health.py dry-runs the
+Flux and Argo CD examples against those projects' CRDs).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 import pytest
 import yaml
 
+import localcluster
 import strictyaml
 from support.fixtures import Kubectl
 
@@ -31,6 +33,7 @@ OVERLAY_MARKER = "# my-cluster/kustomization.yaml"
 EXTERNAL_GROUPS = {
     "argoproj.io": "Argo CD",
     "kustomize.toolkit.fluxcd.io": "Flux",
+    "kueue.x-k8s.io": "Kueue",
     "source.toolkit.fluxcd.io": "Flux",
     "serving.kserve.io": "KServe",
     "monitoring.coreos.com": "the Prometheus Operator",
@@ -59,11 +62,10 @@ OBJECTS = documented_objects()
 
 
 @pytest.fixture(scope="module")
-def peering_crds(kubectl: Kubectl, crds: Any) -> None:
+def peering_crds(cluster: localcluster.ClusterInfo, kubectl: Kubectl, crds: Any) -> None:
     """Kopf's peering CRDs, as the install's first step applies them (a dry run cannot establish a CRD)."""
     kubectl("apply", "--server-side", "--force-conflicts", "-f", str(REPO / "manifests/crds/kopf-peering-crds.yaml"))
-    kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd/clusterkopfpeerings.kopf.dev")
-    kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd/kopfpeerings.kopf.dev")
+    localcluster.wait_established(cluster.kubeconfig, ["clusterkopfpeerings.kopf.dev", "kopfpeerings.kopf.dev"])
 
 
 def test_the_docs_hold_objects_to_check() -> None:
