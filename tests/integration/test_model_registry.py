@@ -69,7 +69,8 @@ def test_jobs_finishing_together_get_distinct_versions(
     # no version yet, and the API server's name uniqueness decides who gets which. (Three jobs rather than two:
     # a pair then collides on almost every run, so a registry that lost the race would not go unnoticed.)
     names = ("twin-a", "twin-b", "twin-c")
-    apply(kubectl, namespace, sessions_config_map(), *(gpu_job(name, model="twin", run_for="4s") for name in names))
+    # Long enough that no training ends before the last one started, even on a loaded machine.
+    apply(kubectl, namespace, sessions_config_map(), *(gpu_job(name, model="twin", run_for="20s") for name in names))
     uids = {}
     for name in names:
         wait_status(kubectl, namespace, name, reason_is("Running", "Training"), "training", 90, operator_process)
@@ -83,7 +84,7 @@ def test_jobs_finishing_together_get_distinct_versions(
             for job in jobs
         )
 
-    poll(trained, "the training Jobs to complete", 60)
+    poll(trained, "the training Jobs to complete", 120)
     assert not model_versions(kubectl, namespace, "finetune.dev/model=twin")
     operator_process.start()
     statuses = {
