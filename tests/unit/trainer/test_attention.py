@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from finetune_trainer.train import attention
-from finetune_trainer.train.collate import IGNORE_INDEX, FlattenedSamplesCollator, PackedRowsCollator
+from finetune_trainer.train.collate import IGNORE_INDEX, REAL_TOKENS, FlattenedSamplesCollator, PackedRowsCollator
 from finetune_trainer.train.modelio import load_model
 
 from .test_model_inputs import _config
@@ -63,6 +63,7 @@ def test_flattened_batch_metadata_is_exact() -> None:
     assert (batch["max_length_q"], batch["max_length_k"]) == (5, 5)
     assert isinstance(batch["max_length_q"], int)  # known on the host: no GPU sync to find it
     assert IGNORE_INDEX not in batch["input_ids"]  # no padding at all
+    assert batch[REAL_TOKENS] == 16
 
 
 def test_inconsistent_sample_lengths_are_refused() -> None:
@@ -123,7 +124,7 @@ def test_varlen_attention_trains_on_what_sdpa_rows_compute(tiny_model_dir: Path,
     flat = FlattenedSamplesCollator()(examples)
     with torch.no_grad():
         expected = rows_model(input_ids=rows["input_ids"], position_ids=rows["position_ids"], use_cache=False).logits
-        metadata = {key: value for key, value in flat.items() if key not in ("labels",)}
+        metadata = {key: value for key, value in flat.items() if key not in ("labels", REAL_TOKENS)}
         got = varlen_model(**metadata, use_cache=False).logits[0]
         real = torch.cat([expected[0, :12], expected[1, :9]])
         torch.testing.assert_close(got, real, rtol=1e-5, atol=1e-5)

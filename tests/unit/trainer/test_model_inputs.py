@@ -9,7 +9,7 @@ import torch
 
 from finetune_operator.api import JobConfig
 from finetune_trainer.train import data, evaluation, run
-from finetune_trainer.train.collate import IGNORE_INDEX, PackedRowsCollator
+from finetune_trainer.train.collate import IGNORE_INDEX, REAL_TOKENS, PackedRowsCollator
 from finetune_trainer.train.config import Device, TrainConfig, resolve
 from finetune_trainer.train.modelio import load_model, load_tokenizer
 
@@ -41,6 +41,7 @@ def test_collator_pads_rows_and_masks_sample_starts() -> None:
     assert batch["labels"].tolist() == [[-100, 6, 7, -100, -100], [-100, 9, -100, 11, 12]]
     assert batch["position_ids"].tolist() == [[0, 1, 2, 0, 0], [0, 1, 0, 1, 2]]
     assert "attention_mask" not in batch
+    assert batch[REAL_TOKENS] == 8  # padding not counted
 
 
 # A ChatML-style template, as instruction-tuned models ship: the chat path must mask the prompt too.

@@ -108,6 +108,14 @@ def test_training_succeeds_with_a_termination_message(completed: Run) -> None:
 
 
 @pytest.mark.slow  # shares or runs a ~25 s training subprocess
+def test_throughput_is_measured_up_to_the_last_step(completed: Run) -> None:
+    """The collator builds batches ahead of training: counting built batches read 0 tokens/s at the end."""
+    rates = [event["tokensPerSecond"] for event in completed.events if event.get("event") == "train_log"]
+    assert len(rates) >= 9 and all(rate > 0 for rate in rates), rates
+    assert completed.termination["metrics"]["tokensPerSecond"] == rates[-1] > 0
+
+
+@pytest.mark.slow  # shares or runs a ~25 s training subprocess
 def test_loss_decreases(completed: Run) -> None:
     losses = list(completed.losses().values())
     assert len(losses) >= 9

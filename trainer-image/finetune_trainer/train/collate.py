@@ -21,7 +21,7 @@ passes through to the attention function.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -29,17 +29,41 @@ import torch
 IGNORE_INDEX = -100
 
 
+REAL_TOKENS = "finetune_real_tokens"
+"""A batch's real (non-padding) token count, a host integer put in the batch by the collators; `count_trained_tokens`
+takes it out before the model sees the batch."""
+
+
 @dataclass
 class TokenCount:
-    """Real (non-padding) tokens batched so far on this rank: counted on the host, so reading it never syncs."""
+    """Real (non-padding) tokens this rank has trained on: counted on the host, so reading it never syncs."""
 
     tokens: int = 0
+
+
+def count_trained_tokens(trainer: Any, count: TokenCount) -> None:
+    """Count each micro-batch's tokens when the Trainer trains on it, from the number its collator put in it.
+
+    Not when the collator builds it: the Trainer builds all of an update step's micro-batches before training on
+    them and Accelerate's loader one more, evaluation batches go through the same collator, so a count of built
+    batches ran ahead of training and measured 0 tokens/s over the last steps (the figure a run ends with).
+    """
+    train_step, predict_step = trainer.training_step, trainer.prediction_step
+
+    def training_step(model: Any, inputs: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+        count.tokens += inputs.pop(REAL_TOKENS, 0)
+        return train_step(model, inputs, *args, **kwargs)
+
+    def prediction_step(model: Any, inputs: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+        inputs.pop(REAL_TOKENS, None)
+        return predict_step(model, inputs, *args, **kwargs)
+
+    trainer.training_step, trainer.prediction_step = training_step, prediction_step
 
 
 @dataclass(frozen=True)
 class PackedRowsCollator:
     pad_token_id: int
-    count: TokenCount = field(default_factory=TokenCount)
 
     def __call__(self, examples: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
         width = max(len(example["input_ids"]) for example in examples)
@@ -55,15 +79,13 @@ class PackedRowsCollator:
             position_ids[row, : len(ids)] = torch.cat([torch.arange(length) for length in lengths])
         # A sample's first token must not be predicted from the previous sample's last one.
         labels[position_ids == 0] = IGNORE_INDEX
-        self.count.tokens += sum(len(example["input_ids"]) for example in examples)
-        return {"input_ids": input_ids, "labels": labels, "position_ids": position_ids}
+        real_tokens = sum(len(example["input_ids"]) for example in examples)
+        return {"input_ids": input_ids, "labels": labels, "position_ids": position_ids, REAL_TOKENS: real_tokens}
 
 
 @dataclass(frozen=True)
 class FlattenedSamplesCollator:
     """The whole batch as one row of samples, with the boundaries varlen attention kernels take."""
-
-    count: TokenCount = field(default_factory=TokenCount)
 
     def __call__(self, examples: Sequence[dict[str, Any]]) -> dict[str, Any]:
         ids = [token for example in examples for token in example["input_ids"]]
@@ -80,7 +102,6 @@ class FlattenedSamplesCollator:
         boundaries = torch.zeros(len(lengths) + 1, dtype=torch.int32)
         boundaries[1:] = torch.cumsum(torch.tensor(lengths), dim=0)
         longest = max(lengths)
-        self.count.tokens += len(ids)
         return {
             "input_ids": torch.tensor([ids]),
             "labels": label_row[None],
@@ -89,4 +110,5 @@ class FlattenedSamplesCollator:
             "cu_seq_lens_k": boundaries,
             "max_length_q": longest,
             "max_length_k": longest,
+            REAL_TOKENS: len(ids),
         }

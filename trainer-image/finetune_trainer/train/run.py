@@ -42,7 +42,12 @@ from finetune_trainer.train import (
 from finetune_trainer.train.arguments import sft_arguments
 from finetune_trainer.train.background import BackgroundSend
 from finetune_trainer.train.callbacks import STAGE_EVALUATING, Checkpointing, GracefulStop, Progress
-from finetune_trainer.train.collate import FlattenedSamplesCollator, PackedRowsCollator, TokenCount
+from finetune_trainer.train.collate import (
+    FlattenedSamplesCollator,
+    PackedRowsCollator,
+    TokenCount,
+    count_trained_tokens,
+)
 from finetune_trainer.train.config import Device, TrainConfig, hashed_fields, resolve
 from finetune_trainer.train.modelio import load_model, load_tokenizer, lora_config, saved_dtype, weights_dtype
 
@@ -386,7 +391,8 @@ def build_trainer(
     # One flattened row with sample boundaries for the varlen kernel; with SDPA a flattened batch is quadratic
     # in the whole batch (see collate.py), so rows are kept apart instead.
     if attention_kernel == attention.VARLEN:
-        trainer.data_collator = FlattenedSamplesCollator(count=token_count or TokenCount())
+        trainer.data_collator = FlattenedSamplesCollator()
     else:
-        trainer.data_collator = PackedRowsCollator(tokenizer.pad_token_id, count=token_count or TokenCount())
+        trainer.data_collator = PackedRowsCollator(tokenizer.pad_token_id)
+    count_trained_tokens(trainer, token_count or TokenCount())
     return trainer
