@@ -129,10 +129,13 @@ class MemoryPlan(StatusModel):
     device_gib: float | None = None
     """Memory of the training GPU in GiB; absent on CPU, where nothing is refused."""
     weights_gib: float | None = None
+    """Model weights per GPU (quantized where training.quantization says so), LoRA adapter included, in GiB."""
     optimizer_gib: float | None = None
     """Optimizer state and gradients per GPU, in GiB."""
     activations_gib: float | None = None
+    """Activations kept for the backward pass and the logits of one micro-batch, in GiB."""
     gradient_checkpointing: bool | None = None
+    """Whether the estimate (and the run) recomputes activations: training.gradientCheckpointing as resolved."""
 
 
 class FineTuningJobStatus(StatusModel):
