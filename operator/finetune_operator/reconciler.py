@@ -25,7 +25,7 @@ from finetune_operator.lifecycle import TERMINAL_PHASES, derive
 from finetune_operator.observation import Action, Decision, Observed, SourceState, WorkloadPhase
 from finetune_operator.observe import kueue_waiting_message, storage_state, workload_state
 from finetune_operator.registrar import Registrar
-from finetune_operator.status import dataset_status, next_status
+from finetune_operator.status import dataset_status, next_status, tracking_degraded
 
 Obj = dict[str, Any]
 log = logging.getLogger(__name__)
@@ -243,6 +243,10 @@ class Reconciler:
             # a flapping cause cannot flood the namespace's Events.
             name = naming.bounded(f"{view.name}.{view.uid[:8]}.{decision.reason.lower()}", 253)
             outcome.events.append(Event("Normal", decision.reason, decision.message, name=name))
+        degraded = tracking_degraded(outcome.patch)
+        if degraded:
+            name = naming.bounded(f"{view.name}.{view.uid[:8]}.trackingdegraded", 253)
+            outcome.events.append(Event("Warning", "TrackingDegraded", degraded, name=name))
         if outcome.patch:
             outcome.written = self.kube.patch_status("FineTuningJob", view.namespace, view.name, outcome.patch)
         if outcome.written is not None:

@@ -151,6 +151,7 @@ def model_version(
             "hyperparameters": training_result.hyperparameters or spec.training.to_wire(),
             "job": {"name": job_name, "uid": job_uid},
             **({"comparedTo": training_result.compared_to.to_wire()} if training_result.compared_to else {}),
+            **({"tracking": training_result.tracking.to_wire()} if training_result.tracking else {}),
             "createdAt": created_at,
         },
     }

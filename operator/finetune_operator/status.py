@@ -113,9 +113,21 @@ def next_status(
     checkpoint = observed.training.result.checkpoint
     if checkpoint is not None:
         desired["checkpoint"] = checkpoint.to_wire()
+    tracking = observed.training.result.tracking
+    if tracking is not None:
+        desired["tracking"] = tracking.to_wire()
     if model:
         desired["model"] = dict(model)
     return {k: v for k, v in desired.items() if current.get(k) != v}
+
+
+def tracking_degraded(patch: Mapping[str, Any]) -> str | None:
+    """The Warning to post when this status patch first reports a tracking error (training went on)."""
+    runs = patch.get("tracking") or {}
+    errors = [str(run["degraded"]) for run in runs.values() if isinstance(run, Mapping) and run.get("degraded")]
+    if not errors:
+        return None
+    return bounded("experiment tracking degraded, the job went on: " + "; ".join(errors), CONDITION_MESSAGE_LIMIT)
 
 
 def _observed_again(current: Mapping[str, Any], generation: int | None, now: str) -> list[dict[str, Any]]:

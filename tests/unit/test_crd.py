@@ -363,6 +363,7 @@ VALID = {
             ],
         ),
         ("envFrom", [{"configMapRef": {"name": "proxy"}, "prefix": "P_"}, {"secretRef": {"name": "s"}}]),
+        ("tracking", {"mlflow": {"trackingUri": "https://mlflow.ml:5000", "experiment": "agents", "runName": "r"}}),
     ),
 }
 
@@ -612,6 +613,31 @@ INVALID: list[tuple[str, tuple[str, Any], str]] = [
     ("envFrom-ref-name-long", ("envFrom", [{"configMapRef": {"name": "c" * 254}}]), ".configMapRef.name"),
     ("envFrom-ref-name-missing", ("envFrom", [{"secretRef": {}}]), "name"),
     ("envFrom-too-many", ("envFrom", [{"secretRef": {"name": "s"}}] * 17), ".spec.envFrom"),
+    ("mlflow-uri-missing", ("tracking", {"mlflow": {"experiment": "e"}}), "trackingUri"),
+    ("mlflow-uri-scheme", ("tracking", {"mlflow": {"trackingUri": "mlflow:5000", "experiment": "e"}}), ".trackingUri"),
+    (
+        "mlflow-uri-long",
+        ("tracking", {"mlflow": {"trackingUri": "http://" + "m" * 2048, "experiment": "e"}}),
+        ".mlflow.trackingUri",
+    ),
+    ("mlflow-experiment-missing", ("tracking", {"mlflow": {"trackingUri": "http://m"}}), "experiment"),
+    ("mlflow-experiment-empty", ("tracking", {"mlflow": {"trackingUri": "http://m", "experiment": ""}}), ".experiment"),
+    (
+        "mlflow-experiment-long",
+        ("tracking", {"mlflow": {"trackingUri": "http://m", "experiment": "e" * 501}}),
+        ".mlflow.experiment",
+    ),
+    (
+        "mlflow-runName-empty",
+        ("tracking", {"mlflow": {"trackingUri": "http://m", "experiment": "e", "runName": ""}}),
+        ".mlflow.runName",
+    ),
+    (
+        "mlflow-runName-long",
+        ("tracking", {"mlflow": {"trackingUri": "http://m", "experiment": "e", "runName": "r" * 251}}),
+        ".mlflow.runName",
+    ),
+    ("tracking-unknown", ("tracking", {"wandb": {"project": "p"}}), "wandb"),
 ]
 
 

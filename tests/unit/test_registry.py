@@ -341,3 +341,12 @@ def test_model_version_refuses_a_model_name_that_is_not_an_object_name() -> None
     bad = good.model_copy(update={"output": good.output.model_copy(update={"model_name": "Not_A_Name"})})
     with pytest.raises(ValueError, match="DNS-1123"):
         build(spec=bad)
+
+
+def test_the_model_version_links_the_run() -> None:
+    run = {"runId": "5f0c0b2e", "experimentId": "3", "url": "https://mlflow.example/#/experiments/3/runs/5f0c0b2e"}
+    result = {**TRAINING_RESULT, "tracking": {"mlflow": run}}
+    obj = build(training_result=result)
+    assert obj["spec"]["tracking"] == {"mlflow": run}
+    ModelVersion.model_validate(obj)
+    assert "tracking" not in build()["spec"]

@@ -84,6 +84,19 @@ def test_oversized_lineage_goes_first_so_the_model_block_survives() -> None:
     assert parsed == {"outcome": "Succeeded", "model": model, "truncated": True}
 
 
+def test_a_long_tracking_reference_is_dropped_before_the_model_and_metrics() -> None:
+    long_run = {"runId": "r", "url": "https://mlflow.example/" + "p" * 3000, "degraded": "d" * 512}
+    payload = {
+        "outcome": "Succeeded",
+        "metrics": {"evalLoss": 1.5},
+        "model": {"path": "model", "format": "safetensors"},
+        "hyperparameters": {"epochs": 3, "note": "h" * 600},
+        "tracking": {"mlflow": long_run},
+    }
+    parsed = json.loads(render(payload))
+    assert parsed == {**{k: v for k, v in payload.items() if k != "tracking"}, "truncated": True}
+
+
 def test_write_uses_environment_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     target = tmp_path / "termination-log"
     monkeypatch.setenv(termination.ENV_VAR, str(target))

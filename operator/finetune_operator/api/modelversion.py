@@ -7,6 +7,7 @@ from typing import Any
 from pydantic import Field
 
 from finetune_operator.api.base import DIGEST_PATTERN, DNS1123_LABEL_PATTERN, SEMVER_PATTERN, ApiModel, DateTime, cel
+from finetune_operator.api.tracking import TrackingStatus
 
 KIND = "ModelVersion"
 PLURAL = "modelversions"
@@ -112,6 +113,8 @@ class ModelVersionSpec(ApiModel):
     spec.training as written when the trainer did not report it."""
     job: JobReference
     compared_to: ComparedTo | None = None
+    tracking: TrackingStatus | None = None
+    """The training run in the job's experiment tracker (spec.tracking): its id and UI link."""
     created_at: DateTime | None = None
     """When training finished (RFC 3339)."""
 

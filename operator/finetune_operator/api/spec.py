@@ -18,6 +18,7 @@ from finetune_operator.api.evaluation import EvaluationSpec
 from finetune_operator.api.objectstore import S3SessionSource
 from finetune_operator.api.podenv import EnvFromSource, EnvVar
 from finetune_operator.api.training import TrainingSpec
+from finetune_operator.api.tracking import TrackingSpec
 
 IMMUTABLE_MESSAGE = "is immutable once the job is created; create a new FineTuningJob instead"
 # Ten years: long enough for any run or retention, short enough that no date computed from it overflows.
@@ -287,6 +288,7 @@ class FineTuningJobSpec(ApiModel):
     trainer_image: str | None = Field(default=None, min_length=1, max_length=1024)
     """Override of the operator's default trainer image."""
     pod_metadata: PodMetadata | None = None
+    tracking: TrackingSpec | None = None
     env: list[EnvVar] | None = Field(default=None, max_length=64)
     """Environment for the curation and training containers (tracking tokens, proxies, ...): literal values or
     secretKeyRef/configMapKeyRef. Names the operator sets itself are refused."""

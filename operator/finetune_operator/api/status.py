@@ -9,6 +9,7 @@ from pydantic import Field
 
 from finetune_operator.api.base import DateTime, StatusModel
 from finetune_operator.api.contract import FailureKind
+from finetune_operator.api.tracking import TrackingStatus
 
 # Bounds on what the status may hold: every copy the operator keeps of a job (watch index, our last write) is
 # at most this big, whoever writes the status. The operator cuts its own messages to MESSAGE_LIMIT (`bounded`).
@@ -162,6 +163,8 @@ class FineTuningJobStatus(StatusModel):
     memory_plan: MemoryPlan | None = None
     attempts: int | None = None
     """Training attempts started (evictions and preemptions included)."""
+    tracking: TrackingStatus | None = None
+    """The job's experiment-tracking runs (spec.tracking), with any tracking error."""
     training_pods: list[Annotated[str, Field(max_length=253)]] | None = Field(
         default=None, max_length=MAX_RECORDED_PODS
     )

@@ -18,9 +18,11 @@ from finetune_operator.api.base import DIGEST_PATTERN, StatusModel
 from finetune_operator.api.contract import FailureKind, Reason, failure_kind_for
 from finetune_operator.api.modelversion import ComparedTo
 from finetune_operator.api.status import CheckpointRef, DatasetStatus, Metrics, Progress
+from finetune_operator.api.tracking import TrackingStatus
 
 MAX_BYTES = 4096
 PLAIN_TEXT_LIMIT = 1024
+_EXPENDABLE = ("tracking", "hyperparameters")
 _REPAIRS = 4
 _ELLIPSIS = "…"
 
@@ -60,6 +62,7 @@ class TerminationMessage(StatusModel):
     """The version evaluation.compareTo gated the model against (its losses are in `metrics`)."""
     base_model_digest: str | None = Field(default=None, pattern=DIGEST_PATTERN)
     """`sha256:` of the base model's config.json and weight index (finetune_trainer.train.lineage)."""
+    tracking: TrackingStatus | None = None
     truncated: bool | None = None
 
     @classmethod
@@ -98,9 +101,12 @@ class TerminationMessage(StatusModel):
         shortened = _shorten_message(payload, limit)
         if shortened is not None:
             return shortened
-        # Lineage is the least needed part: the ModelVersion falls back to the spec's hyperparameters without it.
-        payload.pop("hyperparameters", None)
-        shortened = _shorten_message({**payload, "truncated": True}, limit)
+        # Least needed first: where the tracking run is (a long tracking URI, an error note), then lineage (the
+        # ModelVersion falls back to the spec's hyperparameters); the model and metrics are what register the model.
+        for key in _EXPENDABLE:
+            if shortened is None and key in payload:
+                payload.pop(key)
+                shortened = _shorten_message({**payload, "truncated": True}, limit)
         if shortened is not None:
             return shortened
         scalars = {key: value for key, value in payload.items() if not isinstance(value, dict | list)}

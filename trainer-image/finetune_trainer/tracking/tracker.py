@@ -17,6 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from finetune_operator.api.status import bounded
+from finetune_operator.api.tracking import DEGRADED_LIMIT
+
 log = logging.getLogger(__name__)
 
 MAX_BUFFERED_STEPS = 20_000
@@ -110,7 +113,7 @@ class Tracker:
         for channel in self.channels:
             entry: dict[str, object] = dict(channel.backend.reference())
             if channel.error is not None:
-                entry["degraded"] = channel.error[:500]
+                entry["degraded"] = bounded(channel.error, DEGRADED_LIMIT)
             if channel.pending:
                 entry["unsentSteps"] = len(channel.pending)
             out[channel.backend.name] = entry

@@ -23,6 +23,7 @@ from finetune_operator.api.contract import Reason
 from finetune_operator.api.jobconfig import Champion
 from finetune_trainer import report, worklog
 from finetune_trainer.failures import JobFailed
+from finetune_trainer.tracking.tracker import Tracker
 from finetune_trainer.train import (
     attention,
     champion,
@@ -38,6 +39,7 @@ from finetune_trainer.train import (
     quantized,
     storage,
     tinygpt,
+    tracking,
 )
 from finetune_trainer.train.arguments import sft_arguments
 from finetune_trainer.train.background import BackgroundSend
@@ -127,7 +129,9 @@ def run(job: JobConfig, environ: Mapping[str, str], rank: int) -> dict[str, obje
     stop = GracefulStop()
     best = early.BestEval(config.early_stopping_patience, config.early_stopping_min_delta)
 
-    staging, callbacks = training_callbacks(workspace, config, progress, stop, best, rank)
+    # Rank 0 only: one run per job, however many ranks.
+    tracker = tracking.start(job, environ, hashed_fields(config)) if rank == 0 else None
+    staging, callbacks = training_callbacks(workspace, config, progress, stop, best, tracker, rank)
     records = {
         "train": [data.to_record(sample, chat=chat) for sample in dataset.train],
         "eval": [data.to_record(sample, chat=chat) for sample in dataset.eval],
@@ -161,9 +165,12 @@ def run(job: JobConfig, environ: Mapping[str, str], rank: int) -> dict[str, obje
     if rank != 0:
         return None
     comparison = compare_with_champion(rival, trainer, model_dir, config, tokenizer.pad_token_id)
-    with storage.guard(workspace.root, "writing the final model", keep=config.keep_checkpoints, clean=True):
+    with (
+        tracking.finishing(tracker, workspace.dataset, progress) as tracked,
+        storage.guard(workspace.root, "writing the final model", keep=config.keep_checkpoints, clean=True),
+    ):
         result = publish(job, workspace, dataset, config, trainer, tokenizer, progress, eval_loss, comparison)
-    return {**result, "baseModelDigest": base_digest}
+    return {**result, "baseModelDigest": base_digest, **tracked}
 
 
 def checked_champion(environ: Mapping[str, str], rank: int, tokenizer: Any) -> tuple[Champion, Path] | None:
@@ -183,7 +190,13 @@ def compare_with_champion(
 
 
 def training_callbacks(
-    workspace: Workspace, config: TrainConfig, progress: Progress, stop: GracefulStop, best: early.BestEval, rank: int
+    workspace: Workspace,
+    config: TrainConfig,
+    progress: Progress,
+    stop: GracefulStop,
+    best: early.BestEval,
+    tracker: Tracker | None,
+    rank: int,
 ) -> tuple[Path, list[Any]]:
     """The checkpoint staging folder (cleared by rank 0) and the Trainer's callbacks."""
 
@@ -210,6 +223,8 @@ def training_callbacks(
     ]
     if rank == 0:
         callbacks.append(tensorboard_callback(workspace.tensorboard))
+    if tracker is not None:
+        callbacks.append(tracking.TrackingCallback(tracker))
     return staging, callbacks
 
 
