@@ -1,4 +1,4 @@
-"""Copying the trained model to the model store (spec.output.pvc): the copy Job, and what the ModelVersion records.
+"""Copying the trained model to the model store (output.pvc or output.s3): the copy Job and what the ModelVersion gets.
 
 The copy runs in its own small batch Job (`<job>-publish`, the trainer image's `finetune_trainer.publish`), not in
 the training pod, because:
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from finetune_operator import naming
+from finetune_operator import naming, podenv
 from finetune_operator.api.contract import USER_ERROR_EXIT_CODES
 from finetune_operator.api.modelversion import ArtifactLocation
 from finetune_operator.api.termination import ProducedModel
@@ -32,15 +32,18 @@ DEADLINE_SECONDS = 6 * 3600
 
 def publish_job(job: JobRef, settings: Settings, version: str, source: str) -> Obj:
     """The copy Job for `version`; `source` is the model folder training reported, relative to the workspace."""
-    store = job.spec.output.pvc
-    assert store is not None, "only jobs with output.pvc publish"
+    output = job.spec.output
+    assert output.store is not None, "only jobs with a model store publish"
     volumes, mounts = base_volumes(job, with_source=False, with_base_model=False)
-    volumes.append({"name": "model-store", "persistentVolumeClaim": {"claimName": store}})
-    mounts.append({"name": "model-store", "mountPath": STORE_DIR})
+    if output.pvc is not None:
+        volumes.append({"name": "model-store", "persistentVolumeClaim": {"claimName": output.pvc}})
+        mounts.append({"name": "model-store", "mountPath": STORE_DIR})
     resources = {"requests": {"cpu": "250m", "memory": "256Mi"}, "limits": {"memory": "1Gi"}}
     container = trainer_image_container(
         job, settings, name="publish", module="finetune_trainer.publish", resources=resources, mounts=mounts
     )
+    # A bucket is reached over the network, with the output's credentials (by reference) and nothing mounted.
+    container["env"].extend(podenv.s3_credentials(output.s3, podenv.OUTPUT))
     container["args"] = ["--source", source, "--version", version, "--store", STORE_DIR]
     pod_spec: Obj = {
         "restartPolicy": "Never",
@@ -72,6 +75,8 @@ def publish_job(job: JobRef, settings: Settings, version: str, source: str) -> O
 
 def artifact(model: ProducedModel) -> ArtifactLocation:
     """Where the ModelVersion of a published model points: the copy in the store, with its digest."""
+    if model.uri is not None:
+        return ArtifactLocation(uri=model.uri, adapter=bool(model.adapter), digest=model.digest)
     assert model.store and model.path, "a published model names its store and path"
     return ArtifactLocation(
         pvc=model.store,

@@ -154,14 +154,14 @@ class Reconciler:
         if training.phase is WorkloadPhase.ABSENT and spec.evaluation.compare_to and phase not in TERMINAL_PHASES:
             champion_problem = self.registrar.champion(spec, view.namespace)[1]
         published = workload_state(view.workloads.get(publish.COMPONENT), view.pods.get(publish.COMPONENT, []))
-        store = spec.output.pvc
+        store = spec.output.store
         # Read only while the copy is about to start: a missing store is a wait with a reason, not a stuck pod.
         store_missing = bool(
-            store
+            spec.output.pvc
             and training.phase is WorkloadPhase.SUCCEEDED
             and published.phase is WorkloadPhase.ABSENT
             and phase not in TERMINAL_PHASES
-            and self.kube.get("PersistentVolumeClaim", view.namespace, store) is None
+            and self.kube.get("PersistentVolumeClaim", view.namespace, spec.output.pvc) is None
         )
         return Observed(
             phase=phase,
@@ -328,6 +328,7 @@ class Reconciler:
         version = registry.choose_version(spec, existing)
         training = backend.observe(view.workloads.get(backend.component), view.pods.get(backend.component, []))
         source = backend.artifact(view.name, training.result).path
+        assert source is not None, "the training backend's model is a folder of the workspace"
         return publish.publish_job(ref, self.settings, version, source)
 
     def _register(
@@ -356,7 +357,7 @@ class Reconciler:
             version = copy.version if copy and copy.version else registry.choose_version(spec, existing)
             if copy and copy.version and registry.version_taken(existing, spec.output.model_name, version):
                 message = f"version {version} was registered by another job while this job copied its model to "
-                message += f"{copy.path} in the model store"
+                message += f"{copy.uri or copy.path} in the model store"
                 return None, Decision(Phase.FAILED, "VersionExists", message, FailureKind.USER, dataset_ready=True)
             obj = registry.model_version(
                 job_name=view.name,
@@ -364,7 +365,9 @@ class Reconciler:
                 job_uid=view.uid,
                 spec=spec,
                 version=version,
-                artifact=publish.artifact(copy) if copy and copy.store else backend.artifact(view.name, training),
+                artifact=publish.artifact(copy)
+                if copy and (copy.store or copy.uri)
+                else backend.artifact(view.name, training),
                 dataset=dataset_status(observed.curation.result) or {},
                 training_result=training,
                 created_at=now,

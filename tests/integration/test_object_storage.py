@@ -1,4 +1,4 @@
-"""Sessions from a real S3 server (s3s-fs) through the operator, on the real control plane.
+"""Sessions from and the model to a real S3 server (s3s-fs) through the operator, on the real control plane.
 
 The node agent runs the curation pod as a local process, so the product's own code downloads from the bucket
 at 127.0.0.1 with the credentials the Secret holds; wrong credentials, a missing prefix and a truncated stored
@@ -8,6 +8,7 @@ object each end the job Failed with their reason, naming the URI.
 from __future__ import annotations
 
 import gzip
+import hashlib
 import io
 import json
 import uuid
@@ -40,11 +41,7 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
 @pytest.fixture
 def bucket(s3_server: S3Server) -> str:
     """A bucket holding the quickstart's sessions split in two objects (one gzipped), and a stray object."""
-    environ = {
-        credential_env_name(Use.DATASET, "ACCESS_KEY_ID"): s3_server.access_key,
-        credential_env_name(Use.DATASET, "SECRET_ACCESS_KEY"): s3_server.secret_key,
-    }
-    client = make_client(Endpoint(s3_server.url), environ, Use.DATASET)
+    client = make_client(Endpoint(s3_server.url), environ_for(s3_server, Use.DATASET), Use.DATASET)
     name = f"logs-{uuid.uuid4().hex[:8]}"
     client.make_bucket(name)
     lines = SESSIONS.read_bytes().splitlines(keepends=True)
@@ -68,26 +65,58 @@ def credentials_secret(kubectl: Kubectl, namespace: str, name: str, key_id: str,
     kubectl("-n", namespace, "apply", "-f", "-", stdin=manifest)
 
 
-def s3_job(name: str, server: S3Server, uri: str, secret: str) -> dict[str, Any]:
+def s3_job(name: str, server: S3Server, uri: str, secret: str, output: str | None = None) -> dict[str, Any]:
     body: dict[str, Any] = strictyaml.load((REPO / "manifests" / "samples" / "quickstart.yaml").read_text())
     body["metadata"]["name"] = name
     body["spec"]["training"]["epochs"] = 1
     body["spec"]["dataset"]["source"] = {"s3": {"uri": uri, "endpoint": server.url, "secretRef": {"name": secret}}}
+    if output is not None:
+        body["spec"]["output"]["s3"] = {"uri": output, "endpoint": server.url, "secretRef": {"name": secret}}
     return body
 
 
-def test_sessions_from_a_bucket_train_to_completed_and_the_secret_stays_secret(
+def environ_for(server: S3Server, use: Use) -> dict[str, str]:
+    return {
+        credential_env_name(use, "ACCESS_KEY_ID"): server.access_key,
+        credential_env_name(use, "SECRET_ACCESS_KEY"): server.secret_key,
+    }
+
+
+def read_object(client: Any, bucket: str, key: str) -> bytes:
+    response = client.get_object(bucket, key)
+    try:
+        return bytes(response.read())
+    finally:
+        response.close()
+        response.release_conn()
+
+
+def test_sessions_from_a_bucket_train_to_completed_the_model_goes_to_a_bucket_and_the_secret_stays_secret(
     kubectl: Kubectl, namespace: str, operator_process: OperatorProcess, s3_server: S3Server, bucket: str
 ) -> None:
     credentials_secret(kubectl, namespace, "logs-reader", s3_server.access_key, s3_server.secret_key)
     uri = f"s3://{bucket}/sessions/2026-11/*.jsonl*"
-    kubectl("-n", namespace, "apply", "-f", "-", stdin=yaml.safe_dump(s3_job("from-s3", s3_server, uri, "logs-reader")))
+    body = s3_job("from-s3", s3_server, uri, "logs-reader", output=f"s3://{bucket}/trained")
+    kubectl("-n", namespace, "apply", "-f", "-", stdin=yaml.safe_dump(body))
     job = wait_phase(kubectl, namespace, "from-s3", ("Completed",), timeout=600, operator=operator_process)
     dataset = job["status"]["dataset"]
     assert dataset["sourceFiles"] == 2, dataset  # the README is outside the glob
     assert dataset["sourceRecords"] == len(SESSIONS.read_bytes().splitlines())
     mv = json.loads(kubectl("-n", namespace, "get", "mv", job["status"]["model"]["modelVersion"], "-o", "json"))
     assert mv["spec"]["dataset"]["source"] == uri
+
+    # The model went to the bucket (spec.output.s3) by the copy Job; the ModelVersion points at that folder, and
+    # its digest is the SHA-256 of the uploaded SHA256SUMS, whose every line matches the uploaded file.
+    artifact = mv["spec"]["artifact"]
+    folder = f"trained/{mv['spec']['modelName']}/{mv['spec']['version']}/"
+    assert artifact["uri"] == f"s3://{bucket}/{folder}" and "pvc" not in artifact, artifact
+    client = make_client(Endpoint(s3_server.url), environ_for(s3_server, Use.OUTPUT), Use.OUTPUT)
+    sums = read_object(client, bucket, folder + "SHA256SUMS")
+    assert artifact["digest"] == "sha256:" + hashlib.sha256(sums).hexdigest()
+    listed = dict(reversed(line.split("  ", 1)) for line in sums.decode().splitlines())
+    assert any(name.endswith(".safetensors") for name in listed), listed
+    for name, expected in listed.items():
+        assert hashlib.sha256(read_object(client, bucket, folder + name)).hexdigest() == expected
 
     # The secret's value is nowhere the operator writes: status, Events, the job's ConfigMap, the manifest.
     events = kubectl("-n", namespace, "get", "events", "-o", "json")

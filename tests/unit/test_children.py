@@ -18,6 +18,7 @@ from finetune_operator import children, naming, publish
 from finetune_operator.api import FineTuningJobSpec
 from finetune_operator.api.contract import USER_ERROR_EXIT_CODES
 from finetune_operator.api.jobconfig import Champion
+from finetune_operator.api.termination import ProducedModel
 from finetune_operator.backends import batchjob
 from finetune_operator.config import Settings
 from support.podsecurity import restricted_violations
@@ -318,6 +319,32 @@ def test_publish_job_mounts_the_store_and_copies_the_reported_folder_for_its_ver
     command = container(workload)["command"] + container(workload)["args"]
     assert command[-6:] == ["--source", "model", "--version", "1.3.0-rc.1", "--store", "/mnt/model-store"]
     assert "finetune_trainer.publish" in command
+
+
+def test_publish_job_to_a_bucket_mounts_no_store_and_gets_only_the_outputs_credentials_by_reference() -> None:
+    bucket = {"uri": "s3://trained/agents", "endpoint": "http://minio:9000", "secretRef": {"name": "writer"}}
+    job = ref(spec(output={"modelName": "chat", "s3": bucket}))
+    workload = publish.publish_job(job, SETTINGS, "1.3.0", "model")
+    volumes = by_name(pod_spec(workload)["volumes"])
+    assert "model-store" not in volumes and "source" not in volumes
+    env = {entry["name"]: entry for entry in container(workload)["env"]}
+    credentials = {name: entry for name, entry in env.items() if name.startswith("FINETUNE_S3_")}
+    assert set(credentials) == {
+        "FINETUNE_S3_OUTPUT_ACCESS_KEY_ID",
+        "FINETUNE_S3_OUTPUT_SECRET_ACCESS_KEY",
+        "FINETUNE_S3_OUTPUT_SESSION_TOKEN",
+    }
+    assert credentials["FINETUNE_S3_OUTPUT_ACCESS_KEY_ID"] == {
+        "name": "FINETUNE_S3_OUTPUT_ACCESS_KEY_ID",
+        "valueFrom": {"secretKeyRef": {"name": "writer", "key": "AWS_ACCESS_KEY_ID"}},
+    }
+
+
+def test_a_copy_in_a_bucket_is_the_model_versions_artifact_with_its_digest() -> None:
+    digest = "sha256:" + "c" * 64
+    model = ProducedModel(uri="s3://trained/agents/chat/1.3.0/", version="1.3.0", digest=digest, adapter=True)
+    location = publish.artifact(model)
+    assert location.to_wire() == {"uri": "s3://trained/agents/chat/1.3.0/", "adapter": True, "digest": digest}
 
 
 def test_only_the_training_pod_gets_a_service_account_token() -> None:

@@ -279,6 +279,7 @@ def test_cel_rules_are_declared_where_the_models_say() -> None:
         ".spec.envFrom[*]",
         ".spec.evaluation",
         ".spec.training",
+        ".spec.output",
     }
     assert len(rules[".spec"]) == 9
 
@@ -317,6 +318,15 @@ VALID = {
     "cpu-int": with_changes(MINIMAL, ("resources.cpu", 4), ("resources.memory", "64Gi")),
     "cpu-milli": with_changes(MINIMAL, ("resources.cpu", "500m"), ("resources.gpus", 0)),
     "prerelease": with_changes(MINIMAL, ("output.version", "1.3.0-rc.1+build.5"), ("output.bump", "major")),
+    "output-to-a-bucket-deleting-the-workspace": with_changes(
+        MINIMAL,
+        (
+            "output.s3",
+            {"uri": "s3://trained-models/agents", "endpoint": "http://minio:9000", "secretRef": {"name": "w"}},
+        ),
+        ("storage.retainPolicy", "Delete"),
+        ("runPolicy.ttlSecondsAfterFinished", 60),
+    ),
     "everything": with_changes(
         MINIMAL,
         ("dataset.curation", {"minSuccessRate": 0, "maxSamples": 1, "dedup": False, "evalFraction": 0.5}),
@@ -519,6 +529,32 @@ INVALID: list[tuple[str, tuple[str, Any], str]] = [
     ("compareTo-model-dns", ("evaluation.compareTo", {"model": "chat_v2"}), ".evaluation.compareTo.model"),
     ("compareTo-regression-min", ("evaluation.compareTo", {"maxRegression": -0.1}), ".compareTo.maxRegression"),
     ("compareTo-regression-max", ("evaluation.compareTo", {"maxRegression": 101}), ".compareTo.maxRegression"),
+    (
+        "cel-output-one-store",
+        (("output.pvc", "store"), ("output.s3", {"uri": "s3://trained-models/agents"})),
+        "at most one model store",
+    ),
+    ("output-s3-uri-missing", ("output.s3", {"region": "eu-west-1"}), "uri"),
+    ("output-s3-uri-scheme", ("output.s3", {"uri": "gs://trained-models/agents"}), ".output.s3.uri"),
+    ("output-s3-bucket-name", ("output.s3", {"uri": "s3://Trained_Models/x"}), ".output.s3.uri"),
+    ("output-s3-uri-long", ("output.s3", {"uri": "s3://trained/" + "k" * 2048}), ".output.s3.uri"),
+    *(
+        (f"output-s3-{name}", ("output.s3", {"uri": "s3://trained/x", **fields}), path)
+        for name, fields, path in (
+            ("endpoint-scheme", {"endpoint": "minio:9000"}, ".output.s3.endpoint"),
+            ("endpoint-long", {"endpoint": "http://" + "e" * 2048}, ".output.s3.endpoint"),
+            ("region-pattern", {"region": "EU West"}, ".output.s3.region"),
+            ("region-long", {"region": "r" * 65}, ".output.s3.region"),
+            ("secret-name-missing", {"secretRef": {}}, "name"),
+            ("secret-name-dns", {"secretRef": {"name": "W"}}, ".output.s3.secretRef.name"),
+            ("secret-name-long", {"secretRef": {"name": "s" * 254}}, ".output.s3.secretRef.name"),
+            *(
+                (f"secret-{key}-{what}", {"secretRef": {"name": "s", key: value}}, f".output.s3.secretRef.{key}")
+                for key in ("accessKeyIdKey", "secretAccessKeyKey", "sessionTokenKey")
+                for what, value in (("chars", "a/b"), ("long", "k" * 254))
+            ),
+        )
+    ),
     ("storage-size-quantity", ("storage.size", "10 GB"), ".storage.size"),
     ("retainPolicy-enum", ("storage.retainPolicy", "Keep"), ".storage.retainPolicy"),
     ("storageClassName-long", ("storage.storageClassName", "s" * 254), ".storage.storageClassName"),
@@ -719,7 +755,7 @@ MODEL_VERSION: dict[str, Any] = {
 MV_INVALID: list[tuple[str, tuple[str, Any], str]] = [
     ("missing-version", ("version", DELETE), "version"),
     ("missing-job", ("job", DELETE), "job"),
-    ("missing-artifact-pvc", ("artifact", {"path": "p"}), "pvc"),
+    ("cel-artifact-nowhere", ("artifact", {"path": "p", "adapter": True}), "artifact needs pvc and path"),
     ("version-semver", ("version", "1.0"), ".spec.version"),
     ("modelName-dns", ("modelName", "Chat"), ".spec.modelName"),
     ("sha256-pattern", ("dataset", {"sha256": "abc"}), ".spec.dataset.sha256"),

@@ -5,7 +5,9 @@ store (spec.output.pvc) mounted. The copy is atomic: it is written under a tempo
 every file and folder is fsynced, then it is renamed to `<modelName>/<version>/` and the parent folder fsynced, so
 a reader of the store sees the whole folder or nothing. An existing destination with the same content digest is
 this copy done before (a retry after a crash): success. With another digest it belongs to someone else and is
-never overwritten: ModelCopyFailed. Exit codes and the termination message follow docs/runtime-contract.md.
+never overwritten: ModelCopyFailed. With spec.output.s3 the folder is uploaded to the bucket instead
+(`publish_to_bucket`; SHA256SUMS, uploaded last, marks a complete copy). Exit codes and the termination message
+follow docs/runtime-contract.md.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import os
 import shutil
 import sys
 import uuid
+from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 
 from finetune_operator.api import JobConfig, TerminationMessage
@@ -77,12 +80,31 @@ def copy_durably(source: Path, target: Path) -> None:
         _fsync(Path(root))
 
 
+def check_holds_model(source: Path) -> None:
+    if not (source / "config.json").is_file() and not (source / "adapter_config.json").is_file():
+        raise JobFailed(Reason.MODEL_COPY_FAILED, f"{source} holds no model (no config.json or adapter_config.json)")
+
+
+def publish_to_bucket(job: JobConfig, source: Path, version: str, environ: Mapping[str, str]) -> ProducedModel:
+    """Upload `source` to `<output.s3.uri>/<modelName>/<version>/` (objectstore.upload: SHA256SUMS last).
+
+    A retry uploads the same files again under the same keys: the version is this job's (the operator chose it
+    for this copy), so nothing of another job's is overwritten, and the digest is of what was uploaded.
+    """
+    from finetune_trainer.objectstore import jobio  # the S3 client only where a bucket is used
+
+    bucket = job.spec.output.s3
+    assert bucket is not None
+    check_holds_model(source)
+    uploaded = jobio.publish_model(bucket.to_wire(), source, job.spec.output.model_name, version, environ)
+    return produced_model(source, None, None, version, uploaded.digest, uri=uploaded.uri)
+
+
 def publish(source: Path, store: Path, model_name: str, version: str) -> tuple[str, str]:
     """Copy `source` to `<store>/<model_name>/<version>`; returns (that path relative to the store, digest)."""
     relative = f"{model_name}/{version}"
     parent, destination = store / model_name, store / relative
-    if not (source / "config.json").is_file() and not (source / "adapter_config.json").is_file():
-        raise JobFailed(Reason.MODEL_COPY_FAILED, f"{source} holds no model (no config.json or adapter_config.json)")
+    check_holds_model(source)
     digest = tree_digest(source)
     try:
         parent.mkdir(parents=True, exist_ok=True)
@@ -109,7 +131,9 @@ def publish(source: Path, store: Path, model_name: str, version: str) -> tuple[s
     return relative, digest
 
 
-def produced_model(source: Path, store_claim: str, relative: str, version: str, digest: str) -> ProducedModel:
+def produced_model(
+    source: Path, store_claim: str | None, relative: str | None, version: str, digest: str, uri: str | None = None
+) -> ProducedModel:
     try:
         block = json.loads((source / "metadata.json").read_text(encoding="utf-8")).get("model") or {}
     except (OSError, ValueError):
@@ -120,6 +144,7 @@ def produced_model(source: Path, store_claim: str, relative: str, version: str, 
         adapter=block.get("adapter", (source / "adapter_config.json").is_file()),
         merged=block.get("merged"),
         store=store_claim,
+        uri=uri,
         version=version,
         digest=digest,
     )
@@ -143,14 +168,18 @@ def main(argv: list[str] | None = None) -> int:
     claim = job.spec.output.pvc or ""
     try:
         source = source_folder(job.workspace, options.source)
-        relative, digest = publish(source, Path(options.store), job.spec.output.model_name, options.version)
+        if job.spec.output.s3 is not None:
+            model = publish_to_bucket(job, source, options.version, os.environ)
+        else:
+            relative, digest = publish(source, Path(options.store), job.spec.output.model_name, options.version)
+            model = produced_model(source, claim, relative, options.version, digest)
     except JobFailed as failure:
         print(f"{failure.reason.value}: {failure.message}", file=sys.stderr)
         termination.write(TerminationMessage.failure(failure.reason, failure.message))
         return exit_code_for(failure.reason)
-    model = produced_model(source, claim, relative, options.version, digest)
     termination.write(TerminationMessage(outcome="Succeeded", model=model))
-    print(json.dumps({"event": "published", "store": claim, "path": relative, "digest": digest}))
+    where = {"uri": model.uri} if model.uri else {"store": claim, "path": model.path}
+    print(json.dumps({"event": "published", **where, "digest": model.digest}))
     return ExitCode.SUCCEEDED
 
 

@@ -9,15 +9,14 @@ from finetune_operator.api.contract import ExitCode, FailureKind, Reason
 from finetune_operator.api.finetuningjob import FineTuningJob
 from finetune_operator.api.jobconfig import JobConfig
 from finetune_operator.api.modelversion import ModelVersion, ModelVersionSpec
+from finetune_operator.api.output import Bump, OutputSpec
 from finetune_operator.api.registeredmodel import RegisteredModelSpec, RegisteredModelStatus
 from finetune_operator.api.spec import (
     BaseModelSpec,
-    Bump,
     CurationSpec,
     DatasetSource,
     DatasetSpec,
     FineTuningJobSpec,
-    OutputSpec,
     ResourcesSpec,
     RetainPolicy,
     RunPolicy,

@@ -204,7 +204,7 @@ REASONS: Mapping[Reason, ReasonRule] = {
     # Retried by the copy Job (a store that was briefly unavailable); the model stays in the workspace either way.
     Reason.MODEL_COPY_FAILED: ReasonRule(
         ExitCode.INTERNAL_ERROR,
-        "the model could not be copied to the model store (output.pvc)",
+        "the model could not be copied to the model store (output.pvc or output.s3)",
         "the message names the cause; the model is kept in the workspace (the TTL does not delete the job); copy "
         "model/ from the workspace PVC yourself, or fix the store and re-run the job",
     ),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from finetune_operator.api.base import DIGEST_PATTERN, DNS1123_LABEL_PATTERN, SEMVER_PATTERN, ApiModel, DateTime, cel
 from finetune_operator.api.tracking import TrackingStatus
@@ -16,20 +16,36 @@ SHORT_NAMES = ["mv"]
 CATEGORIES = ["ml"]
 
 
-class ArtifactLocation(ApiModel):
-    """Where the model files are."""
+_ARTIFACT_PLACE = "artifact needs pvc and path (a claim) or uri (a bucket)"
 
-    pvc: str = Field(pattern=DNS1123_LABEL_PATTERN, max_length=253)
-    """PersistentVolumeClaim holding the model."""
-    path: str = Field(min_length=1, max_length=4096)
+
+class ArtifactLocation(ApiModel):
+    """Where the model files are: a folder in a claim (pvc, path) or in a bucket (uri)."""
+
+    model_config = {
+        "json_schema_extra": {
+            "x-kubernetes-validations": [cel("has(self.uri) || (has(self.pvc) && has(self.path))", _ARTIFACT_PLACE)]
+        }
+    }
+
+    pvc: str | None = Field(default=None, pattern=DNS1123_LABEL_PATTERN, max_length=253)
+    """PersistentVolumeClaim holding the model; unset when the model is in a bucket (output.s3)."""
+    path: str | None = Field(default=None, min_length=1, max_length=4096)
     """Folder of the model inside the claim (Hugging Face format, safetensors)."""
     uri: str | None = Field(default=None, max_length=4096)
-    """pvc://<claim>/<path>, for tools that take one string."""
+    """pvc://<claim>/<path>, or s3://<bucket>/<prefix>/<modelName>/<version>/ for a copy in a bucket: one string
+    for tools."""
     adapter: bool | None = None
     """True when the folder holds a LoRA adapter to apply on the base model."""
     digest: str | None = Field(default=None, pattern=DIGEST_PATTERN)
     """Content digest of the folder, set when the model was copied to a model store: `sha256:` and the SHA-256 of
     the folder's `sha256sum` listing (one `<hex digest>  <relative path>` line per file, sorted by path)."""
+
+    @model_validator(mode="after")
+    def _somewhere(self) -> ArtifactLocation:
+        if self.uri is None and (self.pvc is None or self.path is None):
+            raise ValueError(_ARTIFACT_PLACE)
+        return self
 
 
 class ModelMetrics(ApiModel):

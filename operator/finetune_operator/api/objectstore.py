@@ -50,3 +50,11 @@ class S3SessionSource(S3Access):
 
     uri: str = Field(pattern=S3_URI_PATTERN, max_length=2048)
     """s3://bucket/prefix with an optional glob (*, ?, [...], ** across folders)."""
+
+
+class S3ModelStore(S3Access):
+    """A model store in a bucket: the final model and adapter are copied to `<uri>/<modelName>/<version>/` with a
+    `SHA256SUMS` file (uploaded last), whose digest the ModelVersion records. Needs only s3:PutObject there."""
+
+    uri: str = Field(pattern=S3_URI_PATTERN, max_length=2048)
+    """s3://bucket/prefix (a folder; no wildcards)."""

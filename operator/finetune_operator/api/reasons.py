@@ -89,7 +89,7 @@ OPERATOR_REASONS: tuple[StatusReason, ...] = (
         "Publishing",
         (Phase.EVALUATING,),
         None,
-        "evaluation passed; the copy Job is copying the model to the model store (spec.output.pvc)",
+        "evaluation passed; the copy Job is copying the model to the model store (spec.output.pvc or .s3)",
         "`kubectl logs job/<job>-publish`; the message carries the scheduler's reason if its pod waits",
     ),
     StatusReason(

@@ -13,19 +13,20 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from finetune_operator.api.base import DNS1123_LABEL_PATTERN, SEMVER_PATTERN, ApiModel, Quantity, cel
+from finetune_operator.api.base import DNS1123_LABEL_PATTERN, ApiModel, Quantity, cel
 from finetune_operator.api.evaluation import EvaluationSpec
 from finetune_operator.api.objectstore import S3SessionSource
+from finetune_operator.api.output import OutputSpec
 from finetune_operator.api.podenv import EnvFromSource, EnvVar
-from finetune_operator.api.training import TrainingSpec
 from finetune_operator.api.tracking import TrackingSpec
+from finetune_operator.api.training import TrainingSpec
 
 IMMUTABLE_MESSAGE = "is immutable once the job is created; create a new FineTuningJob instead"
 # Ten years: long enough for any run or retention, short enough that no date computed from it overflows.
 MAX_SECONDS = 315_360_000
 DELETE_NEEDS_STORE_MESSAGE = (
     "storage.retainPolicy Delete with runPolicy.ttlSecondsAfterFinished would delete the only copy of the trained "
-    "model: set output.pvc (a model store the model is copied to) or use retainPolicy Retain"
+    "model: set output.pvc or output.s3 (a model store the model is copied to) or use retainPolicy Retain"
 )
 
 
@@ -171,31 +172,6 @@ class ResourcesSpec(ApiModel):
     """PriorityClass of the training pods (preemption)."""
 
 
-class Bump(StrEnum):
-    PATCH = "patch"
-    MINOR = "minor"
-    MAJOR = "major"
-
-
-class OutputSpec(ApiModel):
-    """How the trained model is registered."""
-
-    model_name: str = Field(pattern=DNS1123_LABEL_PATTERN, max_length=63)
-    """Registry name of the model (DNS-1123 label); every job for it adds a ModelVersion."""
-    version: str | None = Field(default=None, pattern=SEMVER_PATTERN, max_length=128)
-    """Exact semantic version (semver 2.0.0, e.g. 1.2.0 or 1.3.0-rc.1); blank picks the next version by bump."""
-    bump: Bump = Bump.PATCH
-    """Which part of the highest existing version to increase when version is blank."""
-    pvc: str | None = Field(default=None, pattern=DNS1123_LABEL_PATTERN, max_length=253)
-    """Model store: a PersistentVolumeClaim (ReadWriteMany for jobs on several nodes) the final model and adapter
-    are copied to, under `<modelName>/<version>/`, before the ModelVersion is registered; the ModelVersion then
-    points at that copy, which outlives the job and its workspace. Unset: the ModelVersion points at the workspace."""
-    promote_to: str | None = Field(default=None, pattern=DNS1123_LABEL_PATTERN, max_length=63)
-    """An alias of the model's RegisteredModel (e.g. champion) to move to the new version once it is registered,
-    which happens only when every evaluation gate passed. Only forward: an alias naming a higher version stays
-    where it is (of two jobs racing, the higher version wins); the job's Events say what happened."""
-
-
 class RetainPolicy(StrEnum):
     RETAIN = "Retain"
     DELETE = "Delete"
@@ -210,7 +186,7 @@ class StorageSpec(ApiModel):
     """StorageClass of the workspace; the cluster default when unset."""
     retain_policy: RetainPolicy = RetainPolicy.RETAIN
     """Retain keeps the workspace (dataset, checkpoints, the trained model) when the job is deleted; Delete removes
-    it with the job, and with it the model unless output.pvc holds a copy."""
+    it with the job, and with it the model unless output.pvc or output.s3 holds a copy."""
 
 
 class RunPolicy(ApiModel):
@@ -224,7 +200,7 @@ class RunPolicy(ApiModel):
     At most ten years."""
     ttl_seconds_after_finished: int | None = Field(default=None, ge=0, le=MAX_SECONDS)
     """Delete the FineTuningJob this long after it finished (at most ten years). The ModelVersion stays; its model
-    files stay too when they are in output.pvc or in a retained workspace (retainPolicy Retain)."""
+    files stay too when they are in output.pvc, output.s3 or a retained workspace (retainPolicy Retain)."""
 
 
 class PodMetadata(ApiModel):
@@ -259,7 +235,7 @@ class FineTuningJobSpec(ApiModel):
                 ),
                 cel(
                     "self.storage.retainPolicy != 'Delete' || !has(self.runPolicy.ttlSecondsAfterFinished) "
-                    "|| has(self.output.pvc)",
+                    "|| has(self.output.pvc) || has(self.output.s3)",
                     DELETE_NEEDS_STORE_MESSAGE,
                     ".storage.retainPolicy",
                 ),
@@ -298,6 +274,6 @@ class FineTuningJobSpec(ApiModel):
     @model_validator(mode="after")
     def _model_outlives_deletion(self) -> FineTuningJobSpec:
         deletes_workspace = self.storage.retain_policy is RetainPolicy.DELETE
-        if deletes_workspace and self.run_policy.ttl_seconds_after_finished is not None and not self.output.pvc:
+        if deletes_workspace and self.run_policy.ttl_seconds_after_finished is not None and not self.output.store:
             raise ValueError(DELETE_NEEDS_STORE_MESSAGE)
         return self

@@ -29,7 +29,7 @@ _ELLIPSIS = "…"
 
 class ProducedModel(StatusModel):
     """The model folder training wrote (relative to the workspace), or the copy publishing wrote (`store` set:
-    relative to the model store's root)."""
+    relative to the model store's root; `uri` set: in a bucket)."""
 
     path: str | None = None
     format: str | None = None
@@ -37,6 +37,8 @@ class ProducedModel(StatusModel):
     merged: bool | None = None
     store: str | None = None
     """The model store (output.pvc) holding `path`; unset for the workspace's own folder."""
+    uri: str | None = None
+    """The copy's folder in a bucket (output.s3: s3://bucket/prefix/<modelName>/<version>/)."""
     version: str | None = None
     """The version the copy was published as (`<modelName>/<version>/`)."""
     digest: str | None = None
