@@ -31,6 +31,8 @@ Obj = dict[str, Any]
 WORKSPACE = "/workspace"
 SOURCE_DIR = "/mnt/source"
 SOURCE_STAGING = "sources"
+# spec.baseModel.s3: where the training pod downloads the base model (finetune_trainer.objectstore).
+BASE_MODEL_STAGING = "base-model"
 BASE_MODEL_DIR = "/mnt/base-model"
 TERMINATION_LOG = "/dev/termination-log"
 UID = 1000
@@ -103,6 +105,8 @@ def source_glob(spec: FineTuningJobSpec) -> str:
 
 def base_model_path(spec: FineTuningJobSpec) -> str | None:
     base = spec.base_model
+    if base.s3 is not None:
+        return f"{WORKSPACE}/{BASE_MODEL_STAGING}"
     if base.path is None:
         return None
     if base.pvc:

@@ -81,6 +81,26 @@ def test_an_s3_source_mounts_no_source_volume_and_stages_into_the_workspace() ->
     assert (paths["sourceStaging"], paths["sourceGlob"]) == ("/workspace/sources", "/workspace/sources/**/*")
 
 
+def test_a_base_model_in_a_bucket_is_downloaded_by_the_training_pod_with_only_its_own_credentials() -> None:
+    base = {"name": "llama", "s3": {"uri": "s3://models/llama/", "secretRef": {"name": "model-reader"}}}
+    training = batchjob.training_job(job(baseModel=base), SETTINGS)
+    credentials = {
+        entry["name"]: entry["valueFrom"]["secretKeyRef"]
+        for entry in container(training)["env"]
+        if entry["name"].startswith("FINETUNE_S3_")
+    }
+    assert credentials == {
+        "FINETUNE_S3_BASE_MODEL_ACCESS_KEY_ID": {"name": "model-reader", "key": "AWS_ACCESS_KEY_ID"},
+        "FINETUNE_S3_BASE_MODEL_SECRET_ACCESS_KEY": {"name": "model-reader", "key": "AWS_SECRET_ACCESS_KEY"},
+        "FINETUNE_S3_BASE_MODEL_SESSION_TOKEN": {"name": "model-reader", "key": "AWS_SESSION_TOKEN", "optional": True},
+    }
+    assert "base-model" not in [volume["name"] for volume in training["spec"]["template"]["spec"]["volumes"]]
+    curation = children.curation_job(job(baseModel=base), SETTINGS)
+    assert not [name for name in env_names(curation) if name.startswith("FINETUNE_S3_BASE_MODEL")]
+    paths = json.loads(children.config_map(job(baseModel=base))["data"]["job.json"])["paths"]
+    assert paths["baseModel"] == "/workspace/base-model"
+
+
 def test_the_job_config_names_the_secret_and_holds_no_value_from_it() -> None:
     config = children.config_map(job())["data"]["job.json"]
     source = JobConfig.model_validate_json(config).spec.dataset.source.s3

@@ -315,6 +315,10 @@ VALID = {
     ),
     "model-on-pvc": with_changes(MINIMAL, ("baseModel", {"name": "llama", "path": "llama-3-8b", "pvc": "models"})),
     "model-in-image": with_changes(MINIMAL, ("baseModel", {"name": "llama", "path": "/models/llama"})),
+    "model-in-a-bucket": with_changes(
+        MINIMAL,
+        ("baseModel", {"name": "llama", "s3": {"uri": "s3://models/llama-3-8b/", "secretRef": {"name": "r"}}}),
+    ),
     "cpu-int": with_changes(MINIMAL, ("resources.cpu", 4), ("resources.memory", "64Gi")),
     "cpu-milli": with_changes(MINIMAL, ("resources.cpu", "500m"), ("resources.gpus", 0)),
     "prerelease": with_changes(MINIMAL, ("output.version", "1.3.0-rc.1+build.5"), ("output.bump", "major")),
@@ -428,6 +432,27 @@ INVALID: list[tuple[str, tuple[str, Any], str]] = [
     ("cel-path-and-builtin", ("baseModel.path", "/m"), ".spec.baseModel"),
     ("cel-no-model-source", ("baseModel.builtin", DELETE), ".spec.baseModel"),
     ("cel-pvc-without-path", ("baseModel.pvc", "models"), ".spec.baseModel.pvc"),
+    ("cel-s3-and-builtin", ("baseModel.s3", {"uri": "s3://models/m/"}), "exactly one of path"),
+    ("base-s3-uri-missing", ("baseModel", {"name": "m", "s3": {}}), "uri"),
+    *(
+        (f"base-s3-{name}", ("baseModel", {"name": "m", "s3": {"uri": "s3://models/m/", **fields}}), path)
+        for name, fields, path in (
+            ("uri-scheme", {"uri": "https://models/m/"}, ".spec.baseModel.s3.uri"),
+            ("uri-long", {"uri": "s3://models/" + "m" * 2048}, ".spec.baseModel.s3.uri"),
+            ("endpoint-scheme", {"endpoint": "minio:9000"}, ".spec.baseModel.s3.endpoint"),
+            ("endpoint-long", {"endpoint": "http://" + "e" * 2048}, ".spec.baseModel.s3.endpoint"),
+            ("region-pattern", {"region": "EU West"}, ".spec.baseModel.s3.region"),
+            ("region-long", {"region": "r" * 65}, ".spec.baseModel.s3.region"),
+            ("secret-name-missing", {"secretRef": {}}, "name"),
+            ("secret-name-dns", {"secretRef": {"name": "W"}}, ".spec.baseModel.s3.secretRef.name"),
+            ("secret-name-long", {"secretRef": {"name": "s" * 254}}, ".spec.baseModel.s3.secretRef.name"),
+            *(
+                (f"secret-{key}-{what}", {"secretRef": {"name": "s", key: value}}, f".baseModel.s3.secretRef.{key}")
+                for key in ("accessKeyIdKey", "secretAccessKeyKey", "sessionTokenKey")
+                for what, value in (("chars", "a/b"), ("long", "k" * 254))
+            ),
+        )
+    ),
     ("cel-two-sources", ("dataset.source.pvc", {"claimName": "l", "path": "p"}), ".spec.dataset.source"),
     ("cel-no-source", ("dataset.source", {}), ".spec.dataset.source"),
     ("configMap-name-dns", ("dataset.source.configMap.name", "Sessions"), ".configMap.name"),

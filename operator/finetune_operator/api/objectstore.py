@@ -1,4 +1,5 @@
-"""S3-compatible object storage in the FineTuningJob API: session sources (`spec.dataset.source.s3`).
+"""S3-compatible object storage in the FineTuningJob API: session sources (`spec.dataset.source.s3`), base models
+(`spec.baseModel.s3`) and model stores (`spec.output.s3`).
 
 Only references to credentials live here (a Secret's name and which of its keys hold what): the values reach
 the pods that need them as `secretKeyRef` environment variables and are never copied into the job's
@@ -58,3 +59,12 @@ class S3ModelStore(S3Access):
 
     uri: str = Field(pattern=S3_URI_PATTERN, max_length=2048)
     """s3://bucket/prefix (a folder; no wildcards)."""
+
+
+class S3BaseModel(S3Access):
+    """A base model in a bucket: the Hugging Face format folder (config.json, safetensors, tokenizer) under `uri`.
+    Rank 0 of the training pods downloads it into the workspace (`base-model/`), verified by size and ETag; a
+    restarted pod resumes instead of starting over. Needs s3:ListBucket on the prefix and s3:GetObject under it."""
+
+    uri: str = Field(pattern=S3_URI_PATTERN, max_length=2048)
+    """s3://bucket/prefix of the folder (no wildcards)."""

@@ -15,7 +15,7 @@ from pydantic import Field, model_validator
 
 from finetune_operator.api.base import DNS1123_LABEL_PATTERN, ApiModel, Quantity, cel
 from finetune_operator.api.evaluation import EvaluationSpec
-from finetune_operator.api.objectstore import S3SessionSource
+from finetune_operator.api.objectstore import S3BaseModel, S3SessionSource
 from finetune_operator.api.output import OutputSpec
 from finetune_operator.api.podenv import EnvFromSource, EnvVar
 from finetune_operator.api.tracking import TrackingSpec
@@ -30,6 +30,9 @@ DELETE_NEEDS_STORE_MESSAGE = (
 )
 
 
+_ONE_BASE_MODEL = "baseModel needs exactly one of path (a Hugging Face format folder), s3 or builtin"
+
+
 class BuiltinModel(StrEnum):
     TINY_GPT = "tiny-gpt"
 
@@ -40,10 +43,7 @@ class BaseModelSpec(ApiModel):
     model_config = {
         "json_schema_extra": {
             "x-kubernetes-validations": [
-                cel(
-                    "has(self.path) != has(self.builtin)",
-                    "baseModel needs exactly one of path (a Hugging Face format folder) or builtin",
-                ),
+                cel("[has(self.path), has(self.builtin), has(self.s3)].filter(x, x).size() == 1", _ONE_BASE_MODEL),
                 cel(
                     "!has(self.pvc) || has(self.path)",
                     "baseModel.pvc is only meaningful with baseModel.path",
@@ -62,11 +62,13 @@ class BaseModelSpec(ApiModel):
     """PersistentVolumeClaim holding `path`, mounted read-only into the training pods."""
     builtin: BuiltinModel | None = None
     """A small model built from a config instead of loaded from storage: for tests and the demo."""
+    s3: S3BaseModel | None = None
+    """A Hugging Face format folder in an S3-compatible bucket, downloaded into the workspace by the training pod."""
 
     @model_validator(mode="after")
     def _one_source(self) -> BaseModelSpec:
-        if (self.path is None) == (self.builtin is None):
-            raise ValueError("baseModel needs exactly one of path (a Hugging Face format folder) or builtin")
+        if [self.path, self.builtin, self.s3].count(None) != 2:
+            raise ValueError(_ONE_BASE_MODEL)
         if self.pvc is not None and self.path is None:
             raise ValueError("baseModel.pvc is only meaningful with baseModel.path")
         return self

@@ -12,7 +12,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from finetune_operator import naming
+from finetune_operator import naming, podenv
 from finetune_operator.api.contract import USER_ERROR_EXIT_CODES
 from finetune_operator.api.jobconfig import CHAMPION_DIR, CHAMPION_ENV
 from finetune_operator.api.modelversion import ArtifactLocation
@@ -133,6 +133,7 @@ def training_job(job: JobRef, settings: Settings) -> Obj:
         # How long the ranks get to checkpoint after SIGTERM before the trainer's supervisor kills them.
         {"name": "FINETUNE_GRACE_SECONDS", "value": str(settings.termination_grace_seconds)},
         *([{"name": CHAMPION_ENV, "value": job.champion.model_dump_json(by_alias=True)}] if job.champion else []),
+        *podenv.s3_credentials(spec.base_model.s3, podenv.BASE_MODEL),
     ]
     pod_spec: Obj = {
         "restartPolicy": "Never",

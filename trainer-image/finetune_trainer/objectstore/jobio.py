@@ -66,7 +66,10 @@ def stage_sessions(block: Mapping[str, Any], destination: Path, environ: Mapping
 
 
 def stage_base_model(block: Mapping[str, Any], destination: Path, environ: Mapping[str, str]) -> Path:
-    result = _download(block, destination, environ, Use.BASE_MODEL)
+    # The URI names a folder: its files land directly under `destination` (not under the folder's name), and a
+    # sibling prefix (models/llama-2 beside models/llama) is never part of it.
+    folder = {**block, "uri": str(block["uri"]).rstrip("/") + "/"}
+    result = _download(folder, destination, environ, Use.BASE_MODEL)
     log_event("base_model_ready", uri=block["uri"], files=len(result.files), resumedSkipping=result.skipped)
     return destination
 

@@ -37,6 +37,7 @@ from finetune_trainer.train import (
     output,
     prepared,
     quantized,
+    remote_model,
     storage,
     tinygpt,
     tracking,
@@ -57,6 +58,8 @@ SAVE_STEPS_ENV = "FINETUNE_SAVE_STEPS"
 BUILTIN_DIR = "builtin-model"
 # Writing records to Arrow takes seconds; rank 0 loading a large base model first can take minutes.
 PREPARED_TIMEOUT_SECONDS = 1800.0
+# How long the other ranks wait for rank 0 to download a base model from a bucket (a 70B model is ~140 GB).
+BASE_MODEL_TIMEOUT_SECONDS = 6 * 3600.0
 
 
 class Interrupted(Exception):
@@ -111,8 +114,8 @@ def run(job: JobConfig, environ: Mapping[str, str], rank: int) -> dict[str, obje
         checkpoints.check_resumable(resume_from, config.config_hash, hashed_fields(config))
         jsonlog.event("resuming", step=resume_from.step, path=str(resume_from.path))
 
-    with storage.guard(workspace.root, "building the builtin model", keep=config.keep_checkpoints, clean=rank == 0):
-        model_dir = base_model_folder(job, workspace, dataset, config)
+    with storage.guard(workspace.root, "preparing the base model", keep=config.keep_checkpoints, clean=rank == 0):
+        model_dir = base_model_folder(job, workspace, dataset, config, rank, environ)
     base_digest = lineage.base_model_digest(model_dir)  # before training: the folder as it was loaded
     planned = report.from_environment(job.job.name, job.job.namespace, environ) if rank == 0 else None
     memory.check(model_dir, config, memory.device_bytes(training_device(environ)), planned)
@@ -342,11 +345,21 @@ def publish(
     }
 
 
-def base_model_folder(job: JobConfig, workspace: Workspace, dataset: data.Dataset, config: TrainConfig) -> Path:
+def base_model_folder(
+    job: JobConfig,
+    workspace: Workspace,
+    dataset: data.Dataset,
+    config: TrainConfig,
+    rank: int,
+    environ: Mapping[str, str],
+) -> Path:
+    """The base model's folder: the builtin one built, the bucket's downloaded, or the configured path."""
     builtin = job.spec.base_model.builtin
     if builtin is not None:
         target = workspace.root / BUILTIN_DIR / builtin.value
         return tinygpt.ensure_tiny_gpt(target, (data.sample_text(s) for s in dataset.train), config.seed)
+    if job.spec.base_model.s3 is not None:
+        return remote_model.staged(job, rank, environ, BASE_MODEL_TIMEOUT_SECONDS)
     if job.base_model_path is None or not job.base_model_path.is_dir():
         raise JobFailed(Reason.INVALID_MODEL, f"baseModel path {job.base_model_path} is not a folder")
     return job.base_model_path
