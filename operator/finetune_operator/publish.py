@@ -30,8 +30,9 @@ STORE_DIR = "/mnt/model-store"
 DEADLINE_SECONDS = 6 * 3600
 
 
-def publish_job(job: JobRef, settings: Settings, version: str, source: str) -> Obj:
+def publish_job(job: JobRef, settings: Settings, version: str, source: str | None) -> Obj:
     """The copy Job for `version`; `source` is the model folder training reported, relative to the workspace."""
+    assert source is not None, "the training backend's model is a folder of the workspace"
     output = job.spec.output
     assert output.store is not None, "only jobs with a model store publish"
     volumes, mounts = base_volumes(job, with_source=False, with_base_model=False)
@@ -73,11 +74,15 @@ def publish_job(job: JobRef, settings: Settings, version: str, source: str) -> O
     }
 
 
-def artifact(model: ProducedModel) -> ArtifactLocation:
-    """Where the ModelVersion of a published model points: the copy in the store, with its digest."""
+def artifact(model: ProducedModel | None) -> ArtifactLocation | None:
+    """Where the ModelVersion of a published model points: the copy in the store, with its digest; None when the
+    copy Job reported no copy (no model store: the model stays in the workspace)."""
+    if model is None:
+        return None
     if model.uri is not None:
         return ArtifactLocation(uri=model.uri, adapter=bool(model.adapter), digest=model.digest)
-    assert model.store and model.path, "a published model names its store and path"
+    if not (model.store and model.path):
+        return None
     return ArtifactLocation(
         pvc=model.store,
         path=model.path,

@@ -243,8 +243,7 @@ class Reconciler:
             # a flapping cause cannot flood the namespace's Events.
             name = naming.bounded(f"{view.name}.{view.uid[:8]}.{decision.reason.lower()}", 253)
             outcome.events.append(Event("Normal", decision.reason, decision.message, name=name))
-        degraded = tracking_degraded(outcome.patch)
-        if degraded:
+        if degraded := tracking_degraded(outcome.patch):  # once per job: the Event's name is fixed
             name = naming.bounded(f"{view.name}.{view.uid[:8]}.trackingdegraded", 253)
             outcome.events.append(Event("Warning", "TrackingDegraded", degraded, name=name))
         if outcome.patch:
@@ -328,7 +327,6 @@ class Reconciler:
         version = registry.choose_version(spec, existing)
         training = backend.observe(view.workloads.get(backend.component), view.pods.get(backend.component, []))
         source = backend.artifact(view.name, training.result).path
-        assert source is not None, "the training backend's model is a folder of the workspace"
         return publish.publish_job(ref, self.settings, version, source)
 
     def _register(
@@ -365,9 +363,7 @@ class Reconciler:
                 job_uid=view.uid,
                 spec=spec,
                 version=version,
-                artifact=publish.artifact(copy)
-                if copy and (copy.store or copy.uri)
-                else backend.artifact(view.name, training),
+                artifact=publish.artifact(copy) or backend.artifact(view.name, training),
                 dataset=dataset_status(observed.curation.result) or {},
                 training_result=training,
                 created_at=now,

@@ -344,7 +344,10 @@ def test_a_copy_in_a_bucket_is_the_model_versions_artifact_with_its_digest() -> 
     digest = "sha256:" + "c" * 64
     model = ProducedModel(uri="s3://trained/agents/chat/1.3.0/", version="1.3.0", digest=digest, adapter=True)
     location = publish.artifact(model)
+    assert location is not None
     assert location.to_wire() == {"uri": "s3://trained/agents/chat/1.3.0/", "adapter": True, "digest": digest}
+    # No copy reported (no model store): the ModelVersion points at the workspace instead.
+    assert publish.artifact(None) is None and publish.artifact(ProducedModel(path="model")) is None
 
 
 def test_only_the_training_pod_gets_a_service_account_token() -> None:
