@@ -1,4 +1,4 @@
-"""spec.baseModel.s3 in the training pods (finetune_trainer.train.remote_model) against a real S3 server (s3s-fs):
+"""spec.baseModel.s3 in the training pods (finetune_trainer.train.basemodel) against a real S3 server (s3s-fs):
 rank 0 downloads the Hugging Face folder into the workspace and the model loads from it; the other ranks wait
 for rank 0 instead of downloading; a missing prefix ends in SourceNotFound naming the URI."""
 
@@ -15,7 +15,7 @@ from finetune_operator.api import JobConfig
 from finetune_operator.api.contract import Reason
 from finetune_trainer.failures import JobFailed
 from finetune_trainer.objectstore.client import Use
-from finetune_trainer.train import remote_model
+from finetune_trainer.train import basemodel
 from finetune_trainer.train.tinygpt import ensure_tiny_gpt
 from localservers import S3Server
 
@@ -52,9 +52,9 @@ def test_rank_0_downloads_the_model_the_other_ranks_wait_and_it_loads(
     environ = credentials_env(s3_server, Use.BASE_MODEL)
 
     waited: list[Path] = []
-    other_rank = threading.Thread(target=lambda: waited.append(remote_model.staged(job, 1, environ, timeout=120)))
+    other_rank = threading.Thread(target=lambda: waited.append(basemodel.staged(job, 1, environ, timeout=120)))
     other_rank.start()
-    folder = remote_model.staged(job, 0, environ, timeout=120)
+    folder = basemodel.staged(job, 0, environ, timeout=120)
     other_rank.join(timeout=120)
     assert waited == [folder] == [tmp_path / "workspace" / "base-model"]
     downloaded = {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()}
@@ -74,13 +74,13 @@ def test_rank_0_downloads_the_model_the_other_ranks_wait_and_it_loads(
 def test_a_rank_that_never_sees_rank_0_finish_times_out_naming_the_uri(s3_server: S3Server, tmp_path: Path) -> None:
     job = job_config(tmp_path / "workspace", s3_server, "s3://models/never")
     with pytest.raises(TimeoutError, match="s3://models/never"):
-        remote_model.staged(job, 1, {}, timeout=0)
+        basemodel.staged(job, 1, {}, timeout=0)
 
 
 def test_a_missing_prefix_is_source_not_found_naming_the_uri(s3_server: S3Server, bucket: str, tmp_path: Path) -> None:
     uri = f"s3://{bucket}/models/absent"
     job = job_config(tmp_path / "workspace", s3_server, uri)
     with pytest.raises(JobFailed) as failure:
-        remote_model.staged(job, 0, credentials_env(s3_server, Use.BASE_MODEL), timeout=10)
+        basemodel.staged(job, 0, credentials_env(s3_server, Use.BASE_MODEL), timeout=10)
     assert failure.value.reason is Reason.SOURCE_NOT_FOUND
     assert uri in failure.value.message

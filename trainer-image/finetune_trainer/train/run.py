@@ -26,6 +26,7 @@ from finetune_trainer.failures import JobFailed
 from finetune_trainer.tracking.tracker import Tracker
 from finetune_trainer.train import (
     attention,
+    basemodel,
     champion,
     checkpoints,
     data,
@@ -37,9 +38,7 @@ from finetune_trainer.train import (
     output,
     prepared,
     quantized,
-    remote_model,
     storage,
-    tinygpt,
     tracking,
 )
 from finetune_trainer.train.arguments import sft_arguments
@@ -55,11 +54,8 @@ from finetune_trainer.train.config import Device, TrainConfig, hashed_fields, re
 from finetune_trainer.train.modelio import load_model, load_tokenizer, lora_config, saved_dtype, weights_dtype
 
 SAVE_STEPS_ENV = "FINETUNE_SAVE_STEPS"
-BUILTIN_DIR = "builtin-model"
 # Writing records to Arrow takes seconds; rank 0 loading a large base model first can take minutes.
 PREPARED_TIMEOUT_SECONDS = 1800.0
-# How long the other ranks wait for rank 0 to download a base model from a bucket (a 70B model is ~140 GB).
-BASE_MODEL_TIMEOUT_SECONDS = 6 * 3600.0
 
 
 class Interrupted(Exception):
@@ -115,7 +111,8 @@ def run(job: JobConfig, environ: Mapping[str, str], rank: int) -> dict[str, obje
         jsonlog.event("resuming", step=resume_from.step, path=str(resume_from.path))
 
     with storage.guard(workspace.root, "preparing the base model", keep=config.keep_checkpoints, clean=rank == 0):
-        model_dir = base_model_folder(job, workspace, dataset, config, rank, environ)
+        corpus = (data.sample_text(sample) for sample in dataset.train)
+        model_dir = basemodel.folder(job, workspace.root, corpus, config.seed, rank, environ)
     base_digest = lineage.base_model_digest(model_dir)  # before training: the folder as it was loaded
     planned = report.from_environment(job.job.name, job.job.namespace, environ) if rank == 0 else None
     memory.check(model_dir, config, memory.device_bytes(training_device(environ)), planned)
@@ -132,8 +129,7 @@ def run(job: JobConfig, environ: Mapping[str, str], rank: int) -> dict[str, obje
     stop = GracefulStop()
     best = early.BestEval(config.early_stopping_patience, config.early_stopping_min_delta)
 
-    # Rank 0 only: one run per job, however many ranks.
-    tracker = tracking.start(job, environ, hashed_fields(config)) if rank == 0 else None
+    tracker = tracking.start(job, environ, hashed_fields(config)) if rank == 0 else None  # one run per job
     staging, callbacks = training_callbacks(workspace, config, progress, stop, best, tracker, rank)
     records = {
         "train": [data.to_record(sample, chat=chat) for sample in dataset.train],
@@ -343,26 +339,6 @@ def publish(
         "model": model_block,
         "hyperparameters": lineage.resolved_hyperparameters(config),
     }
-
-
-def base_model_folder(
-    job: JobConfig,
-    workspace: Workspace,
-    dataset: data.Dataset,
-    config: TrainConfig,
-    rank: int,
-    environ: Mapping[str, str],
-) -> Path:
-    """The base model's folder: the builtin one built, the bucket's downloaded, or the configured path."""
-    builtin = job.spec.base_model.builtin
-    if builtin is not None:
-        target = workspace.root / BUILTIN_DIR / builtin.value
-        return tinygpt.ensure_tiny_gpt(target, (data.sample_text(s) for s in dataset.train), config.seed)
-    if job.spec.base_model.s3 is not None:
-        return remote_model.staged(job, rank, environ, BASE_MODEL_TIMEOUT_SECONDS)
-    if job.base_model_path is None or not job.base_model_path.is_dir():
-        raise JobFailed(Reason.INVALID_MODEL, f"baseModel path {job.base_model_path} is not a folder")
-    return job.base_model_path
 
 
 def tensorboard_callback(folder: Path) -> Any:
