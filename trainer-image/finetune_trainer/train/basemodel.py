@@ -10,13 +10,13 @@ collective: the process group may not exist yet, and a barrier would time out du
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 
 from finetune_operator.api import JobConfig
 from finetune_operator.api.contract import Reason
 from finetune_trainer.failures import JobFailed
-from finetune_trainer.train import jsonlog, tinygpt
+from finetune_trainer.train import data, jsonlog, tinygpt
 
 READY = ".finetune-ready"
 POLL_SECONDS = 2.0
@@ -26,12 +26,13 @@ DOWNLOAD_TIMEOUT_SECONDS = 6 * 3600.0
 
 
 def folder(
-    job: JobConfig, workspace: Path, corpus: Iterable[str], seed: int, rank: int, environ: Mapping[str, str]
+    job: JobConfig, workspace: Path, dataset: data.Dataset, seed: int, rank: int, environ: Mapping[str, str]
 ) -> Path:
-    """The base model's folder: the builtin one built (its tokenizer from `corpus`), the bucket's downloaded, or
-    the configured path."""
+    """The base model's folder: the builtin one built (its tokenizer from the training samples), the bucket's
+    downloaded, or the configured path."""
     builtin = job.spec.base_model.builtin
     if builtin is not None:
+        corpus = (data.sample_text(sample) for sample in dataset.train)
         return tinygpt.ensure_tiny_gpt(workspace / BUILTIN_DIR / builtin.value, corpus, seed)
     if job.spec.base_model.s3 is not None:
         return staged(job, rank, environ, DOWNLOAD_TIMEOUT_SECONDS)

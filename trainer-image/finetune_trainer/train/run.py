@@ -111,8 +111,7 @@ def run(job: JobConfig, environ: Mapping[str, str], rank: int) -> dict[str, obje
         jsonlog.event("resuming", step=resume_from.step, path=str(resume_from.path))
 
     with storage.guard(workspace.root, "preparing the base model", keep=config.keep_checkpoints, clean=rank == 0):
-        corpus = (data.sample_text(sample) for sample in dataset.train)
-        model_dir = basemodel.folder(job, workspace.root, corpus, config.seed, rank, environ)
+        model_dir = basemodel.folder(job, workspace.root, dataset, config.seed, rank, environ)
     base_digest = lineage.base_model_digest(model_dir)  # before training: the folder as it was loaded
     planned = report.from_environment(job.job.name, job.job.namespace, environ) if rank == 0 else None
     memory.check(model_dir, config, memory.device_bytes(training_device(environ)), planned)
@@ -164,10 +163,8 @@ def run(job: JobConfig, environ: Mapping[str, str], rank: int) -> dict[str, obje
     if rank != 0:
         return None
     comparison = compare_with_champion(rival, trainer, model_dir, config, tokenizer.pad_token_id)
-    with (
-        tracking.finishing(tracker, workspace.dataset, progress) as tracked,
-        storage.guard(workspace.root, "writing the final model", keep=config.keep_checkpoints, clean=True),
-    ):
+    guard = storage.guard(workspace.root, "writing the final model", keep=config.keep_checkpoints, clean=True)
+    with tracking.finishing(tracker, workspace.dataset, progress) as tracked, guard:
         result = publish(job, workspace, dataset, config, trainer, tokenizer, progress, eval_loss, comparison)
     return {**result, "baseModelDigest": base_digest, **tracked}
 
