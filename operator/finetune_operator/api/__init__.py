@@ -9,6 +9,7 @@ from finetune_operator.api.contract import ExitCode, FailureKind, Reason
 from finetune_operator.api.finetuningjob import FineTuningJob
 from finetune_operator.api.jobconfig import JobConfig
 from finetune_operator.api.modelversion import ModelVersion, ModelVersionSpec
+from finetune_operator.api.placement import ResourcesSpec
 from finetune_operator.api.registeredmodel import RegisteredModelSpec, RegisteredModelStatus
 from finetune_operator.api.spec import (
     BaseModelSpec,
@@ -18,7 +19,6 @@ from finetune_operator.api.spec import (
     DatasetSpec,
     FineTuningJobSpec,
     OutputSpec,
-    ResourcesSpec,
     RetainPolicy,
     RunPolicy,
     StorageSpec,

@@ -100,6 +100,31 @@ OPERATOR_REASONS: tuple[StatusReason, ...] = (
         "create the claim named in the message (in the job's namespace)",
     ),
     StatusReason(
+        "QuotaExceeded",
+        (Phase.PENDING, Phase.RUNNING, Phase.EVALUATING),
+        None,
+        "a ResourceQuota of the namespace refused one of the job's objects; the job retries every sweep",
+        "free quota or raise it (`kubectl describe resourcequota`); the message names the quota and the object",
+    ),
+    StatusReason(
+        "CreateRefused",
+        (Phase.FAILED,),
+        FailureKind.USER,
+        "the API server refused one of the job's objects (invalid, or denied by RBAC, an admission policy or "
+        "a webhook); its message is the status message. System when the operator lacks the permission",
+        "fix what the message names (often a cluster policy on pods or Jobs) in a new job; for System, the "
+        "operator's RBAC (docs/install.md)",
+    ),
+    StatusReason(
+        "NameCollision",
+        (Phase.PENDING, Phase.FAILED),
+        FailureKind.USER,
+        "an object with the name of one of the job's children exists and is not the job's: the retained "
+        "workspace of a deleted job with the same name, or someone else's object. The job never uses it; it "
+        "waits only while a deleted namesake's children are being garbage-collected",
+        "delete the object named in the message and re-create the job, or give the job another name",
+    ),
+    StatusReason(
         "ConcurrencyLimit",
         (Phase.QUEUED,),
         None,
