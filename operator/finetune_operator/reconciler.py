@@ -20,6 +20,7 @@ from finetune_operator.api import API_VERSION, FailureKind, FineTuningJobSpec, P
 from finetune_operator.api.status import bounded
 from finetune_operator.backends import TrainingBackend, backend_for
 from finetune_operator.config import Settings
+from finetune_operator.creation import Refusal, create_child
 from finetune_operator.kube import ApiError, Kube, event_for
 from finetune_operator.lifecycle import TERMINAL_PHASES, derive
 from finetune_operator.observation import Action, Decision, Observed, SourceState, WorkloadPhase
@@ -217,7 +218,11 @@ class Reconciler:
                     )
                     outcome.events += [Event(*report)] if report else []
             else:
-                outcome.created += self._act(action, ref, view, backend)
+                try:
+                    outcome.created += self._act(action, ref, view, backend)
+                except Refusal as refused:  # the API server's answer, or another's object under the child's name
+                    decision = refused.decide(decision)
+                    break
         if model is None and observed.model_registered:
             mv = registry.registered_by(view.model_versions, view.uid)
             model = _model_ref(mv) if mv else None
@@ -315,7 +320,7 @@ class Reconciler:
             return []
         else:
             return []
-        return [f"{obj['kind']}/{obj['metadata']['name']}" for obj in objects if self.kube.create(obj)]
+        return [f"{obj['kind']}/{obj['metadata']['name']}" for obj in objects if create_child(self.kube, obj, ref.uid)]
 
     def _publish_job(self, ref: children.JobRef, view: JobView, backend: TrainingBackend) -> dict[str, Any]:
         """The copy Job, for the version this job will register (chosen now, from fresh reads)."""
