@@ -24,7 +24,7 @@ from finetune_operator.api.jobconfig import (
     JobIdentity,
     JobPaths,
 )
-from finetune_operator.config import Settings
+from finetune_operator.config import CURATION_DEADLINE_SECONDS, Settings
 
 Obj = dict[str, Any]
 
@@ -339,6 +339,7 @@ def curation_job(job: JobRef, settings: Settings) -> Obj:
         "metadata": job.metadata(name, "curation"),
         "spec": {
             "backoffLimit": 1,
+            "activeDeadlineSeconds": CURATION_DEADLINE_SECONDS,
             "podFailurePolicy": {
                 "rules": [
                     {"action": "FailJob", "onExitCodes": {"operator": "In", "values": list(USER_ERROR_EXIT_CODES)}},

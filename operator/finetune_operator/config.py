@@ -7,6 +7,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 DEFAULT_TRAINER_IMAGE = "ghcr.io/finetune-operator/trainer:0.1.0"
+# activeDeadlineSeconds of every curation Job. Curation is CPU work of minutes even for large datasets; a stalled
+# read (an object store or volume that stops answering) fails the job after this instead of holding it forever.
+CURATION_DEADLINE_SECONDS = 24 * 3600
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from finetune_operator import naming
 from finetune_operator.api import FailureKind, Phase
 from finetune_operator.api.contract import REASONS, Reason, fallback_reason
+from finetune_operator.config import CURATION_DEADLINE_SECONDS
 from finetune_operator.observation import (
     Action,
     Decision,
@@ -288,21 +289,15 @@ def _failure(o: Observed, workload: WorkloadState, default_reason: str, dataset_
         kind = FailureKind.SYSTEM if result.failure_kind is FailureKind.SYSTEM else FailureKind.USER
         return Decision(Phase.FAILED, str(result.reason), result.message or "", kind, dataset_ready=dataset_ready)
     if workload.container_reason == "OOMKilled":
-        return Decision(
-            Phase.FAILED,
-            "OOMKilled",
-            f"the container ran out of memory: {OOM_ADVICE}",
-            FailureKind.USER,
-            dataset_ready=dataset_ready,
-        )
+        message = f"the container ran out of memory: {OOM_ADVICE}"
+        return Decision(Phase.FAILED, "OOMKilled", message, FailureKind.USER, dataset_ready=dataset_ready)
+    if workload.job_reason == "DeadlineExceeded" and default_reason == "CurationFailed":
+        hours = CURATION_DEADLINE_SECONDS // 3600
+        message = f"curation ran longer than its {hours} h deadline (a source that stopped answering?); see "
+        return Decision(Phase.FAILED, "DeadlineExceeded", message + _logs(o, "curate"), FailureKind.USER)
     if workload.job_reason == "DeadlineExceeded":
-        return Decision(
-            Phase.FAILED,
-            "DeadlineExceeded",
-            f"runPolicy.activeDeadlineSeconds was exceeded: {workload.message}".rstrip(": "),
-            FailureKind.USER,
-            dataset_ready=dataset_ready,
-        )
+        message = f"runPolicy.activeDeadlineSeconds was exceeded: {workload.message}".rstrip(": ")
+        return Decision(Phase.FAILED, "DeadlineExceeded", message, FailureKind.USER, dataset_ready=dataset_ready)
     fallback = fallback_reason(workload.exit_code)
     if fallback is not None:
         # No termination message: the exit code alone must still say what happened and what to do.

@@ -131,7 +131,10 @@ class ResourcesSpec(ApiModel):
     cpu: PositiveQuantity | None = None
     """CPU request and limit of the training container (Kubernetes quantity above zero, e.g. 8 or 500m)."""
     memory: PositiveQuantity | None = None
-    """Memory request and limit of the training container (Kubernetes quantity above zero, e.g. 64Gi)."""
+    """Memory request and limit of the training container (Kubernetes quantity above zero, e.g. 64Gi). Unset, the
+    container requests an estimate (4 GiB per rank plus 2 GiB per billion parameters of the base model) and has no
+    memory limit: a limit at a rough estimate would kill runs that fit their node. Set it, or give the namespace a
+    LimitRange, to bound a tenant's training pods."""
     # Maps and lists carry size bounds so the API server's CEL cost estimator accepts the immutability rule
     # that compares the whole resources object.
     node_selector: dict[str, LabelValue] | None = Field(default=None, max_length=64)

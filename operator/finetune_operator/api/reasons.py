@@ -206,8 +206,9 @@ OPERATOR_REASONS: tuple[StatusReason, ...] = (
         (Phase.FAILED,),
         FailureKind.USER,
         "runPolicy.activeDeadlineSeconds passed (it counts from the training Job's creation: queueing and retries "
-        "included)",
-        "raise runPolicy.activeDeadlineSeconds in a new job; it resumes from the workspace's last checkpoint",
+        "included), or curation ran past its fixed 24 h deadline (a dataset source that stopped answering)",
+        "raise runPolicy.activeDeadlineSeconds in a new job; it resumes from the workspace's last checkpoint. For "
+        "curation: check the source named in spec.dataset.source, then re-create the job",
     ),
     StatusReason(
         "ImagePullFailed",
