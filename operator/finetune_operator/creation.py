@@ -15,14 +15,14 @@ server is an answer to report, not an error to retry forever.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from typing import Any
 
 from finetune_operator import naming
 from finetune_operator.api import FailureKind, Phase
 from finetune_operator.kube import ApiError, Kube
-from finetune_operator.lifecycle import Decision
+from finetune_operator.lifecycle import TERMINAL_PHASES, Action, Decision, WorkloadPhase, WorkloadState
 
 Obj = dict[str, Any]
 
@@ -40,8 +40,14 @@ class Refusal(Exception):
         """The job's decision instead of `decision`, whose actions could not be carried out."""
         if self.failure_kind is None:
             return replace(decision, reason=self.reason, message=self.message, actions=frozenset())
+        stop = frozenset({Action.STOP_WORKLOADS})  # a workload whose pods are refused keeps retrying otherwise
         return Decision(
-            Phase.FAILED, self.reason, self.message, self.failure_kind, dataset_ready=decision.dataset_ready
+            Phase.FAILED,
+            self.reason,
+            self.message,
+            self.failure_kind,
+            dataset_ready=decision.dataset_ready,
+            actions=stop,
         )
 
 
@@ -59,6 +65,38 @@ def create_child(kube: Kube, obj: Obj, job_uid: str) -> bool:
     if existing is None or is_owned_by(existing, job_uid):
         return False  # gone meanwhile: the next reconciliation creates it
     raise collision(obj["kind"], existing)
+
+
+def unless_pods_refused(
+    kube: Kube, workloads: Mapping[str, Mapping[str, Any]], states: Mapping[str, WorkloadState], decision: Decision
+) -> Decision:
+    """`decision`, or what a refusal of a starting workload's pods makes of it (`states`: by component)."""
+    podless = [
+        workloads[component]
+        for component, state in states.items()
+        if component in workloads and state.phase is WorkloadPhase.STARTING and not state.attempt_ids
+    ]
+    refused = pods_refused(kube, podless) if podless and decision.phase not in TERMINAL_PHASES else None
+    return refused.decide(decision) if refused else decision
+
+
+def pods_refused(kube: Kube, workloads: Iterable[Mapping[str, Any]]) -> Refusal | None:
+    """Why the Job controller cannot create the pods of a workload that has none (Pod Security, a LimitRange, a
+    quota or a policy on pods refused them): the latest FailedCreate Event of each such batch Job, if any."""
+    for job in workloads:
+        meta = job.get("metadata") or {}
+        selector = f"involvedObject.uid={meta.get('uid')},reason=FailedCreate"
+        events = kube.list("Event", str(meta.get("namespace")), field_selector=selector)
+        if events:
+            latest = max(events, key=lambda e: str(e.get("lastTimestamp") or e.get("eventTime") or ""))
+            message = str(latest.get("message") or "").removeprefix("Error creating: ")
+            quota = "exceeded quota" in message or "status unknown for quota" in message
+            what = f"the pods of Job {meta.get('name')}"
+            if quota:
+                return Refusal("QuotaExceeded", f"waiting for quota to create {what}: {message}")
+            refused = f"the API server refused {what}: {message}"
+            return Refusal("CreateRefused", refused[:1024], FailureKind.USER)
+    return None
 
 
 def is_owned_by(obj: Mapping[str, Any], job_uid: str) -> bool:

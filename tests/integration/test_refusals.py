@@ -5,6 +5,8 @@
 - A ResourceQuota that refuses the curation Job: the job waits with QuotaExceeded and the quota's words, and goes
   on by itself once the quota allows it (the sweep retries; freed quota sends the job no event).
 - An admission policy that denies the job's Jobs: the job fails with CreateRefused and the policy's message.
+- A LimitRange that refuses the curation pods (the Job exists, its pods never do; only a FailedCreate Event says
+  why): the job fails with CreateRefused and the LimitRange's words, and the retrying Job is deleted.
 
 Before these, each case left the job in Pending ("creating the workspace" or "starting curation") for good.
 """
@@ -146,3 +148,22 @@ def test_a_child_denied_by_a_policy_fails_the_job_with_the_policys_message(
     status = job["status"]
     assert (status["reason"], status["failureKind"]) == ("CreateRefused", "User"), status
     assert f"refused to create Job {JOB}-curate" in status["message"] and deny_jobs in status["message"]
+
+
+def test_pods_a_limit_range_refuses_fail_the_job_with_its_words(
+    kubectl: Kubectl, namespace: str, operator_process: OperatorProcess
+) -> None:
+    # The curation container's memory limit is 2Gi: every pod of the curation Job is refused.
+    limits = {"type": "Container", "max": {"memory": "1Gi"}}
+    limit_range = {"apiVersion": "v1", "kind": "LimitRange", "metadata": {"name": "small", "namespace": namespace}}
+    kubectl("apply", "-f", "-", stdin=yaml.safe_dump({**limit_range, "spec": {"limits": [limits]}}))
+    setup(kubectl, namespace, quickstart(JOB))
+    job = wait_phase(kubectl, namespace, JOB, ("Failed",), timeout=120, operator=operator_process)
+    status = job["status"]
+    assert (status["reason"], status["failureKind"]) == ("CreateRefused", "User"), status
+    assert f"the pods of Job {JOB}-curate" in status["message"], status["message"]
+    assert "maximum memory usage per Container is 1Gi" in status["message"], status["message"]
+    deadline = time.monotonic() + 60
+    while kubectl("-n", namespace, "get", "job", f"{JOB}-curate", "--ignore-not-found", "-o", "name"):
+        assert time.monotonic() < deadline, "the curation Job, which retries its pods forever, was not deleted"
+        time.sleep(0.5)
