@@ -22,7 +22,15 @@ from typing import Any
 from finetune_operator import naming
 from finetune_operator.api import FailureKind, Phase
 from finetune_operator.kube import ApiError, Kube
-from finetune_operator.lifecycle import TERMINAL_PHASES, Action, Decision, WorkloadPhase, WorkloadState
+from finetune_operator.lifecycle import (
+    TERMINAL_PHASES,
+    Action,
+    Decision,
+    StorageState,
+    WorkloadPhase,
+    WorkloadState,
+)
+from finetune_operator.observe import storage_state
 
 Obj = dict[str, Any]
 
@@ -78,6 +86,23 @@ def unless_pods_refused(
     ]
     refused = pods_refused(kube, podless) if podless and decision.phase not in TERMINAL_PHASES else None
     return refused.decide(decision) if refused else decision
+
+
+def unless_unprovisioned(kube: Kube, pvc: Mapping[str, Any] | None, decision: Decision) -> Decision:
+    """While the workspace claim waits for a volume, the provisioner's latest ProvisioningFailed Event (an unknown
+    StorageClass, a backend out of space) becomes the job's waiting reason. It stays a wait: the class may yet be
+    created, and the claim then binds (its watch event reconciles the job)."""
+    if pvc is None or storage_state(pvc) is not StorageState.PENDING or decision.reason != "CurationStarting":
+        return decision
+    meta = pvc.get("metadata") or {}
+    name = meta.get("name")
+    selector = f"involvedObject.kind=PersistentVolumeClaim,involvedObject.name={name},reason=ProvisioningFailed"
+    events = kube.list("Event", str(meta.get("namespace")), field_selector=selector)
+    if not events:
+        return decision
+    latest = max(events, key=lambda e: str(e.get("lastTimestamp") or e.get("eventTime") or ""))
+    message = f"waiting for the workspace volume {name}: {latest.get('message')}"[:1024]
+    return replace(decision, reason="WorkspaceNotProvisioned", message=message)
 
 
 def pods_refused(kube: Kube, workloads: Iterable[Mapping[str, Any]]) -> Refusal | None:

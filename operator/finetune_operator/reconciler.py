@@ -20,7 +20,7 @@ from finetune_operator.api import API_VERSION, FailureKind, FineTuningJobSpec, P
 from finetune_operator.api.status import bounded
 from finetune_operator.backends import TrainingBackend, backend_for
 from finetune_operator.config import Settings
-from finetune_operator.creation import Refusal, create_child, unless_pods_refused
+from finetune_operator.creation import Refusal, create_child, unless_pods_refused, unless_unprovisioned
 from finetune_operator.kube import ApiError, Kube, event_for
 from finetune_operator.lifecycle import TERMINAL_PHASES, derive
 from finetune_operator.observation import Action, Decision, Observed, SourceState, WorkloadPhase
@@ -191,6 +191,7 @@ class Reconciler:
             publish.COMPONENT: observed.publish,
         }
         decision = unless_pods_refused(self.kube, view.workloads, states, derive(observed))
+        decision = unless_unprovisioned(self.kube, view.pvc, decision)
         ref = children.JobRef(view.name, view.namespace, view.uid, spec)
         outcome = Outcome(previous_phase=previous, phase=decision.phase.value, patch={})
         model: Mapping[str, Any] | None = None

@@ -7,6 +7,7 @@
 - An admission policy that denies the job's Jobs: the job fails with CreateRefused and the policy's message.
 - A LimitRange that refuses the curation pods (the Job exists, its pods never do; only a FailedCreate Event says
   why): the job fails with CreateRefused and the LimitRange's words, and the retrying Job is deleted.
+- A workspace of an unknown StorageClass: the job waits with WorkspaceNotProvisioned in the provisioner's words.
 
 Before these, each case left the job in Pending ("creating the workspace" or "starting curation") for good.
 """
@@ -167,3 +168,15 @@ def test_pods_a_limit_range_refuses_fail_the_job_with_its_words(
     while kubectl("-n", namespace, "get", "job", f"{JOB}-curate", "--ignore-not-found", "-o", "name"):
         assert time.monotonic() < deadline, "the curation Job, which retries its pods forever, was not deleted"
         time.sleep(0.5)
+
+
+def test_an_unknown_storage_class_is_named_while_the_job_waits(
+    kubectl: Kubectl, namespace: str, operator_process: OperatorProcess
+) -> None:
+    body = quickstart(JOB)
+    body["spec"]["storage"]["storageClassName"] = "no-such-class"
+    setup(kubectl, namespace, body)
+    status = wait_reason(kubectl, namespace, "WorkspaceNotProvisioned")
+    assert status["phase"] == "Pending" and "failureKind" not in status, status
+    assert f"waiting for the workspace volume {JOB}-workspace" in status["message"], status["message"]
+    assert "no-such-class" in status["message"], status["message"]

@@ -100,6 +100,15 @@ OPERATOR_REASONS: tuple[StatusReason, ...] = (
         "create the claim named in the message (in the job's namespace)",
     ),
     StatusReason(
+        "WorkspaceNotProvisioned",
+        (Phase.PENDING,),
+        None,
+        "the workspace claim has no volume and its provisioner said why (e.g. an unknown storage.storageClassName); "
+        "the job waits: the claim binds once the cause is fixed",
+        "fix what the message names (create the StorageClass, free the backend), or re-create the job with another "
+        "storage.storageClassName",
+    ),
+    StatusReason(
         "QuotaExceeded",
         (Phase.PENDING, Phase.RUNNING, Phase.EVALUATING),
         None,
