@@ -200,6 +200,12 @@ def test_the_operator_is_refused_outside_its_remit(kubectl: Kubectl, namespace: 
     assert refused.returncode != 0 and "forbidden" in refused.stderr.lower(), refused.stderr
 
     job = job_ref(kubectl, namespace)
+    # A trainer Role that would let training pods rewrite another object (here the job's own config) is refused.
+    role = children.trainer_role(job)
+    role["rules"][1]["resourceNames"] = [naming.config_map(JOB)]
+    refused = kubectl_as(as_operator, "create", "-f", "-", stdin=json.dumps(role))
+    assert refused.returncode != 0 and "the operator's Roles grant only" in refused.stderr, refused.stderr
+
     kubectl("apply", "-f", "-", stdin=json.dumps(children.trainer_role(job)))  # so RBAC lets the binding through
     binding = children.trainer_role_binding(job)
     binding["metadata"]["name"] = "to-default"
