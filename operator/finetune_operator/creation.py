@@ -22,14 +22,8 @@ from typing import Any
 from finetune_operator import naming
 from finetune_operator.api import FailureKind, Phase
 from finetune_operator.kube import ApiError, Kube
-from finetune_operator.lifecycle import (
-    TERMINAL_PHASES,
-    Action,
-    Decision,
-    StorageState,
-    WorkloadPhase,
-    WorkloadState,
-)
+from finetune_operator.lifecycle import TERMINAL_PHASES
+from finetune_operator.observation import Action, Decision, StorageState, WorkloadPhase, WorkloadState
 from finetune_operator.observe import storage_state
 
 Obj = dict[str, Any]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from finetune_operator.api import FineTuningJobSpec
 from finetune_operator.kube import Kube
-from finetune_operator.lifecycle import SourceState
+from finetune_operator.observation import SourceState
 
 
 def dataset_source(kube: Kube, spec: FineTuningJobSpec, namespace: str) -> tuple[SourceState, str]:

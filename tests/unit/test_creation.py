@@ -9,7 +9,7 @@ from typing import Any
 from finetune_operator.api import FailureKind, Phase
 from finetune_operator.creation import Refusal, collision, is_owned_by, refusal
 from finetune_operator.kube import ApiError
-from finetune_operator.lifecycle import Action, Decision
+from finetune_operator.observation import Action, Decision
 
 UID = "6f1c2a9e-1d3b-4c7a-9e0f-2b5d8c4a7e11"
 CURATION_JOB = {"kind": "Job", "metadata": {"name": "demo-curate", "namespace": "ml"}}
