@@ -40,7 +40,7 @@ from finetune_trainer.train import (
     tinygpt,
 )
 from finetune_trainer.train.arguments import sft_arguments
-from finetune_trainer.train.background import BackgroundSend
+from finetune_trainer.train.background import BackgroundSend, run_write
 from finetune_trainer.train.callbacks import STAGE_EVALUATING, Checkpointing, GracefulStop, Progress
 from finetune_trainer.train.collate import (
     FlattenedSamplesCollator,
@@ -217,7 +217,7 @@ def status_reporter(job: JobConfig, environ: Mapping[str, str], rank: int) -> re
     """Rank 0's throttled status patches, sent from a background thread (see `background`)."""
     reporter = report.from_environment(job.job.name, job.job.namespace, environ)
     if rank == 0:
-        reporter.send = BackgroundSend(reporter.send)
+        reporter.handoff = BackgroundSend(run_write)
     return reporter
 
 
