@@ -157,7 +157,8 @@ def trainer_service_account(job: JobRef) -> Obj:
 
 
 def trainer_role(job: JobRef) -> Obj:
-    """The training pod may report progress and history on its own job, read the pacing, and nothing else."""
+    """The curation and training pods may report progress and history on their own job, read the pacing, and
+    nothing else."""
     return {
         "apiVersion": "rbac.authorization.k8s.io/v1",
         "kind": "Role",
@@ -326,7 +327,9 @@ def curation_job(job: JobRef, settings: Settings) -> Obj:
     container["env"].extend(podenv.s3_credentials(job.spec.dataset.source.s3, podenv.DATASET))
     pod_spec: Obj = {
         "restartPolicy": "Never",
-        "automountServiceAccountToken": False,
+        # The job's own identity, as training's: it may patch this job's status (curation progress) and
+        # nothing else of the cluster.
+        "serviceAccountName": naming.trainer_identity(job.name),
         "securityContext": pod_security_context(),
         "containers": [container],
         "volumes": volumes,

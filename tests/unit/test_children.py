@@ -320,13 +320,16 @@ def test_publish_job_mounts_the_store_and_copies_the_reported_folder_for_its_ver
     assert "finetune_trainer.publish" in command
 
 
-def test_only_the_training_pod_gets_a_service_account_token() -> None:
+def test_curation_and_training_run_as_the_jobs_own_identity_and_publishing_gets_no_token() -> None:
     curation = pod_spec(children.curation_job(ref(), SETTINGS))
     training = pod_spec(batchjob.training_job(ref(), SETTINGS))
-    assert curation["automountServiceAccountToken"] is False
-    assert "serviceAccountName" not in curation
-    assert training["serviceAccountName"] == "demo-trainer"
+    publishing = pod_spec(
+        publish.publish_job(ref(spec(output={"modelName": "m", "pvc": "store"})), SETTINGS, "1.0.0", "model")
+    )
+    assert curation["serviceAccountName"] == training["serviceAccountName"] == "demo-trainer"
+    assert curation.get("automountServiceAccountToken", True) is True  # it reports its progress
     assert training.get("automountServiceAccountToken", True) is True
+    assert publishing["automountServiceAccountToken"] is False
 
 
 # ---------------------------------------------------------------------------------------------- job.json

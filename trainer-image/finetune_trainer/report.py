@@ -118,7 +118,7 @@ class Reporter:
     reports: int = 0
     pacing_read_at: float | None = None
     # Runs a report's writes; None runs them in the caller. Rank 0 hands them to a background thread
-    # (train.background): the writes, their timing and their answers, so a 429 or a slow answer still
+    # (finetune_trainer.background): the writes, their timing and their answers, so a 429 or a slow answer still
     # stretches the interval, which a background thread behind `send` alone hid.
     handoff: Callable[[Callable[[], None]], None] | None = None
 

@@ -2,7 +2,7 @@ import threading
 from typing import Any
 
 from finetune_trainer import report
-from finetune_trainer.train.background import BackgroundSend, run_write
+from finetune_trainer.background import BackgroundSend, run_write
 
 
 def test_a_slow_api_server_never_blocks_the_caller_and_only_the_latest_patch_waits() -> None:

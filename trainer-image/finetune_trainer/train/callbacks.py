@@ -16,9 +16,9 @@ import torch.distributed as dist
 from transformers import TrainerCallback
 
 from finetune_trainer import report
+from finetune_trainer.background import BackgroundSend
 from finetune_trainer.history import History
 from finetune_trainer.train import checkpoints, jsonlog
-from finetune_trainer.train.background import BackgroundSend
 
 STAGE_TRAINING = "Training"
 STAGE_EVALUATING = "Evaluating"

@@ -22,6 +22,7 @@ from finetune_operator.api import JobConfig
 from finetune_operator.api.contract import Reason
 from finetune_operator.api.jobconfig import Champion
 from finetune_trainer import report, worklog
+from finetune_trainer.background import BackgroundSend, run_write
 from finetune_trainer.failures import JobFailed
 from finetune_trainer.train import (
     attention,
@@ -40,7 +41,6 @@ from finetune_trainer.train import (
     tinygpt,
 )
 from finetune_trainer.train.arguments import sft_arguments
-from finetune_trainer.train.background import BackgroundSend, run_write
 from finetune_trainer.train.callbacks import STAGE_EVALUATING, Checkpointing, GracefulStop, Progress
 from finetune_trainer.train.collate import (
     FlattenedSamplesCollator,
