@@ -92,7 +92,7 @@ def render(
     models: dict[Model, list[Obj]] = defaultdict(list)
     for version in versions.values():
         models[(version["metadata"].get("namespace", ""), version["spec"].get("modelName", ""))].append(version)
-    for namespace, name in (registered or {}):  # a RegisteredModel is named after its model
+    for namespace, name in registered or {}:  # a RegisteredModel is named after its model
         models.setdefault((namespace, name), [])
     form = Html(
         '<form class="filters" method="get" action="/registry" aria-label="Filter models">'
