@@ -60,6 +60,7 @@ from dashboard_probe import DashboardProbe  # noqa: E402  (beside this script)
 import localcluster  # noqa: E402
 from finetune_operator.api import reporting  # noqa: E402
 from finetune_trainer import report  # noqa: E402
+from finetune_trainer.curate import progress as curation_progress  # noqa: E402
 from finetune_trainer.history import History  # noqa: E402
 from localcluster import audit as audit_log  # noqa: E402
 from localcluster import kwok, pki, processes  # noqa: E402
@@ -112,6 +113,8 @@ TERMINATION_MESSAGE = {
     "progress": {"step": 120, "totalSteps": 120, "epoch": 3.0},
     "model": {"path": "model", "format": "safetensors", "adapter": True, "merged": False},
 }
+SESSIONS_PER_JOB = 1200  # what the played curation reports having read (as the message's sourceRecords)
+SESSION_BYTES = 2_600_000
 
 
 # ------------------------------------------------------------------------------------------ cluster
@@ -240,6 +243,8 @@ class Track:
     pvc_creation_timestamp: str = ""
     pvc_bound: float | None = None
     phases: dict[str, float] = field(default_factory=dict)  # first time each phase was seen
+    curation_running: float | None = None
+    curation_succeeded: float | None = None
     training_running: float | None = None
     training_succeeded: float | None = None
     # The objects' own timestamps (1 s resolution), immune to how late a watch delivers them.
@@ -249,6 +254,7 @@ class Track:
     progress_patches: int = 0
     progress_errors: int = 0
     reporter: asyncio.Task[None] | None = None
+    curation_reporter: asyncio.Task[None] | None = None
 
     @property
     def terminal(self) -> str | None:
@@ -339,11 +345,19 @@ class Harness:
 
     def on_pod(self, kind: str, obj: dict[str, Any], now: float) -> None:
         labels = obj["metadata"].get("labels") or {}
-        if labels.get("app.kubernetes.io/component") != "training":
-            return
+        component = labels.get("app.kubernetes.io/component")
         track = self.tracks.get(labels.get("finetune.dev/job", ""))
         phase = (obj.get("status") or {}).get("phase")
         if track is None:
+            return
+        if component == "curation":
+            if phase == "Running" and track.curation_running is None:
+                track.curation_running = now
+                track.curation_reporter = asyncio.create_task(self.report_progress(track, curating=True))
+            elif phase in ("Succeeded", "Failed") and track.curation_succeeded is None:
+                track.curation_succeeded = now
+            return
+        if component != "training":
             return
         if phase == "Running" and track.training_running is None:
             track.training_running = now
@@ -356,11 +370,12 @@ class Harness:
 
     # ---- the trainer's progress reports
 
-    async def report_progress(self, track: Track) -> None:
+    async def report_progress(self, track: Track, curating: bool = False) -> None:
         """As the trainer (finetune_trainer.report, same functions): a status merge-patch per report, the
         history ConfigMap with every second one and at the stage change to Evaluating; the interval never below
         the namespace's pacing (re-read once a minute, as the trainer's Role allows) and adapted to 429s, 5xx
-        and slow answers by `report.adapt`."""
+        and slow answers by `report.adapt`. `curating`: as the curation pod (finetune_trainer.curate.progress),
+        same identity and pacing, Curating patches without history, a last one with the final figures."""
         assert self.admin is not None and self.trainer is not None
         run_for = self.args.run_for
         base = f"{self.info.server}/api/v1/namespaces/{NAMESPACE}/serviceaccounts/{track.name}-trainer/token"
@@ -410,10 +425,11 @@ class Harness:
             latency = time.monotonic() - sent
             interval = report.adapt(interval, floor, latency=latency, code=code, retry_after=retry_after)
 
-        moment, stage = start, "Training"
+        moment, stage = start, "Curating" if curating else "Training"
         while True:
             await asyncio.sleep(max(0.0, moment - time.monotonic()))
-            if track.training_succeeded is not None or track.terminal is not None:
+            over = curating and (track.curation_succeeded is not None or track.training_running is not None)
+            if over or track.training_succeeded is not None or track.terminal is not None:
                 return
             now = time.monotonic()
             if pacing_read_at is None or now - pacing_read_at >= report.PACING_REREAD_SECONDS:
@@ -427,6 +443,20 @@ class Harness:
                                 floor = float(value)
                                 interval = max(interval, floor)
             fraction = min(1.0, (now - start) / max(run_for, 1))
+            if curating:
+                final = moment >= evaluate_at
+                figures = curation_progress.status_patch(
+                    records=int(SESSIONS_PER_JOB * (1.0 if final else fraction)),
+                    bytes_read=int(SESSION_BYTES * (1.0 if final else fraction)),
+                    total_bytes=SESSION_BYTES,
+                    elapsed=now - start,
+                    now=datetime.datetime.now(datetime.UTC),
+                )
+                await write(url, figures)
+                if final:
+                    return
+                moment = min(now + interval, evaluate_at)
+                continue
             step = max(1, int(total_steps * fraction))
             loss = round(3.0 - fraction, 3)
             history.add_many(step, {"trainLoss": loss, "learningRate": 0.0002, "tokensPerSecond": 5100.0})
@@ -507,7 +537,8 @@ class Harness:
                     flush=True,
                 )
             elapsed = time.monotonic() - started
-            for task in [*watches, *(t.reporter for t in self.tracks.values() if t.reporter)]:
+            reporters = [task for t in self.tracks.values() for task in (t.reporter, t.curation_reporter) if task]
+            for task in [*watches, *reporters]:
                 task.cancel()
             await asyncio.gather(*watches, return_exceptions=True)
             return elapsed

@@ -40,6 +40,7 @@ class Resource:
 RESOURCES = (
     Resource("jobs", GROUP_PATH, "finetuningjobs", {}, slim.job),
     Resource("modelversions", GROUP_PATH, "modelversions", {}, slim.model_version),
+    Resource("registeredmodels", GROUP_PATH, "registeredmodels", {}, slim.registered_model),
     Resource("events", "/api/v1", "events", {"fieldSelector": "involvedObject.kind=FineTuningJob"}, slim.event),
     Resource("pods", "/api/v1", "pods", {"labelSelector": "finetune.dev/job"}, slim.pod),
     Resource(

@@ -98,7 +98,7 @@ async def log_view(request: web.Request) -> web.Response:
 
 async def registry_view(request: web.Request) -> web.Response:
     started, cache = time.perf_counter(), request.app[CACHE]
-    body = registry_page.render(cache["modelversions"], cache["jobs"], request.query)
+    body = registry_page.render(cache["modelversions"], cache["jobs"], request.query, cache["registeredmodels"])
     return respond(request, "Model registry", "/registry", body, started)
 
 

@@ -31,6 +31,13 @@ def model_version(obj: Obj) -> Obj:
     return {"metadata": _meta(obj), "spec": obj.get("spec") or {}}
 
 
+def registered_model(obj: Obj) -> Obj:
+    """A RegisteredModel: its aliases and lifecycle (spec) and the resolved view (status); conditions dropped."""
+    status = obj.get("status") or {}
+    kept = {k: status[k] for k in ("versions", "aliases", "latestVersion", "highestVersion") if k in status}
+    return {"metadata": _meta(obj, labels=False), "spec": obj.get("spec") or {}, "status": kept}
+
+
 def event(obj: Obj) -> Obj:
     involved = obj.get("involvedObject") or {}
     return {

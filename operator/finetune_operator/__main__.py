@@ -31,6 +31,9 @@ def parse_args(argv: list[str], defaults: Settings) -> Settings:
     parser.add_argument("--log-level", default=defaults.log_level)
     parser.add_argument("--log-format", choices=["json", "plain"], default=defaults.log_format)
     parser.add_argument("--peering", default=defaults.peering)
+    parser.add_argument(
+        "--peering-mandatory", action=argparse.BooleanOptionalAction, default=defaults.peering_mandatory
+    )
     args = parser.parse_args(argv)
     return replace(
         defaults,
@@ -42,6 +45,7 @@ def parse_args(argv: list[str], defaults: Settings) -> Settings:
         log_level=args.log_level.upper(),
         log_format=args.log_format,
         peering=args.peering,
+        peering_mandatory=args.peering_mandatory,
     )
 
 
@@ -61,12 +65,12 @@ def configure_kopf(operator_settings: Settings, priority: int) -> None:
         settings.networking.request_timeout = 60
         settings.execution.max_workers = 16
         # Replicas share one peering object; distinct random priorities elect exactly one active replica
-        # (equal priorities would pause them all). Without the peering CRDs (a laptop, the tests) the
-        # operator runs standalone.
+        # (equal priorities would pause them all). Mandatory peering (production) starts each replica paused
+        # until it won; otherwise, without the peering CRDs (a laptop, the tests), the operator runs standalone.
         settings.peering.name = operator_settings.peering
         settings.peering.lifetime = operator_settings.peering_lifetime_seconds
         settings.peering.clusterwide = not operator_settings.namespaces
-        settings.peering.mandatory = False
+        settings.peering.mandatory = operator_settings.peering_mandatory
         settings.peering.priority = priority
         active = runtime.current()
         active.queue.start()

@@ -24,7 +24,7 @@ from finetune_operator.api.jobconfig import (
     JobIdentity,
     JobPaths,
 )
-from finetune_operator.config import Settings
+from finetune_operator.config import CURATION_DEADLINE_SECONDS, Settings
 
 Obj = dict[str, Any]
 
@@ -161,7 +161,8 @@ def trainer_service_account(job: JobRef) -> Obj:
 
 
 def trainer_role(job: JobRef) -> Obj:
-    """The training pod may report progress and history on its own job, read the pacing, and nothing else."""
+    """The curation and training pods may report progress and history on their own job, read the pacing, and
+    nothing else."""
     return {
         "apiVersion": "rbac.authorization.k8s.io/v1",
         "kind": "Role",
@@ -330,7 +331,9 @@ def curation_job(job: JobRef, settings: Settings) -> Obj:
     container["env"].extend(podenv.s3_credentials(job.spec.dataset.source.s3, podenv.DATASET))
     pod_spec: Obj = {
         "restartPolicy": "Never",
-        "automountServiceAccountToken": False,
+        # The job's own identity, as training's: it may patch this job's status (curation progress) and
+        # nothing else of the cluster.
+        "serviceAccountName": naming.trainer_identity(job.name),
         "securityContext": pod_security_context(),
         "containers": [container],
         "volumes": volumes,
@@ -343,6 +346,7 @@ def curation_job(job: JobRef, settings: Settings) -> Obj:
         "metadata": job.metadata(name, "curation"),
         "spec": {
             "backoffLimit": 1,
+            "activeDeadlineSeconds": CURATION_DEADLINE_SECONDS,
             "podFailurePolicy": {
                 "rules": [
                     {"action": "FailJob", "onExitCodes": {"operator": "In", "values": list(USER_ERROR_EXIT_CODES)}},

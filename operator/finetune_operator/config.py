@@ -7,6 +7,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 DEFAULT_TRAINER_IMAGE = "ghcr.io/finetune-operator/trainer:0.1.0"
+# activeDeadlineSeconds of every curation Job. Curation is CPU work of minutes even for large datasets; a stalled
+# read (an object store or volume that stops answering) fails the job after this instead of holding it forever.
+CURATION_DEADLINE_SECONDS = 24 * 3600
 
 
 @dataclass(frozen=True)
@@ -30,6 +33,10 @@ class Settings:
     peering_lifetime_seconds: int = 60
     """How long a replica's peering keep-alive counts (Kopf's default); a crashed active replica is replaced
     after at most this long. Keep-alives are sent a few seconds before it runs out."""
+    peering_mandatory: bool = False
+    """true: a replica starts paused and acts only once peering elected it, and pauses while the peering CRDs are
+    missing, so two replicas are never active at once (the production overlay sets it). false: without the
+    peering CRDs the operator runs standalone (a laptop, the tests)."""
     source_wait_seconds: int = 300
     """How long a job waits in Pending for its dataset source to exist before it fails."""
     sweep_seconds: int = 15
@@ -57,6 +64,7 @@ ENV_VARIABLES: Mapping[str, str] = {
     "log_format": "FTO_LOG_FORMAT",
     "peering": "FTO_PEERING",
     "peering_lifetime_seconds": "FTO_PEERING_LIFETIME_SECONDS",
+    "peering_mandatory": "FTO_PEERING_MANDATORY",
     "source_wait_seconds": "FTO_SOURCE_WAIT_SECONDS",
     "sweep_seconds": "FTO_SWEEP_SECONDS",
     "termination_grace_seconds": "FTO_TERMINATION_GRACE_SECONDS",
@@ -82,6 +90,12 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
         except ValueError as error:
             raise ValueError(f"{ENV_VARIABLES[setting]} must be an integer, got {raw!r}") from error
 
+    def boolean(setting: str) -> bool:
+        raw = text(setting).lower()
+        if raw not in ("", "true", "false"):
+            raise ValueError(f"{ENV_VARIABLES[setting]} must be true or false, got {raw!r}")
+        return raw == "true" if raw else bool(getattr(defaults, setting))
+
     return Settings(
         trainer_image=text("trainer_image") or defaults.trainer_image,
         namespaces=tuple(n.strip() for n in text("namespaces").split(",") if n.strip()),
@@ -92,6 +106,7 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
         log_format=text("log_format") or defaults.log_format,
         peering=text("peering") or defaults.peering,
         peering_lifetime_seconds=integer("peering_lifetime_seconds"),
+        peering_mandatory=boolean("peering_mandatory"),
         source_wait_seconds=integer("source_wait_seconds"),
         sweep_seconds=integer("sweep_seconds"),
         termination_grace_seconds=integer("termination_grace_seconds"),

@@ -108,8 +108,11 @@ class Kube:
                 return None
             raise
 
-    def list(self, kind: str, namespace: str, label_selector: str | None = None) -> list[Obj]:
+    def list(
+        self, kind: str, namespace: str, label_selector: str | None = None, field_selector: str | None = None
+    ) -> list[Obj]:
         query = [("labelSelector", label_selector)] if label_selector else []
+        query += [("fieldSelector", field_selector)] if field_selector else []
         items: list[Obj] = self._request("GET", self.path(kind, namespace), query=query).get("items", [])
         return items
 

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from finetune_operator import naming
 from finetune_operator.api import FailureKind, Phase
 from finetune_operator.api.contract import REASONS, Reason, fallback_reason
+from finetune_operator.config import CURATION_DEADLINE_SECONDS
 from finetune_operator.observation import (
     Action,
     Decision,
@@ -230,44 +231,30 @@ def _succeeded_training(o: Observed) -> Decision:
     if o.model_registered:
         return Decision(Phase.COMPLETED, "ModelRegistered", "evaluation passed; model registered", dataset_ready=True)
     if o.model_store is None or o.publish.phase is WorkloadPhase.SUCCEEDED:
-        return Decision(
-            Phase.EVALUATING,
-            "Registering",
-            "evaluation passed; registering the model version",
-            dataset_ready=True,
-            actions=frozenset({Action.REGISTER_MODEL}),
-        )
+        register = frozenset({Action.REGISTER_MODEL})
+        registering = "evaluation passed; registering the model version"
+        return Decision(Phase.EVALUATING, "Registering", registering, dataset_ready=True, actions=register)
     return _publish_decision(o)
 
 
 def _publish_decision(o: Observed) -> Decision:
     """Copying the model to the model store (spec.output.pvc) before it is registered."""
     publish, store = o.publish, o.model_store
+    if publish.phase is WorkloadPhase.FAILED and publish.result.failed:
+        return _failure(o, publish, default_reason="ModelCopyFailed", dataset_ready=True)
     if publish.phase is WorkloadPhase.FAILED:
-        result = publish.result
-        if result.failed:
-            return _failure(o, publish, default_reason="ModelCopyFailed", dataset_ready=True)
         detail = f"last exit code {publish.exit_code}" if publish.exit_code is not None else "no exit code"
         message = f"the copy to the model store {store} failed ({detail}: {publish.message}); the model is kept"
         return Decision(Phase.FAILED, "ModelCopyFailed", message, FailureKind.SYSTEM, dataset_ready=True)
     if publish.image_pull_error:
         return _image_pull_failed(publish, dataset_ready=True)
     if publish.phase is WorkloadPhase.ABSENT and o.model_store_missing:
-        return Decision(
-            Phase.EVALUATING,
-            "ModelStoreNotFound",
-            f"waiting for PersistentVolumeClaim {store} (spec.output.pvc) to exist; the model is in the workspace",
-            dataset_ready=True,
-        )
+        waiting = f"waiting for PersistentVolumeClaim {store} (spec.output.pvc) to exist; the model is in the workspace"
+        return Decision(Phase.EVALUATING, "ModelStoreNotFound", waiting, dataset_ready=True)
     actions = frozenset({Action.CREATE_PUBLISH}) if publish.phase is WorkloadPhase.ABSENT else frozenset()
-    detail = f": {publish.message}" if publish.message else ""
-    return Decision(
-        Phase.EVALUATING,
-        "Publishing",
-        f"evaluation passed; copying the model to the model store {store}{detail}",
-        dataset_ready=True,
-        actions=actions,
-    )
+    copying = f"evaluation passed; copying the model to the model store {store}"
+    copying += f": {publish.message}" if publish.message else ""
+    return Decision(Phase.EVALUATING, "Publishing", copying, dataset_ready=True, actions=actions)
 
 
 def _image_pull_failed(workload: WorkloadState, dataset_ready: bool = False) -> Decision:
@@ -288,21 +275,15 @@ def _failure(o: Observed, workload: WorkloadState, default_reason: str, dataset_
         kind = FailureKind.SYSTEM if result.failure_kind is FailureKind.SYSTEM else FailureKind.USER
         return Decision(Phase.FAILED, str(result.reason), result.message or "", kind, dataset_ready=dataset_ready)
     if workload.container_reason == "OOMKilled":
-        return Decision(
-            Phase.FAILED,
-            "OOMKilled",
-            f"the container ran out of memory: {OOM_ADVICE}",
-            FailureKind.USER,
-            dataset_ready=dataset_ready,
-        )
+        message = f"the container ran out of memory: {OOM_ADVICE}"
+        return Decision(Phase.FAILED, "OOMKilled", message, FailureKind.USER, dataset_ready=dataset_ready)
+    if workload.job_reason == "DeadlineExceeded" and default_reason == "CurationFailed":
+        hours = CURATION_DEADLINE_SECONDS // 3600
+        message = f"curation ran longer than its {hours} h deadline (a source that stopped answering?); see "
+        return Decision(Phase.FAILED, "DeadlineExceeded", message + _logs(o, "curate"), FailureKind.USER)
     if workload.job_reason == "DeadlineExceeded":
-        return Decision(
-            Phase.FAILED,
-            "DeadlineExceeded",
-            f"runPolicy.activeDeadlineSeconds was exceeded: {workload.message}".rstrip(": "),
-            FailureKind.USER,
-            dataset_ready=dataset_ready,
-        )
+        message = f"runPolicy.activeDeadlineSeconds was exceeded: {workload.message}".rstrip(": ")
+        return Decision(Phase.FAILED, "DeadlineExceeded", message, FailureKind.USER, dataset_ready=dataset_ready)
     fallback = fallback_reason(workload.exit_code)
     if fallback is not None:
         # No termination message: the exit code alone must still say what happened and what to do.

@@ -29,8 +29,9 @@ def bounded(value: str, limit: int = MAX_NAME) -> str:
 
 
 def label_value(value: str) -> str:
-    """A valid label value: at most 63 characters, alphanumeric at both ends."""
-    cleaned = "".join(ch if ch.isalnum() or ch in "-_." else "-" for ch in value)
+    """A valid label value: at most 63 characters, alphanumeric at both ends, ASCII only (str.isalnum alone
+    accepts 中, é or ², which the API server refuses in a label)."""
+    cleaned = "".join(ch if (ch.isascii() and ch.isalnum()) or ch in "-_." else "-" for ch in value)
     return bounded(cleaned).strip("-_.")
 
 

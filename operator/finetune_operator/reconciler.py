@@ -20,11 +20,13 @@ from finetune_operator.api import API_VERSION, FailureKind, FineTuningJobSpec, P
 from finetune_operator.api.status import bounded
 from finetune_operator.backends import TrainingBackend, backend_for
 from finetune_operator.config import Settings
+from finetune_operator.creation import Refusal, create_child, unless_pods_refused, unless_unprovisioned
 from finetune_operator.kube import ApiError, Kube, event_for
 from finetune_operator.lifecycle import TERMINAL_PHASES, derive
 from finetune_operator.observation import Action, Decision, Observed, SourceState, WorkloadPhase
 from finetune_operator.observe import kueue_waiting_message, storage_state, workload_state
 from finetune_operator.registrar import Registrar
+from finetune_operator.sources import dataset_source
 from finetune_operator.status import dataset_status, next_status, tracking_degraded
 
 Obj = dict[str, Any]
@@ -110,25 +112,6 @@ class Reconciler:
 
     # ------------------------------------------------------------------------------------ observe
 
-    def _source(self, spec: FineTuningJobSpec, namespace: str) -> tuple[SourceState, str]:
-        source = spec.dataset.source
-        if source.s3 is not None:
-            # The operator never holds the job's bucket credentials: curation checks the bucket and fails
-            # SourceNotFound / SourceAccessDenied naming the URI.
-            return SourceState.AVAILABLE, source.s3.uri
-        if source.config_map is not None:
-            name, key = source.config_map.name, source.config_map.key
-            config_map = self.kube.get("ConfigMap", namespace, name)
-            if config_map is None:
-                return SourceState.MISSING, f"ConfigMap {name} to exist (it holds the sessions under key {key})"
-            present = key in (config_map.get("data") or {}) or key in (config_map.get("binaryData") or {})
-            what = f"ConfigMap {name} to have the key {key} (kubectl get configmap -n {namespace} {name} -o yaml)"
-            return (SourceState.AVAILABLE if present else SourceState.MISSING), what
-        assert source.pvc is not None
-        what = f"PersistentVolumeClaim {source.pvc.claim_name} to exist"
-        found = self.kube.get("PersistentVolumeClaim", namespace, source.pvc.claim_name)
-        return (SourceState.AVAILABLE if found else SourceState.MISSING), what
-
     def observe(self, view: JobView, spec: FineTuningJobSpec, backend: TrainingBackend) -> Observed:
         status = view.status
         curation = workload_state(view.workloads.get(CURATION), view.pods.get(CURATION, []))
@@ -137,7 +120,7 @@ class Reconciler:
         source, description = SourceState.AVAILABLE, "the dataset source"
         waited = 0.0
         if curation.phase is WorkloadPhase.ABSENT and phase not in TERMINAL_PHASES:
-            source, description = self._source(spec, view.namespace)
+            source, description = dataset_source(self.kube, spec, view.namespace)
             created = rfc3339.parse(view.body["metadata"].get("creationTimestamp"))
             waited = (self.clock() - created).total_seconds() if created else 0.0
         capacity_blocked = None
@@ -202,7 +185,13 @@ class Reconciler:
             return self._invalid_spec(view, error, now)
         backend = backend_for(spec)
         observed = self.observe(view, spec, backend)
-        decision = derive(observed)
+        states = {
+            CURATION: observed.curation,
+            backend.component: observed.training,
+            publish.COMPONENT: observed.publish,
+        }
+        decision = unless_pods_refused(self.kube, view.workloads, states, derive(observed))
+        decision = unless_unprovisioned(self.kube, view.pvc, decision)
         ref = children.JobRef(view.name, view.namespace, view.uid, spec)
         outcome = Outcome(previous_phase=previous, phase=decision.phase.value, patch={})
         model: Mapping[str, Any] | None = None
@@ -217,7 +206,11 @@ class Reconciler:
                     )
                     outcome.events += [Event(*report)] if report else []
             else:
-                outcome.created += self._act(action, ref, view, backend)
+                try:
+                    outcome.created += self._act(action, ref, view, backend)
+                except Refusal as refused:  # the API server's answer, or another's object under the child's name
+                    decision = refused.decide(decision)
+                    break
         if model is None and observed.model_registered:
             mv = registry.registered_by(view.model_versions, view.uid)
             model = _model_ref(mv) if mv else None
@@ -318,7 +311,7 @@ class Reconciler:
             return []
         else:
             return []
-        return [f"{obj['kind']}/{obj['metadata']['name']}" for obj in objects if self.kube.create(obj)]
+        return [f"{obj['kind']}/{obj['metadata']['name']}" for obj in objects if create_child(self.kube, obj, ref.uid)]
 
     def _publish_job(self, ref: children.JobRef, view: JobView, backend: TrainingBackend) -> dict[str, Any]:
         """The copy Job, for the version this job will register (chosen now, from fresh reads)."""

@@ -22,8 +22,12 @@ from finetune_operator.runtime import JobSummary, Runtime
 log = logging.getLogger(__name__)
 
 TERMINAL = {p.value for p in TERMINAL_PHASES}
-# Jobs waiting for an object that is not theirs (no watch event tells when it appears): re-read every sweep.
-WAITING_FOR_AN_OBJECT = frozenset({"SourceNotFound", "ModelStoreNotFound"})
+# Jobs waiting for something that is not theirs (no watch event tells when it appears, frees up or goes away),
+# and jobs whose workload is starting (a refusal of its pods is an Event, which no watch delivers): re-read
+# every sweep.
+WAITING_FOR_AN_OBJECT = frozenset(
+    {"SourceNotFound", "ModelStoreNotFound", "QuotaExceeded", "NameCollision", "CurationStarting", "TrainingStarting"}
+)
 
 
 def phase_counts(summaries: Iterable[JobSummary]) -> dict[str, int]:

@@ -11,12 +11,14 @@ nothing more, so a missing RBAC rule fails the integration tests instead of the 
 
 from __future__ import annotations
 
+import subprocess
 import time
 from pathlib import Path
 from typing import Any, Protocol
 
 import yaml
 
+import localcluster
 import strictyaml
 from support.fixtures import Kubectl
 
@@ -100,7 +102,11 @@ def operator_kubeconfig(
     kubectl("apply", "--server-side", "--force-conflicts", "-f", str(BASE / "admission"))
     token = kubectl("create", "token", account, "-n", NAMESPACE, f"--duration={duration}").strip()
     assert token, "the TokenRequest returned no token"
-    user = username(account)
+    return token_kubeconfig(cluster, token, path, user=username(account), namespace=NAMESPACE)
+
+
+def token_kubeconfig(cluster: Cluster, token: str, path: Path, user: str, namespace: str = "default") -> Path:
+    """Writes a kubeconfig to `path` that authenticates to the cluster with a ServiceAccount `token`."""
     kubeconfig = {
         "apiVersion": "v1",
         "kind": "Config",
@@ -108,9 +114,14 @@ def operator_kubeconfig(
             {"name": "local", "cluster": {"server": cluster.server, "certificate-authority": str(cluster.ca_cert)}}
         ],
         "users": [{"name": user, "user": {"token": token}}],
-        "contexts": [{"name": "operator", "context": {"cluster": "local", "user": user, "namespace": NAMESPACE}}],
-        "current-context": "operator",
+        "contexts": [{"name": "identity", "context": {"cluster": "local", "user": user, "namespace": namespace}}],
+        "current-context": "identity",
     }
     path.write_text(yaml.safe_dump(kubeconfig))
     path.chmod(0o600)
     return path
+
+
+def kubectl_as(kubeconfig: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    """kubectl as the identity of `kubeconfig`: its result, refused or not (the tests read the refusal)."""
+    return localcluster.run_kubectl(kubeconfig, *args, stdin=stdin)

@@ -16,18 +16,18 @@ from typing import Any
 
 import pytest
 import yaml
-from rbac import Cluster, kubectl_as, operator_kubeconfig
+from rbac import Cluster, kubectl_as, operator_kubeconfig, token_kubeconfig
 
 from finetune_operator import children, naming, publish
 from finetune_operator.api import FineTuningJobSpec
 from finetune_operator.backends import batchjob
 from finetune_operator.config import Settings
+from support.fixtures import Kubectl
 
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
 ADMISSION = REPO / "manifests" / "base" / "admission"
-Kubectl = Callable[..., str]
 JOB = "forge"
 SPEC = {
     "baseModel": {"name": "tiny", "builtin": "tiny-gpt"},
@@ -38,22 +38,6 @@ SPEC = {
 
 def apply_policies(kubectl: Kubectl) -> None:
     kubectl("apply", "--server-side", "--force-conflicts", "-f", str(ADMISSION))
-
-
-def kubeconfig_for(cluster: Cluster, token: str, path: Path) -> Path:
-    config = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [
-            {"name": "c", "cluster": {"server": cluster.server, "certificate-authority": str(cluster.ca_cert)}}
-        ],
-        "users": [{"name": "u", "user": {"token": token}}],
-        "contexts": [{"name": "x", "context": {"cluster": "c", "user": "u"}}],
-        "current-context": "x",
-    }
-    path.write_text(yaml.safe_dump(config))
-    path.chmod(0o600)
-    return path
 
 
 def job_ref(kubectl: Kubectl, namespace: str) -> children.JobRef:
@@ -75,8 +59,10 @@ def trainer(cluster: Cluster, kubectl: Kubectl, crds: object, namespace: str, tm
     for obj in (children.trainer_service_account(job), children.trainer_role(job), children.trainer_role_binding(job)):
         kubectl("apply", "-f", "-", stdin=json.dumps(obj))
     kubectl(*status_patch({"phase": "Running", "reason": "Training", "message": "training"}), "-n", namespace)
-    token = kubectl("create", "token", naming.trainer_identity(JOB), "-n", namespace, "--duration=1h").strip()
-    return kubeconfig_for(cluster, token, tmp_path / "trainer.kubeconfig")
+    account = naming.trainer_identity(JOB)
+    token = kubectl("create", "token", account, "-n", namespace, "--duration=1h").strip()
+    user = f"system:serviceaccount:{namespace}:{account}"
+    return token_kubeconfig(cluster, token, tmp_path / "trainer.kubeconfig", user=user, namespace=namespace)
 
 
 def test_the_trainer_reports_progress_metrics_and_checkpoint(kubectl: Kubectl, namespace: str, trainer: Path) -> None:
@@ -152,7 +138,7 @@ def host_network(job: dict[str, Any]) -> dict[str, Any]:
 
 @pytest.fixture
 def as_operator(cluster: Cluster, kubectl: Kubectl, crds: object, tmp_path: Path) -> Path:
-    apply_policies(kubectl)
+    """The operator's production identity, bound by the install's policies (operator_kubeconfig applies them)."""
     return operator_kubeconfig(cluster, kubectl, tmp_path / "operator.kubeconfig")
 
 
@@ -214,6 +200,12 @@ def test_the_operator_is_refused_outside_its_remit(kubectl: Kubectl, namespace: 
     assert refused.returncode != 0 and "forbidden" in refused.stderr.lower(), refused.stderr
 
     job = job_ref(kubectl, namespace)
+    # A trainer Role that would let training pods rewrite another object (here the job's own config) is refused.
+    role = children.trainer_role(job)
+    role["rules"][1]["resourceNames"] = [naming.config_map(JOB)]
+    refused = kubectl_as(as_operator, "create", "-f", "-", stdin=json.dumps(role))
+    assert refused.returncode != 0 and "the operator's Roles grant only" in refused.stderr, refused.stderr
+
     kubectl("apply", "-f", "-", stdin=json.dumps(children.trainer_role(job)))  # so RBAC lets the binding through
     binding = children.trainer_role_binding(job)
     binding["metadata"]["name"] = "to-default"

@@ -120,6 +120,46 @@ INVALID: list[tuple[str, tuple[str, Any], str]] = [
     ("cel-pvc-without-path", ("baseModel.pvc", "models"), "spec.baseModel.pvc"),
     ("cel-two-sources", ("dataset.source.pvc", {"claimName": "l", "path": "p"}), "spec.dataset.source"),
     ("cel-no-source", ("dataset.source", {}), "spec.dataset.source"),
+    # What a pod template would refuse later (api/placement.py): map keys are checked by CEL on the map.
+    ("podLabel-key-syntax", ("podMetadata.labels", {"team/": "x"}), "spec.podMetadata.labels"),
+    ("podLabel-key-prefix-long", ("podMetadata.labels", {"p" * 254 + "/team": "x"}), "spec.podMetadata.labels"),
+    ("podLabel-value-syntax", ("podMetadata.labels", {"team": "ml team"}), "spec.podMetadata.labels.team"),
+    ("podLabel-reserved-ours", ("podMetadata.labels", {"finetune.dev/job": "x"}), "spec.podMetadata.labels"),
+    ("podLabel-reserved-controller-uid", ("podMetadata.labels", {"controller-uid": "x"}), "spec.podMetadata.labels"),
+    ("podAnnotation-reserved", ("podMetadata.annotations", {"batch.kubernetes.io/x": ""}), "spec.podMetadata"),
+    ("cel-podAnnotation-bytes", ("podMetadata.annotations", {"note": "中" * 1200}), "spec.podMetadata.annotations"),
+    ("nodeSelector-key-syntax", ("resources.nodeSelector", {"gpu type": "a"}), "spec.resources.nodeSelector"),
+    ("nodeSelector-value-syntax", ("resources.nodeSelector", {"gpu": "a!"}), "spec.resources.nodeSelector.gpu"),
+    ("toleration-key-syntax", ("resources.tolerations", [{"key": "a b"}]), "spec.resources.tolerations[0].key"),
+    (
+        "cel-toleration-exists-with-value",
+        ("resources.tolerations", [{"key": "k", "operator": "Exists", "value": "v"}]),
+        "spec.resources.tolerations[0].value",
+    ),
+    (
+        "cel-toleration-equal-without-key",
+        ("resources.tolerations", [{"operator": "Equal", "value": "v"}]),
+        "spec.resources.tolerations[0].operator",
+    ),
+    (
+        "cel-tolerationSeconds-without-NoExecute",
+        ("resources.tolerations", [{"key": "k", "effect": "NoSchedule", "tolerationSeconds": 60}]),
+        "spec.resources.tolerations[0].tolerationSeconds",
+    ),
+    ("cel-toleration-key-name-long", ("resources.tolerations", [{"key": "t" * 64}]), "tolerations[0].key"),
+    ("cpu-zero", ("resources.cpu", "0"), "spec.resources.cpu"),
+    ("cpu-zero-int", ("resources.cpu", 0), "spec.resources.cpu"),
+    ("memory-negative", ("resources.memory", "-1Gi"), "spec.resources.memory"),
+    ("storage-size-zero", ("storage.size", "0Gi"), "spec.storage.size"),
+    ("gpuResourceName-unqualified", ("resources.gpuResourceName", "gpu"), "spec.resources.gpuResourceName"),
+    ("storageClassName-syntax", ("storage.storageClassName", "Fast_SSD"), "spec.storage.storageClassName"),
+    ("trainerImage-whitespace", ("trainerImage", "registry.example/trainer: 1.2"), "spec.trainerImage"),
+    (
+        "claim-path-parent",
+        ("dataset.source", {"pvc": {"claimName": "l", "path": "s/../../etc"}}),
+        "spec.dataset.source.pvc.path",
+    ),
+    ("model-path-parent", ("baseModel", {"name": "m", "path": "../m", "pvc": "models"}), "spec.baseModel.path"),
 ]
 
 

@@ -71,7 +71,7 @@ def test_the_deployed_identity_reads_and_never_writes_nor_reads_secrets(
     kubectl: Callable[..., str], crds: object, namespace: str, cluster: localcluster.ClusterInfo, tmp_path: Path
 ) -> None:
     install_identity(kubectl)
-    for resource in ("finetuningjobs", "modelversions", "events", "pods", "configmaps"):
+    for resource in ("finetuningjobs", "modelversions", "registeredmodels", "events", "pods", "configmaps"):
         for verb in ("get", "list", "watch"):
             assert can(kubectl, SA, verb, resource, namespace), (verb, resource)
     assert can(kubectl, SA, "get", "pods/log", namespace)
@@ -79,7 +79,8 @@ def test_the_deployed_identity_reads_and_never_writes_nor_reads_secrets(
         assert not can(kubectl, SA, verb, "secrets", namespace), verb
         assert not can(kubectl, SA, verb, "secrets", "kube-system"), verb
     for verb in ("create", "update", "patch", "delete"):
-        for resource in ("finetuningjobs", "modelversions", "pods", "configmaps", "finetuningjobs/status"):
+        written = ("finetuningjobs", "modelversions", "registeredmodels", "pods", "configmaps", "finetuningjobs/status")
+        for resource in written:
             assert not can(kubectl, SA, verb, resource, namespace), (verb, resource)
 
     # The dashboard itself, running as that ServiceAccount, syncs every resource and shows the job.

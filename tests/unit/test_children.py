@@ -350,13 +350,16 @@ def test_a_copy_in_a_bucket_is_the_model_versions_artifact_with_its_digest() -> 
     assert publish.artifact(None) is None and publish.artifact(ProducedModel(path="model")) is None
 
 
-def test_only_the_training_pod_gets_a_service_account_token() -> None:
+def test_curation_and_training_run_as_the_jobs_own_identity_and_publishing_gets_no_token() -> None:
     curation = pod_spec(children.curation_job(ref(), SETTINGS))
     training = pod_spec(batchjob.training_job(ref(), SETTINGS))
-    assert curation["automountServiceAccountToken"] is False
-    assert "serviceAccountName" not in curation
-    assert training["serviceAccountName"] == "demo-trainer"
+    publishing = pod_spec(
+        publish.publish_job(ref(spec(output={"modelName": "m", "pvc": "store"})), SETTINGS, "1.0.0", "model")
+    )
+    assert curation["serviceAccountName"] == training["serviceAccountName"] == "demo-trainer"
+    assert curation.get("automountServiceAccountToken", True) is True  # it reports its progress
     assert training.get("automountServiceAccountToken", True) is True
+    assert publishing["automountServiceAccountToken"] is False
 
 
 # ---------------------------------------------------------------------------------------------- job.json
@@ -428,6 +431,7 @@ def test_curation_job() -> None:
     job = children.curation_job(ref(), SETTINGS)
     assert job["apiVersion"] == "batch/v1"
     assert job["spec"]["backoffLimit"] == 1
+    assert job["spec"]["activeDeadlineSeconds"] == 24 * 3600  # a stalled source never holds the job forever
     assert job["spec"]["podFailurePolicy"] == {
         "rules": [
             {"action": "FailJob", "onExitCodes": {"operator": "In", "values": [10, 11, 12, 13]}},
@@ -614,8 +618,17 @@ def test_dev_shm_only_for_more_than_one_gpu(gpus: int, has_shm: bool) -> None:
     assert ("dshm" in volumes) is has_shm
     assert ("dshm" in mounts) is has_shm
     if has_shm:
-        assert volumes["dshm"] == {"name": "dshm", "emptyDir": {"medium": "Memory"}}
+        # Bounded: a tmpfs without a sizeLimit can take the node's memory when the pod has no memory limit.
+        memory = container(job)["resources"]["requests"]["memory"]
+        assert volumes["dshm"] == {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": memory}}
         assert mounts["dshm"] == {"name": "dshm", "mountPath": "/dev/shm"}
+
+
+def test_every_empty_dir_is_bounded() -> None:
+    job = batchjob.training_job(ref(spec(resources={"gpus": 4})), SETTINGS)
+    for built in (job, children.curation_job(ref(), SETTINGS)):
+        empty_dirs = [v["emptyDir"] for v in pod_spec(built)["volumes"] if "emptyDir" in v]
+        assert empty_dirs and all("sizeLimit" in e for e in empty_dirs), empty_dirs
 
 
 def test_training_placement() -> None:

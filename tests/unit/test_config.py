@@ -31,6 +31,7 @@ def test_defaults_from_an_empty_environment() -> None:
     assert settings.log_format == "json"
     assert settings.peering == "finetune-operator"
     assert settings.peering_lifetime_seconds == 60
+    assert settings.peering_mandatory is False
     assert settings.source_wait_seconds == 300
     assert settings.sweep_seconds == 15
     assert settings.termination_grace_seconds == 120
@@ -57,6 +58,7 @@ def test_every_variable_is_parsed() -> None:
             "FTO_LOG_FORMAT": "text",
             "FTO_PEERING": "team-a",
             "FTO_PEERING_LIFETIME_SECONDS": "15",
+            "FTO_PEERING_MANDATORY": "true",
             "FTO_SOURCE_WAIT_SECONDS": "60",
             "FTO_SWEEP_SECONDS": "5",
             "FTO_TERMINATION_GRACE_SECONDS": "600",
@@ -73,6 +75,7 @@ def test_every_variable_is_parsed() -> None:
         log_format="text",
         peering="team-a",
         peering_lifetime_seconds=15,
+        peering_mandatory=True,
         source_wait_seconds=60,
         sweep_seconds=5,
         termination_grace_seconds=600,
@@ -97,6 +100,17 @@ def test_non_integer_is_a_clear_error(variable: str, raw: str) -> None:
     with pytest.raises(ValueError) as caught:
         from_env({variable: raw})
     assert str(caught.value) == f"{variable} must be an integer, got {raw!r}"
+
+
+@pytest.mark.parametrize(("raw", "mandatory"), [("true", True), (" True ", True), ("false", False), ("", False)])
+def test_peering_mandatory_is_read(raw: str, mandatory: bool) -> None:
+    assert from_env({"FTO_PEERING_MANDATORY": raw}).peering_mandatory is mandatory
+
+
+@pytest.mark.parametrize("raw", ["yes", "1", "on"])
+def test_peering_mandatory_is_true_or_false_nothing_else(raw: str) -> None:
+    with pytest.raises(ValueError, match="FTO_PEERING_MANDATORY must be true or false"):
+        from_env({"FTO_PEERING_MANDATORY": raw})
 
 
 def test_settings_are_immutable() -> None:

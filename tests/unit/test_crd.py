@@ -23,8 +23,8 @@ import pytest
 from celpy.adapter import json_to_cel
 
 import strictyaml
-from finetune_operator.api import FineTuningJobSpec, FineTuningJobStatus, ModelVersionSpec
-from finetune_operator.codegen import crdgen
+from finetune_operator.api import FineTuningJobSpec, FineTuningJobStatus, ModelVersionSpec, placement
+from finetune_operator.codegen import admission, crdgen
 from finetune_operator.codegen.openapi import walk
 from support.specs import DELETE, MINIMAL, RUNNING, with_changes
 
@@ -155,11 +155,15 @@ def test_check_mode_reports_drift(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert ["-", "maximum:", "65"] in changed and ["+", "maximum:", "64"] in changed
 
 
-def test_generated_yaml_is_the_crd_with_a_header() -> None:
+def test_generated_yaml_is_the_crd_or_the_trainer_policy_with_a_header() -> None:
     for path, text in crdgen.generated_files(REPO).items():
-        if path.startswith("crds/") and path.endswith(".yaml"):
+        if path.endswith(".yaml"):
             assert text.startswith(f"# Generated from finetune_operator.api by `{crdgen.COMMAND}`")
-            assert strictyaml.load(text) in CRDS.values()
+            documents = list(strictyaml.load_all(text))
+            if path == admission.TRAINER_POLICY_PATH:
+                assert documents == admission.trainer_status_policy()
+            else:
+                assert len(documents) == 1 and documents[0] in CRDS.values()
 
 
 @pytest.mark.parametrize(
@@ -273,7 +277,12 @@ def test_cel_rules_are_declared_where_the_models_say() -> None:
     assert set(rules) == {
         ".spec",
         ".spec.baseModel",
+        ".spec.baseModel.path",
         ".spec.dataset.source",
+        ".spec.dataset.source.pvc.path",
+        ".spec.resources",
+        ".spec.resources.tolerations[*]",
+        ".spec.podMetadata",
         ".spec.env[*]",
         ".spec.env[*].valueFrom",
         ".spec.envFrom[*]",
@@ -367,7 +376,7 @@ VALID = {
         ("queueName", "gpu-queue"),
         ("cancel", True),
         ("trainerImage", "registry.example/trainer:1"),
-        ("podMetadata", {"labels": {"team": "ml"}, "annotations": {"note": "n" * 4096}}),
+        ("podMetadata", {"labels": {"team": "ml"}, "annotations": {"note": "n" * 3584}}),
         (
             "env",
             [
@@ -459,6 +468,8 @@ INVALID: list[tuple[str, tuple[str, Any], str]] = [
     ("configMap-key-chars", ("dataset.source.configMap.key", "a/b"), ".configMap.key"),
     ("claimName-dns", ("dataset.source", {"pvc": {"claimName": "-logs", "path": "p"}}), ".pvc.claimName"),
     ("claim-path-empty", ("dataset.source", {"pvc": {"claimName": "l", "path": ""}}), ".pvc.path"),
+    ("claim-path-parent", ("dataset.source", {"pvc": {"claimName": "l", "path": "s/../../etc"}}), ".pvc.path"),
+    ("model-path-parent", ("baseModel", {"name": "m", "path": "../models", "pvc": "models"}), ".baseModel.path"),
     ("minSuccessRate-max", ("dataset.curation.minSuccessRate", 1.5), ".curation.minSuccessRate"),
     ("minSuccessRate-min", ("dataset.curation.minSuccessRate", -0.1), ".curation.minSuccessRate"),
     ("evalFraction-exclusive-min", ("dataset.curation.evalFraction", 0), ".curation.evalFraction"),
@@ -503,12 +514,20 @@ INVALID: list[tuple[str, tuple[str, Any], str]] = [
     ("gpus-max", ("resources.gpus", 65), ".resources.gpus"),
     ("gpuResourceName-pattern", ("resources.gpuResourceName", "nvidia.com/"), ".resources.gpuResourceName"),
     ("gpuResourceName-long", ("resources.gpuResourceName", "g" * 254), ".resources.gpuResourceName"),
+    ("gpuResourceName-unqualified", ("resources.gpuResourceName", "gpu"), ".resources.gpuResourceName"),
     ("cpu-quantity", ("resources.cpu", "4 cores"), ".resources.cpu"),
     ("cpu-type", ("resources.cpu", True), ".resources.cpu"),
     ("cpu-long", ("resources.cpu", "1" * 65), ".resources.cpu"),
     ("memory-quantity", ("resources.memory", "64GB"), ".resources.memory"),
+    ("cpu-zero", ("resources.cpu", "0"), ".resources.cpu"),
+    ("cpu-zero-int", ("resources.cpu", 0), ".resources.cpu"),
+    ("cpu-negative", ("resources.cpu", "-2"), ".resources.cpu"),
+    ("memory-zero", ("resources.memory", "0.0Gi"), ".resources.memory"),
+    ("memory-negative-int", ("resources.memory", -1), ".resources.memory"),
     ("nodeSelector-value-type", ("resources.nodeSelector", {"gpu": 1}), ".resources.nodeSelector.gpu"),
     ("nodeSelector-value-long", ("resources.nodeSelector", {"gpu": "a" * 64}), ".resources.nodeSelector.gpu"),
+    ("nodeSelector-key-syntax", ("resources.nodeSelector", {"gpu type": "a100"}), ".spec.resources.nodeSelector"),
+    ("nodeSelector-value-syntax", ("resources.nodeSelector", {"gpu": "a100!"}), ".resources.nodeSelector.gpu"),
     (
         "nodeSelector-too-many",
         ("resources.nodeSelector", {f"k{i}": "v" for i in range(65)}),
@@ -520,6 +539,34 @@ INVALID: list[tuple[str, tuple[str, Any], str]] = [
     ("toleration-unknown", ("resources.tolerations", [{"keys": "k"}]), "keys"),
     ("toleration-key-long", ("resources.tolerations", [{"key": "k" * 318}]), ".tolerations[0].key"),
     ("toleration-value-long", ("resources.tolerations", [{"value": "v" * 64}]), ".tolerations[0].value"),
+    ("toleration-key-syntax", ("resources.tolerations", [{"key": "gpu type"}]), ".tolerations[0].key"),
+    ("cel-toleration-key-name-long", ("resources.tolerations", [{"key": "t" * 64}]), ".tolerations[0].key"),
+    ("toleration-value-syntax", ("resources.tolerations", [{"key": "k", "value": "a b"}]), ".tolerations[0].value"),
+    (
+        "cel-toleration-exists-with-value",
+        ("resources.tolerations", [{"key": "k", "operator": "Exists", "value": "v"}]),
+        ".tolerations[0].value",
+    ),
+    (
+        "cel-toleration-equal-without-key",
+        ("resources.tolerations", [{"operator": "Equal", "value": "v"}]),
+        ".tolerations[0].operator",
+    ),
+    (
+        "cel-tolerationSeconds-without-NoExecute",
+        ("resources.tolerations", [{"key": "k", "effect": "NoSchedule", "tolerationSeconds": 60}]),
+        ".tolerations[0].tolerationSeconds",
+    ),
+    (
+        "tolerationSeconds-min",
+        ("resources.tolerations", [{"key": "k", "effect": "NoExecute", "tolerationSeconds": -1}]),
+        ".tolerations[0].tolerationSeconds",
+    ),
+    (
+        "tolerationSeconds-max",
+        ("resources.tolerations", [{"key": "k", "effect": "NoExecute", "tolerationSeconds": 315_360_001}]),
+        ".tolerations[0].tolerationSeconds",
+    ),
     ("priorityClassName-dns", ("resources.priorityClassName", "High"), ".resources.priorityClassName"),
     ("maxEvalLoss-exclusive-min", ("evaluation.maxEvalLoss", 0), ".evaluation.maxEvalLoss"),
     ("evalsPerEpoch-min", ("evaluation.evalsPerEpoch", 0), ".evaluation.evalsPerEpoch"),
@@ -581,6 +628,9 @@ INVALID: list[tuple[str, tuple[str, Any], str]] = [
         )
     ),
     ("storage-size-quantity", ("storage.size", "10 GB"), ".storage.size"),
+    ("storage-size-zero", ("storage.size", "0Gi"), ".storage.size"),
+    ("storage-size-negative", ("storage.size", "-10Gi"), ".storage.size"),
+    ("storageClassName-syntax", ("storage.storageClassName", "Fast_SSD"), ".storage.storageClassName"),
     ("retainPolicy-enum", ("storage.retainPolicy", "Keep"), ".storage.retainPolicy"),
     ("storageClassName-long", ("storage.storageClassName", "s" * 254), ".storage.storageClassName"),
     ("backoffLimit-min", ("runPolicy.backoffLimit", -1), ".runPolicy.backoffLimit"),
@@ -597,10 +647,21 @@ INVALID: list[tuple[str, tuple[str, Any], str]] = [
     ("queueName-dns", ("queueName", "GPU"), ".spec.queueName"),
     ("cancel-type", ("cancel", "maybe"), ".spec.cancel"),
     ("trainerImage-empty", ("trainerImage", ""), ".spec.trainerImage"),
+    ("trainerImage-whitespace", ("trainerImage", "registry.example/trainer: 1.2"), ".spec.trainerImage"),
     ("podLabels-too-many", ("podMetadata.labels", {f"k{i}": "v" for i in range(65)}), ".podMetadata.labels"),
     ("podLabel-value-long", ("podMetadata.labels", {"team": "t" * 64}), ".podMetadata.labels.team"),
     ("podAnnotations-too-many", ("podMetadata.annotations", {f"k{i}": "" for i in range(65)}), ".annotations"),
-    ("podAnnotation-long", ("podMetadata.annotations", {"note": "n" * 4097}), ".podMetadata.annotations.note"),
+    ("podAnnotation-long", ("podMetadata.annotations", {"note": "n" * 3585}), ".podMetadata.annotations.note"),
+    ("podLabel-key-syntax", ("podMetadata.labels", {"team/": "x"}), ".spec.podMetadata.labels"),
+    ("podLabel-key-name-long", ("podMetadata.labels", {"t" * 64: "x"}), ".spec.podMetadata.labels"),
+    ("podLabel-key-prefix-long", ("podMetadata.labels", {"p" * 254 + "/team": "x"}), ".spec.podMetadata.labels"),
+    ("podLabel-value-syntax", ("podMetadata.labels", {"team": "ml team"}), ".podMetadata.labels.team"),
+    ("podLabel-reserved-ours", ("podMetadata.labels", {"finetune.dev/job": "x"}), ".spec.podMetadata.labels"),
+    ("podLabel-reserved-batch", ("podMetadata.labels", {"batch.kubernetes.io/job-name": "x"}), ".podMetadata.labels"),
+    ("podLabel-reserved-controller-uid", ("podMetadata.labels", {"controller-uid": "x"}), ".podMetadata.labels"),
+    ("cel-podAnnotation-bytes", ("podMetadata.annotations", {"note": "中" * 1200}), ".spec.podMetadata.annotations"),
+    ("podAnnotation-key-syntax", ("podMetadata.annotations", {"-note": ""}), ".spec.podMetadata.annotations"),
+    ("podAnnotation-reserved", ("podMetadata.annotations", {"finetune.dev/x": ""}), ".spec.podMetadata.annotations"),
     ("podMetadata-unknown", ("podMetadata.finalizers", ["x"]), "finalizers"),
     ("cel-pvc-and-s3", ("dataset.source.s3", {"uri": "s3://logs/s/"}), ".spec.dataset.source"),
     ("s3-uri-missing", ("dataset.source", {"s3": {}}), "uri"),
@@ -713,6 +774,13 @@ def test_invalid_specs_are_rejected_by_the_crd(change: tuple[str, Any], field: s
 def test_invalid_specs_are_rejected_by_the_models(change: tuple[str, Any], field: str) -> None:
     with pytest.raises(pydantic.ValidationError):
         FineTuningJobSpec.model_validate(with_changes(MINIMAL, change))
+
+
+def test_pod_annotations_within_their_bounds_fit_the_api_servers_total_limit() -> None:
+    """No spec the bounds admit is refused on its pods for the annotations' total size (key plus value bytes;
+    the operator adds no pod annotations of its own)."""
+    longest_key = 253 + 1 + 63
+    assert placement.MAX_ANNOTATIONS * (longest_key + placement.MAX_ANNOTATION_VALUE) < placement.POD_ANNOTATIONS_LIMIT
 
 
 # ----------------------------------------------------------------------------------------- transitions

@@ -532,6 +532,12 @@ DERIVE_CASES = [
         id="deadline-exceeded-no-message",
     ),
     pytest.param(
+        # runPolicy's deadline is the training Job's; curation has a fixed one of its own.
+        job(curation=w(WorkloadPhase.FAILED, job_reason="DeadlineExceeded", message="Job was active too long")),
+        Expect(F, "DeadlineExceeded", FailureKind.USER, message_has=("curation ran longer than its 24 h deadline",)),
+        id="curation-deadline-exceeded",
+    ),
+    pytest.param(
         trained(
             training=w(
                 WorkloadPhase.FAILED,

@@ -42,7 +42,7 @@ OPERATOR_PERMISSIONS: dict[tuple[str, str], set[str]] = {
     ("", "configmaps"): {"get", "list", "watch", "create", "patch"},
     ("", "serviceaccounts"): {"get", "create"},
     ("", "pods"): {"get", "list", "watch"},
-    ("", "events"): {"create", "patch"},
+    ("", "events"): {"create", "patch", "list"},
     ("events.k8s.io", "events"): {"create", "patch"},
     ("rbac.authorization.k8s.io", "roles"): {"get", "create"},
     ("rbac.authorization.k8s.io", "rolebindings"): {"get", "create"},
@@ -199,6 +199,10 @@ def test_production_overlay(rendered: dict[str, list[Obj]]) -> None:
     objects = rendered["overlays/production"]
     deployment = find(objects, "Deployment", "finetune-operator")
     assert deployment["spec"]["replicas"] == 2
+    # Two replicas are never both active: each starts paused until peering elected it.
+    (operator,) = deployment["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e["value"] for e in operator["env"]}
+    assert env["FTO_PEERING_MANDATORY"] == "true" and env["FTO_PEERING"] == "finetune-operator"
     labels = deployment["spec"]["template"]["metadata"]["labels"]
     (term,) = deployment["spec"]["template"]["spec"]["affinity"]["podAntiAffinity"][
         "preferredDuringSchedulingIgnoredDuringExecution"

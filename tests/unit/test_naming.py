@@ -103,7 +103,11 @@ def test_long_names_stay_unique() -> None:
 
 @pytest.mark.parametrize(
     "value",
-    ["demo", "a" * 63, "a" * 64, "a." * 40, "x" * 253, "my.job-with.dots", "-leading", "trailing-"],
+    [
+        *("demo", "a" * 63, "a" * 64, "a." * 40, "x" * 253, "my.job-with.dots", "-leading", "trailing-"),
+        # A base model's human-readable name becomes a ModelVersion label: non-ASCII letters and digits too.
+        *("Qwen2.5-7B-中文", "café-7b", "x²"),
+    ],
 )
 def test_label_value_is_always_valid(value: str) -> None:
     out = naming.label_value(value)

@@ -10,16 +10,21 @@ from finetune_operator.api.reasons import OPERATOR_REASONS, catalogue
 from finetune_operator.api.status import Phase
 
 OPERATOR = Path(__file__).resolve().parents[2] / "operator" / "finetune_operator"
-# Where the operator decides a job's reason: Decision(phase, reason, ...) and the reconciler's own failures.
-DECIDERS = ("lifecycle.py", "reconciler.py")
+# Where the operator decides a job's reason: Decision(phase, reason, ...), the reconciler's own failures, and
+# refused creations (creation.Refusal(reason, ...)).
+DECIDERS = ("lifecycle.py", "reconciler.py", "creation.py")
 
 
 def decided_reasons(source: str) -> set[str]:
-    """The string literal reasons passed to Decision(...) (second positional argument) in `source`."""
+    """The string literal reasons passed to Decision(...) (second positional argument) and Refusal(...) (first)
+    in `source`."""
     found = set()
+    position = {"Decision": 1, "Refusal": 0}
     for node in ast.walk(ast.parse(source)):
-        if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "Decision" and len(node.args) >= 2:
-            reason = node.args[1]
+        called = getattr(node, "func", None)
+        index = position.get(getattr(called, "id", ""), -1)
+        if isinstance(node, ast.Call) and 0 <= index < len(node.args):
+            reason = node.args[index]
             if isinstance(reason, ast.Constant) and isinstance(reason.value, str) and reason.value:
                 found.add(reason.value)
     return found
@@ -34,7 +39,8 @@ def test_every_reason_the_operator_decides_is_catalogued() -> None:
 
 def test_the_scan_reads_decisions() -> None:
     source = 'Decision(Phase.FAILED, "A", "m")\nDecision(current, decision.reason, "")\nOther(x, "B")\n'
-    assert decided_reasons(source) == {"A"}
+    source += 'Refusal("C", m)\n'
+    assert decided_reasons(source) == {"A", "C"}
 
 
 def test_catalogue_has_each_reason_once_and_every_trainer_reason() -> None:

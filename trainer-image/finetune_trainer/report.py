@@ -117,6 +117,10 @@ class Reporter:
     last_stage: str | None = None
     reports: int = 0
     pacing_read_at: float | None = None
+    # Runs a report's writes; None runs them in the caller. Rank 0 hands them to a background thread
+    # (finetune_trainer.background): the writes, their timing and their answers, so a 429 or a slow answer still
+    # stretches the interval, which a background thread behind `send` alone hid.
+    handoff: Callable[[Callable[[], None]], None] | None = None
 
     def __post_init__(self) -> None:
         self.floor = self.floor or self.interval
@@ -133,13 +137,23 @@ class Reporter:
             return False
         stage_changed = stage != self.last_stage
         self.last_sent, self.last_stage = now, stage
-        self._refresh_pacing(now)
-        self._write(self.send, patch)
         self.reports += 1
         history_due = force or stage_changed or self.reports % HISTORY_EVERY == 0
+        history_body: dict[str, object] | None = None
         if history is not None and self.send_history is not None and history_due:
-            document = json.dumps(history(), separators=(",", ":"))
-            self._write(self.send_history, {"data": {reporting.HISTORY_KEY: document}})
+            # serialised here, on the caller's thread: the history keeps changing while a write is out
+            history_body = {"data": {reporting.HISTORY_KEY: json.dumps(history(), separators=(",", ":"))}}
+
+        def write() -> None:
+            self._refresh_pacing(now)
+            self._write(self.send, patch)
+            if history_body is not None and self.send_history is not None:
+                self._write(self.send_history, history_body)
+
+        if self.handoff is None:
+            write()
+        else:
+            self.handoff(write)
         return True
 
     def _refresh_pacing(self, now: float) -> None:

@@ -42,6 +42,9 @@ def progress_cell(status: Obj) -> Html:
     stage = progress.get("stage") or ""
     label = f"{stage} {percent}%" + (f", about {duration(eta)} left" if eta is not None else "")
     text = f"{percent}%" + (f" · ETA {duration(eta)}" if eta is not None else "")
+    if stage == "Curating" and progress.get("recordsRead") is not None:
+        # the curation's percentage is of the source bytes: the records read say what it has got through
+        text = f"curating: {number(progress['recordsRead'])} records read · {text}"
     return Html(
         f'<progress max="100" value="{int(percent)}" aria-label="{esc(label)}">{int(percent)}%</progress> {esc(text)}'
     )

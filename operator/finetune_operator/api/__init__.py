@@ -10,6 +10,7 @@ from finetune_operator.api.finetuningjob import FineTuningJob
 from finetune_operator.api.jobconfig import JobConfig
 from finetune_operator.api.modelversion import ModelVersion, ModelVersionSpec
 from finetune_operator.api.output import Bump, OutputSpec
+from finetune_operator.api.placement import ResourcesSpec
 from finetune_operator.api.registeredmodel import RegisteredModelSpec, RegisteredModelStatus
 from finetune_operator.api.spec import (
     BaseModelSpec,
@@ -17,7 +18,6 @@ from finetune_operator.api.spec import (
     DatasetSource,
     DatasetSpec,
     FineTuningJobSpec,
-    ResourcesSpec,
     RetainPolicy,
     RunPolicy,
     StorageSpec,

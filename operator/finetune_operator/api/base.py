@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 GROUP = "finetune.dev"
@@ -39,6 +39,47 @@ Quantity = Annotated[
     str,
     Field(pattern=QUANTITY_PATTERN, max_length=64, json_schema_extra={"x-kubernetes-int-or-string": True}),
     BeforeValidator(_quantity_to_str),
+]
+
+
+# A quantity above zero: no sign, and a mantissa with a non-zero digit (a zero CPU, memory or volume size is
+# refused on the pod or claim, or makes no sense). An int form (`cpu: 0`) is checked by `minimum`.
+POSITIVE_QUANTITY_PATTERN = (
+    r"^\+?(([0-9]*[1-9][0-9]*(\.[0-9]*)?)|([0-9]*\.[0-9]*[1-9][0-9]*))"
+    r"(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$"
+)
+PositiveQuantity = Annotated[
+    str,
+    Field(
+        pattern=POSITIVE_QUANTITY_PATTERN,
+        max_length=64,
+        json_schema_extra={"x-kubernetes-int-or-string": True, "minimum": 1},
+    ),
+    BeforeValidator(_quantity_to_str),
+]
+
+PARENT_SEGMENT_MESSAGE = "must not contain '..' segments (a path stays inside its volume or image folder)"
+
+
+def _no_parent_segments(path: str) -> str:
+    if ".." in path.split("/"):
+        raise ValueError(PARENT_SEGMENT_MESSAGE)
+    return path
+
+
+# A path on a volume: '..' segments are refused (they could reach outside the mounted claim's folder).
+VolumePath = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=4096,
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {"rule": "!self.matches('(^|/)[.][.](/|$)')", "message": PARENT_SEGMENT_MESSAGE}
+            ]
+        },
+    ),
+    AfterValidator(_no_parent_segments),
 ]
 
 

@@ -100,6 +100,40 @@ OPERATOR_REASONS: tuple[StatusReason, ...] = (
         "create the claim named in the message (in the job's namespace)",
     ),
     StatusReason(
+        "WorkspaceNotProvisioned",
+        (Phase.PENDING,),
+        None,
+        "the workspace claim has no volume and its provisioner said why (e.g. an unknown storage.storageClassName); "
+        "the job waits: the claim binds once the cause is fixed",
+        "fix what the message names (create the StorageClass, free the backend), or re-create the job with another "
+        "storage.storageClassName",
+    ),
+    StatusReason(
+        "QuotaExceeded",
+        (Phase.PENDING, Phase.RUNNING, Phase.EVALUATING),
+        None,
+        "a ResourceQuota of the namespace refused one of the job's objects; the job retries every sweep",
+        "free quota or raise it (`kubectl describe resourcequota`); the message names the quota and the object",
+    ),
+    StatusReason(
+        "CreateRefused",
+        (Phase.FAILED,),
+        FailureKind.USER,
+        "the API server refused one of the job's objects (invalid, or denied by RBAC, an admission policy or "
+        "a webhook); its message is the status message. System when the operator lacks the permission",
+        "fix what the message names (often a cluster policy on pods or Jobs) in a new job; for System, the "
+        "operator's RBAC (docs/install.md)",
+    ),
+    StatusReason(
+        "NameCollision",
+        (Phase.PENDING, Phase.FAILED),
+        FailureKind.USER,
+        "an object with the name of one of the job's children exists and is not the job's: the retained "
+        "workspace of a deleted job with the same name, or someone else's object. The job never uses it; it "
+        "waits only while a deleted namesake's children are being garbage-collected",
+        "delete the object named in the message and re-create the job, or give the job another name",
+    ),
+    StatusReason(
         "ConcurrencyLimit",
         (Phase.QUEUED,),
         None,
@@ -181,8 +215,9 @@ OPERATOR_REASONS: tuple[StatusReason, ...] = (
         (Phase.FAILED,),
         FailureKind.USER,
         "runPolicy.activeDeadlineSeconds passed (it counts from the training Job's creation: queueing and retries "
-        "included)",
-        "raise runPolicy.activeDeadlineSeconds in a new job; it resumes from the workspace's last checkpoint",
+        "included), or curation ran past its fixed 24 h deadline (a dataset source that stopped answering)",
+        "raise runPolicy.activeDeadlineSeconds in a new job; it resumes from the workspace's last checkpoint. For "
+        "curation: check the source named in spec.dataset.source, then re-create the job",
     ),
     StatusReason(
         "ImagePullFailed",

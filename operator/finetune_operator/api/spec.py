@@ -9,14 +9,20 @@ the API server would have refused.
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from finetune_operator.api.base import DNS1123_LABEL_PATTERN, ApiModel, Quantity, cel
+from finetune_operator.api.base import (
+    DNS1123_LABEL_PATTERN,
+    ApiModel,
+    PositiveQuantity,
+    VolumePath,
+    cel,
+)
 from finetune_operator.api.evaluation import EvaluationSpec
-from finetune_operator.api.objectstore import S3BaseModel, S3SessionSource
+from finetune_operator.api.objectstore import DNS1123_SUBDOMAIN_PATTERN, S3BaseModel, S3SessionSource
 from finetune_operator.api.output import OutputSpec
+from finetune_operator.api.placement import PodMetadata, ResourcesSpec
 from finetune_operator.api.podenv import EnvFromSource, EnvVar
 from finetune_operator.api.tracking import TrackingSpec
 from finetune_operator.api.training import TrainingSpec
@@ -55,7 +61,7 @@ class BaseModelSpec(ApiModel):
 
     name: str = Field(min_length=1, max_length=253)
     """Human-readable name of the base model (e.g. llama-3.1-8b); recorded in the model registry."""
-    path: str | None = Field(default=None, min_length=1, max_length=4096)
+    path: VolumePath | None = None
     """Folder holding the model in Hugging Face format (config.json, safetensors, tokenizer). Relative to the
     root of `pvc` when set, else an absolute path inside the trainer image."""
     pvc: str | None = Field(default=None, pattern=DNS1123_LABEL_PATTERN, max_length=253)
@@ -79,7 +85,7 @@ class PvcSource(ApiModel):
 
     claim_name: str = Field(pattern=DNS1123_LABEL_PATTERN, max_length=253)
     """Name of the PersistentVolumeClaim, in the job's namespace."""
-    path: str = Field(min_length=1, max_length=4096)
+    path: VolumePath
     """File or glob of JSONL files (optionally .jsonl.gz) relative to the claim's root, e.g. sessions/*.jsonl."""
 
 
@@ -139,41 +145,6 @@ class DatasetSpec(ApiModel):
     curation: CurationSpec = Field(default_factory=CurationSpec)
 
 
-class Toleration(ApiModel):
-    """A Kubernetes toleration for the training pods."""
-
-    key: str | None = Field(default=None, max_length=317)
-    operator: Literal["Exists", "Equal"] | None = None
-    value: str | None = Field(default=None, max_length=63)
-    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
-    toleration_seconds: int | None = None
-
-
-class ResourcesSpec(ApiModel):
-    """Compute for the training pods."""
-
-    gpus: int = Field(default=1, ge=0, le=64)
-    """GPUs per training pod (0..64); 0 trains on CPU."""
-    gpu_resource_name: str = Field(
-        default="nvidia.com/gpu",
-        max_length=253,
-        pattern=r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[a-zA-Z0-9]([-a-zA-Z0-9_.]*)?$",
-    )
-    """Extended resource name of the GPUs (e.g. nvidia.com/gpu, amd.com/gpu)."""
-    cpu: Quantity | None = None
-    """CPU request and limit of the training container (Kubernetes quantity, e.g. 8 or 500m)."""
-    memory: Quantity | None = None
-    """Memory request and limit of the training container (Kubernetes quantity, e.g. 64Gi)."""
-    # Maps and lists carry size bounds so the API server's CEL cost estimator accepts the immutability rule
-    # that compares the whole resources object.
-    node_selector: dict[str, Annotated[str, Field(max_length=63)]] | None = Field(default=None, max_length=64)
-    """Node labels the training pods must match."""
-    tolerations: list[Toleration] | None = Field(default=None, max_length=32)
-    """Tolerations for tainted GPU nodes."""
-    priority_class_name: str | None = Field(default=None, pattern=DNS1123_LABEL_PATTERN, max_length=253)
-    """PriorityClass of the training pods (preemption)."""
-
-
 class RetainPolicy(StrEnum):
     RETAIN = "Retain"
     DELETE = "Delete"
@@ -182,9 +153,9 @@ class RetainPolicy(StrEnum):
 class StorageSpec(ApiModel):
     """The job's workspace volume (dataset, checkpoints, model)."""
 
-    size: Quantity = "10Gi"
-    """Size of the workspace PersistentVolumeClaim (Kubernetes quantity)."""
-    storage_class_name: str | None = Field(default=None, max_length=253)
+    size: PositiveQuantity = "10Gi"
+    """Size of the workspace PersistentVolumeClaim (Kubernetes quantity above zero)."""
+    storage_class_name: str | None = Field(default=None, pattern=DNS1123_SUBDOMAIN_PATTERN, max_length=253)
     """StorageClass of the workspace; the cluster default when unset."""
     retain_policy: RetainPolicy = RetainPolicy.RETAIN
     """Retain keeps the workspace (dataset, checkpoints, the trained model) when the job is deleted; Delete removes
@@ -203,15 +174,6 @@ class RunPolicy(ApiModel):
     ttl_seconds_after_finished: int | None = Field(default=None, ge=0, le=MAX_SECONDS)
     """Delete the FineTuningJob this long after it finished (at most ten years). The ModelVersion stays; its model
     files stay too when they are in output.pvc, output.s3 or a retained workspace (retainPolicy Retain)."""
-
-
-class PodMetadata(ApiModel):
-    """Extra metadata for the curation and training pods (cost allocation, service-mesh opt-out, ...)."""
-
-    labels: dict[str, Annotated[str, Field(max_length=63)]] | None = Field(default=None, max_length=64)
-    """Labels added to the pods; the operator's own labels (app.kubernetes.io/*, finetune.dev/*) take precedence."""
-    annotations: dict[str, Annotated[str, Field(max_length=4096)]] | None = Field(default=None, max_length=64)
-    """Annotations added to the pods."""
 
 
 class FineTuningJobSpec(ApiModel):
@@ -263,7 +225,7 @@ class FineTuningJobSpec(ApiModel):
     """Kueue LocalQueue; the training workload is created suspended and waits for Kueue's admission."""
     cancel: bool = False
     """Set to true to stop the job; pods stop, the workspace and checkpoints are kept. Cannot be undone."""
-    trainer_image: str | None = Field(default=None, min_length=1, max_length=1024)
+    trainer_image: str | None = Field(default=None, min_length=1, max_length=1024, pattern=r"^\S+$")
     """Override of the operator's default trainer image."""
     pod_metadata: PodMetadata | None = None
     tracking: TrackingSpec | None = None

@@ -49,17 +49,23 @@ class Condition(StatusModel):
 
 
 class Progress(StatusModel):
-    """Training progress, reported by the training pod."""
+    """Progress, reported by the curation pod and then by the training pod."""
 
     stage: str | None = Field(default=None, max_length=64)
-    """Training or Evaluating."""
+    """Curating, Training or Evaluating (Done once the job completed)."""
     step: int | None = None
     total_steps: int | None = None
     epoch: float | None = None
     percent: int | None = None
     updated_at: DateTime | None = None
     estimated_seconds_remaining: int | None = None
-    """Seconds of training left at the recent pace (the trainer's estimate; absent outside training)."""
+    """Seconds of curation or training left at the recent pace (absent outside those stages)."""
+    records_read: int | None = None
+    """Curation: session records read so far (their total is known only at the end)."""
+    source_bytes_read: int | None = None
+    """Curation: bytes of the source files read so far; `percent` is their share of sourceBytes."""
+    source_bytes: int | None = None
+    """Curation: the size of all source files."""
 
 
 class Metrics(StatusModel):

@@ -119,12 +119,15 @@ def training_job(job: JobRef, settings: Settings) -> Obj:
     spec = job.spec
     volumes, mounts = workspace_volumes(job, with_source=False, with_base_model=True)
     champion_volumes(job, volumes, mounts)
+    resources = training_resources(job)
     if spec.resources.gpus > 1:
-        # NCCL needs more shared memory than a container's default 64 MiB.
-        volumes.append({"name": "dshm", "emptyDir": {"medium": "Memory"}})
+        # NCCL needs more shared memory than a container's default 64 MiB. The tmpfs is memory the pod is charged
+        # for: bounded by what the container asks for, it cannot grow past the pod's share of the node.
+        shm = {"medium": "Memory", "sizeLimit": resources["requests"]["memory"]}
+        volumes.append({"name": "dshm", "emptyDir": shm})
         mounts.append({"name": "dshm", "mountPath": "/dev/shm"})
     container = trainer_image_container(
-        job, settings, name="train", module="finetune_trainer.train", resources=training_resources(job), mounts=mounts
+        job, settings, name="train", module="finetune_trainer.train", resources=resources, mounts=mounts
     )
     container["env"] = [
         *container["env"],

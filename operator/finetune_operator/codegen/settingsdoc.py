@@ -25,6 +25,8 @@ def _docstrings() -> dict[str, str]:
 def _default(value: object) -> str:
     if value == ():
         return "empty (all)"
+    if isinstance(value, bool):
+        return f"`{str(value).lower()}`"  # as the variable is spelled
     return f"`{value}`"
 
 

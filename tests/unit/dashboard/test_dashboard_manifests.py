@@ -7,6 +7,7 @@ from test_manifests import MANIFESTS, find, pod_templates, render, restricted_vi
 DASHBOARD_PERMISSIONS = {
     ("finetune.dev", "finetuningjobs"): {"get", "list", "watch"},
     ("finetune.dev", "modelversions"): {"get", "list", "watch"},
+    ("finetune.dev", "registeredmodels"): {"get", "list", "watch"},
     ("", "events"): {"get", "list", "watch"},
     ("", "pods"): {"get", "list", "watch"},
     ("", "pods/log"): {"get"},

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from typing import Any
 
 from finetune_dashboard import lookups, slim
 from finetune_dashboard.pages import job as job_page
@@ -11,7 +12,7 @@ from finetune_dashboard.pages import jobs as jobs_page
 from finetune_dashboard.pages import registry as registry_page
 from finetune_dashboard.pages.layout import page
 
-from .objects import job, metrics_map, version
+from .objects import Obj, job, metrics_map, version
 
 NOW = datetime(2026, 12, 3, 9, 10, tzinfo=UTC)
 HOSTILE = '<script>alert("owned")</script><img src=x onerror=alert(1)>'
@@ -132,3 +133,57 @@ def test_lookups_join_a_job_to_its_pods_events_and_version() -> None:
         (1.0, 2.0),
         (3.0, 1.0),
     ]
+
+
+def test_a_curating_job_shows_the_records_read_beside_its_byte_percentage_and_eta() -> None:
+    curating = job(
+        "big",
+        phase="Running",
+        progress={"stage": "Curating", "percent": 25, "recordsRead": 1_200_000, "estimatedSecondsRemaining": 90},
+    )
+    page = jobs_page.render({("team-a", "big"): curating}, {}, jobs_page.Filters(), NOW)
+    assert '<progress max="100" value="25" aria-label="Curating 25%, about 1m30s left">' in page
+    assert "curating: 1,200,000 records read · 25% · ETA 1m30s" in page
+
+
+def registered(name: str, namespace: str, **fields: Any) -> Obj:
+    return slim.registered_model({"metadata": {"name": name, "namespace": namespace}, **fields})
+
+
+def test_registry_shows_the_registered_models_aliases_and_each_versions_state() -> None:
+    versions = {
+        ("team-a", "m-v1.0.0"): version("m-v1.0.0", "team-a", "m", "1.0.0", "j1", "u1"),
+        ("team-a", "m-v1.1.0"): version("m-v1.1.0", "team-a", "m", "1.1.0", "j2", "u2"),
+    }
+    models = {
+        ("team-a", "m"): registered(
+            "m",
+            "team-a",
+            spec={"description": "the support bot", "aliases": {"champion": "1.0.0"}, "archived": ["1.1.0"]},
+            status={
+                "versions": [
+                    {"version": "1.1.0", "modelVersion": "m-v1.1.0", "state": "Archived"},
+                    {"version": "1.0.0", "modelVersion": "m-v1.0.0", "state": "Active", "aliases": ["champion"]},
+                ],
+                "aliases": {"champion": {"version": "1.0.0", "modelVersion": "m-v1.0.0"}},
+                "conditions": [{"type": "AliasesResolved", "status": "True"}],
+            },
+        ),
+        ("team-a", "orphan"): registered("orphan", "team-a", status={"versions": []}),
+    }
+    markup = registry_page.render(versions, {}, {}, models)
+    assert "<p>the support bot</p>" in markup
+    assert '<li>champion &rarr; <a href="#mv-team-a-m-v1.0.0">1.0.0</a></li>' in markup
+    newer, older = markup.split('id="mv-team-a-m-v1.1.0"')[1].split('id="mv-team-a-m-v1.0.0"')
+    assert "<td>Archived</td>" in newer and "<td>Active</td><td>champion</td>" in older
+    assert "orphan" in markup and "0 versions" in markup  # a model whose versions are all gone still shows
+    assert "conditions" not in str(models[("team-a", "m")])  # slimmed: the page does not show them
+
+
+def test_registry_escapes_descriptions_and_aliases_from_the_api() -> None:
+    models = {
+        ("ns", "m"): registered(
+            "m", "ns", spec={"description": HOSTILE}, status={"aliases": {HOSTILE: {"version": HOSTILE}}}
+        )
+    }
+    assert_inert(registry_page.render({}, {}, {}, models))

@@ -1,7 +1,8 @@
 import threading
 from typing import Any
 
-from finetune_trainer.train.background import BackgroundSend
+from finetune_trainer import report
+from finetune_trainer.background import BackgroundSend, run_write
 
 
 def test_a_slow_api_server_never_blocks_the_caller_and_only_the_latest_patch_waits() -> None:
@@ -39,3 +40,25 @@ def test_failures_are_logged_and_later_patches_still_go_out() -> None:
     send({"step": 2})
     assert send.flush(timeout=5)
     assert sent == [{"step": 2}]
+
+
+def test_handed_to_the_background_a_429_still_stretches_the_report_interval_and_the_caller_never_waits() -> None:
+    release = threading.Event()
+    statuses: list[dict[str, object]] = []
+    histories: list[dict[str, object]] = []
+
+    def throttled(patch: dict[str, object]) -> None:
+        release.wait(timeout=10)
+        statuses.append(patch)
+        raise report.Refused("throttled", 429)
+
+    reporter = report.Reporter(send=throttled, send_history=histories.append, interval=10.0)
+    reporter.handoff = BackgroundSend(run_write)
+    assert reporter.report({"step": 1}, "Training", 0.0, history=lambda: {"series": {"trainLoss": [[1, 2.0]]}})
+    assert reporter.interval == 10.0  # the write is still out: the caller went on without waiting for it
+    release.set()
+    assert isinstance(reporter.handoff, BackgroundSend) and reporter.handoff.flush(timeout=5)
+    assert statuses == [{"step": 1}]
+    assert histories == [{"data": {"history.json": '{"series":{"trainLoss":[[1,2.0]]}}'}}]
+    assert reporter.interval == 18.0  # doubled by the refused status, relaxed 10% by the quick history write
+    assert not reporter.report({"step": 2}, "Training", 15.0)  # not due under the stretched interval

@@ -22,11 +22,12 @@ from pydantic import ValidationError
 
 from finetune_operator.api import CurationSpec, JobConfig, TerminationMessage
 from finetune_operator.api.contract import ExitCode, Reason, exit_code_for
-from finetune_trainer import termination, worklog
+from finetune_trainer import report, termination, worklog
 from finetune_trainer.curate import summary, workers
 from finetune_trainer.curate.assess import Rules
 from finetune_trainer.curate.output import DatasetWriter
 from finetune_trainer.curate.pipeline import Curator
+from finetune_trainer.curate.progress import CurationProgress, in_background
 from finetune_trainer.curate.settings import (
     DEFAULT_MAX_LINE_BYTES,
     DEFAULT_MAX_MALFORMED_FRACTION,
@@ -137,8 +138,11 @@ def run(settings: Settings, job: dict[str, Any]) -> dict[str, Any]:
         if is_storage_full(error):
             raise _storage_failure(settings.output_dir, error, volume_usage(settings.output_dir)) from error
         raise
+    progress = curation_progress(job, sources, input_bytes)
     try:
-        tally = Curator(rules, writer, settings.max_line_bytes, threads).run(sources)
+        tally = Curator(rules, writer, settings.max_line_bytes, threads, progress).run(sources)
+        if progress is not None:
+            progress.finish(tally.records)
         failure = summary.verdict(tally, settings)
         if failure:
             writer.abort()
@@ -154,6 +158,14 @@ def run(settings: Settings, job: dict[str, Any]) -> dict[str, Any]:
             raise _storage_failure(settings.output_dir, error, at_failure) from error
         raise
     return summary.dataset_summary(sources, tally, outputs)
+
+
+def curation_progress(job: dict[str, Any], sources: list[SourceStats], input_bytes: int) -> CurationProgress | None:
+    """A job's curation pod reports its progress in the job's status; a CLI run without a job config does not."""
+    if not job:
+        return None
+    reporter = in_background(report.from_environment(str(job["name"]), str(job["namespace"])))
+    return CurationProgress(reporter, sources, input_bytes)
 
 
 def _storage_failure(directory: Path, error: BaseException, at_failure: tuple[int, int] | None) -> JobFailed:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import sys
 import time
 from collections import Counter, deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -46,8 +46,16 @@ class Tally:
 
 
 class Curator:
-    def __init__(self, rules: Rules, writer: DatasetWriter, max_line_bytes: int, workers: int = 1) -> None:
+    def __init__(
+        self,
+        rules: Rules,
+        writer: DatasetWriter,
+        max_line_bytes: int,
+        workers: int = 1,
+        progress: Callable[[int], None] | None = None,
+    ) -> None:
         self._rules = rules
+        self._progress = progress  # told the records read after each block (curate.progress reports when due)
         self._writer = writer
         self._max_line_bytes = max_line_bytes
         self._workers = workers
@@ -101,6 +109,8 @@ class Curator:
             self._consume_block(batch, assessed)
         if tally.records // _PROGRESS_EVERY != before // _PROGRESS_EVERY:
             self._log_progress()
+        if self._progress is not None:
+            self._progress(tally.records)
 
     def _consume_block(self, batch: Batch, assessed: Assessed) -> None:
         tally = self.tally

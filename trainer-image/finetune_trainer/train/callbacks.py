@@ -16,9 +16,9 @@ import torch.distributed as dist
 from transformers import TrainerCallback
 
 from finetune_trainer import report
+from finetune_trainer.background import BackgroundSend
 from finetune_trainer.history import History
 from finetune_trainer.train import checkpoints, jsonlog
-from finetune_trainer.train.background import BackgroundSend
 
 STAGE_TRAINING = "Training"
 STAGE_EVALUATING = "Evaluating"
@@ -118,8 +118,9 @@ class Progress(TrainerCallback):  # type: ignore[misc]  # transformers is typed 
 
     def flush(self) -> None:
         """Wait (bounded) until the last status patch is out: before the process ends."""
-        if isinstance(self.reporter.send, BackgroundSend):
-            self.reporter.send.flush(report.REQUEST_TIMEOUT_SECONDS)
+        if isinstance(self.reporter.handoff, BackgroundSend):
+            # a report is up to three requests: the pacing read, the status and the history
+            self.reporter.handoff.flush(3 * report.REQUEST_TIMEOUT_SECONDS)
 
     def send(self, stage: str, force: bool = False) -> None:
         if not self.is_rank_zero:

@@ -22,6 +22,7 @@ from finetune_operator.api import JobConfig
 from finetune_operator.api.contract import Reason
 from finetune_operator.api.jobconfig import Champion
 from finetune_trainer import report, worklog
+from finetune_trainer.background import BackgroundSend, run_write
 from finetune_trainer.failures import JobFailed
 from finetune_trainer.tracking.tracker import Tracker
 from finetune_trainer.train import (
@@ -42,7 +43,6 @@ from finetune_trainer.train import (
     tracking,
 )
 from finetune_trainer.train.arguments import sft_arguments
-from finetune_trainer.train.background import BackgroundSend
 from finetune_trainer.train.callbacks import STAGE_EVALUATING, Checkpointing, GracefulStop, Progress
 from finetune_trainer.train.collate import (
     FlattenedSamplesCollator,
@@ -228,7 +228,7 @@ def status_reporter(job: JobConfig, environ: Mapping[str, str], rank: int) -> re
     """Rank 0's throttled status patches, sent from a background thread (see `background`)."""
     reporter = report.from_environment(job.job.name, job.job.namespace, environ)
     if rank == 0:
-        reporter.send = BackgroundSend(reporter.send)
+        reporter.handoff = BackgroundSend(run_write)
     return reporter
 
 
