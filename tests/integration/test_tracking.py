@@ -18,6 +18,7 @@ import pytest
 import yaml
 from operator_harness import OperatorProcess, get_job, wait_phase
 
+from finetune_trainer.tracking.mlflow import MlflowClient
 from localservers import MlflowServer
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -30,6 +31,8 @@ SESSIONS = REPO / "manifests" / "samples" / "data" / "sessions.jsonl"
 def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
     server = MlflowServer(tmp_path_factory.mktemp("mlflow"))
     server.start(timeout=300)
+    # The first run search takes seconds (lazy imports): paid here, not by the trainer's 10 s request timeout.
+    MlflowClient(server.url, {}, timeout=300).call("POST", "runs/search", {"experiment_ids": ["0"], "max_results": 1})
     yield server
     server.stop()
 

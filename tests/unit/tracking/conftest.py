@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from finetune_trainer.tracking.mlflow import MlflowClient
 from localservers import MlflowServer
 
 
@@ -17,8 +18,15 @@ from localservers import MlflowServer
 def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
     server = MlflowServer(tmp_path_factory.mktemp("mlflow"))
     server.start(timeout=300)
+    warm_up(server.url)
     yield server
     server.stop()
+
+
+def warm_up(server_url: str) -> None:
+    """The server's first run search takes seconds (lazy imports, SQLite migrations) and can outlast the
+    trainer's 10 s request timeout on a loaded machine: pay it here, not in the test's first request."""
+    MlflowClient(server_url, {}, timeout=300).call("POST", "runs/search", {"experiment_ids": ["0"], "max_results": 1})
 
 
 def rest(server_url: str, endpoint: str, query: dict[str, str]) -> Any:
