@@ -32,7 +32,7 @@ RESTRICTED_CONTAINER = {"readOnlyRootFilesystem": True, "allowPrivilegeEscalatio
 # Writes outside the volumes: the root, the project's checkout (a Python path the pod sees), the interpreter.
 PROBE = textwrap.dedent(
     """
-    import errno, json, os, pathlib, sys
+    import errno, json, os, pathlib, socket, sys
     def attempt(path):
         try:
             pathlib.Path(path).write_text("x")
@@ -43,7 +43,7 @@ PROBE = textwrap.dedent(
         "uid": os.getuid(), "gid": os.getgid(), "groups": sorted(os.getgroups()),
         "volume": attempt("/data/out.txt"), "emptyDir": attempt("/scratch/out.txt"),
         "root": attempt("/fto-probe"), "checkout": attempt(sys.argv[1] + "/fto-probe"),
-        "python": attempt(sys.base_prefix + "/fto-probe"),
+        "python": attempt(sys.base_prefix + "/fto-probe"), "hostname": socket.gethostname(),
     }
     open("/dev/termination-log", "w").write(json.dumps(report))
     """
@@ -76,6 +76,7 @@ def test_agent_pod_runs_as_its_user_and_groups_with_a_read_only_root(
     assert finished.status.phase == "Succeeded", terminated
     report = json.loads(terminated.message)
     assert (report["uid"], report["gid"]) == (1000, 3000), report
+    assert report["hostname"] == "restricted", report  # its own UTS namespace, named after the pod
     assert 2000 in report["groups"], report
     assert (report["volume"], report["emptyDir"]) == ("written", "written"), report
     assert (report["root"], report["checkout"], report["python"]) == ("EROFS", "EROFS", "EROFS"), report

@@ -22,6 +22,8 @@ from rbac import username
 
 import localcluster
 import strictyaml
+from finetune_operator.config import Settings
+from finetune_trainer.train import lineage
 from localcluster import audit
 from support.fixtures import Kubectl
 
@@ -80,7 +82,8 @@ def assert_trainer_reported_live(
     assert reports and all(audit.code(e) == 200 for e in reports), [
         (audit.code(e), e["requestObject"]) for e in reports
     ]
-    progress = [e["requestObject"]["status"]["progress"] for e in reports]
+    # Reports carry progress, or only the memory plan the trainer sends before loading the weights.
+    progress = [e["requestObject"]["status"]["progress"] for e in reports if "progress" in e["requestObject"]["status"]]
     assert any(0 < p["step"] < p["totalSteps"] and p["stage"] == "Training" for p in progress), progress
     # What a user watching the job saw: a step below the total while Running.
     mid_run = [s for s in watched if s.get("phase") == "Running" and 0 < (s.get("progress") or {}).get("step", 0)
@@ -89,7 +92,7 @@ def assert_trainer_reported_live(
     # Evaluating came from the trainer's stage report (reason Evaluating), not from the pod's exit (Registering).
     events = list(audit.events(cluster.state_dir, since))
     reported = next(i for i, e in enumerate(events) if e in reports and
-                    e["requestObject"]["status"]["progress"]["stage"] == "Evaluating")  # fmt: skip
+                    e["requestObject"]["status"].get("progress", {}).get("stage") == "Evaluating")  # fmt: skip
     evaluating = [i for i, e in enumerate(events) if e["user"]["username"] == username()
                   and audit.resource(e) == "finetuningjobs/status"
                   and (e.get("requestObject") or {}).get("status", {}).get("reason") == "Evaluating"]  # fmt: skip
@@ -99,6 +102,21 @@ def assert_trainer_reported_live(
     training_log = kubectl("-n", namespace, "logs", pod)  # through the node agent's log endpoint
     assert '"event": "succeeded"' in training_log, training_log[-2000:]
     assert "status update failed" not in training_log, training_log
+
+
+def assert_lineage(mv: dict[str, Any], metadata: dict[str, Any], workspace: Path) -> None:
+    """The ModelVersion records what training really used: the trainer's resolved configuration (the same
+    configHash as the model folder's metadata.json, defaults the spec never set included), the base model's
+    location and config+weight-index digest, and the operator's default trainer image."""
+    resolved = mv["hyperparameters"]
+    assert resolved["configHash"] == metadata["configHash"]
+    for snake, value in metadata["training"].items():
+        camel = snake.split("_")[0] + "".join(part.capitalize() for part in snake.split("_")[1:])
+        if camel not in ("baseModel", "datasetSha256"):
+            assert resolved[camel] == value, (camel, resolved.get(camel), value)
+    assert mv["baseModelLocation"] == "builtin://tiny-gpt"
+    assert mv["baseModelDigest"] == lineage.base_model_digest(workspace / "builtin-model" / "tiny-gpt")
+    assert (mv["trainerImage"], mv["trainerImageDefault"]) == (Settings().trainer_image, True)
 
 
 def test_quickstart_curates_trains_evaluates_and_registers_for_real(
@@ -145,6 +163,7 @@ def test_quickstart_curates_trains_evaluates_and_registers_for_real(
     model = workspace / mv["spec"]["artifact"]["path"]
     assert list(model.rglob("*.safetensors")), sorted(p.name for p in model.rglob("*"))
     assert (model / "metadata.json").exists()
+    assert_lineage(mv["spec"], json.loads((model / "metadata.json").read_text()), workspace)
 
     # Events tell the story, every transition in order (polling above can miss a short phase).
     events = json.loads(

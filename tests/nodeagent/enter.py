@@ -1,22 +1,26 @@
-"""Runs inside `unshare --mount --propagation private`: mounts a container's filesystem view, then execs it.
+"""Runs inside `unshare --mount --uts --propagation private`: mounts a container's filesystem view, names the
+host after the pod, then execs it.
 
     python -m nodeagent.enter <spec.json>
 
 spec.json: {"binds": [{"source", "target", "readOnly"}], "argv": [...], "workingDir": "/...",
 "runtimePaths": [host folders the process needs whatever the pod mounts: the checkout, the venv],
-"user": {"uid", "gid", "groups", "readOnlyRoot"}}.
+"user": {"uid", "gid", "groups", "readOnlyRoot"}, "hostname": the pod's}.
 In order: host folders the container's user cannot traverse (/root, holding the Python installation) are
 covered with an empty tmpfs through which only the runtime paths are bound back; the volumes are bind-mounted;
 with readOnlyRoot every other mount of the view is remounted read-only (only /proc, /sys and /dev stay as they
-are, as a container runtime mounts them separately); then the process takes the container's user and groups
-and execs its command. The mounts are private to this process and its children; the host never sees them.
-Missing mountpoints are created on the host (empty dirs or files), as the package docstring warns.
+are, as a container runtime mounts them separately); then the hostname becomes the pod's (its own UTS namespace:
+a process that names itself after its host, as Kopf's peering identity does, names the pod); then the process
+takes the container's user and groups and execs its command. The mounts are private to this process and its
+children; the host never sees them. Missing mountpoints are created on the host (empty dirs or files), as the
+package docstring warns.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import socket
 import stat
 import subprocess
 import sys
@@ -120,6 +124,7 @@ def main() -> None:
     if user["readOnlyRoot"]:
         writable = [Path(b["target"]) for b in spec["binds"] if not b["readOnly"]]
         _read_only_root(writable, rebound)
+    socket.sethostname(spec["hostname"])
     _take_identity(user)
     os.chdir(spec["workingDir"])
     argv = spec["argv"]

@@ -1,6 +1,6 @@
 """One thread per pod: volumes, init containers, containers, status, graceful deletion.
 
-Each container runs as `unshare --mount --propagation private <python> enter.py <spec>` in its own
+Each container runs as `unshare --mount --uts --propagation private <python> enter.py <spec>` in its own
 session (so it and its children can be signalled as a group); enter.py bind-mounts the volumes
 and execs the container's command, keeping the PID. Restarts (restartPolicy OnFailure/Always)
 back off 1, 2, 4, 8, then 10 s, shorter than a kubelet's 10 s..5 min so tests stay quick.
@@ -79,6 +79,8 @@ class _Container:
             "workingDir": self.spec.working_dir or "/",
             "runtimePaths": RUNTIME_PATHS,
             "user": user.as_json(),
+            # A kubelet names the pod's UTS namespace after the pod (spec.hostname if set), at most 63 characters.
+            "hostname": (pod.spec.hostname or pod.metadata.name)[:63],
         }
         os.chown(self.termination_file, user.uid, user.gid)
         self.spec_file.parent.mkdir(parents=True, exist_ok=True)
@@ -87,7 +89,16 @@ class _Container:
         run = self.state.restart_count + (1 if self.state.terminated else 0)
         self.recorder = containerlog.Recorder(containerlog.run_file(self.log_folder, run))
         self.proc = subprocess.Popen(
-            ["unshare", "--mount", "--propagation", "private", sys.executable, str(_ENTER), str(self.spec_file)],
+            [
+                "unshare",
+                "--mount",
+                "--uts",
+                "--propagation",
+                "private",
+                sys.executable,
+                str(_ENTER),
+                str(self.spec_file),
+            ],
             env=env,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
