@@ -212,3 +212,16 @@ def test_the_operator_is_refused_outside_its_remit(kubectl: Kubectl, namespace: 
     binding["subjects"] = [{"kind": "ServiceAccount", "name": "default", "namespace": namespace}]
     refused = kubectl_as(as_operator, "create", "-f", "-", stdin=json.dumps(binding))
     assert refused.returncode != 0 and "binds only" in refused.stderr, refused.stderr
+
+
+@pytest.mark.parametrize(
+    "request_args",
+    [("get", "configmaps"), ("get", "configmaps", "--watch-only", "--request-timeout=5s"), ("get", "pod", "any")],
+    ids=["list-configmaps", "watch-configmaps", "get-one-pod"],
+)
+def test_the_operator_holds_no_verb_it_does_not_use(
+    namespace: str, as_operator: Path, request_args: tuple[str, ...]
+) -> None:
+    """RBAC itself, not a policy: verbs the operator never uses are not in its ClusterRole (least privilege)."""
+    refused = kubectl_as(as_operator, *request_args, "-n", namespace)
+    assert refused.returncode != 0 and "forbidden" in refused.stderr.lower(), refused.stderr

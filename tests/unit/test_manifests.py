@@ -39,9 +39,9 @@ OPERATOR_PERMISSIONS: dict[tuple[str, str], set[str]] = {
     ("finetune.dev", "registeredmodels"): {"get", "list", "watch", "create", "patch"},
     ("finetune.dev", "registeredmodels/status"): {"get", "patch"},
     ("", "persistentvolumeclaims"): {"get", "list", "watch", "create"},
-    ("", "configmaps"): {"get", "list", "watch", "create", "patch"},
+    ("", "configmaps"): {"get", "create", "patch"},  # no list/watch: it reads only named ConfigMaps
     ("", "serviceaccounts"): {"get", "create"},
-    ("", "pods"): {"get", "list", "watch"},
+    ("", "pods"): {"list", "watch"},  # the watch index and the sweep's list; never one pod by name
     ("", "events"): {"create", "patch", "list"},
     ("events.k8s.io", "events"): {"create", "patch"},
     ("rbac.authorization.k8s.io", "roles"): {"get", "create"},
