@@ -91,6 +91,8 @@ def base_model_location(spec: FineTuningJobSpec) -> str:
     base = spec.base_model
     if base.builtin is not None:
         return f"builtin://{base.builtin.value}"
+    if base.s3 is not None:
+        return base.s3.uri
     if base.pvc is not None:
         return f"pvc://{base.pvc}/{str(base.path).lstrip('/')}"
     return f"file://{base.path}"

@@ -22,6 +22,8 @@ from operator_harness import OperatorProcess, wait_phase
 
 import strictyaml
 from finetune_trainer.objectstore.client import Endpoint, Use, credential_env_name, make_client
+from finetune_trainer.train.lineage import base_model_digest
+from finetune_trainer.train.tinygpt import ensure_tiny_gpt
 from localservers import S3Server
 from support.fixtures import Kubectl
 
@@ -91,19 +93,36 @@ def read_object(client: Any, bucket: str, key: str) -> bytes:
         response.release_conn()
 
 
-def test_sessions_from_a_bucket_train_to_completed_the_model_goes_to_a_bucket_and_the_secret_stays_secret(
-    kubectl: Kubectl, namespace: str, operator_process: OperatorProcess, s3_server: S3Server, bucket: str
+def test_sessions_and_base_model_from_a_bucket_train_to_completed_the_model_goes_to_a_bucket_secret_stays_secret(
+    kubectl: Kubectl,
+    namespace: str,
+    operator_process: OperatorProcess,
+    s3_server: S3Server,
+    bucket: str,
+    tmp_path: Path,
 ) -> None:
     credentials_secret(kubectl, namespace, "logs-reader", s3_server.access_key, s3_server.secret_key)
     uri = f"s3://{bucket}/sessions/2026-11/*.jsonl*"
     body = s3_job("from-s3", s3_server, uri, "logs-reader", output=f"s3://{bucket}/trained")
+    # The base model from the bucket too: a tiny-gpt folder built here, as a team would upload its model.
+    built = ensure_tiny_gpt(tmp_path / "tiny-gpt", (line.decode() for line in SESSIONS.read_bytes().splitlines()), 7)
+    client = make_client(Endpoint(s3_server.url), environ_for(s3_server, Use.BASE_MODEL), Use.BASE_MODEL)
+    for path in sorted(p for p in built.rglob("*") if p.is_file()):
+        client.fput_object(bucket, f"models/tiny-gpt/{path.relative_to(built).as_posix()}", str(path))
+    secret = {"name": "logs-reader"}
+    base = {"uri": f"s3://{bucket}/models/tiny-gpt", "endpoint": s3_server.url, "secretRef": secret}
+    body["spec"]["baseModel"] = {"name": "tiny-gpt", "s3": base}
     kubectl("-n", namespace, "apply", "-f", "-", stdin=yaml.safe_dump(body))
     job = wait_phase(kubectl, namespace, "from-s3", ("Completed",), timeout=600, operator=operator_process)
     dataset = job["status"]["dataset"]
     assert dataset["sourceFiles"] == 2, dataset  # the README is outside the glob
+
     assert dataset["sourceRecords"] == len(SESSIONS.read_bytes().splitlines())
     mv = json.loads(kubectl("-n", namespace, "get", "mv", job["status"]["model"]["modelVersion"], "-o", "json"))
     assert mv["spec"]["dataset"]["source"] == uri
+    # Trained from the downloaded folder: the weights the trainer fingerprinted are the ones built here.
+    assert mv["spec"]["baseModelLocation"] == f"s3://{bucket}/models/tiny-gpt"
+    assert mv["spec"]["baseModelDigest"] == base_model_digest(built)
 
     # The model went to the bucket (spec.output.s3) by the copy Job; the ModelVersion points at that folder, and
     # its digest is the SHA-256 of the uploaded SHA256SUMS, whose every line matches the uploaded file.

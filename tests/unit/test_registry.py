@@ -258,6 +258,7 @@ def test_model_version_records_what_the_trainer_resolved_and_the_base_model_iden
         ({"name": "tiny", "builtin": "tiny-gpt"}, "builtin://tiny-gpt"),
         ({"name": "in-image", "path": "/models/llama"}, "file:///models/llama"),
         ({"name": "on-claim", "pvc": "models", "path": "/llama"}, "pvc://models/llama"),
+        ({"name": "in-a-bucket", "s3": {"uri": "s3://models/llama-3-8b/"}}, "s3://models/llama-3-8b/"),
     ],
 )
 def test_base_model_location(base: Obj, location: str) -> None:
