@@ -30,9 +30,10 @@ def wait_established(kubeconfig: Path, names: Iterable[str], timeout: float = 60
     while waiting:
         found = run_kubectl(kubeconfig, "get", "crd", "--ignore-not-found", "-o", "json", *waiting)
         if found.returncode == 0:
-            ready = {
-                c["metadata"]["name"] for c in json.loads(found.stdout or '{"items": []}')["items"] if _established(c)
-            }
+            document = json.loads(found.stdout or '{"items": []}')
+            # One name gives the object itself, several a List.
+            crds = document.get("items", [document])
+            ready = {c["metadata"]["name"] for c in crds if _established(c)}
             waiting = [name for name in waiting if name not in ready]
         if not waiting:
             return
