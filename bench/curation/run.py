@@ -5,7 +5,10 @@
 For each size: sessions/s and peak RSS of `python -m finetune_trainer.curate`
 (with its worker processes) and of bench/curation/baseline.py, each a fresh
 process timed from start to exit (imports included); peak RSS is the sum over
-the process tree, sampled every 50 ms; CPU seconds come from the kernel's
+the process tree of each process's own peak as the kernel keeps it (VmHWM, read
+every 50 ms, so a short peak between two reads still counts; a single process's
+ru_maxrss at its exit); as the processes need not peak at once, it is an upper
+bound; CPU seconds come from the kernel's
 accounting of finished children. Each command's input is read once before it runs, so
 both read from the page cache. The CPU ratio (baseline CPU s / curator CPU s)
 is what to read on a shared, busy machine, where wall time depends on
@@ -51,12 +54,13 @@ class Measurement:
     peak_rss_mb: float
 
 
-def _tree_rss(process: psutil.Process) -> int:
-    total = 0
+def _high_water_marks(process: psutil.Process, marks: dict[int, int]) -> None:
+    """Records each live member's VmHWM, the kernel's own peak RSS of that process (bytes), into `marks`."""
     for member in [process, *process.children(recursive=True)]:
-        with contextlib.suppress(psutil.Error):
-            total += member.memory_info().rss
-    return total
+        with contextlib.suppress(OSError, psutil.Error):
+            for line in Path(f"/proc/{member.pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    marks[member.pid] = max(marks.get(member.pid, 0), int(line.split()[1]) * 1024)
 
 
 def best_of(repeat: int, command: list[str]) -> Measurement:
@@ -77,18 +81,26 @@ def measure(command: list[str], first_on_path: Path | None = None) -> Measuremen
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     process = subprocess.Popen(command, env={**os.environ, "PYTHONPATH": path}, stdout=subprocess.DEVNULL)
     started = time.perf_counter()
-    watched, peak = psutil.Process(process.pid), 0
-    while process.poll() is None:
-        with contextlib.suppress(psutil.Error):
-            peak = max(peak, _tree_rss(watched))
+    watched = psutil.Process(process.pid)
+    marks: dict[int, int] = {}
+    while True:
+        _high_water_marks(watched, marks)
+        pid, status, usage = os.wait4(process.pid, os.WNOHANG)
+        if pid:
+            break
         time.sleep(0.05)
     elapsed = time.perf_counter() - started
+    process.returncode = os.waitstatus_to_exitcode(status)
     if process.returncode != 0:
         raise SystemExit(f"{command} exited {process.returncode}")
+    if len(marks) == 1:
+        # A single process (pandas): its peak, exact at exit (wait4's ru_maxrss also covers its waited-for
+        # children, so with workers it would count the largest of them twice).
+        marks[process.pid] = max(marks[process.pid], usage.ru_maxrss * 1024)
     # Counts the command and the processes it waited for (the curator's workers).
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
-    return Measurement(elapsed, cpu, peak / 1e6)
+    return Measurement(elapsed, cpu, sum(marks.values()) / 1e6)
 
 
 def warm(path: Path) -> None:

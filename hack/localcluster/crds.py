@@ -30,9 +30,9 @@ def wait_established(kubeconfig: Path, names: Iterable[str], timeout: float = 60
     while waiting:
         found = run_kubectl(kubeconfig, "get", "crd", "--ignore-not-found", "-o", "json", *waiting)
         if found.returncode == 0:
-            document = json.loads(found.stdout or '{"items": []}')
-            # One name gives the object itself, several a List.
-            crds = document.get("items", [document])
+            listed = json.loads(found.stdout or '{"items": []}')
+            # kubectl prints one object, not a List, when it was given a single name.
+            crds = listed.get("items", [listed] if listed.get("kind") == "CustomResourceDefinition" else [])
             ready = {c["metadata"]["name"] for c in crds if _established(c)}
             waiting = [name for name in waiting if name not in ready]
         if not waiting:

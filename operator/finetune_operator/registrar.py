@@ -38,7 +38,11 @@ class Registrar:
         self.clock = clock
 
     def ensure(self, namespace: str, model_name: str) -> bool:
-        """Create the model's RegisteredModel if it does not exist yet; True when created now."""
+        """Create the model's RegisteredModel if it does not exist yet; True when created now.
+
+        Read first: every registration after a model's first would otherwise be a refused (409) write."""
+        if self.kube.get("RegisteredModel", namespace, model_name) is not None:
+            return False
         return self.kube.create(modelregistry.registered_model(namespace, model_name))
 
     def promote(self, namespace: str, model_name: str, alias: str, version: str) -> Promotion | None:

@@ -22,12 +22,12 @@ from finetune_operator.runtime import JobSummary, Runtime
 log = logging.getLogger(__name__)
 
 TERMINAL = {p.value for p in TERMINAL_PHASES}
-# Jobs waiting for something that is not theirs (no watch event tells when it appears, frees up or goes away),
-# and jobs whose workload is starting (a refusal of its pods is an Event, which no watch delivers): re-read
-# every sweep.
-WAITING_FOR_AN_OBJECT = frozenset(
-    {"SourceNotFound", "ModelStoreNotFound", "QuotaExceeded", "NameCollision", "CurationStarting", "TrainingStarting"}
-)
+# Jobs waiting for something that is not theirs (no watch event tells when it appears, frees up or goes away):
+# re-read from the API every sweep.
+WAITING_FOR_AN_OBJECT = frozenset({"SourceNotFound", "ModelStoreNotFound", "QuotaExceeded", "NameCollision"})
+# Jobs whose workload is starting: a refusal of its pods is an Event, which no watch delivers. Reconciled from the
+# watch indexes (no reads), so the only call is the Events list of a workload that still has no pods.
+STARTING = frozenset({"CurationStarting", "TrainingStarting"})
 
 
 def phase_counts(summaries: Iterable[JobSummary]) -> dict[str, int]:
@@ -76,6 +76,8 @@ async def _sweep_job(runtime: Runtime, uid: str, job: JobSummary, now: datetime)
         await asyncio.to_thread(kube.delete, "FineTuningJob", job.namespace, job.name)
     elif job.phase not in TERMINAL and job.reason in WAITING_FOR_AN_OBJECT:
         runtime.enqueue(uid, lambda: views.from_api(kube, job.namespace, job.name), fresh=True)
+    elif job.phase not in TERMINAL and job.reason in STARTING:
+        runtime.enqueue(uid, lambda: views.from_indexes(uid, runtime))
 
 
 async def sweep_once(runtime: Runtime) -> None:

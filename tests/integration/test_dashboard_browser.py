@@ -5,7 +5,8 @@ must turn the job Completed by itself (live updates, no reload). Then the job pa
 keyboard, draws the curves with the points the trainer recorded, and the registry page shows the version and
 links back to the job; last, the job page tails the training log (pods/log, served by the node agent as by a
 kubelet). On the way: the curation pod reported its progress with the job's own identity (its last report's
-records read equal the dataset's). Screenshots are kept under $FTO_ARTIFACTS_DIR/dashboard (default:
+records read equal the dataset's), and the demo's tiny model visibly learns (the last recorded train loss at
+most half the first). Screenshots are kept under $FTO_ARTIFACTS_DIR/dashboard (default:
 test-artifacts/dashboard in the checkout).
 """
 
@@ -53,7 +54,7 @@ def test_the_dashboard_shows_a_really_trained_job_live_with_curves_logs_and_its_
     chromium = browser_path()
     sync_api = pytest.importorskip("playwright.sync_api")
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    setup(kubectl, namespace, quickstart("shown"))
+    setup(kubectl, namespace, quickstart("shown", epochs=3))  # the demo's job as manifests/samples has it
     log = cluster.state_dir / "logs" / "dashboard-browser.log"
     with (
         DashboardProcess(cluster.kubeconfig, log, "--namespace", namespace) as dashboard,
@@ -92,6 +93,8 @@ def test_the_dashboard_shows_a_really_trained_job_live_with_curves_logs_and_its_
         series = recorded_series(kubectl, namespace, "shown")
         points = {name: len(values) for name, values in series.items()}
         assert points["trainLoss"] >= 2 and points["evalLoss"] >= 1, points
+        first_loss, last_loss = series["trainLoss"][0][1], series["trainLoss"][-1][1]
+        assert last_loss <= first_loss / 2, f"the demo's model barely learned: train loss {first_loss} -> {last_loss}"
         for series, name in (("train loss", "trainLoss"), ("eval loss", "evalLoss"), ("learning rate", "learningRate"),
                              ("tokens/s", "tokensPerSecond")):  # fmt: skip
             drawn = page.locator(f'polyline[data-series="{series}"]')

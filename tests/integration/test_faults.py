@@ -108,12 +108,15 @@ MOMENTS = [*IDLE_MOMENTS, *CRASH_POINTS]
 OPERATOR_CREATES = {
     ("persistentvolumeclaims", "job-workspace"),
     ("configmaps", "job-config"),
+    ("configmaps", "job-metrics"),  # the trainer's metric history
+    ("configmaps", "finetune-report-pacing"),  # one per namespace with running jobs
     ("serviceaccounts", "job-trainer"),
     ("roles", "job-trainer"),
     ("rolebindings", "job-trainer"),
     ("jobs", "job-curate"),
     ("jobs", "job-train"),
     ("modelversions", "support-agent-v0.0.1"),
+    ("registeredmodels", "support-agent"),  # with its first version
 }
 
 

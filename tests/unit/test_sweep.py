@@ -101,6 +101,9 @@ def test_ttl_expired(completion: str | None, ttl: Any, expired: bool) -> None:
         ("Evaluating", "ModelStoreNotFound", True),  # trained; the store claim appears later: no event says so
         ("Evaluating", "Publishing", False),
         ("Failed", "SourceNotFound", False),
+        ("Pending", "QuotaExceeded", True),  # freed quota sends the job no event
+        ("Pending", "CurationStarting", True),  # a refusal of its pods is only an Event
+        ("Pending", "CurationFailed", False),
     ],
 )
 def test_jobs_waiting_for_an_object_that_is_not_theirs_are_reconciled_again(
