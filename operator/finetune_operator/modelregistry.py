@@ -164,6 +164,8 @@ def champion_for(
     if version in (model_spec.get("archived") or []):
         return None, f"{named}, which is archived"
     artifact = _spec(mv).get("artifact") or {}
+    if not artifact.get("pvc"):  # spec.output.s3: the training pod mounts the champion's claim, a bucket has none
+        return None, f"{named}, whose model is in a bucket ({artifact.get('uri')}); compareTo reads models on a claim"
     adapter = bool(artifact.get("adapter"))
     if adapter and _spec(mv).get("baseModel") != spec.base_model.name:
         base = _spec(mv).get("baseModel")

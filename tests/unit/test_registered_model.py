@@ -150,6 +150,12 @@ def adapter(number: str, base: str = "llama") -> dict[str, Any]:
     return mv
 
 
+def in_a_bucket(mv: dict[str, Any]) -> dict[str, Any]:
+    """The version as spec.output.s3 registers it: its artifact is a folder in a bucket, on no claim."""
+    mv["spec"]["artifact"] = {"uri": f"s3://trained/support-bot/{mv['spec']['version']}/", "adapter": True}
+    return mv
+
+
 def registered(aliases: dict[str, str], archived: list[str] | None = None) -> dict[str, Any]:
     return {"metadata": {"name": "support-bot"}, "spec": {"aliases": aliases, "archived": archived or []}}
 
@@ -196,6 +202,12 @@ def test_nothing_to_compare_against_trains_without_the_gate(
             [adapter("1.4.0", base="mistral")],
             "llama",
             "a LoRA adapter on base model mistral; this job trains llama",
+        ),
+        (
+            registered({"champion": "1.4.0"}),
+            [in_a_bucket(adapter("1.4.0"))],
+            "llama",
+            "whose model is in a bucket (s3://trained/support-bot/1.4.0/)",
         ),
     ],
 )
