@@ -15,11 +15,16 @@ fi
 # The curation step's compiled hot path (trainer-image/native, Rust + pyo3), a dependency of the [trainer]
 # extra that no index serves: built once per hash of its sources (cargo and maturin come from crates.io and
 # PyPI; a cold build takes a few minutes) and cached as a wheel, installed before the project needs it.
-NATIVE=trainer-image/native
+# The key is the hash of a snapshot, and the snapshot is what gets built: hashing the checkout and then building
+# from it let a source change during the build file a wheel under another source's key.
+NATIVE=$(mktemp -d)
+trap 'rm -rf "$NATIVE"' EXIT
+cp -r trainer-image/native/. "$NATIVE"
+rm -rf "$NATIVE/target"
 key=$(cd "$NATIVE" && cat Cargo.toml Cargo.lock pyproject.toml finetune_curate_native.pyi src/*.rs | sha256sum | cut -c1-16)
 wheels="$CACHE/wheels/finetune-curate-native-$key"
 if ! compgen -G "$wheels/*.whl" >/dev/null; then
-  command -v cargo >/dev/null || { echo "hack/venv.sh: building $NATIVE needs a Rust toolchain (https://rustup.rs)" >&2; exit 1; }
+  command -v cargo >/dev/null || { echo "hack/venv.sh: building trainer-image/native needs a Rust toolchain (https://rustup.rs)" >&2; exit 1; }
   mkdir -p "$CACHE/wheels"
   staging=$(mktemp -d "$wheels.XXXXXX")
   # Cargo's build directory is shared by every clone, so a source change recompiles only this crate.
