@@ -61,6 +61,7 @@ def running(state: Path) -> bool:
 def start(info: ClusterInfo) -> None:
     """Installs Kueue's CRDs and starts the manager with its webhooks registered (idempotent)."""
     from .cluster import kubectl
+    from .crds import wait_established
 
     state = info.state_dir
     if running(state):
@@ -76,9 +77,7 @@ def start(info: ClusterInfo) -> None:
 
     crds = [_with_conversion(c, webhook_url, ca_bundle) for c in _documents(sorted((dist / "crds").glob("*.yaml")))]
     kubectl(info, "apply", "--server-side", "--force-conflicts", "-f", "-", stdin=_list(crds))
-    kubectl(
-        info, "wait", "--for=condition=Established", "--timeout=60s", *(f"crd/{c['metadata']['name']}" for c in crds)
-    )
+    wait_established(info.kubeconfig, (c["metadata"]["name"] for c in crds))
     namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}
     kubectl(info, "apply", "-f", "-", stdin=json.dumps(namespace))
 

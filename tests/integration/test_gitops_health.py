@@ -17,6 +17,7 @@ from gitops_health import REPO, argocd_health, gitops_crds, kstatus
 from kwok_jobs import EXIT_CODE, apply, get_json, gpu_job, phase_is, reason_is, sessions_config_map, wait_status
 from operator_harness import OperatorProcess
 
+import localcluster
 import strictyaml
 
 pytestmark = pytest.mark.integration
@@ -129,10 +130,12 @@ def test_a_spec_change_reads_in_progress_until_the_operator_observes_it(
     assert kstatus(json.dumps(fresh))["edited"]["status"] == "Failed"
 
 
-def test_the_documented_flux_and_argocd_examples_pass_a_server_side_dry_run(kubectl: Kubectl, crds: Any) -> None:
+def test_the_documented_flux_and_argocd_examples_pass_a_server_side_dry_run(
+    cluster: localcluster.ClusterInfo, kubectl: Kubectl, crds: Any
+) -> None:
     for crd in sorted(gitops_crds().glob("*.yaml")):
         kubectl("apply", "--server-side", "-f", str(crd))
-    kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd", *FLUX_AND_ARGOCD_CRDS)
+    localcluster.wait_established(cluster.kubeconfig, FLUX_AND_ARGOCD_CRDS)
     for namespace in ("flux-system", "argocd"):
         kubectl(
             "apply",
