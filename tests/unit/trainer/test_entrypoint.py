@@ -10,6 +10,7 @@ import torch
 from finetune_operator.api.contract import Reason
 from finetune_trainer.failures import JobFailed
 from finetune_trainer.train import __main__ as entrypoint
+from finetune_trainer.train import run as run_module
 from finetune_trainer.train.run import Interrupted
 
 from .conftest import write_job
@@ -21,7 +22,7 @@ def run_with(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, outcome: Any) -> t
             raise outcome
         return dict(outcome)
 
-    monkeypatch.setattr(entrypoint, "run", fake_run)
+    monkeypatch.setattr(run_module, "run", fake_run)
     monkeypatch.setenv("FINETUNE_TERMINATION_LOG", str(tmp_path / "termination-log"))
     code = entrypoint.main(["--config", str(write_job(tmp_path, {}))])
     message = tmp_path / "termination-log"

@@ -34,7 +34,6 @@ from finetune_operator.api.contract import ExitCode, Reason, exit_code_for  # no
 from finetune_trainer.failures import JobFailed  # noqa: E402
 from finetune_trainer.train import faults, gpus, jsonlog, launcher, outcome  # noqa: E402
 from finetune_trainer.train.config import DEFAULT_BATCH_SIZE, DEFAULT_MAX_SEQ_LENGTH  # noqa: E402
-from finetune_trainer.train.run import Interrupted, run  # noqa: E402
 
 DEFAULT_CONFIG = "/etc/finetune/job.json"
 
@@ -64,6 +63,10 @@ def main(argv: list[str] | None = None) -> int:
 
 def train(config: Path, rank: int) -> outcome.Outcome:
     """This process's attempt, every failure turned into an exit code and a termination payload."""
+    # Imported here, in the worker: the supervisor of several ranks never trains, and importing transformers, TRL
+    # and PEFT took it ~8 CPU-seconds (torchrun's own imports: ~2) before it started the ranks.
+    from finetune_trainer.train.run import Interrupted, run
+
     job: JobConfig | None = None
     try:
         job = JobConfig.load(config)
