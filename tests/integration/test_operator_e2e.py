@@ -225,12 +225,15 @@ def test_operator_killed_at_each_stage_resumes_without_duplicates(
     assert by_operator == {
         ("persistentvolumeclaims", "crashy-workspace"): 1,
         ("configmaps", "crashy-config"): 1,
+        ("configmaps", "crashy-metrics"): 1,
+        ("configmaps", "finetune-report-pacing"): 1,
         ("serviceaccounts", "crashy-trainer"): 1,
         ("roles", "crashy-trainer"): 1,
         ("rolebindings", "crashy-trainer"): 1,
         ("jobs", "crashy-curate"): 1,
         ("jobs", "crashy-train"): 1,
         ("modelversions", "quickstart-tiny-gpt-v0.0.1"): 1,
+        ("registeredmodels", "quickstart-tiny-gpt"): 1,
     }, by_operator
     assert job["status"]["attempts"] == 1
     assert job["status"]["model"]["version"] == "0.0.1"
