@@ -25,6 +25,7 @@ from kwok_jobs import (
     wait_status,
 )
 from operator_harness import OperatorProcess
+from test_operator_e2e import quickstart, setup
 
 import localcluster
 
@@ -34,6 +35,7 @@ Kubectl = Callable[..., str]
 REPO = Path(__file__).resolve().parents[2]
 QUEUE = "gpus"
 KUEUE_JOB_UID = "kueue.x-k8s.io/job-uid"
+REAL_TRAINING_CPU = "1"
 
 
 @pytest.fixture(scope="module")
@@ -43,17 +45,16 @@ def kueue(cluster: localcluster.ClusterInfo, crds: Any) -> Iterator[None]:
     localcluster.kueue.stop(cluster)
 
 
-@pytest.fixture
-def gpu_queue(kueue: None, kubectl: Kubectl, namespace: str) -> Iterator[str]:
-    """A ClusterQueue (8 GPUs, preemption of lower priorities) and its LocalQueue `gpus` in the namespace."""
+def queues(kubectl: Kubectl, namespace: str, quota: dict[str, str], node_labels: dict[str, str]) -> Iterator[str]:
+    """A ResourceFlavor for the nodes with `node_labels`, a ClusterQueue with `quota` in it (preempting lower
+    priorities) that serves only the namespace, and its LocalQueue `gpus` there; removed afterwards."""
     name = f"{namespace}-gpus"
     flavor = {
         "apiVersion": "kueue.x-k8s.io/v1beta2",
         "kind": "ResourceFlavor",
         "metadata": {"name": name},
-        "spec": {"nodeLabels": {"finetune.dev/node-pool": "gpu"}},
+        "spec": {"nodeLabels": node_labels},
     }
-    quota = {"cpu": "64", "memory": "512Gi", "nvidia.com/gpu": "8"}
     cluster_queue = {
         "apiVersion": "kueue.x-k8s.io/v1beta2",
         "kind": "ClusterQueue",
@@ -85,6 +86,20 @@ def gpu_queue(kueue: None, kubectl: Kubectl, namespace: str) -> Iterator[str]:
     kubectl("-n", namespace, "wait", "--for=delete", "workloads", "--all", "--timeout=60s")
     kubectl("delete", f"clusterqueue/{name}", f"resourceflavor/{name}", "--timeout=60s")
     kubectl("delete", "priorityclass", "-l", f"test-namespace={namespace}", "--ignore-not-found")
+
+
+@pytest.fixture
+def gpu_queue(kueue: None, kubectl: Kubectl, namespace: str) -> Iterator[str]:
+    """8 GPUs of the KWOK GPU nodes."""
+    quota = {"cpu": "64", "memory": "512Gi", "nvidia.com/gpu": "8"}
+    yield from queues(kubectl, namespace, quota, {"finetune.dev/node-pool": "gpu"})
+
+
+@pytest.fixture
+def runner_queue(kueue: None, kubectl: Kubectl, namespace: str) -> Iterator[str]:
+    """One CPU of the node agent's node: room for one real training pod of REAL_TRAINING_CPU at a time."""
+    quota = {"cpu": REAL_TRAINING_CPU, "memory": "64Gi"}
+    yield from queues(kubectl, namespace, quota, {"finetune.dev/local-runner": "true"})
 
 
 def _active(kubectl: Kubectl, namespace: str, name: str = QUEUE) -> bool:
@@ -193,6 +208,69 @@ def test_higher_priority_job_preempts_and_the_preempted_job_requeues_without_usi
     assert after["metadata"]["uid"] == training["metadata"]["uid"]
     assert not after["status"].get("failed"), after["status"]
     assert done["attempts"] == 2, done
+
+
+def real_training(name: str, epochs: int, priority_class_name: str) -> dict[str, Any]:
+    """The quickstart (real tiny-gpt training by the node agent) in the queue, at a priority, with no retries."""
+    body = quickstart(name, epochs=epochs)
+    body["spec"]["queueName"] = QUEUE
+    body["spec"]["resources"].update(cpu=REAL_TRAINING_CPU, priorityClassName=priority_class_name)
+    # backoffLimit 0: had the preemption counted as a failed attempt, the job would end Failed.
+    body["spec"]["runPolicy"]["backoffLimit"] = 0
+    return body
+
+
+def logged_events(cluster: localcluster.ClusterInfo, namespace: str, pod: str, name: str) -> list[dict[str, Any]]:
+    """The trainer's structured events `name` in a training pod's log, read from the node agent's log files (in
+    the CRI format: time, stream, tag, text), which outlive the pod: a preempted pod is deleted."""
+    runs = sorted((cluster.state_dir / "node-agent" / "logs").glob(f"{namespace}_{pod}_*/*/*.log"))
+    texts = [line.split(" ", 3)[-1] for run in runs for line in run.read_text().splitlines()]
+    events = (json.loads(text) for text in texts if text.startswith("{"))
+    return [event for event in events if event.get("event") == name]
+
+
+def past_first_step(status: dict[str, Any]) -> bool:
+    return status.get("reason") == "Training" and (status.get("progress") or {}).get("step", 0) > 0
+
+
+@pytest.mark.slow
+def test_real_training_preempted_by_kueue_stops_at_a_checkpoint_and_resumes_from_it_without_using_a_retry(
+    kubectl: Kubectl,
+    namespace: str,
+    cluster: localcluster.ClusterInfo,
+    runner_queue: str,
+    operator_process: OperatorProcess,
+) -> None:
+    low = priority_class(kubectl, namespace, "low", 100)
+    high = priority_class(kubectl, namespace, "high", 1000)
+    setup(kubectl, namespace, real_training("low", epochs=8, priority_class_name=low))
+    wait_status(kubectl, namespace, "low", past_first_step, "low training past its first step", 600, operator_process)
+    apply(kubectl, namespace, real_training("high", epochs=1, priority_class_name=high))
+    # Kueue evicts the lower-priority Workload and suspends its Job: the trainer gets SIGTERM, checkpoints and
+    # exits; the job goes back to Queued and says why, in Kueue's words.
+    preempted = wait_status(
+        kubectl,
+        namespace,
+        "low",
+        lambda s: s.get("phase") == "Queued" and "Preempted" in s.get("message", ""),
+        "low preempted back to Queued",
+        300,
+        operator_process,
+    )
+    assert "due to prioritization in the ClusterQueue" in preempted["message"], preempted
+    wait_status(kubectl, namespace, "high", phase_is("Completed"), "high Completed", 600, operator_process)
+    done = wait_status(kubectl, namespace, "low", phase_is("Completed"), "low Completed", 600, operator_process)
+
+    first, second = done["trainingPods"]
+    assert done["attempts"] == 2, done
+    # The preempted trainer saw SIGTERM and saved a checkpoint on its way out.
+    assert logged_events(cluster, namespace, first, "sigterm"), first
+    stopped = logged_events(cluster, namespace, first, "checkpoint_saved")
+    resumed = logged_events(cluster, namespace, second, "resuming")
+    assert stopped and resumed, (stopped, resumed)
+    # The second attempt started from the last checkpoint the preempted one wrote: nothing trained was lost.
+    assert resumed[0]["step"] == stopped[-1]["step"] > 0, (stopped, resumed)
+    assert not get_json(kubectl, "-n", namespace, "get", "jobs.batch", "low-train")["status"].get("failed")
 
 
 def test_the_documented_gpu_queue_setup_is_accepted_and_becomes_active(
