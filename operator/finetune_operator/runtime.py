@@ -22,6 +22,8 @@ from finetune_operator.reconciler import JobView, Outcome, Reconciler
 from finetune_operator.workqueue import WorkQueue
 
 log = logging.getLogger(__name__)
+RETRY_BASE_SECONDS = 1.0
+RETRY_MAX_SECONDS = 300.0
 
 
 @dataclass(frozen=True)
@@ -95,6 +97,7 @@ class Runtime:
         self.written: dict[str, Mapping[str, Any]] = {}
         self.pacer = pacing.Pacer(reconciler.kube)  # the trainers' report interval, published by the sweep
         self.epochs = epochs.EpochEvents()
+        self.failures: dict[str, int] = {}  # uid -> consecutive failed reconciliations, for the retry back-off
 
     def caught_up(self, uid: str, body: Mapping[str, Any]) -> bool:
         """Drop our written copy of the job once the watch has it (`body` as new or newer): one copy is enough.
@@ -106,6 +109,7 @@ class Runtime:
         return resource_version(written) == resource_version(body)
 
     def forget(self, uid: str) -> None:
+        self.failures.pop(uid, None)
         self.epochs.forget(uid)
         self.jobs.pop(uid, None)
         self.fingerprints.pop(uid, None)
@@ -140,14 +144,24 @@ class Runtime:
                     metrics.RECONCILE_ERRORS.inc()
                     # The next event on the job must retry, even one that changes nothing the reconciler reads.
                     self.fingerprints.pop(uid, None)
-                    log.exception("reconciling %s/%s failed; the next event retries", view.namespace, view.name)
+                    delay = self._retry_later(uid, make_view, fresh)
+                    log.exception("reconciling %s/%s failed; retrying in %.0f s", view.namespace, view.name, delay)
                     return
+            self.failures.pop(uid, None)
             if outcome.written is not None:
                 self.written[uid] = plain(outcome.written)
             self.report(view, outcome)
 
         self.queue.add(uid, once, urgent=urgent)
         metrics.QUEUE_DEPTH.set(len(self.queue))
+
+    def _retry_later(self, uid: str, make_view: Callable[[], JobView | None], fresh: bool) -> float:
+        """Retry a failed reconciliation by itself, backing off exponentially (1 s doubling to 5 min): a job whose
+        only event failed (a refused write, an API server restart) would otherwise wait for an unrelated event."""
+        failures = self.failures[uid] = self.failures.get(uid, 0) + 1
+        delay = min(RETRY_MAX_SECONDS, RETRY_BASE_SECONDS * 2 ** (failures - 1))
+        asyncio.get_running_loop().call_later(delay, self.enqueue, uid, make_view, fresh)
+        return delay
 
     def enqueue_model(self, namespace: str, model_name: str) -> None:
         """Queue one sync of a RegisteredModel's status and its versions' alias annotations."""
