@@ -39,7 +39,7 @@ async def retries(monkeypatch: pytest.MonkeyPatch, view: Any) -> tuple[FailingRe
 
 def test_a_failed_reconciliation_is_retried_without_a_new_event(monkeypatch: pytest.MonkeyPatch) -> None:
     reconciler, rt = asyncio.run(retries(monkeypatch, View()))
-    # At most 5: the back-off delays (0.02, 0.04, 0.08, 0.16, 0.32 s) are lower bounds; a tight loop would make hundreds.
+    # At most 5: the back-off delays (0.02, 0.04, 0.08, 0.16, 0.32 s) are lower bounds; a tight loop makes hundreds.
     assert 2 <= reconciler.calls <= 5, reconciler.calls
     assert rt.failures["uid-1"] == reconciler.calls
 
