@@ -143,11 +143,13 @@ def test_full_volume_at_the_final_model_leaves_no_model_folder(tmp_path: Path) -
             "the workspace volume is full (No space left on device) while writing the final model"
         )
         assert f"{final.path.name}, is intact" in message["message"]
-        # Neither model/ nor its hidden staging folder is left.
+        # Neither model/ nor its hidden staging folder is left (logs/: the work log; prepared/: the packed dataset).
         assert sorted(p.name for p in volume.view.iterdir()) == [
             "builtin-model",
             "checkpoints",
             "dataset",
+            "logs",
+            "prepared",
             "tensorboard",
         ]
         assert checkpoints.latest(volume.view / "checkpoints") == checkpoints.Checkpoint(
