@@ -159,7 +159,7 @@ class Runtime:
         """Retry a failed reconciliation by itself, backing off exponentially (1 s doubling to 5 min): a job whose
         only event failed (a refused write, an API server restart) would otherwise wait for an unrelated event."""
         failures = self.failures[uid] = self.failures.get(uid, 0) + 1
-        delay = min(RETRY_MAX_SECONDS, RETRY_BASE_SECONDS * 2 ** (failures - 1))
+        delay = min(RETRY_MAX_SECONDS, RETRY_BASE_SECONDS * 2.0 ** (failures - 1))
         asyncio.get_running_loop().call_later(delay, self.enqueue, uid, make_view, fresh)
         return delay
 
