@@ -156,6 +156,9 @@ def test_the_operators_real_children_are_admitted(kubectl: Kubectl, namespace: s
         publish.publish_job(job, settings, "0.0.1", "model"),
     ]
     for obj in objects:
+        if obj["kind"] == "Job":
+            # Admission judges the object; suspended, it starts no pods that would hold the cluster's GPUs.
+            obj["spec"]["suspend"] = True
         created = kubectl_as(as_operator, "create", "-f", "-", stdin=json.dumps(obj))
         assert created.returncode == 0, f"{obj['kind']} {obj['metadata']['name']}: {created.stderr}"
 
@@ -177,6 +180,7 @@ def test_the_operator_cannot_start_a_dangerous_workload(
     job = job_ref(kubectl, namespace)
     workload = change(children.curation_job(job, Settings()))
     workload["metadata"]["name"] = f"bad-{uuid.uuid4().hex[:6]}"
+    workload["spec"]["suspend"] = True  # should the policy let it through, it starts no pod
     refused = kubectl_as(as_operator, "create", "-f", "-", stdin=json.dumps(workload))
     assert refused.returncode != 0 and refusal in refused.stderr, refused.stderr
 
