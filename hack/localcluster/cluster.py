@@ -126,6 +126,18 @@ def kubectl(info: ClusterInfo, *args: str, stdin: str | None = None) -> str:
     return result.stdout
 
 
+def _ports(recorded: dict[str, int], names: tuple[str, ...]) -> dict[str, int]:
+    """A distinct port per component: the kernel may hand out again a port whose probe socket just closed (two
+    components on one port made kube-controller-manager fail with 'address already in use' on every start)."""
+    chosen: dict[str, int] = {}
+    for name in names:
+        port = _port(recorded, name)
+        while port in chosen.values():
+            port = processes.free_port()
+        chosen[name] = port
+    return chosen
+
+
 def _port(recorded: dict[str, int], name: str) -> int:
     """Reuses last run's port (kubeconfigs and etcd's member URLs stay valid) when it is free."""
     port = recorded.get(name)
@@ -364,17 +376,9 @@ def _up(
     pki = ensure_pki(state / "pki")
     ports_file = state / "ports.json"
     recorded: dict[str, int] = json.loads(ports_file.read_text()) if ports_file.exists() else {}
-    ports = {
-        name: _port(recorded, name)
-        for name in (
-            "etcd",
-            "etcd-peer",
-            "kube-apiserver",
-            "kube-controller-manager",
-            "kube-scheduler",
-            "kwok",
-        )
-    }
+    ports = _ports(
+        recorded, ("etcd", "etcd-peer", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
+    )
     ports_file.write_text(json.dumps(ports) + "\n")
     server = f"https://127.0.0.1:{ports['kube-apiserver']}"
     info = ClusterInfo(
