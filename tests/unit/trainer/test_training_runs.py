@@ -140,7 +140,8 @@ def test_outputs_load_back_and_generate(completed: Run) -> None:
         generated = model.generate(**prompt, max_new_tokens=8, do_sample=False, pad_token_id=tokenizer.pad_token_id)
         assert generated.shape[1] > prompt["input_ids"].shape[1]
     metadata = json.loads((folder / "metadata.json").read_text())
-    assert metadata["configHash"] == completed.events[0]["configHash"]
+    config = next(event for event in completed.events if event.get("event") == "config")
+    assert metadata["configHash"] == config["configHash"]
     assert metadata["dataset"]["trainSamples"] == 48 and len(metadata["dataset"]["sha256"]) == 64
     assert metadata["baseModel"] == {"name": "tiny-gpt", "source": "builtin:tiny-gpt"}
     assert metadata["metrics"] == completed.termination["metrics"]
