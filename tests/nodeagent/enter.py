@@ -30,8 +30,11 @@ from typing import Any
 _RUNTIME_MOUNTS = (Path("/proc"), Path("/sys"), Path("/dev"))
 
 
-def _mountpoint(source: Path, target: Path) -> None:
-    if source.is_dir():
+def _mountpoint(source_fd: int, target: Path) -> None:
+    # From the held descriptor, not the path: a tmpfs mounted over one of the source's parents (a folder the
+    # container's user may not traverse) hides the path, which then read as "not a folder" and a file was touched
+    # where a folder had to be bound ("mount point is not a directory").
+    if stat.S_ISDIR(os.fstat(source_fd).st_mode):
         target.mkdir(parents=True, exist_ok=True)
     else:
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -109,8 +112,8 @@ def main() -> None:
     for folder in covered:
         _mount("-t", "tmpfs", "-o", "mode=0755,size=1m", "fto-runtime", str(folder))
     for bind, fd in zip(spec["binds"], held, strict=True):
-        source, target = Path(bind["source"]), Path(bind["target"])
-        _mountpoint(source, target)
+        target = Path(bind["target"])
+        _mountpoint(fd, target)
         _bind_fd(fd, target)
         if bind["readOnly"]:
             _mount("-o", "remount,bind,ro", str(target))
