@@ -208,6 +208,12 @@ def registered_model(kubectl: Kubectl, namespace: str, name: str) -> dict[str, A
     return body
 
 
+def set_aliases(kubectl: Kubectl, namespace: str, model: str, aliases: str) -> None:
+    """Patches the RegisteredModel's spec.aliases as a person would (`aliases`: the JSON object)."""
+    patch = f'{{"spec": {{"aliases": {aliases}}}}}'
+    kubectl("-n", namespace, "patch", "registeredmodel", model, "--type=merge", "-p", patch)
+
+
 def test_registered_model_lists_versions_and_moves_aliases(
     kubectl: Kubectl, namespace: str, operator_process: OperatorProcess
 ) -> None:
@@ -225,8 +231,7 @@ def test_registered_model_lists_versions_and_moves_aliases(
     assert [entry["version"] for entry in status["versions"]] == ["0.0.2", "0.0.1"]
 
     # A person (or a pipeline) moves the champion alias; the operator resolves it and marks the version.
-    patch = '{"spec": {"aliases": {"champion": "0.0.1"}}}'
-    kubectl("-n", namespace, "patch", "registeredmodel", "rm", "--type=merge", "-p", patch)
+    set_aliases(kubectl, namespace, "rm", '{"champion": "0.0.1"}')
 
     def resolved() -> Any:
         aliases = (registered_model(kubectl, namespace, "rm").get("status") or {}).get("aliases") or {}
@@ -238,16 +243,7 @@ def test_registered_model_lists_versions_and_moves_aliases(
     assert mv["metadata"]["annotations"]["finetune.dev/aliases"] == "champion"
 
     # An alias to a version that does not exist is reported, not silently dropped.
-    kubectl(
-        "-n",
-        namespace,
-        "patch",
-        "registeredmodel",
-        "rm",
-        "--type=merge",
-        "-p",
-        '{"spec": {"aliases": {"champion": "9.9.9"}}}',
-    )
+    set_aliases(kubectl, namespace, "rm", '{"champion": "9.9.9"}')
 
     def unresolved() -> Any:
         conditions = (registered_model(kubectl, namespace, "rm").get("status") or {}).get("conditions") or []
@@ -267,16 +263,7 @@ def test_registered_model_lists_versions_and_moves_aliases(
 
     # Alias names are checked at apply time.
     with pytest.raises(AssertionError, match=r"spec\.aliases: Invalid value.*alias names are DNS-1123 labels"):
-        kubectl(
-            "-n",
-            namespace,
-            "patch",
-            "registeredmodel",
-            "rm",
-            "--type=merge",
-            "-p",
-            '{"spec": {"aliases": {"Champion": "0.0.1"}}}',
-        )
+        set_aliases(kubectl, namespace, "rm", '{"Champion": "0.0.1"}')
 
     # Deleting the jobs leaves the registry alone.
     kubectl("-n", namespace, "delete", "ftj", "rm-0", "rm-1", "--wait=true")
