@@ -113,6 +113,9 @@ TALKER = textwrap.dedent(
             time.sleep(0.1)
         print("run 0: gate opened", flush=True)
         sys.exit(1)
+    # Each stream is read by its own reader (as in a container runtime): lines written to both within the same
+    # instant can reach the log in either order, so the last line waits to be last.
+    time.sleep(0.5)
     print("run 1: done", flush=True)
     """
 )
