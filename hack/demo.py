@@ -66,9 +66,12 @@ def main() -> int:
     started = time.monotonic()
     info = localcluster.up(localcluster.state_dir_from_env(), with_node_agent=True)
     print(f"cluster ready at {info.server} ({time.monotonic() - started:.0f} s)")
-    for crd in sorted((REPO / "crds").glob("finetune.dev_*.yaml")):
+    crds = sorted((REPO / "crds").glob("finetune.dev_*.yaml"))
+    for crd in crds:
         kubectl(info, "apply", "--server-side", "--force-conflicts", "-f", str(crd))
-    kubectl(info, "wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
+    # Named after the files crdgen writes: finetune.dev_<plural>.yaml holds <plural>.finetune.dev.
+    names = [f"{crd.stem.removeprefix('finetune.dev_')}.finetune.dev" for crd in crds]
+    localcluster.wait_established(info.kubeconfig, names)
     manifest = kubectl(info, "create", "namespace", NAMESPACE, "--dry-run=client", "-o", "yaml")
     kubectl(info, "apply", "-f", "-", stdin=manifest)
     kubectl(info, "-n", NAMESPACE, "delete", "ftj", JOB, "--ignore-not-found", "--wait=true")

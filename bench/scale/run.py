@@ -141,14 +141,10 @@ def operator_kubeconfig(info: localcluster.ClusterInfo) -> Path:
 
 
 def prepare(info: localcluster.ClusterInfo) -> None:
-    for crd in (
-        "finetune.dev_finetuningjobs.yaml",
-        "finetune.dev_modelversions.yaml",
-        "finetune.dev_registeredmodels.yaml",
-    ):
-        path = REPOSITORY / "crds" / crd
+    for plural in ("finetuningjobs", "modelversions", "registeredmodels"):
+        path = REPOSITORY / "crds" / f"finetune.dev_{plural}.yaml"
         localcluster.kubectl(info, "apply", "--server-side", "--force-conflicts", "-f", str(path))
-        localcluster.kubectl(info, "wait", "--for=condition=Established", "--timeout=60s", "-f", str(path))
+        localcluster.wait_established(info.kubeconfig, [f"{plural}.finetune.dev"])
     localcluster.kubectl(info, "create", "namespace", NAMESPACE)
     deadline = time.monotonic() + 60
     while "default" not in localcluster.kubectl(info, "-n", NAMESPACE, "get", "sa", "-o", "name"):

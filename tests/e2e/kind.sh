@@ -113,7 +113,7 @@ patches:
 EOF
 # CRDs first: the ClusterKopfPeering in the overlay needs its CRD served (docs/install.md).
 k apply --server-side -k "$ROOT/manifests/crds"
-k wait --for=condition=Established --timeout=60s crd -l app.kubernetes.io/part-of=finetune-operator,app.kubernetes.io/component=crd
+k wait --for=jsonpath='{.status.conditions[?(@.type=="Established")].status}'=True --timeout=60s crd -l app.kubernetes.io/part-of=finetune-operator,app.kubernetes.io/component=crd
 k apply --server-side -k "$OVERLAY"
 k rollout status deployment/finetune-operator -n finetune-system --timeout=300s
 

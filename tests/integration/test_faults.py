@@ -40,6 +40,7 @@ import localcluster
 import strictyaml
 from localcluster import audit
 from support.fixtures import Kubectl
+from support.install import WAIT_FOR_ESTABLISHED
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -276,7 +277,7 @@ def peering_name(kubectl: Kubectl, crds: Any, namespace: str) -> str:
     """
     kubectl("apply", "--server-side", "--force-conflicts", "-f", str(PEERING_CRDS))
     for document in strictyaml.load_all(PEERING_CRDS.read_text()):
-        kubectl("wait", "--for=condition=Established", "--timeout=60s", f"crd/{document['metadata']['name']}")
+        kubectl("wait", WAIT_FOR_ESTABLISHED, "--timeout=60s", f"crd/{document['metadata']['name']}")
     name = f"fto-test-{uuid.uuid4().hex[:10]}"
     peering = {"apiVersion": "kopf.dev/v1", "kind": "KopfPeering", "metadata": {"name": name}}
     apply(kubectl, namespace, peering)

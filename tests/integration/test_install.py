@@ -22,6 +22,7 @@ from rbac import NAMESPACE, SERVICE_ACCOUNT, Cluster, operator_kubeconfig
 import localcluster
 import strictyaml
 from support.fixtures import Kubectl, WaitFor
+from support.install import WAIT_FOR_ESTABLISHED
 
 pytestmark = pytest.mark.integration
 
@@ -50,7 +51,7 @@ def install(kubectl: Kubectl, kustomization: Path) -> None:
     """docs/install.md: the CRDs first (objects of new kinds need them served), then everything."""
     # --force-conflicts: other tests of the session apply the same CRDs with other field managers.
     kubectl("apply", "--server-side", "--force-conflicts", "-k", str(MANIFESTS / "crds"))
-    kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd", "-l", CRDS)
+    kubectl("wait", WAIT_FOR_ESTABLISHED, "--timeout=60s", "crd", "-l", CRDS)
     kubectl("apply", "--server-side", "--force-conflicts", "-k", str(kustomization))
 
 

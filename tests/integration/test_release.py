@@ -13,6 +13,7 @@ import pytest
 import release
 import strictyaml
 from support.fixtures import Kubectl
+from support.install import WAIT_FOR_ESTABLISHED
 
 pytestmark = pytest.mark.integration
 
@@ -65,7 +66,7 @@ def test_the_release_is_refused_without_release_notes_or_for_another_version(tmp
 def test_the_manifest_installs_on_the_api_server(kubectl: Kubectl, crds: object, artifacts: Path) -> None:
     """The documented two steps: the CRDs (and wait), then the whole manifest; uninstall keeps the CRDs."""
     kubectl("apply", "--server-side", "--force-conflicts", "-f", str(artifacts / "crds.yaml"))
-    kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd", "-l", CRDS)
+    kubectl("wait", WAIT_FOR_ESTABLISHED, "--timeout=60s", "crd", "-l", CRDS)
     manifest = str(artifacts / "finetune-operator.yaml")
     try:
         kubectl("apply", "--server-side", "--force-conflicts", "-f", manifest)
