@@ -101,7 +101,7 @@ _PIECES = [
     *("-----BEGIN RSA PRIVATE KEY-----", "-----END RSA PRIVATE KEY-----", "DB_PASSWORD=", "secret: "),
     *("xoxb-1234567890ab", "sk_live_" + "f" * 16, "AIza" + "g" * 35, "https://hooks.slack.com/services/T/B/x"),
     *("[REDACTED:jwt]", "token", "\v=\v", " = ", ":\t'", "Bearer\x0bxyzxyzxyzxyzxyzxyz"),
-    # The context rules' keys, flags and schemes, and values that read as code (rules.rs).
+    # The context rules' keys, flags and schemes (rules.rs), and values that read as code (code_values.rs).
     *('"SecretAccessKey": "', "aws_session_token=", "AccountKey=", "?sig=", "&X-Amz-Signature=", "Q~", ":AA"),
     *("machine h ", "login u ", "password ", "mysql -p", "MySQL -p", " --password ", "curl -u a:", "sshpass -p ", "@"),
     *("Authorization: Basic ", 'authorization": "token ', '"auth": "', "token: ", "PGPASSWORD=", "redis://:"),

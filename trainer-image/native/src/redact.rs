@@ -7,13 +7,63 @@ use std::borrow::Cow;
 use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
 use regex::bytes::Regex;
 
-use crate::rules::reads_as_code;
+use crate::code_values::reads_as_code;
 pub use crate::rules::RULES;
 
 /// The only characters that simple Unicode case folding (the rules' `(?i)`, in RE2 as in `regex`) equates with
 /// ASCII letters: ſ with s, the Kelvin sign with k (not İ or ı: those fold to i only in Turkish). A text holding
 /// one may match a rule without an ASCII anchor, so it is checked against every rule.
 const FOLDS_TO_ASCII: [&str; 2] = ["\u{17f}", "\u{212a}"];
+
+/// A redaction rule; rules.rs holds the table.
+pub struct Rule {
+    pub name: &'static str,
+    pub secret: &'static str,
+    /// Context kept before the secret.
+    pub before: &'static str,
+    /// Context kept after the secret.
+    pub after: &'static str,
+    /// Every match holds one of these, ASCII case aside (`Redactor` finds them all in one scan first).
+    pub anchors: &'static [&'static str],
+    /// Leave an unquoted value that reads as code rather than a secret (`reads_as_code`).
+    pub code_aware: bool,
+}
+
+/// A rule whose match is all secret (a fixed prefix names it).
+pub const fn token(name: &'static str, anchors: &'static [&'static str], secret: &'static str) -> Rule {
+    Rule {
+        name,
+        secret,
+        before: "",
+        after: "",
+        anchors,
+        code_aware: false,
+    }
+}
+
+/// A rule whose `before` and `after` context is kept around the secret.
+pub const fn context(
+    name: &'static str,
+    anchors: &'static [&'static str],
+    [before, secret, after]: [&'static str; 3],
+) -> Rule {
+    Rule {
+        name,
+        secret,
+        before,
+        after,
+        anchors,
+        code_aware: false,
+    }
+}
+
+/// A context rule that leaves an unquoted value reading as code.
+pub const fn assignment(name: &'static str, anchors: &'static [&'static str], parts: [&'static str; 3]) -> Rule {
+    Rule {
+        code_aware: true,
+        ..context(name, anchors, parts)
+    }
+}
 
 pub struct Redactor {
     /// Every rule's anchors, and the characters of FOLDS_TO_ASCII, found in one scan (ASCII case-insensitive).
