@@ -3,7 +3,8 @@
     python -m finetune_dashboard [--kubeconfig PATH] [--context NAME] [--namespace NS ...] [--port 8080]
 
 Without --namespace it shows every namespace the identity may list FineTuningJobs in cluster-wide, and
-otherwise the context's namespace. It serves once the first list of every resource arrived.
+otherwise the context's namespace. It is ready once the first list of every resource arrived or was refused for
+good (403, 404).
 """
 
 from __future__ import annotations

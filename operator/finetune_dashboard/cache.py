@@ -64,6 +64,9 @@ class Cache:
     stores: dict[str, dict[tuple[str, str], Obj]] = field(default_factory=lambda: {r.name: {} for r in RESOURCES})
     errors: dict[str, str] = field(default_factory=dict)
     synced: set[str] = field(default_factory=set)
+    # Lists refused for good (403: an older Role without the resource; 404: its CRD is not installed): the
+    # pages show the error, and the rest of the dashboard is still worth serving.
+    refused: set[str] = field(default_factory=set)
     version: int = 0
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -72,7 +75,7 @@ class Cache:
 
     @property
     def ready(self) -> bool:
-        return len(self.synced) == len(RESOURCES) * len(self.namespaces or (None,))
+        return len(self.synced | self.refused) == len(RESOURCES) * len(self.namespaces or (None,))
 
     def bump(self) -> None:
         self.version += 1
@@ -113,6 +116,7 @@ async def keep(cache: Cache, api: Api, resource: Resource, namespace: str | None
                 items, version = await api.list_all(path, resource.params)
                 cache.replace(resource, namespace, items)
                 cache.synced.add(label)
+                cache.refused.discard(label)
                 cache.errors.pop(resource.name, None)
             async for kind, obj in api.watch(path, resource.params, version):
                 version = obj["metadata"].get("resourceVersion") or version
@@ -125,6 +129,8 @@ async def keep(cache: Cache, api: Api, resource: Resource, namespace: str | None
             version = None
         except (ApiError, aiohttp.ClientError, OSError, ValueError, TimeoutError) as error:
             cache.errors[resource.name] = f"cannot read {resource.plural}: {error}"
+            if isinstance(error, ApiError) and error.status in (403, 404):
+                cache.refused.add(label)
             log.warning("%s: %s; retrying in %.0f s", label, error, backoff)
             version = None
             await asyncio.sleep(backoff)

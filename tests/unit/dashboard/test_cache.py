@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
 
 from finetune_dashboard import cache, slim
+from finetune_dashboard.kubeclient import ApiError
 
 
 def raw_job(name: str, namespace: str = "a") -> dict[str, object]:
@@ -80,3 +83,47 @@ def test_metrics_history_is_parsed_once_and_bad_json_is_empty() -> None:
     assert good["history"] == {"series": {}}
     assert slim.metrics({"metadata": {"name": "j-metrics"}, "data": {slim.HISTORY_KEY: "{"}})["history"] == {}
     assert slim.metrics({"metadata": {"name": "j-metrics"}})["history"] == {}
+
+
+class RefusingApi:
+    """Lists answer from `statuses` (a status per resource plural; 200 lists nothing); watches stay open."""
+
+    def __init__(self, statuses: dict[str, int]) -> None:
+        self.statuses = statuses
+
+    async def list_all(self, path: str, params: dict[str, str]) -> tuple[list[Any], str]:
+        status = self.statuses.get(path.rsplit("/", 1)[-1], 200)
+        if status != 200:
+            raise ApiError(status, "refused")
+        return [], "1"
+
+    async def watch(self, path: str, params: dict[str, str], version: str) -> AsyncIterator[tuple[str, Any]]:
+        await asyncio.Event().wait()
+        yield "BOOKMARK", {}
+
+
+def ready_after_first_lists(statuses: dict[str, int]) -> tuple[bool, dict[str, str]]:
+    async def scenario() -> tuple[bool, dict[str, str]]:
+        store = cache.Cache(namespaces=None)
+        tasks = cache.start(store, RefusingApi(statuses))  # type: ignore[arg-type]
+        await asyncio.sleep(0.1)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        return store.ready, dict(store.errors)
+
+    return asyncio.run(scenario())
+
+
+def test_a_resource_refused_for_good_does_not_hold_back_readiness() -> None:
+    """An older Role without registeredmodels (403) or a missing CRD (404) is shown as an error, not a dead pod."""
+    for status in (403, 404):
+        ready, errors = ready_after_first_lists({"registeredmodels": status})
+        assert ready, status
+        assert f"HTTP {status}" in errors["registeredmodels"]
+
+
+def test_a_transient_list_failure_keeps_it_unready() -> None:
+    ready, errors = ready_after_first_lists({"registeredmodels": 503})
+    assert not ready
+    assert "HTTP 503" in errors["registeredmodels"]
