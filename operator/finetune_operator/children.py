@@ -76,7 +76,7 @@ def workspace_pvc(job: JobRef) -> Obj:
     storage = job.spec.storage
     # Retain: the workspace (dataset, checkpoints, the trained model) outlives the job; no owner, no GC.
     owned = storage.retain_policy is RetainPolicy.DELETE
-    spec: Obj = {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": storage.size}}}
+    spec: Obj = {"accessModes": [storage.access_mode.value], "resources": {"requests": {"storage": storage.size}}}
     if storage.storage_class_name:
         spec["storageClassName"] = storage.storage_class_name
     return {

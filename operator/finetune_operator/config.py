@@ -43,6 +43,9 @@ class Settings:
     """Period of the sweep for time-based transitions (source wait, TTL after finished)."""
     termination_grace_seconds: int = 120
     """Grace period of training pods: long enough for the trainer to save a checkpoint on SIGTERM."""
+    rendezvous_timeout_seconds: int = 600
+    """How long the pods of a multi-node job wait for each other (pod 0's hostname to resolve, every node rank
+    to reach it) before the job fails with RendezvousTimeout, naming the missing ranks."""
     python_command: str = "python"
     """Interpreter in the trainer image."""
     reconcile_workers: int = 4
@@ -68,6 +71,7 @@ ENV_VARIABLES: Mapping[str, str] = {
     "source_wait_seconds": "FTO_SOURCE_WAIT_SECONDS",
     "sweep_seconds": "FTO_SWEEP_SECONDS",
     "termination_grace_seconds": "FTO_TERMINATION_GRACE_SECONDS",
+    "rendezvous_timeout_seconds": "FTO_RENDEZVOUS_TIMEOUT_SECONDS",
     "python_command": "FTO_PYTHON",
     "reconcile_workers": "FTO_RECONCILE_WORKERS",
     "reconcile_delay_ms": "FTO_RECONCILE_DELAY_MS",
@@ -110,6 +114,7 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
         source_wait_seconds=integer("source_wait_seconds"),
         sweep_seconds=integer("sweep_seconds"),
         termination_grace_seconds=integer("termination_grace_seconds"),
+        rendezvous_timeout_seconds=integer("rendezvous_timeout_seconds"),
         python_command=text("python_command") or defaults.python_command,
         reconcile_workers=integer("reconcile_workers"),
         reconcile_delay_ms=integer("reconcile_delay_ms"),

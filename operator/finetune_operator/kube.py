@@ -23,6 +23,7 @@ _KINDS: Mapping[str, tuple[str, str]] = {
     "ConfigMap": ("/api/v1", "configmaps"),
     "Event": ("/api/v1", "events"),
     "ServiceAccount": ("/api/v1", "serviceaccounts"),
+    "Service": ("/api/v1", "services"),
     "Pod": ("/api/v1", "pods"),
     "Role": ("/apis/rbac.authorization.k8s.io/v1", "roles"),
     "RoleBinding": ("/apis/rbac.authorization.k8s.io/v1", "rolebindings"),
@@ -131,9 +132,9 @@ class Kube:
         """Create an object with a generated name (Events)."""
         self._request("POST", self.path(obj["kind"], obj["metadata"]["namespace"]), body=obj)
 
-    def delete(self, kind: str, namespace: str, name: str) -> None:
-        # Background propagation: without it, deleting a Job orphans its pods.
-        body = {"apiVersion": "v1", "kind": "DeleteOptions", "propagationPolicy": "Background"}
+    def delete(self, kind: str, namespace: str, name: str, propagation: str = "Background") -> None:
+        # Background (or Foreground) propagation: without it, deleting a Job orphans its pods.
+        body = {"apiVersion": "v1", "kind": "DeleteOptions", "propagationPolicy": propagation}
         try:
             self._request("DELETE", self.path(kind, namespace, name), body=body)
         except ApiError as error:

@@ -9,6 +9,7 @@ them and only then write the status, so a crash between the two repeats idempote
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 
 from finetune_operator import naming
 from finetune_operator.api import FailureKind, Phase
@@ -173,6 +174,8 @@ def _training_decision(o: Observed) -> Decision:
             Phase.RUNNING, "TrainingStarting", "creating the training workload",
             actions=frozenset({Action.CREATE_TRAINING}), dataset_ready=True,
         )  # fmt: skip
+    if training.phase is WorkloadPhase.FAILED and o.nodes > 1:
+        return _group_failure(o, training)
     if training.phase is WorkloadPhase.FAILED:
         return _failure(o, training, default_reason="TrainingFailed", dataset_ready=True)
     if training.image_pull_error:
@@ -214,6 +217,37 @@ def _training_decision(o: Observed) -> Decision:
             dataset_ready=True,
         )
     return _succeeded_training(o)
+
+
+def _group_failure(o: Observed, group: WorkloadState) -> Decision:
+    """A multi-node group failed: restart all of it from the latest checkpoint while retries remain.
+
+    A user error fails the job as for one pod. Otherwise the failed attempt uses a retry unless an eviction or a
+    preemption stopped it; the restart waits until no pod of the group runs (they write their checkpoint on
+    SIGTERM), then deletes the Job and creates it again."""
+    failure = _failure(o, group, default_reason="TrainingFailed", dataset_ready=True)
+    if failure.failure_kind is FailureKind.USER:
+        return failure
+    attempt = group.attempt_ids[0] if group.attempt_ids else ""
+    retried = set(o.retried_attempts) | (set() if group.disrupted else {attempt})
+    if len(retried) > o.backoff_limit:
+        message = f"{failure.message} (the group failed on {len(retried)} attempts, runPolicy.backoffLimit is "
+        return replace(failure, message=f"{message}{o.backoff_limit})")
+    if group.disrupted:
+        why = "a pod of the group was evicted or preempted; restarting the whole group (no retry used)"
+    else:
+        why = f"{failure.reason}: {failure.message}; restarting the whole group (retry {len(retried)} of "
+        why += f"{o.backoff_limit})"
+    stopping = "waiting for the group's other pods to stop" if group.active else "from the latest checkpoint"
+    return Decision(
+        Phase.RUNNING,
+        "RestartingGroup",
+        f"{why}, {stopping}",
+        training_active=True,
+        dataset_ready=True,
+        actions=frozenset() if group.active else frozenset({Action.RESTART_TRAINING}),
+        retried_attempt=None if group.disrupted else attempt,
+    )
 
 
 def _succeeded_training(o: Observed) -> Decision:

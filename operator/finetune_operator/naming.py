@@ -72,3 +72,15 @@ def labels(job: str, uid: str, component: str) -> dict[str, str]:
         LABEL_JOB: label_value(job),
         LABEL_JOB_UID: uid,
     }
+
+
+def group_job(job: str) -> str:
+    """The Indexed Job of a multi-node job. Its pods' hostnames are `<name>-<index>` (at most 63 characters, index
+    up to 63), so the name is cut at 60 where a single-pod Job's is cut at 63."""
+    return bounded(f"{job}-train", MAX_NAME - 3)
+
+
+def group_service(job: str) -> str:
+    """The headless Service whose name is the pods' DNS subdomain: an RFC 1035 label, so it starts with a letter."""
+    name = group_job(job)
+    return name if name[0].isalpha() else bounded(f"r{name}")

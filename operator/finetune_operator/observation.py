@@ -50,6 +50,7 @@ class WorkloadState:
     attempts: int = 0
     attempt_ids: tuple[str, ...] = field(default=(), compare=False)  # every pod seen now, for attempt counting
     active: bool = False  # pods still running or pending
+    disrupted: bool = False  # a multi-node group stopped by an eviction, preemption or lost node
 
 
 ABSENT = WorkloadState()
@@ -84,6 +85,9 @@ class Observed:
     admission_message: str | None = None  # Kueue's reason for not admitting the training workload (yet)
     gpus: int = 0
     gpu_resource_name: str = "nvidia.com/gpu"
+    nodes: int = 1  # spec.resources.nodes: more than 1 trains as a group that the operator restarts as a whole
+    backoff_limit: int = 2
+    retried_attempts: tuple[str, ...] = ()  # status.retriedAttempts: group attempts that used a retry
 
 
 class Action(StrEnum):
@@ -93,6 +97,7 @@ class Action(StrEnum):
     CREATE_PUBLISH = "CreatePublish"  # the copy of the model to the model store
     REGISTER_MODEL = "RegisterModel"
     STOP_WORKLOADS = "StopWorkloads"
+    RESTART_TRAINING = "RestartTraining"  # delete a failed multi-node group's Job; it is created again once gone
 
 
 @dataclass(frozen=True)
@@ -104,6 +109,7 @@ class Decision:
     dataset_ready: bool = False
     training_active: bool = False
     actions: frozenset[Action] = frozenset()
+    retried_attempt: str | None = None  # a failed group attempt that uses one of runPolicy.backoffLimit's retries
 
 
 # ---------------------------------------------------------------------------------------- derivation

@@ -38,6 +38,7 @@ ACTION_ORDER = (
     Action.PREPARE,
     Action.CREATE_CURATION,
     Action.CREATE_TRAINING,
+    Action.RESTART_TRAINING,
     Action.CREATE_PUBLISH,
     Action.REGISTER_MODEL,
 )
@@ -171,6 +172,9 @@ class Reconciler:
             admission_message=kueue_waiting_message(view.admission),
             gpus=spec.resources.gpus,
             gpu_resource_name=spec.resources.gpu_resource_name,
+            nodes=spec.resources.nodes,
+            backoff_limit=spec.run_policy.backoff_limit,
+            retried_attempts=tuple(status.get("retriedAttempts") or ()),
         )
 
     # ---------------------------------------------------------------------------------- reconcile
@@ -302,12 +306,15 @@ class Reconciler:
             objects = backend.children(children.JobRef(ref.name, ref.namespace, ref.uid, ref.spec, champion), settings)
         elif action is Action.CREATE_PUBLISH:
             objects = [self._publish_job(ref, view, backend)]
-        elif action is Action.STOP_WORKLOADS:
+        elif action in (Action.STOP_WORKLOADS, Action.RESTART_TRAINING):
+            restart = action is Action.RESTART_TRAINING
             curation = view.workloads.get(CURATION)
-            if curation is not None:
+            if curation is not None and not restart:
                 self.kube.delete("Job", view.namespace, str(curation["metadata"]["name"]))
+            # A restart deletes in the foreground: the Job stays until its pods are gone, so no new pod starts
+            # beside an old one that is still writing its checkpoint.
             for obj in backend.stop(view.workloads.get(backend.component)):
-                self.kube.delete(obj.kind, view.namespace, obj.name)
+                self.kube.delete(obj.kind, view.namespace, obj.name, "Foreground" if restart else "Background")
             return []
         else:
             return []

@@ -96,6 +96,9 @@ def next_status(
         desired["attempts"] = attempts
     if new_pods:
         desired["trainingPods"] = (recorded + new_pods)[-MAX_RECORDED_PODS:]
+    retried = list(current.get("retriedAttempts") or [])
+    if decision.retried_attempt and decision.retried_attempt not in retried:
+        desired["retriedAttempts"] = [*retried, decision.retried_attempt]
     dataset = dataset_status(observed.curation.result)
     if dataset:
         desired["dataset"] = dataset

@@ -89,6 +89,8 @@ INVALID: list[tuple[str, tuple[str, Any], str]] = [
     ("targetModules-empty", ("training.lora", {"targetModules": []}), "spec.training.lora.targetModules"),
     ("targetModules-too-many", ("training.lora", {"targetModules": ["m"] * 65}), "spec.training.lora.targetModules"),
     ("gpus-max", ("resources.gpus", 65), "spec.resources.gpus"),
+    ("nodes-max", ("resources.nodes", 65), "spec.resources.nodes"),
+    ("cel-nodes-need-ReadWriteMany", ("resources.nodes", 2), "spec.storage.accessMode"),
     ("gpuResourceName-pattern", ("resources.gpuResourceName", "nvidia.com/"), "spec.resources.gpuResourceName"),
     ("cpu-quantity", ("resources.cpu", "4 cores"), "spec.resources.cpu"),
     ("memory-quantity", ("resources.memory", "64GB"), "spec.resources.memory"),
@@ -218,7 +220,7 @@ def test_minimal_job_gets_every_default(kubectl: Kubectl, ns: str) -> None:
     stored = json.loads(kubectl("get", "ftj", "-n", ns, "minimal", "-o", "json"))["spec"]
     assert stored == FineTuningJobSpec.model_validate(MINIMAL).to_wire()
     assert stored["training"] == {"method": "lora", "epochs": 3, "precision": "auto", "quantization": "none"}
-    assert stored["resources"] == {"gpus": 1, "gpuResourceName": "nvidia.com/gpu"}
+    assert stored["resources"] == {"gpus": 1, "nodes": 1, "gpuResourceName": "nvidia.com/gpu"}
 
 
 FULL_STATUS: dict[str, Any] = {

@@ -388,10 +388,10 @@ def test_job_json_spec_has_every_default_applied() -> None:
             "curation": {"minSuccessRate": 0.9, "dedup": True, "evalFraction": 0.05},
         },
         "training": {"method": "lora", "epochs": 3, "precision": "auto", "quantization": "none"},
-        "resources": {"gpus": 0, "gpuResourceName": "nvidia.com/gpu"},
+        "resources": {"gpus": 0, "nodes": 1, "gpuResourceName": "nvidia.com/gpu"},
         "evaluation": {},
         "output": {"modelName": "support-bot", "bump": "patch"},
-        "storage": {"size": "10Gi", "retainPolicy": "Retain"},
+        "storage": {"size": "10Gi", "accessMode": "ReadWriteOnce", "retainPolicy": "Retain"},
         "runPolicy": {"backoffLimit": 2},
         "cancel": False,
     }

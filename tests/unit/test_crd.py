@@ -290,7 +290,7 @@ def test_cel_rules_are_declared_where_the_models_say() -> None:
         ".spec.training",
         ".spec.output",
     }
-    assert len(rules[".spec"]) == 9
+    assert len(rules[".spec"]) == 10
 
 
 # ------------------------------------------------------------------------------------------ spec cases
@@ -363,6 +363,7 @@ VALID = {
             "resources",
             {
                 "gpus": 64,
+                "nodes": 64,
                 "gpuResourceName": "amd.com/gpu",
                 "nodeSelector": {"gpu": "a100"},
                 "tolerations": [{"key": "gpu", "operator": "Exists", "effect": "NoSchedule"}],
@@ -371,7 +372,10 @@ VALID = {
         ),
         ("evaluation.maxEvalLoss", 0.01),
         ("output", {"modelName": "chat", "version": "2.0.0", "bump": "minor", "pvc": "model-store"}),
-        ("storage", {"size": "1Ti", "storageClassName": "fast", "retainPolicy": "Delete"}),
+        (
+            "storage",
+            {"size": "1Ti", "storageClassName": "fast", "accessMode": "ReadWriteMany", "retainPolicy": "Delete"},
+        ),
         ("runPolicy", {"backoffLimit": 20, "activeDeadlineSeconds": 1, "ttlSecondsAfterFinished": 0}),
         ("queueName", "gpu-queue"),
         ("cancel", True),
@@ -412,9 +416,9 @@ def test_minimal_spec_gets_every_default() -> None:
     stored = apply_defaults(_schema("FineTuningJob"), {"spec": MINIMAL})["spec"]
     assert stored["training"] == {"method": "lora", "epochs": 3, "precision": "auto", "quantization": "none"}
     assert stored["dataset"]["curation"] == {"minSuccessRate": 0.9, "dedup": True, "evalFraction": 0.05}
-    assert stored["resources"] == {"gpus": 1, "gpuResourceName": "nvidia.com/gpu"}
+    assert stored["resources"] == {"gpus": 1, "nodes": 1, "gpuResourceName": "nvidia.com/gpu"}
     assert stored["output"]["bump"] == "patch"
-    assert stored["storage"] == {"size": "10Gi", "retainPolicy": "Retain"}
+    assert stored["storage"] == {"size": "10Gi", "accessMode": "ReadWriteOnce", "retainPolicy": "Retain"}
     assert stored["runPolicy"] == {"backoffLimit": 2}
     assert (stored["cancel"], stored["evaluation"]) == (False, {})
 
@@ -512,6 +516,10 @@ INVALID: list[tuple[str, tuple[str, Any], str]] = [
     ("targetModules-item-long", ("training.lora", {"targetModules": ["m" * 254]}), ".lora.targetModules[0]"),
     ("gpus-min", ("resources.gpus", -1), ".resources.gpus"),
     ("gpus-max", ("resources.gpus", 65), ".resources.gpus"),
+    ("nodes-min", ("resources.nodes", 0), ".resources.nodes"),
+    ("nodes-max", ("resources.nodes", 65), ".resources.nodes"),
+    ("cel-nodes-need-ReadWriteMany", ("resources.nodes", 2), ".spec.storage.accessMode"),
+    ("accessMode-enum", ("storage.accessMode", "ReadOnlyMany"), ".storage.accessMode"),
     ("gpuResourceName-pattern", ("resources.gpuResourceName", "nvidia.com/"), ".resources.gpuResourceName"),
     ("gpuResourceName-long", ("resources.gpuResourceName", "g" * 254), ".resources.gpuResourceName"),
     ("gpuResourceName-unqualified", ("resources.gpuResourceName", "gpu"), ".resources.gpuResourceName"),

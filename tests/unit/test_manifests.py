@@ -41,6 +41,7 @@ OPERATOR_PERMISSIONS: dict[tuple[str, str], set[str]] = {
     ("", "persistentvolumeclaims"): {"get", "list", "watch", "create"},
     ("", "configmaps"): {"get", "create", "patch"},  # no list/watch: it reads only named ConfigMaps
     ("", "serviceaccounts"): {"get", "create"},
+    ("", "services"): {"get", "create"},
     ("", "pods"): {"list", "watch"},  # the watch index and the sweep's list; never one pod by name
     ("", "events"): {"create", "patch", "list"},
     ("events.k8s.io", "events"): {"create", "patch"},

@@ -13,6 +13,7 @@ from finetune_operator.api.output import Bump, OutputSpec
 from finetune_operator.api.placement import ResourcesSpec
 from finetune_operator.api.registeredmodel import RegisteredModelSpec, RegisteredModelStatus
 from finetune_operator.api.spec import (
+    AccessMode,
     BaseModelSpec,
     CurationSpec,
     DatasetSource,
@@ -38,6 +39,7 @@ __all__ = [
     "API_VERSION",
     "GROUP",
     "VERSION",
+    "AccessMode",
     "ApiModel",
     "BaseModelSpec",
     "Bump",

@@ -49,6 +49,7 @@ class Reason(StrEnum):
     INSUFFICIENT_GPU_MEMORY = "InsufficientGPUMemory"
     GPUS_NOT_VISIBLE = "GPUsNotVisible"
     RANKS_LOST_CONTACT = "RanksLostContact"
+    RENDEZVOUS_TIMEOUT = "RendezvousTimeout"
     STORAGE_FULL = "StorageFull"
     MODEL_COPY_FAILED = "ModelCopyFailed"
     INTERNAL_ERROR = "InternalError"
@@ -195,6 +196,14 @@ REASONS: Mapping[Reason, ReasonRule] = {
         "signal (NCCL's watchdog aborts a rank whose collective timed out) without reporting an error",
         "retried from the last checkpoint; the message names the rank; if it persists, look for another rank's "
         "error in the pod's log and for Xid errors in the node's kernel log, and set NCCL_DEBUG=WARN in spec.env",
+    ),
+    # A node rank's pod that was not scheduled in time may be on the next attempt (capacity freed): retried.
+    Reason.RENDEZVOUS_TIMEOUT: ReasonRule(
+        ExitCode.INTERNAL_ERROR,
+        "the pods of a multi-node job did not all meet within the operator's rendezvous timeout (a pod not scheduled, "
+        "pod 0's hostname not resolvable or not reachable); the message names the missing node ranks",
+        "kubectl describe the missing pods (unschedulable: free capacity, or use spec.queueName so Kueue admits the "
+        "group as a whole); a DNS or network policy that blocks the headless Service's port 29500 is the platform's",
     ),
     Reason.STORAGE_FULL: ReasonRule(
         ExitCode.STORAGE_FULL,

@@ -122,6 +122,9 @@ class ResourcesSpec(ApiModel):
 
     gpus: int = Field(default=1, ge=0, le=64)
     """GPUs per training pod (0..64); 0 trains on CPU."""
+    nodes: int = Field(default=1, ge=1, le=64)
+    """Training pods (1..64), each with `gpus` GPUs, one rank per GPU: more than 1 runs an Indexed Job whose pods
+    meet at pod 0 through a headless Service, and needs storage.accessMode ReadWriteMany."""
     gpu_resource_name: str = Field(
         default="nvidia.com/gpu",
         max_length=253,

@@ -151,8 +151,17 @@ OPERATOR_REASONS: tuple[StatusReason, ...] = (
         "WaitingForCapacity",
         (Phase.QUEUED,),
         None,
-        "the training pod cannot be scheduled: no node has the GPUs free",
+        "the training pod cannot be scheduled: no node has the GPUs free (a multi-node job: some of its pods, each "
+        "named with its node rank, while the others may already run)",
         f"the message carries the scheduler's reason; `{_PODS}` and `kubectl describe pod`",
+    ),
+    StatusReason(
+        "RestartingGroup",
+        (Phase.RUNNING,),
+        None,
+        "a pod of a multi-node job failed or was evicted: the whole group stops and restarts from the latest "
+        "checkpoint (a failure uses one of runPolicy.backoffLimit's retries, an eviction none)",
+        "nothing; the message names the failure; status.retriedAttempts lists the group attempts that used a retry",
     ),
     StatusReason(
         "ModelRegistered",

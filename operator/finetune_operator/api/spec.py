@@ -36,6 +36,10 @@ DELETE_NEEDS_STORE_MESSAGE = (
 )
 
 
+NODES_NEED_RWX_MESSAGE = (
+    "resources.nodes > 1 needs storage.accessMode ReadWriteMany: the ranks of every node read the dataset and "
+    "resume from the checkpoints in the one workspace"
+)
 _ONE_BASE_MODEL = "baseModel needs exactly one of path (a Hugging Face format folder), s3 or builtin"
 
 
@@ -150,6 +154,11 @@ class RetainPolicy(StrEnum):
     DELETE = "Delete"
 
 
+class AccessMode(StrEnum):
+    READ_WRITE_ONCE = "ReadWriteOnce"
+    READ_WRITE_MANY = "ReadWriteMany"
+
+
 class StorageSpec(ApiModel):
     """The job's workspace volume (dataset, checkpoints, model)."""
 
@@ -157,6 +166,9 @@ class StorageSpec(ApiModel):
     """Size of the workspace PersistentVolumeClaim (Kubernetes quantity above zero)."""
     storage_class_name: str | None = Field(default=None, pattern=DNS1123_SUBDOMAIN_PATTERN, max_length=253)
     """StorageClass of the workspace; the cluster default when unset."""
+    access_mode: AccessMode = AccessMode.READ_WRITE_ONCE
+    """Access mode of the workspace. ReadWriteMany (NFS, EFS, Filestore, Lustre, CephFS) is required when
+    resources.nodes > 1: every node's ranks read the dataset and the checkpoints they resume from."""
     retain_policy: RetainPolicy = RetainPolicy.RETAIN
     """Retain keeps the workspace (dataset, checkpoints, the trained model) when the job is deleted; Delete removes
     it with the job, and with it the model unless output.pvc or output.s3 holds a copy."""
@@ -204,6 +216,12 @@ class FineTuningJobSpec(ApiModel):
                     ".storage.retainPolicy",
                 ),
                 cel(
+                    "!has(self.resources) || !has(self.resources.nodes) || self.resources.nodes == 1 || "
+                    "(has(self.storage) && has(self.storage.accessMode) && self.storage.accessMode == 'ReadWriteMany')",
+                    NODES_NEED_RWX_MESSAGE,
+                    ".storage.accessMode",
+                ),
+                cel(
                     "!has(oldSelf.cancel) || !oldSelf.cancel || (has(self.cancel) && self.cancel)",
                     "spec.cancel cannot go back from true to false; create a new FineTuningJob instead",
                     ".cancel",
@@ -240,4 +258,6 @@ class FineTuningJobSpec(ApiModel):
         deletes_workspace = self.storage.retain_policy is RetainPolicy.DELETE
         if deletes_workspace and self.run_policy.ttl_seconds_after_finished is not None and not self.output.store:
             raise ValueError(DELETE_NEEDS_STORE_MESSAGE)
+        if self.resources.nodes > 1 and self.storage.access_mode is not AccessMode.READ_WRITE_MANY:
+            raise ValueError(NODES_NEED_RWX_MESSAGE)
         return self

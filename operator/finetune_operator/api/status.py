@@ -174,4 +174,10 @@ class FineTuningJobStatus(StatusModel):
     training_pods: list[Annotated[str, Field(max_length=253)]] | None = Field(
         default=None, max_length=MAX_RECORDED_PODS
     )
-    """Names of the training pods started so far (the latest 20): one per attempt."""
+    """Names of the training pods started so far (the latest 20): one per attempt. A multi-node job records one
+    entry per group attempt instead: its Job's name and the first 8 characters of that Job's uid."""
+    retried_attempts: list[Annotated[str, Field(max_length=253)]] | None = Field(
+        default=None, max_length=MAX_RECORDED_PODS + 1
+    )
+    """Multi-node jobs: the group attempts (as in trainingPods) whose failure used one of runPolicy.backoffLimit's
+    retries; a group stopped by an eviction or a preemption uses none."""

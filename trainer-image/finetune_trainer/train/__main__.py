@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         outcome.record(missing, os.environ)
         return missing.exit_code
     processes = launcher.process_count(os.environ, visible)
-    if processes > 1:
+    if launcher.supervised(os.environ, processes):
         return launcher.supervise([sys.executable, "-m", launcher.MODULE, *args], processes, os.environ)
     rank = launcher.rank(os.environ)
     jsonlog.configure(rank)

@@ -14,6 +14,10 @@ killed the workers after its own 30 s instead of the pod's grace period. Here:
 
 `PROCESSES_ENV` overrides the process count (default: one per visible GPU); on a CPU node it
 runs that many gloo ranks, which is how the tests exercise this path.
+
+In a multi-node job (`rendezvous.group`) the supervisors of the pods first meet within a deadline
+(`rendezvous.assemble`), then run torch's static rendezvous at node rank 0's hostname: what
+`torchrun --nnodes N --node-rank $JOB_COMPLETION_INDEX --master-addr --master-port` runs.
 """
 
 from __future__ import annotations
@@ -24,11 +28,13 @@ import tempfile
 import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from finetune_operator.api import TerminationMessage
 from finetune_operator.api.contract import ExitCode, Reason, exit_code_for
 from finetune_trainer import termination
-from finetune_trainer.train import faults, outcome
+from finetune_trainer.failures import JobFailed
+from finetune_trainer.train import faults, outcome, rendezvous
 
 MODULE = "finetune_trainer.train"
 PROCESSES_ENV = "FINETUNE_PROCESSES"
@@ -52,6 +58,11 @@ def process_count(environ: Mapping[str, str], visible_gpus: int) -> int:
     return int(override) if override else max(1, visible_gpus)
 
 
+def supervised(environ: Mapping[str, str], processes: int) -> bool:
+    """Whether this process supervises ranks: several of them here, or any number in a multi-node group."""
+    return not is_worker(environ) and (processes > 1 or rendezvous.group(environ) is not None)
+
+
 def shutdown_timeout(environ: Mapping[str, str]) -> int:
     """Seconds the workers get after SIGTERM: the pod's grace period (the kubelet kills them after it anyway)."""
     return int(environ.get(GRACE_ENV) or DEFAULT_GRACE_SECONDS)
@@ -63,6 +74,7 @@ def supervise(worker_argv: Sequence[str], processes: int, environ: Mapping[str, 
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
+    group = rendezvous.group(environ)
     config = LaunchConfig(
         min_nodes=1,
         max_nodes=1,
@@ -74,6 +86,13 @@ def supervise(worker_argv: Sequence[str], processes: int, environ: Mapping[str, 
         monitor_interval=1,
         shutdown_timeout=shutdown_timeout(environ),
     )
+    if group is not None:
+        try:
+            rendezvous.assemble(group)
+        except JobFailed as missing:
+            termination.write(TerminationMessage.failure(missing.reason, missing.message))
+            return exit_code_for(missing.reason)
+        config = group_config(config, group)
     with tempfile.TemporaryDirectory(prefix="finetune-ranks-") as scratch:
         claim_file = Path(scratch) / "outcome.json"
         # The agent starts workers with a copy of this process's environment.
@@ -101,6 +120,16 @@ def supervise(worker_argv: Sequence[str], processes: int, environ: Mapping[str, 
     if claimed.payload is not None:
         termination.write(claimed.payload)
     return claimed.exit_code
+
+
+def group_config(config: Any, group: rendezvous.Group) -> Any:
+    """torch's static rendezvous at node rank 0's hostname, the group attempt's id as run id."""
+    config.min_nodes = config.max_nodes = group.nodes
+    config.run_id = group.group_id
+    config.rdzv_backend = "static"
+    config.rdzv_endpoint = f"{group.master_addr}:{group.master_port}"
+    config.rdzv_configs = {"rank": group.node_rank, "timeout": group.seconds}
+    return config
 
 
 def failure_exit_code(worker_exit: int) -> int:
