@@ -8,23 +8,30 @@ from pathlib import Path
 
 import orjson
 
-from sessioncorpus import VERSION, generate
+import sessioncorpus
+import toolcorpus
 
 CACHE = Path(os.environ.get("FINETUNE_BENCH_CACHE", Path.home() / ".cache" / "finetune-operator" / "bench"))
 
 
-def _path(count: int, seed: int) -> Path:
-    return CACHE / f"sessions-{count}-seed{seed}-v{VERSION}.jsonl"
+# Corpus kinds: the agent-session corpus (both shapes) and the tool-calling one (chat shape).
+KINDS = {"sessions": sessioncorpus, "tools": toolcorpus}
+_PREFIXES = {"sessions": "sessions", "tools": "toolsessions"}
 
 
-def corpus(count: int, seed: int = 0) -> Path:
+def _path(count: int, seed: int, kind: str) -> Path:
+    return CACHE / f"{_PREFIXES[kind]}-{count}-seed{seed}-v{KINDS[kind].VERSION}.jsonl"
+
+
+def corpus(count: int, seed: int = 0, kind: str = "sessions") -> Path:
     """`count` sessions as JSONL. generate() is prefix-stable, so a larger cached corpus's head is reused."""
-    path = _path(count, seed)
+    path = _path(count, seed, kind)
     if path.exists():
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
+    version = KINDS[kind].VERSION
     larger = sorted(
-        (candidate for candidate in CACHE.glob(f"sessions-*-seed{seed}-v{VERSION}.jsonl")),
+        (candidate for candidate in CACHE.glob(f"{_PREFIXES[kind]}-*-seed{seed}-v{version}.jsonl")),
         key=lambda candidate: int(candidate.name.split("-")[1]),
     )
     source = next((p for p in larger if int(p.name.split("-")[1]) > count), None)
@@ -34,7 +41,7 @@ def corpus(count: int, seed: int = 0) -> Path:
             with source.open("rb") as reader:
                 handle.writelines(itertools.islice(reader, count))
         else:
-            for line in generate(count, seed):
+            for line in KINDS[kind].generate(count, seed):
                 handle.write(line + b"\n")
     partial.rename(path)
     return path

@@ -1,6 +1,6 @@
 """Curation benchmark: the curator vs a naive pandas baseline, same corpus, same run.
 
-    python bench/curation/run.py [--sizes 200000 1000000] [--seed 0] [--repeat 1]
+    python bench/curation/run.py [--sizes 200000 1000000] [--seed 0] [--repeat 1] [--corpus sessions|tools]
 
 For each size: sessions/s and peak RSS of `python -m finetune_trainer.curate`
 (with its worker processes) and of bench/curation/baseline.py, each a fresh
@@ -129,13 +129,16 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[200_000, 1_000_000])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--repeat", type=int, default=1, help="runs of each command; the best is reported")
+    parser.add_argument(
+        "--corpus", choices=sorted(cache.KINDS), default="sessions", help="tools: tool-calling chat sessions"
+    )
     args = parser.parse_args()
     results = []
     # pandas' peak per session: ~17.7 kB measured at 200k sessions; refined by each baseline run.
     baseline_bytes_per_session = 20_000.0
-    cache.corpus(max(args.sizes), args.seed)  # generated once; smaller sizes are its head
+    cache.corpus(max(args.sizes), args.seed, args.corpus)  # generated once; smaller sizes are its head
     for size in sorted(args.sizes):
-        source = cache.corpus(size, args.seed)
+        source = cache.corpus(size, args.seed, args.corpus)
         with tempfile.TemporaryDirectory(prefix="curation-bench-") as scratch:
             dataset = Path(scratch) / "dataset"
             warm(source)

@@ -19,7 +19,9 @@ class Assessor:
         near_duplicates: bool,
         max_tokens: int | None,
         keep_texts: bool,
-    ) -> None: ...
+        chat: bool = False,
+    ) -> None:
+        """`chat`: sessions become chat records (messages and tools), else instruction records."""
     def assess_block(
         self, source: str, first_number: int, block: bytes, start: int, end: int, max_line_bytes: int
     ) -> Assessed:
@@ -38,12 +40,18 @@ class Assessed:
         """Rejections decided here (not the reader's), counted by outcome value."""
     def malformed(self) -> list[tuple[int, str, bool]]:
         """(index, message, whether the line is not JSON at all) of each malformed line, in order."""
+    def conversation_rejections(self) -> list[tuple[int, str, str]]:
+        """(index, outcome value, message) of each line a conversation's defect rejected (chat format), in order."""
     def outcome(self, index: int) -> tuple[str, str] | None:
         """(outcome value, detail) of a rejected line; None for a candidate."""
     def candidate(self, index: int) -> tuple[bytes, bool, int, int, list[int], dict[str, int]] | None:
         """A candidate's (line, is eval, cap key, exact digest, band keys, redactions); None if rejected."""
     def texts(self) -> list[tuple[int, str]]:
-        """(index, "instruction\\ninput\\noutput") of each candidate, if the Assessor keeps texts."""
+        """(index, the text maxTokens judges) of each candidate, if the Assessor keeps texts.
+
+        Instruction records: "instruction\\ninput\\noutput"; chat records: every message's text, each call's name
+        and arguments (JSON) and the tool definitions (JSON), one per line.
+        """
     def reject_too_long(self, index: int) -> None:
         """Turn a candidate into a tooLong rejection (a tokenizer counted more than maxTokens)."""
 

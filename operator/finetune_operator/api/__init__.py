@@ -15,6 +15,7 @@ from finetune_operator.api.registeredmodel import RegisteredModelSpec, Registere
 from finetune_operator.api.spec import (
     AccessMode,
     BaseModelSpec,
+    CurationFormat,
     CurationSpec,
     DatasetSource,
     DatasetSpec,
@@ -44,6 +45,7 @@ __all__ = [
     "BaseModelSpec",
     "Bump",
     "Condition",
+    "CurationFormat",
     "CurationSpec",
     "DatasetSource",
     "DatasetSpec",

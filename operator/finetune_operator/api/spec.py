@@ -127,6 +127,11 @@ class DatasetSource(ApiModel):
         return self
 
 
+class CurationFormat(StrEnum):
+    INSTRUCTION = "instruction"
+    CHAT = "chat"
+
+
 class CurationSpec(ApiModel):
     """How agent sessions become training samples."""
 
@@ -140,6 +145,10 @@ class CurationSpec(ApiModel):
     """Fraction of samples held out for evaluation, assigned by a hash of the session id (0 < x <= 0.5)."""
     max_tokens: int | None = Field(default=None, ge=16)
     """Reject samples longer than this many tokens (estimated at curation time)."""
+    format: CurationFormat | None = None
+    """Sample format: instruction (instruction/input/output records) or chat (whole conversations with their tool
+    calls, trained through the model's chat template). Unset: chat when the sessions in the first 1000 lines of the
+    source's first file are all messages sessions, else instruction (docs/session-schema.md)."""
 
 
 class DatasetSpec(ApiModel):

@@ -96,6 +96,16 @@ class RejectedCounts(StatusModel):
     duplicate: int = 0
     too_long: int = 0
     empty: int = 0
+    orphan_tool_result: int | None = None
+    """Chat format (absent in instruction format): a tool message that answers no earlier call."""
+    unanswered_tool_call: int | None = None
+    """Chat format: a tool call no tool message answers."""
+    invalid_tool_arguments: int | None = None
+    """Chat format: tool-call arguments that are not a JSON object."""
+    unknown_tool: int | None = None
+    """Chat format: a call to a function the session's tools do not define."""
+    not_ending_with_assistant: int | None = None
+    """Chat format: a conversation whose last message is not the assistant's."""
 
 
 class DatasetStatus(StatusModel):

@@ -18,7 +18,9 @@ of CPU a session, no faster than a naive pandas read/filter/write
 implementation as the reference the extension is tested against.
 
 With a tokenizer (`--tokenizer`, or the base model's tokenizer.json), maxTokens
-is judged here, in Python, on the redacted text the extension hands back.
+is judged here, in Python, on the redacted text the extension hands back (a
+conversation's: every message's text, each call's name and arguments, and the
+tool definitions, one per line).
 """
 
 from __future__ import annotations
@@ -40,6 +42,8 @@ class Rules:
     near_duplicates: bool
     max_tokens: int | None = None
     tokenizer: Path | None = None
+    chat: bool = False
+    """Write chat records (messages and tools), else instruction records (curate.formats decides)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +69,7 @@ class Assess:
             rules.near_duplicates,
             rules.max_tokens,
             self._count is not None,  # keep the texts for the tokenizer, which then judges maxTokens
+            rules.chat,
         )
 
     def __call__(self, batch: Batch) -> Assessed | Rejection:

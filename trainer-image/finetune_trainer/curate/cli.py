@@ -20,10 +20,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from finetune_operator.api import CurationSpec, JobConfig, TerminationMessage
+from finetune_operator.api import CurationFormat, CurationSpec, JobConfig, TerminationMessage
 from finetune_operator.api.contract import ExitCode, Reason, exit_code_for
 from finetune_trainer import report, termination, worklog
-from finetune_trainer.curate import summary, workers
+from finetune_trainer.curate import formats, summary, workers
 from finetune_trainer.curate.assess import Rules
 from finetune_trainer.curate.output import DatasetWriter
 from finetune_trainer.curate.pipeline import Curator
@@ -49,6 +49,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--eval-fraction", type=float)
     parser.add_argument("--max-tokens", type=int)
     parser.add_argument("--dedup", action=argparse.BooleanOptionalAction, default=None, help="near-duplicates")
+    parser.add_argument("--format", choices=[str(choice) for choice in CurationFormat], help="default: by the source")
     parser.add_argument("--tokenizer", type=Path, help="tokenizer.json for --max-tokens (default: estimate)")
     parser.add_argument("--max-malformed-fraction", type=float, default=DEFAULT_MAX_MALFORMED_FRACTION)
     parser.add_argument("--max-line-bytes", type=int, default=DEFAULT_MAX_LINE_BYTES)
@@ -70,6 +71,7 @@ def resolve_settings(args: argparse.Namespace) -> tuple[Settings, dict[str, Any]
         "eval_fraction": args.eval_fraction,
         "max_tokens": args.max_tokens,
         "dedup": args.dedup,
+        "format": args.format,
     }
     base = job.spec.dataset.curation.model_dump() if job else {}
     # Validated by the same model the CRD schema comes from: a flag cannot escape the API's bounds.
@@ -128,8 +130,11 @@ def run(settings: Settings, job: dict[str, Any]) -> dict[str, Any]:
             f"no file matches {where}; list the claim's files with a pod that mounts it (docs/bring-your-own.md)",
         )
     sources = [SourceStats(path) for path in paths]
+    chosen = formats.decide(settings.curation.format, paths, settings.max_line_bytes)
+    settings = replace(settings, curation=settings.curation.model_copy(update={"format": chosen}))
     spec = settings.curation
-    rules = Rules(spec.min_success_rate, spec.eval_fraction, spec.dedup, spec.max_tokens, settings.tokenizer)
+    chat = chosen is CurationFormat.CHAT
+    rules = Rules(spec.min_success_rate, spec.eval_fraction, spec.dedup, spec.max_tokens, settings.tokenizer, chat)
     input_bytes = sum(path.stat().st_size for path in paths)
     threads = workers.choose(settings.workers, input_bytes, workers.available_cpus())
     try:
@@ -157,7 +162,7 @@ def run(settings: Settings, job: dict[str, Any]) -> dict[str, Any]:
         if is_storage_full(error):
             raise _storage_failure(settings.output_dir, error, at_failure) from error
         raise
-    return summary.dataset_summary(sources, tally, outputs)
+    return summary.dataset_summary(sources, tally, outputs, chat)
 
 
 def curation_progress(job: dict[str, Any], sources: list[SourceStats], input_bytes: int) -> CurationProgress | None:

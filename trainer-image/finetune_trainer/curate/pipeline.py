@@ -25,11 +25,12 @@ from finetune_curate_native import Assessed
 from finetune_trainer import worklog
 from finetune_trainer.curate.assess import Assess, Batch, Rules
 from finetune_trainer.curate.dedup import Deduplicator
-from finetune_trainer.curate.outcomes import Outcome, Rejection
+from finetune_trainer.curate.outcomes import CONVERSATION_REJECTIONS, Outcome, Rejection
 from finetune_trainer.curate.output import DatasetWriter
 from finetune_trainer.curate.sources import Lines, LineTooLong, SourceStats, StreamError, read_blocks
 
-MALFORMED_EXAMPLES = 10
+EXAMPLES = 10
+"""Lines listed in the manifest per kind of rejection that lists them (malformed, a conversation's defects)."""
 _PROGRESS_EVERY = 100_000
 
 
@@ -41,6 +42,8 @@ class Tally:
     redactions: Counter[str] = field(default_factory=Counter)
     """Secrets replaced in kept samples."""
     malformed_examples: list[dict[str, object]] = field(default_factory=list)
+    rejected_examples: dict[str, list[dict[str, object]]] = field(default_factory=dict)
+    """Chat format: the first lines rejected for each defect of a conversation, by outcome."""
     exact_duplicates: int = 0
     near_duplicates: int = 0
 
@@ -117,10 +120,13 @@ class Curator:
         tally.records += len(assessed)
         for outcome, count in assessed.rejected().items():
             tally.rejected[Outcome(outcome)] += count
-        if len(tally.malformed_examples) < MALFORMED_EXAMPLES:
+        if len(tally.malformed_examples) < EXAMPLES:
             for index, detail, invalid_json in assessed.malformed():
                 message = json_error(assessed.raw(index), detail) if invalid_json else detail
                 self._note_malformed(batch.source, batch.first_number + index, message)
+        if self._rules.chat and self._wants_examples():
+            for index, outcome, detail in assessed.conversation_rejections():
+                self._note_rejected(outcome, batch.source, batch.first_number + index, detail)
         kept, redactions, duplicates = self._dedup.admit(assessed)
         tally.rejected[Outcome.DUPLICATE] += duplicates
         write = self._writer.write
@@ -130,8 +136,17 @@ class Curator:
         tally.redactions.update(redactions)
 
     def _note_malformed(self, source: str, number: int, message: str) -> None:
-        if len(self.tally.malformed_examples) < MALFORMED_EXAMPLES:
+        if len(self.tally.malformed_examples) < EXAMPLES:
             self.tally.malformed_examples.append({"source": source, "line": number, "error": message})
+
+    def _wants_examples(self) -> bool:
+        examples = self.tally.rejected_examples
+        return any(len(examples.get(outcome, ())) < EXAMPLES for outcome in CONVERSATION_REJECTIONS)
+
+    def _note_rejected(self, outcome: str, source: str, number: int, message: str) -> None:
+        examples = self.tally.rejected_examples.setdefault(outcome, [])
+        if len(examples) < EXAMPLES:
+            examples.append({"source": source, "line": number, "error": message})
 
     def _log_progress(self) -> None:
         elapsed = time.monotonic() - self._started

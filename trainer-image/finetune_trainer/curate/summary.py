@@ -11,9 +11,10 @@ import hashlib
 from datetime import UTC, datetime
 from typing import Any
 
+from finetune_operator.api import CurationFormat
 from finetune_operator.api.contract import Reason
 from finetune_trainer.curate import CURATOR_VERSION, dedup, tokens
-from finetune_trainer.curate.outcomes import REJECTIONS, Outcome
+from finetune_trainer.curate.outcomes import CONVERSATION_REJECTIONS, REJECTIONS, Outcome
 from finetune_trainer.curate.output import MANIFEST, WrittenFile
 from finetune_trainer.curate.pipeline import Tally
 from finetune_trainer.curate.settings import Settings
@@ -26,11 +27,15 @@ def combined_sha256(outputs: dict[str, WrittenFile]) -> str:
     return hashlib.sha256(listing.encode()).hexdigest()
 
 
-def rejected_counts(tally: Tally) -> dict[str, int]:
-    return {str(outcome): tally.rejected[outcome] for outcome in REJECTIONS}
+def rejected_counts(tally: Tally, chat: bool) -> dict[str, int]:
+    """Counts per outcome; a conversation's defects only in chat format (the instruction format has none)."""
+    outcomes = REJECTIONS if chat else [outcome for outcome in REJECTIONS if outcome not in CONVERSATION_REJECTIONS]
+    return {str(outcome): tally.rejected[outcome] for outcome in outcomes}
 
 
-def dataset_summary(sources: list[SourceStats], tally: Tally, outputs: dict[str, WrittenFile]) -> dict[str, Any]:
+def dataset_summary(
+    sources: list[SourceStats], tally: Tally, outputs: dict[str, WrittenFile], chat: bool
+) -> dict[str, Any]:
     return {
         "sourceFiles": len(sources),
         "sourceRecords": tally.records,
@@ -38,7 +43,7 @@ def dataset_summary(sources: list[SourceStats], tally: Tally, outputs: dict[str,
         "trainSamples": outputs["train"].records,
         "evalSamples": outputs["eval"].records,
         "sha256": combined_sha256(outputs),
-        "rejected": rejected_counts(tally),
+        "rejected": rejected_counts(tally, chat),
         "redactions": tally.redactions.total(),
     }
 
@@ -74,9 +79,11 @@ def manifest(
     job: dict[str, Any],
 ) -> dict[str, Any]:
     finished = datetime.now(UTC)
+    chat = settings.curation.format is CurationFormat.CHAT
     document: dict[str, Any] = {
         "curatorVersion": CURATOR_VERSION,
         "outcome": "Failed" if failure else "Succeeded",
+        "format": str(settings.curation.format or CurationFormat.INSTRUCTION),
         "job": job,
         "startedAt": _timestamp(started),
         "finishedAt": _timestamp(finished),
@@ -99,13 +106,17 @@ def manifest(
             "sourceRecords": tally.records,
             "kept": tally.kept,
             "cappedByMaxSamples": tally.kept - _samples(outputs) if outputs else 0,
-            "rejected": rejected_counts(tally),
+            "rejected": rejected_counts(tally, chat),
             "duplicates": {"exact": tally.exact_duplicates, "near": tally.near_duplicates},
             "redactions": tally.redactions.total(),
             "redactionsByRule": dict(sorted(tally.redactions.items())),
         },
         "malformedExamples": tally.malformed_examples,
     }
+    if chat:
+        document["rejectedExamples"] = {
+            str(outcome): tally.rejected_examples.get(outcome, []) for outcome in CONVERSATION_REJECTIONS
+        }
     if failure:
         document["reason"] = str(failure.reason)
         document["message"] = failure.message

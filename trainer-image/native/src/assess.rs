@@ -3,10 +3,14 @@
 //! deduplication (hashing.rs), and serialise the sample (jsonout.rs). Duplicates are decided later, in
 //! input order, by the Deduplicator.
 
+use std::borrow::Cow;
+
+use crate::chat;
+use crate::conversation::Conversation;
 use crate::hashing::{self, BANDS};
 use crate::jsonout;
 use crate::redact::{Redactor, RULES};
-use crate::session::{self, Invalid};
+use crate::session::{self, Body, Invalid};
 
 /// One token per 4 UTF-8 bytes, rounded up (finetune_trainer.curate.tokens).
 pub const BYTES_PER_TOKEN: usize = 4;
@@ -25,7 +29,8 @@ pub struct Candidate {
     pub digest: u64,
     pub band_keys: Option<[u64; BANDS]>,
     pub redactions: [u32; RULES.len()],
-    /// "instruction\ninput\noutput" after redaction, for a tokenizer's count (only when asked for).
+    /// The redacted text maxTokens judges ("instruction\ninput\noutput", or a conversation's texts and tool
+    /// definitions), for a tokenizer's count (only when asked for).
     pub text: Option<String>,
 }
 
@@ -55,6 +60,8 @@ pub struct Criteria {
     pub near_duplicates: bool,
     pub max_tokens: Option<u64>,
     pub keep_texts: bool,
+    /// Write chat records (`curation.format: chat`), else instruction records.
+    pub chat: bool,
     pub redactor: Redactor,
 }
 
@@ -87,7 +94,7 @@ impl Criteria {
     }
 
     fn assess_line(&self, source: &str, number: u64, raw: &[u8]) -> Assessment {
-        let session = match session::parse(raw) {
+        let session = match session::parse(raw, self.chat) {
             Ok(session) => session,
             Err(Invalid::Json(detail)) => {
                 return Assessment::Rejected {
@@ -98,29 +105,27 @@ impl Criteria {
             }
             Err(Invalid::Malformed(detail)) => return Assessment::rejected(MALFORMED, detail),
             Err(Invalid::Empty(detail)) => return Assessment::rejected(EMPTY, detail.into()),
+            Err(Invalid::Conversation(outcome, detail)) => return Assessment::rejected(outcome, detail),
         };
         if session.success_rate <= self.min_success_rate {
             return Assessment::rejected(LOW_SUCCESS, String::new());
         }
         let mut redactions = [0u32; RULES.len()];
-        let instruction = self.redactor.redact(session.instruction, &mut redactions);
-        let input = self.redactor.redact(session.input, &mut redactions);
-        let output = self.redactor.redact(session.output, &mut redactions);
-        let id: &str = &session.id;
+        let sample = match session.body {
+            Body::Fields {
+                instruction,
+                input,
+                output,
+            } => self.fields_sample(instruction, input, output, &mut redactions),
+            Body::Chat(conversation) => self.chat_sample(conversation, &mut redactions),
+        };
         if let Some(limit) = self.max_tokens {
-            let bytes = instruction.len() + input.len() + output.len() + 2;
-            if !self.keep_texts && bytes.div_ceil(BYTES_PER_TOKEN) as u64 > limit {
+            if !self.keep_texts && sample.counted_bytes.div_ceil(BYTES_PER_TOKEN) as u64 > limit {
                 return Assessment::rejected(TOO_LONG, String::new());
             }
         }
-        let normalised = hashing::normalise(&[&instruction, &input, &output]);
-        let mut line = Vec::with_capacity(instruction.len() + input.len() + output.len() + source.len() + 160);
-        line.extend_from_slice(b"{\"instruction\":");
-        jsonout::string(&mut line, &instruction);
-        line.extend_from_slice(b",\"input\":");
-        jsonout::string(&mut line, &input);
-        line.extend_from_slice(b",\"output\":");
-        jsonout::string(&mut line, &output);
+        let id: &str = &session.id;
+        let mut line = sample.line;
         line.extend_from_slice(b",\"metadata\":{\"session_id\":");
         jsonout::string(&mut line, id);
         line.extend_from_slice(b",\"success_rate\":");
@@ -131,11 +136,58 @@ impl Criteria {
         Assessment::Candidate(Box::new(Candidate {
             evaluation: hashing::is_eval(id, self.eval_fraction),
             cap_key: hashing::cap_key(id),
-            digest: hashing::exact_digest(&normalised),
-            band_keys: self.near_duplicates.then(|| hashing::band_keys(&normalised)),
+            digest: hashing::exact_digest(&sample.normalised),
+            band_keys: self.near_duplicates.then(|| hashing::band_keys(&sample.normalised)),
             redactions,
-            text: self.keep_texts.then(|| format!("{instruction}\n{input}\n{output}")),
+            text: sample.counted_text,
             line,
         }))
     }
+
+    fn fields_sample(
+        &self,
+        instruction: Cow<'_, str>,
+        input: Cow<'_, str>,
+        output: Cow<'_, str>,
+        redactions: &mut [u32; RULES.len()],
+    ) -> Sample {
+        let instruction = self.redactor.redact(instruction, redactions);
+        let input = self.redactor.redact(input, redactions);
+        let output = self.redactor.redact(output, redactions);
+        let mut line = Vec::with_capacity(instruction.len() + input.len() + output.len() + 200);
+        line.extend_from_slice(b"{\"instruction\":");
+        jsonout::string(&mut line, &instruction);
+        line.extend_from_slice(b",\"input\":");
+        jsonout::string(&mut line, &input);
+        line.extend_from_slice(b",\"output\":");
+        jsonout::string(&mut line, &output);
+        Sample {
+            normalised: hashing::normalise(&[&instruction, &input, &output]),
+            counted_bytes: instruction.len() + input.len() + output.len() + 2,
+            counted_text: self.keep_texts.then(|| format!("{instruction}\n{input}\n{output}")),
+            line,
+        }
+    }
+
+    fn chat_sample(&self, conversation: Conversation, redactions: &mut [u32; RULES.len()]) -> Sample {
+        let sample = chat::sample(conversation, &self.redactor, redactions);
+        let texts: Vec<&str> = sample.texts.iter().map(String::as_str).collect();
+        Sample {
+            normalised: hashing::normalise(&texts),
+            counted_bytes: sample.counted_bytes(),
+            counted_text: self.keep_texts.then(|| sample.counted_text()),
+            line: sample.line,
+        }
+    }
+}
+
+/// A candidate's sample before its metadata: the line's start, the texts it is judged on.
+struct Sample {
+    /// The record up to (not including) `,"metadata":...}`.
+    line: Vec<u8>,
+    normalised: Vec<u8>,
+    /// UTF-8 bytes of the text maxTokens judges (the byte estimate).
+    counted_bytes: usize,
+    /// That text, when a tokenizer counts it (keep_texts).
+    counted_text: Option<String>,
 }

@@ -2,7 +2,7 @@
 //!
 //! finetune_trainer.curate keeps orchestration and I/O (sources, the ordered consumer, the
 //! writer, the manifest, the optional tokenizer); everything that costs CPU per line is here
-//! (assess.rs): JSON parsing and validation (session.rs), secret redaction (redact.rs, the rules in
+//! (assess.rs): JSON parsing and validation (record.rs, session.rs; conversations in conversation.rs and chat.rs), secret redaction (redact.rs, the rules in
 //! rules.rs), the token estimate, normalisation, exact and near-duplicate hashing, split and cap
 //! hashing (hashing.rs), and the output line (jsonout.rs). `Assessor.assess_block` (pyclasses.rs)
 //! releases the GIL, so Python threads assess batches in parallel with no inter-process copying;
@@ -15,10 +15,13 @@
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod assess;
+mod chat;
 mod code_values;
+mod conversation;
 mod hashing;
 mod jsonout;
 mod pyclasses;
+mod record;
 mod redact;
 mod rules;
 mod session;

@@ -7,6 +7,7 @@ use pyo3::pybacked::PyBackedBytes;
 use pyo3::types::{PyBytes, PyDict};
 
 use crate::assess::{Assessment, Criteria, MALFORMED, TOO_LONG};
+use crate::conversation;
 use crate::hashing;
 use crate::redact::{Redactor, RULES};
 
@@ -18,13 +19,14 @@ pub struct Assessor {
 #[pymethods]
 impl Assessor {
     #[new]
-    #[pyo3(signature = (min_success_rate, eval_fraction, near_duplicates, max_tokens, keep_texts))]
+    #[pyo3(signature = (min_success_rate, eval_fraction, near_duplicates, max_tokens, keep_texts, chat = false))]
     fn new(
         min_success_rate: f64,
         eval_fraction: f64,
         near_duplicates: bool,
         max_tokens: Option<u64>,
         keep_texts: bool,
+        chat: bool,
     ) -> Self {
         Assessor {
             criteria: Criteria {
@@ -33,6 +35,7 @@ impl Assessor {
                 near_duplicates,
                 max_tokens,
                 keep_texts,
+                chat,
                 redactor: Redactor::new(),
             },
         }
@@ -118,6 +121,19 @@ impl Assessed {
             .collect()
     }
 
+    /// The lines a conversation's defect rejected (chat format), in order: (index in the batch, outcome, message).
+    fn conversation_rejections(&self) -> Vec<(usize, &'static str, String)> {
+        let results = self.results.lock().expect("not poisoned");
+        (results.iter().enumerate())
+            .filter_map(|(index, result)| match result {
+                Assessment::Rejected { outcome, detail, .. } if conversation::OUTCOMES.contains(outcome) => {
+                    Some((index, *outcome, detail.clone()))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
     /// (outcome, detail) of a rejected line; None for a candidate or a line the reader rejected.
     fn outcome(&self, index: usize) -> PyResult<Option<(&'static str, String)>> {
         let results = self.results.lock().expect("not poisoned");
@@ -148,7 +164,7 @@ impl Assessed {
         }
     }
 
-    /// (index, "instruction\ninput\noutput") of each candidate, when the Assessor keeps texts.
+    /// (index, the text maxTokens judges) of each candidate, when the Assessor keeps texts.
     fn texts(&self) -> Vec<(usize, String)> {
         let results = self.results.lock().expect("not poisoned");
         (results.iter().enumerate())
