@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from finetune_operator.api import FailureKind, Phase
+from finetune_operator.api.jobconfig import Champion
 from finetune_operator.api.termination import TerminationMessage
 
 
@@ -80,6 +81,9 @@ class Observed:
     publish: WorkloadState = ABSENT  # the copy to the model store
     version_conflict: str | None = None
     champion_problem: str | None = None  # evaluation.compareTo names a version that cannot be compared
+    # The version evaluation.compareTo names, read while no training workload exists: the one to beat, fixed
+    # when training starts (every retry of the training Job compares against it).
+    champion: Champion | None = None
     capacity_blocked: str | None = None
     queue_name: str | None = None
     admission_message: str | None = None  # Kueue's reason for not admitting the training workload (yet)

@@ -134,9 +134,9 @@ class Reconciler:
         version_conflict = None
         if training.phase in (WorkloadPhase.ABSENT, WorkloadPhase.SUSPENDED):
             version_conflict = registry.explicit_version_conflict(spec, view.model_versions, view.uid)
-        champion_problem = None
+        champion, champion_problem = None, None
         if training.phase is WorkloadPhase.ABSENT and spec.evaluation.compare_to and phase not in TERMINAL_PHASES:
-            champion_problem = self.registrar.champion(spec, view.namespace)[1]
+            champion, champion_problem = self.registrar.champion(spec, view.namespace)
         published = workload_state(view.workloads.get(publish.COMPONENT), view.pods.get(publish.COMPONENT, []))
         store = spec.output.store
         # Read only while the copy is about to start: a missing store is a wait with a reason, not a stuck pod.
@@ -167,6 +167,7 @@ class Reconciler:
             publish=published,
             version_conflict=version_conflict,
             champion_problem=champion_problem,
+            champion=champion,
             capacity_blocked=capacity_blocked,
             queue_name=spec.queue_name,
             admission_message=kueue_waiting_message(view.admission),
@@ -196,7 +197,7 @@ class Reconciler:
         }
         decision = unless_pods_refused(self.kube, view.workloads, states, derive(observed))
         decision = unless_unprovisioned(self.kube, view.pvc, decision)
-        ref = children.JobRef(view.name, view.namespace, view.uid, spec)
+        ref = children.JobRef(view.name, view.namespace, view.uid, spec, observed.champion)
         outcome = Outcome(previous_phase=previous, phase=decision.phase.value, patch={})
         model: Mapping[str, Any] | None = None
         for action in (a for a in ACTION_ORDER if a in decision.actions):
@@ -301,9 +302,7 @@ class Reconciler:
         elif action is Action.CREATE_CURATION:
             objects = [children.curation_job(ref, settings)]
         elif action is Action.CREATE_TRAINING:
-            # The version to beat is fixed when training starts: every retry of this Job compares against it.
-            champion = self.registrar.champion(ref.spec, view.namespace)[0]
-            objects = backend.children(children.JobRef(ref.name, ref.namespace, ref.uid, ref.spec, champion), settings)
+            objects = backend.children(ref, settings)  # ref.champion: the version to beat, as observed
         elif action is Action.CREATE_PUBLISH:
             objects = [self._publish_job(ref, view, backend)]
         elif action in (Action.STOP_WORKLOADS, Action.RESTART_TRAINING):

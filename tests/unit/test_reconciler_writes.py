@@ -1,6 +1,7 @@
 """API writes of one reconciliation (finetune_operator.reconciler): the job's preparation objects are created
 once, not again on every event until curation starts (each repeat was five refused creates, see
-bench/scale/run.py), yet a reconciliation interrupted half-way through preparing is completed by the next one.
+bench/scale/run.py), yet a reconciliation interrupted half-way through preparing is completed by the next one;
+and the reads that creating the training Job needs are not repeated.
 """
 
 from __future__ import annotations
@@ -151,3 +152,52 @@ def test_a_new_waiting_cause_within_a_phase_posts_one_event_per_reason() -> None
     kube.events.clear()
     reconciler.reconcile(JobView(body=job(routine), pvc=BOUND_PVC))
     assert all(event["reason"] != "TrainingStarting" for event in kube.events)
+
+
+class RegistryKube(RecordingKube):
+    """Also answers for a RegisteredModel whose champion alias names an adapter, and counts the registry reads."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.registry_reads: list[str] = []
+        self.jobs: list[Obj] = []
+
+    def get(self, kind: str, namespace: str, name: str) -> Obj | None:
+        if kind == "RegisteredModel":
+            self.registry_reads.append(kind)
+            return {"metadata": {"name": name}, "spec": {"aliases": {"champion": "1.4.0"}}}
+        return super().get(kind, namespace, name)
+
+    def list(self, kind: str, namespace: str, label_selector: str | None = None) -> list[Obj]:
+        if kind != "ModelVersion":
+            return super().list(kind, namespace, label_selector)
+        self.registry_reads.append(kind)
+        artifact = {"pvc": "earlier-workspace", "path": "model", "adapter": True}
+        spec = {"version": "1.4.0", "baseModel": "tiny", "artifact": artifact}
+        return [{"metadata": {"name": "demo-model-v1.4.0"}, "spec": spec}]
+
+    def create(self, obj: Obj) -> bool:
+        self.jobs += [obj] if obj["kind"] == "Job" else []
+        return super().create(obj)
+
+
+def test_the_training_job_compares_against_the_champion_observed_in_the_same_reconciliation() -> None:
+    # observe() resolves evaluation.compareTo (ChampionUnavailable if it cannot be compared); creating the
+    # training Job uses that resolution instead of reading the registry a second time.
+    body = job({"phase": "Running", "reason": "Curating"})
+    body["spec"]["evaluation"] = {"compareTo": {"maxRegression": 0.1}}
+    curated = {
+        "metadata": {"name": "demo-curate", "labels": {"app.kubernetes.io/component": "curation"}},
+        "status": {"conditions": [{"type": "Complete", "status": "True"}], "succeeded": 1},
+    }
+    view = JobView(body=body, pvc=BOUND_PVC)
+    view.workloads = {"curation": curated}
+    kube = RegistryKube()
+    clock = datetime(2026, 11, 23, 16, 0, 5, tzinfo=UTC)
+    Reconciler(kube, Settings(), clock=lambda: clock).reconcile(view)  # type: ignore[arg-type]
+    assert [job["metadata"]["name"] for job in kube.jobs] == ["demo-train"]
+    volumes = kube.jobs[0]["spec"]["template"]["spec"]["volumes"]
+    assert {"name": "champion", "persistentVolumeClaim": {"claimName": "earlier-workspace", "readOnly": True}} in (
+        volumes
+    )
+    assert kube.registry_reads == ["RegisteredModel", "ModelVersion"]
