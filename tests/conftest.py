@@ -59,17 +59,27 @@ def skip_problems(allowed: dict[str, AllowedSkip], collected: set[str], skipped:
     return problems
 
 
+def plain_id(nodeid: str) -> str:
+    """The id without the `@group` pytest-xdist's loadgroup appends (tests/integration/conftest.py)."""
+    return re.sub(r"@[^\]:@]*$", "", nodeid)
+
+
 class SkipLedger:
     def __init__(self) -> None:
         self.collected: set[str] = set()
         self.skipped: dict[str, str] = {}
 
     def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
-        self.collected = {item.nodeid for item in items}
+        self.collected = {plain_id(item.nodeid) for item in items}
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_xdist_node_collection_finished(self, node: object, ids: list[str]) -> None:
+        """Under pytest-xdist (`make test`) the controller collects nothing itself: every worker collects all."""
+        self.collected = {plain_id(nodeid) for nodeid in ids}
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if report.skipped and isinstance(report.longrepr, tuple):
-            self.skipped[report.nodeid] = str(report.longrepr[2]).removeprefix("Skipped: ")
+            self.skipped[plain_id(report.nodeid)] = str(report.longrepr[2]).removeprefix("Skipped: ")
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         if session.config.option.collectonly or session.exitstatus not in (0, 1):
@@ -85,4 +95,6 @@ class SkipLedger:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.pluginmanager.register(SkipLedger(), "skip-ledger")
+    # Under pytest-xdist only the controller keeps the ledger: it sees every worker's reports, a worker only its own.
+    if not hasattr(config, "workerinput"):
+        config.pluginmanager.register(SkipLedger(), "skip-ledger")

@@ -34,6 +34,22 @@ REQUIRED_CRDS = (
 )
 
 
+# Under pytest-xdist (`make test`: `-n 2 --dist loadgroup`) every test of this folder goes to one worker and runs
+# one at a time, as without xdist: they share one cluster, and some change it for everyone (an API server restart,
+# a cluster-wide operator, Kueue). The unit tests run beside them on the other worker: these tests mostly wait.
+CLUSTER_GROUP = "cluster"
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the group into the test ids
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not config.pluginmanager.hasplugin("xdist"):
+        return
+    here = Path(__file__).parent
+    for item in items:
+        if here in item.path.parents:
+            item.add_marker(pytest.mark.xdist_group(CLUSTER_GROUP))
+
+
 @pytest.fixture(scope="session")
 def cluster() -> Iterator[localcluster.ClusterInfo]:
     state = localcluster.state_dir_from_env()
