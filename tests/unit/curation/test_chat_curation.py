@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ import pytest
 import toolcorpus
 from finetune_operator.api import DatasetStatus
 from finetune_trainer.curate import formats
+from finetune_trainer.curate.cli import main
 
 from .conftest import Curate
 from .helpers import flat, text, write_jsonl
@@ -134,3 +136,22 @@ def test_the_tool_corpus_curates_to_its_planted_truth(tmp_path: Path, curate: Cu
     kept = run.samples("train") + run.samples("eval")
     assert len(kept) == planted["good"] + planted.get("secret", 0)
     assert run.manifest["counts"]["redactions"] >= planted.get("secret", 0)
+
+
+def test_the_job_config_format_reaches_the_curation(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    write_jsonl(tmp_path / "src" / "s.jsonl", [flat("a"), flat("b")])
+    spec = {
+        "baseModel": {"name": "tiny", "builtin": "tiny-gpt"},
+        "dataset": {"source": {"configMap": {"name": "c", "key": "s"}}, "curation": {"format": "chat"}},
+        "output": {"modelName": "demo"},
+    }
+    paths = {"workspace": str(tmp_path / "ws"), "sourceGlob": str(tmp_path / "src" / "s.jsonl"), "baseModel": None}
+    config = {"apiVersion": "finetune.dev/v1alpha1", "job": {"name": "d", "namespace": "ml", "uid": "u"}}
+    (tmp_path / "job.json").write_text(json.dumps({**config, "spec": spec, "paths": paths}))
+    monkeypatch.setenv("FINETUNE_CONFIG", str(tmp_path / "job.json"))
+    monkeypatch.setenv("FINETUNE_TERMINATION_LOG", str(tmp_path / "log"))
+    assert main([]) == 0
+    dataset = tmp_path / "ws" / "dataset"
+    assert json.loads((dataset / "manifest.json").read_text())["format"] == "chat"
+    samples = [json.loads(line) for name in ("train", "eval") for line in (dataset / f"{name}.jsonl").open()]
+    assert [len(sample["messages"]) for sample in samples] == [2, 2]
