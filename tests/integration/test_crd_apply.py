@@ -79,6 +79,12 @@ INVALID: list[tuple[str, tuple[str, Any], str]] = [
     ("warmupRatio-exclusive-max", ("training.warmupRatio", 1.0), "spec.training.warmupRatio"),
     ("seed-max", ("training.seed", 2**31), "spec.training.seed"),
     ("precision-enum", ("training.precision", "int8"), "spec.training.precision"),
+    ("sharding-enum", ("training.sharding", "zero3"), "spec.training.sharding"),
+    (
+        "cel-fsdp-without-quantization",
+        (("training.sharding", "fsdp"), ("training.quantization", "4bit")),
+        "spec.training.sharding",
+    ),
     ("quantization-enum", ("training.quantization", "2bit"), "spec.training.quantization"),
     (
         "cel-quantization-needs-lora",
@@ -219,7 +225,13 @@ def test_minimal_job_gets_every_default(kubectl: Kubectl, ns: str) -> None:
     kubectl("apply", "--server-side", "--validate=strict", "-n", ns, "-f", "-", stdin=_job("minimal", MINIMAL))
     stored = json.loads(kubectl("get", "ftj", "-n", ns, "minimal", "-o", "json"))["spec"]
     assert stored == FineTuningJobSpec.model_validate(MINIMAL).to_wire()
-    assert stored["training"] == {"method": "lora", "epochs": 3, "precision": "auto", "quantization": "none"}
+    assert stored["training"] == {
+        "method": "lora",
+        "epochs": 3,
+        "precision": "auto",
+        "quantization": "none",
+        "sharding": "auto",
+    }
     assert stored["resources"] == {"gpus": 1, "nodes": 1, "gpuResourceName": "nvidia.com/gpu"}
 
 
@@ -277,6 +289,7 @@ FULL_STATUS: dict[str, Any] = {
         "optimizerGib": 0.5,
         "activationsGib": 4.6,
         "gradientCheckpointing": True,
+        "shards": 8,
     },
     "attempts": 1,
 }

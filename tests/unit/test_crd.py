@@ -414,7 +414,13 @@ def test_server_defaults_equal_the_models_defaults(spec: dict[str, Any]) -> None
 
 def test_minimal_spec_gets_every_default() -> None:
     stored = apply_defaults(_schema("FineTuningJob"), {"spec": MINIMAL})["spec"]
-    assert stored["training"] == {"method": "lora", "epochs": 3, "precision": "auto", "quantization": "none"}
+    assert stored["training"] == {
+        "method": "lora",
+        "epochs": 3,
+        "precision": "auto",
+        "quantization": "none",
+        "sharding": "auto",
+    }
     assert stored["dataset"]["curation"] == {"minSuccessRate": 0.9, "dedup": True, "evalFraction": 0.05}
     assert stored["resources"] == {"gpus": 1, "nodes": 1, "gpuResourceName": "nvidia.com/gpu"}
     assert stored["output"]["bump"] == "patch"
@@ -498,6 +504,12 @@ INVALID: list[tuple[str, tuple[str, Any], str]] = [
     ("seed-min", ("training.seed", -1), ".training.seed"),
     ("seed-max", ("training.seed", 2**31), ".training.seed"),
     ("precision-enum", ("training.precision", "int8"), ".training.precision"),
+    ("sharding-enum", ("training.sharding", "zero3"), ".training.sharding"),
+    (
+        "cel-fsdp-without-quantization",
+        (("training.sharding", "fsdp"), ("training.quantization", "4bit")),
+        ".spec.training.sharding",
+    ),
     ("quantization-enum", ("training.quantization", "2bit"), ".training.quantization"),
     (
         "cel-quantization-needs-lora",

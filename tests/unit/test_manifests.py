@@ -366,17 +366,6 @@ def test_install_md_shows_each_example_as_it_is_in_manifests(example: str) -> No
 # The config.json fields the memory plan reads, for the base models the GPU samples name (the published configs).
 SAMPLE_MODELS: dict[str, dict[str, Any]] = {
     "llama-3.1-8b": modelshape.LLAMA_3_1_8B,
-    "llama-3.2-3b": {
-        "model_type": "llama",
-        "hidden_act": "silu",
-        "hidden_size": 3072,
-        "intermediate_size": 8192,
-        "num_hidden_layers": 28,
-        "num_attention_heads": 24,
-        "num_key_value_heads": 8,
-        "vocab_size": 128256,
-        "tie_word_embeddings": True,
-    },
 }
 GPU_SAMPLES = [path for path in SAMPLES if "gpus: 0" not in path.read_text()]
 H100_BYTES = 81_559 * 1024**2

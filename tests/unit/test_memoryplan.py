@@ -7,7 +7,14 @@ from dataclasses import replace
 import pytest
 
 from finetune_operator.api import Quantization, TrainingMethod
-from finetune_operator.api.memoryplan import GIB, TrainingPlan, cheapest_change, estimate, refusal
+from finetune_operator.api.memoryplan import (
+    GIB,
+    TrainingPlan,
+    cheapest_change,
+    estimate,
+    fsdp_working_bytes,
+    refusal,
+)
 from finetune_operator.api.modelshape import (
     LLAMA_3_1_8B,
     LLAMA_3_1_70B,
@@ -90,6 +97,25 @@ def test_zero_mixed_precision_adam_is_16_bytes_per_parameter() -> None:
     assert per_parameter * 7.5e9 == pytest.approx(120 * GB, rel=0.001)
 
 
+def test_zero_stage_3_divides_the_model_states_by_the_ranks() -> None:
+    """ZeRO, section 5.1 (P_os+g+p): 7.5B on 64 GPUs holds 1.88 GB of model states per GPU, plus FSDP's working set.
+
+    The working set: two gathered decoder layers and the root (embeddings, head) in bf16, one layer's fp32
+    gradients: for Llama 3.1 8B 2 x 218M + 1.05B parameters x 2 bytes + 218M x 4 bytes, ~3.8 GB.
+    """
+    sharded = plan(method=TrainingMethod.FULL, shards=64, ranks=64)
+    per_parameter = (model_states(LLAMA_8B, sharded) - fsdp_working_bytes(LLAMA_8B, sharded)) / LLAMA_8B.parameters
+    assert per_parameter * 7.5e9 == pytest.approx(1.875 * GB, rel=0.001)
+    assert fsdp_working_bytes(LLAMA_8B, sharded) == pytest.approx(3.8 * GB, rel=0.05)
+    assert fsdp_working_bytes(LLAMA_8B, plan(method=TrainingMethod.FULL)) == 0
+
+
+def test_8b_full_fine_tuning_fits_80_gb_only_sharded() -> None:
+    full = plan(method=TrainingMethod.FULL)
+    assert refusal(LLAMA_8B, replace(full, ranks=8), 80 * GIB) is not None
+    assert refusal(LLAMA_8B, replace(full, shards=8, ranks=8), 80 * GIB) is None
+
+
 def test_lora_on_gpt3_holds_350_gb_of_weights() -> None:
     """LoRA, section 4.2: GPT-3 175B training VRAM "from 1.2TB to 350GB" (fp16 frozen weights + the adapter)."""
     needed = estimate(GPT3, plan(lora_rank=4))
@@ -148,15 +174,39 @@ def test_refusal_names_estimate_device_and_the_cheapest_change() -> None:
             24,
             "training.batchSize: 1 (raise gradientAccumulationSteps to keep the batch)",
         ),
-        (LLAMA_8B, plan(), 18, "training.method: lora with training.quantization: 8bit"),
-        (LLAMA_8B, plan(), 16, "training.method: lora with training.quantization: 4bit"),
-        (LLAMA_70B, plan(), 80, "training.method: lora with training.quantization: 4bit"),
-        (LLAMA_8B, plan(method=TrainingMethod.FULL), 80, "training.method: lora"),
+        (
+            LLAMA_8B,
+            plan(),
+            18,
+            "training.method: lora with training.quantization: 8bit, "
+            "or 4 GPUs (resources.gpus: 4) with training.sharding: fsdp",
+        ),
+        (
+            LLAMA_70B,
+            plan(),
+            80,
+            "training.method: lora with training.quantization: 4bit, "
+            "or 4 GPUs (resources.gpus: 4) with training.sharding: fsdp",
+        ),
+        (
+            LLAMA_8B,
+            plan(method=TrainingMethod.FULL),
+            80,
+            "training.method: lora, or 2 GPUs (resources.gpus: 2) with training.sharding: fsdp",
+        ),
+        (LLAMA_8B, plan(method=TrainingMethod.FULL, ranks=8), 80, "training.sharding: fsdp"),
+        (
+            LLAMA_8B,
+            plan(method=TrainingMethod.FULL, shards=8, ranks=8, micro_batch=8),
+            40,
+            "training.batchSize: 2 (raise gradientAccumulationSteps to keep the batch)",
+        ),
+        (LLAMA_70B, plan(method=TrainingMethod.FULL), 80, "training.method: lora with training.quantization: 4bit"),
         (
             LLAMA_70B,
             plan(quantization=Quantization.FOUR_BIT),
             16,
-            "GPUs with more memory (no setting of this trainer fits: it replicates the model on every GPU)",
+            "GPUs with more memory (no setting of this trainer fits, even sharded over 8 GPUs)",
         ),
     ],
 )

@@ -34,7 +34,7 @@ from finetune_operator.api.status import (
     RejectedCounts,
 )
 from finetune_operator.api.termination import TerminationMessage
-from finetune_operator.api.training import LoraSpec, Precision, Quantization, TrainingMethod, TrainingSpec
+from finetune_operator.api.training import LoraSpec, Precision, Quantization, Sharding, TrainingMethod, TrainingSpec
 
 __all__ = [
     "API_VERSION",
@@ -72,6 +72,7 @@ __all__ = [
     "ResourcesSpec",
     "RetainPolicy",
     "RunPolicy",
+    "Sharding",
     "StorageSpec",
     "TerminationMessage",
     "TrainingMethod",

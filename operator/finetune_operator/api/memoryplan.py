@@ -7,8 +7,10 @@ shape (`modelshape`), checked against published figures (tests/unit/test_memoryp
 
 - ZeRO (Rajbhandari et al., 2020, section 3.1): mixed-precision Adam keeps 16 bytes per parameter (weights,
   gradients, fp32 master copy, two moments): "a model with 7.5B parameters ... requires 120 GB". This trainer's
-  full fine-tuning holds fp32 weights and fp32 gradients with autocast (4 + 4 + 8 = 16 bytes), on every GPU:
-  its ranks replicate the model (DDP; sharding is not implemented yet).
+  full fine-tuning holds fp32 weights and fp32 gradients with autocast (4 + 4 + 8 = 16 bytes), on every GPU
+  when its ranks replicate the model (DDP); sharded over N ranks (`training.sharding: fsdp`) each holds 1/N of
+  them (ZeRO stage 3, section 5.1: "memory reduction is linear with the data parallel degree", 7.5B on 64 GPUs
+  -> 1.88 GB of model states per GPU), plus the working set of FSDP (`fsdp_working_bytes`).
 - LoRA (Hu et al., 2021, section 4.2): on GPT-3 175B, "VRAM consumption during training" falls "from 1.2TB to
   350GB": the frozen 16-bit weights (2 bytes x 175B) plus a negligible adapter.
 - QLoRA (Dettmers et al., 2023, section 3): NF4 with double quantization stores 4 + 0.127 bits per weight
@@ -53,6 +55,10 @@ class TrainingPlan:
     precision: str
     """bf16, fp16 or fp32: the dtype of activations, and of LoRA's frozen weights with bf16."""
     lora_rank: int = 16
+    shards: int = 1
+    """Ranks the model is sharded across (FSDP); 1: every rank holds all of it."""
+    ranks: int = 1
+    """Training ranks of the job (world size): what sharding could spread the model over."""
 
 
 @dataclass(frozen=True)
@@ -103,8 +109,26 @@ def activation_bytes(shape: ModelShape, plan: TrainingPlan) -> int:
     return int(tokens * (kept + logits))
 
 
+def fsdp_working_bytes(shape: ModelShape, plan: TrainingPlan) -> int:
+    """What a sharded rank holds unsharded beyond its shards: the gathered parameters of two decoder layers (the
+    one computing and the one prefetched) and of the root module (embeddings, output head, final norm: FSDP2 keeps
+    the root gathered between forward and backward) in the compute dtype, and one layer's full fp32 gradients
+    before their reduce-scatter (full fine-tuning)."""
+    if plan.shards == 1:
+        return 0
+    layer = shape.layer_linear_parameters + (shape.other_parameters - _root_parameters(shape)) // shape.layers
+    gathered = (2 * layer + _root_parameters(shape)) * _compute_bytes(plan.precision)
+    gradients = layer * MASTER_BYTES if plan.method is TrainingMethod.FULL else 0
+    return gathered + gradients
+
+
+def _root_parameters(shape: ModelShape) -> int:
+    embeddings = shape.vocab_size * shape.hidden_size * (1 if shape.tied_embeddings else 2)
+    return embeddings + shape.learned_positions * shape.hidden_size + shape.hidden_size
+
+
 def estimate(shape: ModelShape, plan: TrainingPlan) -> MemoryEstimate:
-    """Per-GPU bytes of `plan` on a model of `shape` (every rank holds all of it)."""
+    """Per-GPU bytes of `plan` on a model of `shape`: all of it per rank, or 1/shards of the model states."""
     # Trainable parameters are fp32 (their gradients and Adam moments too), except QLoRA's adapter, which TRL
     # casts to bf16 as the QLoRA paper does: then 2 + 2 + 4 bytes.
     trainable_bytes = 2 if plan.quantization is not Quantization.NONE else MASTER_BYTES
@@ -116,9 +140,9 @@ def estimate(shape: ModelShape, plan: TrainingPlan) -> MemoryEstimate:
         weights = _frozen_weight_bytes(shape, plan) + trainable * trainable_bytes
     activations = activation_bytes(shape, plan)
     return MemoryEstimate(
-        weights=int(weights),
-        gradients=trainable * trainable_bytes,
-        optimizer=trainable * trainable_bytes * ADAM_BYTES // MASTER_BYTES,
+        weights=int(weights) // plan.shards + fsdp_working_bytes(shape, plan),
+        gradients=trainable * trainable_bytes // plan.shards,
+        optimizer=trainable * trainable_bytes * ADAM_BYTES // MASTER_BYTES // plan.shards,
         activations=activations,
         overhead=CONTEXT_BYTES + int(FRAGMENTATION * activations),
     )
@@ -143,22 +167,57 @@ def _same_training(shape: ModelShape, plan: TrainingPlan, device_bytes: int) -> 
 def _lighter_method(shape: ModelShape, plan: TrainingPlan, device_bytes: int) -> str | None:
     """The first lighter method that fits: LoRA, then LoRA on 8-bit, then on 4-bit weights."""
     small = replace(plan, gradient_checkpointing=True, micro_batch=1)
+    # Quantized weights are not sharded by this trainer: those candidates are sized unsharded.
     candidates = [(TrainingMethod.LORA, Quantization.NONE)] if plan.method is TrainingMethod.FULL else []
     candidates += [(TrainingMethod.LORA, Quantization.EIGHT_BIT), (TrainingMethod.LORA, Quantization.FOUR_BIT)]
     for method, quantization in candidates:
         if (method, quantization) == (plan.method, plan.quantization):
             continue
-        if fits(shape, replace(small, method=method, quantization=quantization), device_bytes):
+        candidate = replace(small, method=method, quantization=quantization)
+        if quantization is not Quantization.NONE:
+            candidate = replace(candidate, shards=1)
+        if fits(shape, candidate, device_bytes):
             if quantization is Quantization.NONE:
                 return "training.method: lora"
             return f"training.method: lora with training.quantization: {quantization.value}"
     return None
 
 
+SHARDING_GPUS = (2, 4, 8)
+"""GPUs per pod the advice considers for sharding (the GPU counts of common GPU servers)."""
+
+
+def _shard_own_ranks(shape: ModelShape, plan: TrainingPlan, device_bytes: int) -> str | None:
+    """Sharding over the ranks the job already has, when that fits: same training, no other GPUs."""
+    if plan.shards > 1 or plan.ranks < 2 or plan.quantization is not Quantization.NONE:
+        return None
+    return "training.sharding: fsdp" if fits(shape, replace(plan, shards=plan.ranks), device_bytes) else None
+
+
+def _more_gpus_sharded(shape: ModelShape, plan: TrainingPlan, device_bytes: int) -> str | None:
+    """The fewest GPUs of one pod over which the job, sharded, fits (quantized LoRA is not sharded here)."""
+    if plan.quantization is not Quantization.NONE:
+        return None
+    for gpus in SHARDING_GPUS:
+        if gpus > plan.ranks and fits(shape, replace(plan, shards=gpus, ranks=gpus), device_bytes):
+            return f"{gpus} GPUs (resources.gpus: {gpus}) with training.sharding: fsdp"
+    return None
+
+
 def cheapest_change(shape: ModelShape, plan: TrainingPlan, device_bytes: int) -> str:
-    """What to change so the job fits `device_bytes` per GPU, cheapest first (for the user-facing message)."""
-    change = _same_training(shape, plan, device_bytes) or _lighter_method(shape, plan, device_bytes)
-    return change or "GPUs with more memory (no setting of this trainer fits: it replicates the model on every GPU)"
+    """What to change so the job fits `device_bytes` per GPU, cheapest first (for the user-facing message).
+
+    First what keeps both the training and the GPUs (activation checkpointing, a smaller micro-batch, sharding over
+    the job's own ranks); else a lighter method and more GPUs sharded, both named: one changes what is learned,
+    the other what the job costs, and only the user can weigh them.
+    """
+    change = _same_training(shape, plan, device_bytes) or _shard_own_ranks(shape, plan, device_bytes)
+    if change:
+        return change
+    options = [_lighter_method(shape, plan, device_bytes), _more_gpus_sharded(shape, plan, device_bytes)]
+    return ", or ".join(option for option in options if option) or (
+        "GPUs with more memory (no setting of this trainer fits, even sharded over 8 GPUs)"
+    )
 
 
 def refusal(shape: ModelShape, plan: TrainingPlan, device_bytes: int) -> str | None:

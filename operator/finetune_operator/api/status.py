@@ -153,6 +153,9 @@ class MemoryPlan(StatusModel):
     """Activations kept for the backward pass and the logits of one micro-batch, in GiB."""
     gradient_checkpointing: bool | None = None
     """Whether the estimate (and the run) recomputes activations: training.gradientCheckpointing as resolved."""
+    shards: int | None = Field(default=None, ge=1)
+    """Ranks the weights, gradients and optimizer state are sharded across (training.sharding fsdp as resolved);
+    1: every GPU holds all of them."""
 
 
 class FineTuningJobStatus(StatusModel):

@@ -16,6 +16,9 @@ from finetune_operator.api.base import ApiModel, cel
 QUANTIZATION_NEEDS_LORA = (
     "training.quantization needs method lora: quantized base weights stay frozen and only a LoRA adapter trains"
 )
+FSDP_WITHOUT_QUANTIZATION = (
+    "training.sharding fsdp needs quantization none: the trainer does not shard bitsandbytes-quantized weights"
+)
 
 
 class TrainingMethod(StrEnum):
@@ -34,6 +37,12 @@ class Quantization(StrEnum):
     NONE = "none"
     FOUR_BIT = "4bit"
     EIGHT_BIT = "8bit"
+
+
+class Sharding(StrEnum):
+    AUTO = "auto"
+    NONE = "none"
+    FSDP = "fsdp"
 
 
 class LoraSpec(ApiModel):
@@ -62,7 +71,13 @@ class TrainingSpec(ApiModel):
                     "|| self.method == 'lora'",
                     QUANTIZATION_NEEDS_LORA,
                     ".quantization",
-                )
+                ),
+                cel(
+                    "!has(self.sharding) || self.sharding != 'fsdp' || !has(self.quantization) "
+                    "|| self.quantization == 'none'",
+                    FSDP_WITHOUT_QUANTIZATION,
+                    ".sharding",
+                ),
             ]
         }
     }
@@ -93,9 +108,18 @@ class TrainingSpec(ApiModel):
     gradient_checkpointing: bool | None = None
     """Recompute each layer's activations in the backward pass instead of keeping them: ~20% slower, activation
     memory from every layer down to one. Default: on when the job has GPUs, off on CPU."""
+    sharding: Sharding = Sharding.AUTO
+    """How the training ranks hold the model. none: every rank holds all of it (data parallel, DDP). fsdp: torch
+    FSDP2 (fully_shard per decoder layer): each of N ranks holds 1/N of the parameters, gradients and optimizer
+    state, gathering one layer at a time. auto: fsdp for method full with more than one GPU rank (its ~16 bytes
+    per parameter of model state are what stops full fine-tuning from fitting), none otherwise: LoRA replicates
+    only the frozen base, and DDP spares it the per-layer all-gathers. The choice depends on the spec and the rank
+    count only, never on the GPU model, so a retry on other GPUs resumes the same checkpoints."""
 
     @model_validator(mode="after")
     def _quantization_needs_lora(self) -> TrainingSpec:
         if self.quantization is not Quantization.NONE and self.method is not TrainingMethod.LORA:
             raise ValueError(QUANTIZATION_NEEDS_LORA)
+        if self.sharding is Sharding.FSDP and self.quantization is not Quantization.NONE:
+            raise ValueError(FSDP_WITHOUT_QUANTIZATION)
         return self

@@ -123,6 +123,32 @@ def test_an_unquantized_config_hashes_as_before_quantization_existed() -> None:
     assert hashed_fields(resolved({"quantization": "4bit"}))["quantization"] == "4bit"
 
 
+EIGHT_H100 = Device(cuda_devices=8, bf16_supported=True, world_size=8)
+TWO_CPU_RANKS = Device(cuda_devices=0, bf16_supported=False, world_size=2)
+
+
+@pytest.mark.parametrize(
+    ("training", "device", "expected"),
+    [
+        ({"method": "full"}, EIGHT_H100, "fsdp"),  # auto: full fine-tuning on several GPUs
+        ({"method": "lora"}, EIGHT_H100, "none"),  # auto: LoRA replicates the frozen base only
+        ({"method": "full"}, TWO_CPU_RANKS, "none"),  # auto: CPU ranks stay as they were
+        ({"method": "full"}, H100, "none"),  # one rank: nothing to shard across
+        ({"method": "full", "sharding": "fsdp"}, H100, "none"),
+        ({"method": "full", "sharding": "none"}, EIGHT_H100, "none"),
+        ({"method": "lora", "sharding": "fsdp"}, TWO_CPU_RANKS, "fsdp"),
+    ],
+)
+def test_sharding_is_resolved(training: dict[str, object], device: Device, expected: str) -> None:
+    assert resolved(training, device).sharding == expected
+
+
+def test_sharding_is_hashed_only_when_sharded() -> None:
+    """Sharded checkpoints are another format; unsharded runs still resume from checkpoints of older trainers."""
+    assert "sharding" not in hashed_fields(resolved({"method": "full"}, TWO_CPU_RANKS))
+    assert hashed_fields(resolved({"method": "full"}, EIGHT_H100))["sharding"] == "fsdp"
+
+
 def test_world_size_is_part_of_the_config() -> None:
     assert resolved({}, Device(cuda_devices=4, bf16_supported=True, world_size=4)).world_size == 4
     assert resolved({}).world_size == 1

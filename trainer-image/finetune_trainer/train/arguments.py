@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from finetune_trainer.train import early
+from finetune_trainer.train import early, sharding
 from finetune_trainer.train.config import TrainConfig
 
 LOG_EVERY_FRACTION = 0.01
@@ -52,6 +52,7 @@ def sft_arguments(config: TrainConfig, output_dir: Path) -> Any:
         include_num_input_tokens_seen="no",
         ddp_find_unused_parameters=False,
         dataloader_num_workers=0,
+        **sharding.arguments(config),
     )
     return arguments
 

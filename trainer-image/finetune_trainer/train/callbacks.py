@@ -239,3 +239,13 @@ class GracefulStop(TrainerCallback):  # type: ignore[misc]  # transformers is ty
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         if self._previous is not None:
             signal.signal(signal.SIGTERM, self._previous)
+
+
+def tensorboard_callback(folder: Path) -> Any:
+    from transformers.integrations.integration_utils import TensorBoardCallback
+
+    callback = TensorBoardCallback()
+    # Set before training starts, so the writer it (re)opens for training and for the final
+    # evaluation both write here rather than under the Trainer's output folder.
+    callback.logging_dir = str(folder)
+    return callback

@@ -16,7 +16,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from finetune_operator.api import FineTuningJobSpec, Precision, TrainingMethod
+from finetune_operator.api import FineTuningJobSpec, Precision, Sharding, TrainingMethod
 
 DEFAULT_BATCH_SIZE = 8
 DEFAULT_GRADIENT_ACCUMULATION_STEPS = 1
@@ -68,6 +68,8 @@ class TrainConfig:
     world_size: int
     quantization: str
     """none, 4bit or 8bit: how the frozen base weights are loaded (LoRA only)."""
+    sharding: str
+    """Resolved: none (every rank holds the model) or fsdp (each rank 1/world_size of it); see `resolve_sharding`."""
     # Below: not part of the hash (they do not change what is learned).
     gradient_checkpointing: bool
     max_eval_loss: float | None
@@ -110,6 +112,18 @@ def resolve_precision(requested: Precision, device: Device) -> tuple[str, str | 
     return str(requested.value), None
 
 
+def resolve_sharding(requested: Sharding, method: TrainingMethod, device: Device) -> str:
+    """fsdp or none. auto shards full fine-tuning across GPU ranks only (the rule documented on the API field).
+
+    A single rank has nothing to shard across, so even an explicit fsdp resolves to none there.
+    """
+    if device.world_size < 2:
+        return "none"
+    if requested is Sharding.AUTO:
+        return "fsdp" if method is TrainingMethod.FULL and device.cuda_devices > 0 else "none"
+    return str(requested.value)
+
+
 def resolve(
     spec: FineTuningJobSpec,
     *,
@@ -145,6 +159,7 @@ def resolve(
         dataset_sha256=dataset_sha256,
         world_size=device.world_size,
         quantization=training.quantization.value,
+        sharding=resolve_sharding(training.sharding, training.method, device),
         gradient_checkpointing=(
             training.gradient_checkpointing if training.gradient_checkpointing is not None else device.cuda_devices > 0
         ),
@@ -170,6 +185,8 @@ def hashed_fields(config: TrainConfig) -> dict[str, object]:
     # an earlier trainer image wrote (an operator upgrade mid-run) instead of failing with CheckpointMismatch.
     if config.quantization == "none":
         del hashed["quantization"]
+    if config.sharding == "none":  # likewise: sharded checkpoints (DCP) are a different format
+        del hashed["sharding"]
     return hashed
 
 

@@ -45,6 +45,8 @@ def training_plan(config: TrainConfig) -> TrainingPlan:
         gradient_checkpointing=config.gradient_checkpointing,
         precision=config.precision,
         lora_rank=config.lora_r,
+        shards=config.world_size if config.sharding == "fsdp" else 1,
+        ranks=config.world_size,
     )
 
 
@@ -62,6 +64,7 @@ def status_block(needed: MemoryEstimate, plan: TrainingPlan, device_memory: int 
         "optimizerGib": round((needed.optimizer + needed.gradients) / GIB, 2),
         "activationsGib": round(needed.activations / GIB, 2),
         "gradientCheckpointing": plan.gradient_checkpointing,
+        "shards": plan.shards,
     }
     if device_memory is not None:
         block["deviceGib"] = round(device_memory / GIB, 2)

@@ -39,11 +39,18 @@ from finetune_trainer.train import (
     output,
     prepared,
     quantized,
+    sharding,
     storage,
     tracking,
 )
 from finetune_trainer.train.arguments import sft_arguments
-from finetune_trainer.train.callbacks import STAGE_EVALUATING, Checkpointing, GracefulStop, Progress
+from finetune_trainer.train.callbacks import (
+    STAGE_EVALUATING,
+    Checkpointing,
+    GracefulStop,
+    Progress,
+    tensorboard_callback,
+)
 from finetune_trainer.train.collate import (
     FlattenedSamplesCollator,
     PackedRowsCollator,
@@ -160,6 +167,7 @@ def run(job: JobConfig, environ: Mapping[str, str], rank: int) -> dict[str, obje
     progress.send(STAGE_EVALUATING, force=True)
     with storage.guard(workspace.root, "evaluating", keep=config.keep_checkpoints, clean=rank == 0):
         eval_loss = float(trainer.evaluate()["eval_loss"])
+    trainer.model = sharding.gathered(trainer.model, config, model_dir, kernel, training_device(environ))
     if rank != 0:
         return None
     comparison = compare_with_champion(rival, trainer, model_dir, config, tokenizer.pad_token_id)
@@ -217,6 +225,8 @@ def training_callbacks(
             protected=best.protected_step,
         ),
     ]
+    if config.sharding == sharding.FSDP:
+        callbacks.append(sharding.shard_report_callback())
     if rank == 0:
         callbacks.append(tensorboard_callback(workspace.tensorboard))
     if tracker is not None:
@@ -338,16 +348,6 @@ def publish(
     }
 
 
-def tensorboard_callback(folder: Path) -> Any:
-    from transformers.integrations.integration_utils import TensorBoardCallback
-
-    callback = TensorBoardCallback()
-    # Set before training starts, so the writer it (re)opens for training and for the final
-    # evaluation both write here rather than under the Trainer's output folder.
-    callback.logging_dir = str(folder)
-    return callback
-
-
 def restore_best(trainer: Any, best: early.BestEval, workspace: Workspace) -> None:
     """With early stopping, the best checkpoint's weights become the model (the final evaluation scores them)."""
     step = best.protected_step()
@@ -375,7 +375,7 @@ def build_trainer(
     from trl.trainer.sft_trainer import SFTTrainer
 
     arguments = sft_arguments(config, output_dir)
-    trainer = SFTTrainer(
+    trainer = sharding.trainer_class(SFTTrainer, config)(
         model=model,
         args=arguments,
         # Lists (tests, the bench) or file-backed datasets (`prepared`), whose tokenization TRL caches beside them.
