@@ -37,4 +37,4 @@ if [[ "$(cat "$VENV/.finetune-curate-native" 2>/dev/null)" != "$key" ]]; then
   echo "$key" >"$VENV/.finetune-curate-native"
 fi
 
-"$VENV/bin/pip" install --quiet --disable-pip-version-check -e '.[trainer,dev]'
+"$VENV/bin/pip" install --quiet --disable-pip-version-check -e '.[trainer,wandb,dev]'

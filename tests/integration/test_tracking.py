@@ -1,6 +1,7 @@
 """Experiment tracking with a real MLflow tracking server (`mlflow server`, SQLite, proxied artifacts), on the
 real control plane: the run has the params, a metric history of the training steps and the dataset manifest;
-the ModelVersion links it; and a server stopped mid-run costs the job nothing but a `degraded` note.
+the ModelVersion links it; and a server stopped mid-run costs the job nothing but a `degraded` note. The same
+training job also reports to Weights & Biases offline (the real `wandb` SDK): its run files in the workspace.
 """
 
 from __future__ import annotations
@@ -17,9 +18,13 @@ from typing import Any
 import pytest
 import yaml
 from operator_harness import OperatorProcess, get_job, wait_phase
+from test_operator_e2e import claim_folder
 
+import localcluster
+from finetune_operator.children import WORKSPACE
 from finetune_trainer.tracking.mlflow import MlflowClient
 from localservers import MlflowServer
+from support import wandbfile
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -42,7 +47,9 @@ def rest(server: MlflowServer, endpoint: str, query: dict[str, str]) -> Any:
         return json.loads(r.read())
 
 
-def tracked_job(kubectl: Callable[..., str], namespace: str, name: str, server: MlflowServer, epochs: int) -> str:
+def tracked_job(
+    kubectl: Callable[..., str], namespace: str, name: str, server: MlflowServer, epochs: int, wandb: bool = False
+) -> str:
     config_map = kubectl(
         "-n", namespace, "create", "configmap", "quickstart-sessions",
         f"--from-file=sessions.jsonl={SESSIONS}", "--dry-run=client", "-o", "yaml",
@@ -53,14 +60,20 @@ def tracked_job(kubectl: Callable[..., str], namespace: str, name: str, server: 
     body["spec"]["training"]["epochs"] = epochs
     experiment = f"agents-{uuid.uuid4().hex[:8]}"
     body["spec"]["tracking"] = {"mlflow": {"trackingUri": server.url, "experiment": experiment}}
+    if wandb:
+        body["spec"]["tracking"]["wandb"] = {"project": experiment, "mode": "offline"}
     kubectl("-n", namespace, "apply", "-f", "-", stdin=yaml.safe_dump(body))
     return experiment
 
 
 def test_the_run_has_params_step_metrics_the_manifest_and_the_model_version_links_it(
-    kubectl: Callable[..., str], namespace: str, operator_process: OperatorProcess, mlflow_server: MlflowServer
+    cluster: localcluster.ClusterInfo,
+    kubectl: Callable[..., str],
+    namespace: str,
+    operator_process: OperatorProcess,
+    mlflow_server: MlflowServer,
 ) -> None:
-    tracked_job(kubectl, namespace, "tracked", mlflow_server, epochs=2)
+    experiment = tracked_job(kubectl, namespace, "tracked", mlflow_server, epochs=2, wandb=True)
     job = wait_phase(kubectl, namespace, "tracked", ("Completed",), timeout=600, operator=operator_process)
     run_ref = job["status"]["tracking"]["mlflow"]
     assert "degraded" not in run_ref, run_ref
@@ -92,6 +105,23 @@ def test_the_run_has_params_step_metrics_the_manifest_and_the_model_version_link
     assert link == f"{mlflow_server.url}/#/experiments/{run['info']['experiment_id']}/runs/{run_ref['runId']}"
     with urllib.request.urlopen(link, timeout=30) as page:
         assert page.status == 200
+
+    # The same job's W&B run, offline: its files in the workspace, found from the job's status.
+    uid = job["metadata"]["uid"]
+    wandb_ref = job["status"]["tracking"]["wandb"]
+    assert "degraded" not in wandb_ref, wandb_ref
+    assert (wandb_ref["runId"], wandb_ref["path"]) == (uid, f"{experiment}/{uid}")
+    assert mv["spec"]["tracking"]["wandb"] == wandb_ref
+    workspace = claim_folder(cluster, kubectl, namespace, "tracked-workspace")
+    [run_file] = wandbfile.run_files(workspace)
+    assert run_file.parent == workspace / wandb_ref["directory"]
+    wandb_run = wandbfile.read(run_file)
+    assert (wandb_run.run_id, wandb_run.config["epochs"], wandb_run.exit_code) == (uid, 2, 0)
+    assert wandb_run.config["finetune"]["namespace"] == namespace
+    assert [row["_step"] for row in wandb_run.history if "trainLoss" in row] == list(range(1, last + 1))
+    [dataset] = wandb_run.artifacts
+    staged = Path(dataset["files"]["manifest.json"]).relative_to(WORKSPACE)  # the pod's path of its copy
+    assert json.loads((workspace / staged).read_text()) == manifest
 
 
 def test_a_tracking_server_stopped_mid_run_costs_the_job_nothing_but_says_so(

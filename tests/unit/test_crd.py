@@ -392,6 +392,28 @@ VALID = {
         ("envFrom", [{"configMapRef": {"name": "proxy"}, "prefix": "P_"}, {"secretRef": {"name": "s"}}]),
         ("tracking", {"mlflow": {"trackingUri": "https://mlflow.ml:5000", "experiment": "agents", "runName": "r"}}),
     ),
+    "wandb-online-self-hosted": with_changes(
+        MINIMAL,
+        (
+            "tracking",
+            {
+                "wandb": {
+                    "project": "support-agents",
+                    "entity": "ml-team",
+                    "mode": "online",
+                    "runName": "nightly",
+                    "host": "https://wandb.ml.example.com",
+                }
+            },
+        ),
+    ),
+    "wandb-offline-and-mlflow": with_changes(
+        MINIMAL,
+        (
+            "tracking",
+            {"mlflow": {"trackingUri": "http://m", "experiment": "e"}, "wandb": {"project": "p", "mode": "offline"}},
+        ),
+    ),
 }
 
 
@@ -779,7 +801,18 @@ INVALID: list[tuple[str, tuple[str, Any], str]] = [
         ("tracking", {"mlflow": {"trackingUri": "http://m", "experiment": "e", "runName": "r" * 251}}),
         ".mlflow.runName",
     ),
-    ("tracking-unknown", ("tracking", {"wandb": {"project": "p"}}), "wandb"),
+    ("tracking-unknown", ("tracking", {"neptune": {"project": "p"}}), "neptune"),
+    ("wandb-project-missing", ("tracking", {"wandb": {"entity": "e"}}), "project"),
+    ("wandb-project-empty", ("tracking", {"wandb": {"project": ""}}), ".wandb.project"),
+    ("wandb-project-chars", ("tracking", {"wandb": {"project": "a/b"}}), ".wandb.project"),
+    ("wandb-project-long", ("tracking", {"wandb": {"project": "p" * 129}}), ".wandb.project"),
+    ("wandb-entity-chars", ("tracking", {"wandb": {"project": "p", "entity": "my team"}}), ".wandb.entity"),
+    ("wandb-entity-long", ("tracking", {"wandb": {"project": "p", "entity": "e" * 129}}), ".wandb.entity"),
+    ("wandb-mode-unknown", ("tracking", {"wandb": {"project": "p", "mode": "disabled"}}), ".wandb.mode"),
+    ("wandb-runName-empty", ("tracking", {"wandb": {"project": "p", "runName": ""}}), ".wandb.runName"),
+    ("wandb-runName-long", ("tracking", {"wandb": {"project": "p", "runName": "r" * 129}}), ".wandb.runName"),
+    ("wandb-host-scheme", ("tracking", {"wandb": {"project": "p", "host": "wandb.example.com"}}), ".wandb.host"),
+    ("wandb-host-long", ("tracking", {"wandb": {"project": "p", "host": "https://" + "w" * 2048}}), ".wandb.host"),
 ]
 
 

@@ -30,7 +30,7 @@ def backend(url: str, experiment: str) -> MlflowBackend:
 def test_a_run_gets_params_metric_history_artifact_and_a_link(mlflow_server: MlflowServer, tmp_path: Path) -> None:
     experiment, uid = f"e-{uuid.uuid4().hex[:8]}", str(uuid.uuid4())
     tracker = Tracker([backend(mlflow_server.url, experiment)])
-    tracker.start({"learningRate": "0.0002", "epochs": "3"}, {JOB_UID_TAG: uid, "finetune.dev/job": "support-agent"})
+    tracker.start({"learningRate": 0.0002, "epochs": 3}, {JOB_UID_TAG: uid, "finetune.dev/job": "support-agent"})
     for step in range(1, 6):
         tracker.log_metrics(step, {"trainLoss": 3.0 - step * 0.1})
     tracker.log_metrics(5, {"evalLoss": 2.4})

@@ -6,8 +6,10 @@ appends to the same metric history instead of starting a second run.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from finetune_trainer.tracking.mlflow import MlflowClient, MlflowRun, now_ms
 
@@ -24,14 +26,14 @@ class MlflowBackend:
         self.run_name = run_name
         self.run: MlflowRun | None = None
 
-    def start(self, params: Mapping[str, str], tags: Mapping[str, str]) -> None:
+    def start(self, hyperparameters: Mapping[str, Any], tags: Mapping[str, str]) -> None:
         experiment_id = self.client.experiment_id(self.experiment)
         uid = tags.get(JOB_UID_TAG)
         run = self.client.find_run(experiment_id, JOB_UID_TAG, uid) if uid else None
         if run is None:
             run = self.client.create_run(experiment_id, self.run_name, tags)
             # Params are write-once in MLflow: a continued run already has them.
-            self.client.log_batch(run.run_id, params=params, tags=tags)
+            self.client.log_batch(run.run_id, params=as_params(hyperparameters), tags=tags)
         self.run = run
 
     def _run(self) -> MlflowRun:
@@ -65,3 +67,12 @@ class MlflowBackend:
             "experimentId": self.run.experiment_id,
             "url": self.run.link(self.tracking_uri),
         }
+
+
+def as_params(hyperparameters: Mapping[str, Any]) -> dict[str, str]:
+    """MLflow params are strings: strings as written, anything else as JSON; unset values are left out."""
+    return {
+        key: value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+        for key, value in hyperparameters.items()
+        if value is not None
+    }

@@ -15,7 +15,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from finetune_operator.api.status import bounded
 from finetune_operator.api.tracking import DEGRADED_LIMIT
@@ -29,7 +29,9 @@ RETRY_SECONDS = 30.0
 class Backend(Protocol):
     name: str
 
-    def start(self, params: Mapping[str, str], tags: Mapping[str, str]) -> None: ...
+    def start(self, hyperparameters: Mapping[str, Any], tags: Mapping[str, str]) -> None:
+        """Open the job's run (or continue it) with the resolved hyperparameters and the tags naming the job."""
+        ...
 
     def log_metrics(self, points: list[tuple[int, dict[str, float]]]) -> None: ...
 
@@ -50,7 +52,7 @@ class _Channel:
     failing_since: float | None = None
     error: str | None = None
     """The first failure: what the job reports."""
-    start_args: tuple[Mapping[str, str], Mapping[str, str]] | None = None
+    start_args: tuple[Mapping[str, Any], Mapping[str, str]] | None = None
 
 
 class Tracker:
@@ -80,9 +82,9 @@ class Tracker:
         channel.failing_since = None
         return True
 
-    def start(self, params: Mapping[str, str], tags: Mapping[str, str]) -> None:
+    def start(self, hyperparameters: Mapping[str, Any], tags: Mapping[str, str]) -> None:
         for channel in self.channels:
-            channel.start_args = (dict(params), dict(tags))
+            channel.start_args = (dict(hyperparameters), dict(tags))
             self._attempt(channel, "starting the run", lambda: None, force=True)
 
     def log_metrics(self, step: int, metrics: Mapping[str, float]) -> None:

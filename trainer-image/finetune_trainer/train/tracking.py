@@ -7,7 +7,6 @@ the dataset manifest after evaluation. Everything goes through `tracking.tracker
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,6 +19,7 @@ from finetune_trainer.failures import JobFailed
 from finetune_trainer.tracking.mlflow import MlflowClient
 from finetune_trainer.tracking.mlflow_backend import JOB_UID_TAG, MlflowBackend
 from finetune_trainer.tracking.tracker import Backend, Tracker
+from finetune_trainer.tracking.wandb_backend import WandbBackend
 from finetune_trainer.train import jsonlog
 from finetune_trainer.train.callbacks import Progress
 
@@ -34,22 +34,26 @@ _STEP_METRICS = {
 
 
 def start(job: JobConfig, environ: Mapping[str, str], hyperparameters: Mapping[str, Any]) -> Tracker | None:
-    """The job's tracker with its run started (or its failure recorded), or None without spec.tracking."""
-    spec = job.spec.tracking
-    if spec is None or spec.mlflow is None:
+    """The job's tracker with its runs started (or their failures recorded), or None without spec.tracking."""
+    backends = configured_backends(job, environ)
+    if not backends:
         return None
-    mlflow = spec.mlflow
-    backends: list[Backend] = [
-        MlflowBackend(
-            MlflowClient(mlflow.tracking_uri, environ),
-            mlflow.tracking_uri,
-            mlflow.experiment,
-            mlflow.run_name or f"{job.job.namespace}/{job.job.name}",
-        )
-    ]
     tracker = Tracker(backends)
-    tracker.start(params(hyperparameters), tags(job))
+    tracker.start(hyperparameters, tags(job))
     return tracker
+
+
+def configured_backends(job: JobConfig, environ: Mapping[str, str]) -> list[Backend]:
+    spec = job.spec.tracking
+    default_name = f"{job.job.namespace}/{job.job.name}"
+    backends: list[Backend] = []
+    if spec is not None and (mlflow := spec.mlflow) is not None:
+        client = MlflowClient(mlflow.tracking_uri, environ)
+        backends.append(MlflowBackend(client, mlflow.tracking_uri, mlflow.experiment, mlflow.run_name or default_name))
+    if spec is not None and (wandb := spec.wandb) is not None:
+        run_name = wandb.run_name or default_name
+        backends.append(WandbBackend(wandb, job.job.uid, run_name, job.job.name, job.workspace))
+    return backends
 
 
 def tags(job: JobConfig) -> dict[str, str]:
@@ -63,15 +67,6 @@ def tags(job: JobConfig) -> dict[str, str]:
     if job.spec.output.version:
         found["finetune.dev/model-version"] = job.spec.output.version
     return found
-
-
-def params(hyperparameters: Mapping[str, Any]) -> dict[str, str]:
-    """MLflow params are strings: scalars as written, anything else as JSON."""
-    return {
-        key: value if isinstance(value, str) else json.dumps(value, sort_keys=True)
-        for key, value in hyperparameters.items()
-        if value is not None
-    }
 
 
 def finish(
