@@ -33,6 +33,9 @@ class Filters:
         )
 
 
+MIB = 1 << 20
+
+
 def progress_cell(status: Obj) -> Html:
     progress = status.get("progress") or {}
     percent = progress.get("percent")
@@ -45,6 +48,9 @@ def progress_cell(status: Obj) -> Html:
     if stage == "Curating" and progress.get("recordsRead") is not None:
         # the curation's percentage is of the source bytes: the records read say what it has got through
         text = f"curating: {number(progress['recordsRead'])} records read · {text}"
+    if stage == "Downloading" and progress.get("downloadBytes") is not None:
+        done, total = (round(int(progress.get(key) or 0) / MIB) for key in ("downloadedBytes", "downloadBytes"))
+        text = f"downloading {progress.get('downloading') or ''}: {number(done)} of {number(total)} MiB · {text}"
     return Html(
         f'<progress max="100" value="{int(percent)}" aria-label="{esc(label)}">{int(percent)}%</progress> {esc(text)}'
     )

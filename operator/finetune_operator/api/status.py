@@ -52,20 +52,27 @@ class Progress(StatusModel):
     """Progress, reported by the curation pod and then by the training pod."""
 
     stage: str | None = Field(default=None, max_length=64)
-    """Curating, Training or Evaluating (Done once the job completed)."""
+    """Downloading, Curating, Training or Evaluating (Done once the job completed)."""
     step: int | None = None
     total_steps: int | None = None
     epoch: float | None = None
     percent: int | None = None
     updated_at: DateTime | None = None
     estimated_seconds_remaining: int | None = None
-    """Seconds of curation or training left at the recent pace (absent outside those stages)."""
+    """Seconds of the download, curation or training left at the recent pace (absent outside those stages)."""
     records_read: int | None = None
     """Curation: session records read so far (their total is known only at the end)."""
     source_bytes_read: int | None = None
     """Curation: bytes of the source files read so far; `percent` is their share of sourceBytes."""
     source_bytes: int | None = None
     """Curation: the size of all source files."""
+    downloading: str | None = Field(default=None, max_length=64)
+    """Downloading: what comes from object storage, `dataset.source.s3` (curation) or `baseModel.s3` (training)."""
+    downloaded_bytes: int | None = None
+    """Downloading: bytes in the workspace so far, those a retried pod found already downloaded included; `percent`
+    is their share of downloadBytes. The last download's figures stay once the next stage reports."""
+    download_bytes: int | None = None
+    """Downloading: the size of every object to download."""
 
 
 class Metrics(StatusModel):

@@ -146,6 +146,22 @@ def test_a_curating_job_shows_the_records_read_beside_its_byte_percentage_and_et
     assert "curating: 1,200,000 records read · 25% · ETA 1m30s" in page
 
 
+def test_a_downloading_job_shows_what_it_downloads_and_how_much_beside_its_percentage() -> None:
+    progress = {
+        "stage": "Downloading",
+        "downloading": "baseModel.s3",
+        "downloadedBytes": 3 << 30,
+        "downloadBytes": 12 << 30,
+        "percent": 25,
+        "estimatedSecondsRemaining": 90,
+    }
+    page = jobs_page.render(
+        {("team-a", "big"): job("big", phase="Running", progress=progress)}, {}, jobs_page.Filters(), NOW
+    )
+    assert '<progress max="100" value="25" aria-label="Downloading 25%, about 1m30s left">' in page
+    assert "downloading baseModel.s3: 3,072 of 12,288 MiB · 25% · ETA 1m30s" in page
+
+
 def registered(name: str, namespace: str, **fields: Any) -> Obj:
     return slim.registered_model({"metadata": {"name": name, "namespace": namespace}, **fields})
 

@@ -97,15 +97,18 @@ def resolve_settings(args: argparse.Namespace) -> tuple[Settings, dict[str, Any]
     return settings, job.job.to_wire() if job else {}
 
 
-def stage_sources(settings: Settings) -> None:
-    """Download the sessions of an S3 source into the workspace (resuming a retried pod's partial files)."""
+def stage_sources(settings: Settings, job: dict[str, Any]) -> None:
+    """Download the sessions of an S3 source into the workspace (resuming a retried pod's partial files), with the
+    download's progress in the job's status."""
     if settings.source_s3 is None or settings.source_staging is None:
         return
     # Imported here: the S3 client is only paid for by jobs whose sessions are in a bucket.
     from finetune_trainer.objectstore.jobio import stage_sessions
+    from finetune_trainer.objectstore.progress import job_reporter
 
+    reporter = job_reporter(str(job["name"]), str(job["namespace"]), os.environ) if job else None
     try:
-        stage_sessions(settings.source_s3, settings.source_staging, os.environ)
+        stage_sessions(settings.source_s3, settings.source_staging, os.environ, reporter)
     except OSError as error:
         if is_storage_full(error):
             raise _storage_failure(settings.source_staging, error, volume_usage(settings.source_staging)) from error
@@ -115,7 +118,7 @@ def stage_sources(settings: Settings) -> None:
 def run(settings: Settings, job: dict[str, Any]) -> dict[str, Any]:
     """Curate; returns status.dataset on success, raises JobFailed on a user-data failure."""
     started = datetime.now(UTC)
-    stage_sources(settings)
+    stage_sources(settings, job)
     # A broad glob (e.g. /workspace/**/*.jsonl) must not read back an earlier run's output.
     output = settings.output_dir.resolve()
     paths = [path for path in resolve(settings.source_glob) if output not in path.resolve().parents]

@@ -185,11 +185,13 @@ def download_folder(
     destination: Path,
     *,
     progress: Progress | None = None,
+    present: Progress | None = None,
     attempts: int = 5,
     remotes: list[RemoteObject] | None = None,
 ) -> FolderResult:
     """Every object `location` selects (`remotes` when already listed), under `destination` by its key relative
-    to the folder the listing starts in."""
+    to the folder the listing starts in. `progress` is told the bytes that arrive, `present` those an earlier
+    attempt left (verified files, and the `.part` a download resumes from)."""
     if remotes is None:
         remotes = list_objects(client, location)
     if not remotes:
@@ -202,12 +204,23 @@ def download_folder(
         target = destination / relative
         if _already_have(state.get(relative), remote) and target.is_file():
             skipped += 1
+            if present is not None:
+                present(remote.size)
         else:
+            if present is not None:
+                present(_resumable_bytes(target, remote))
             etag = fetch(client, location.bucket, remote, target, progress=progress, attempts=attempts)
             state[relative] = [remote.size, etag]
             _save_state(destination, state)
         files.append(target)
     return FolderResult(files, sum(remote.size for remote in remotes), skipped)
+
+
+def _resumable_bytes(target: Path, remote: RemoteObject) -> int:
+    """What `fetch` resumes from: the `.part` left by an earlier attempt, unless it is longer than the object."""
+    part = target.with_name(target.name + PART_SUFFIX)
+    size = part.stat().st_size if part.is_file() else 0
+    return size if size <= remote.size else 0
 
 
 def _already_have(recorded: list[Any] | None, remote: RemoteObject) -> bool:

@@ -44,13 +44,15 @@ def folder(
 def staged(job: JobConfig, rank: int, environ: Mapping[str, str], timeout: float) -> Path:
     """The downloaded base model folder (downloading or resuming it on rank 0 first)."""
     from finetune_trainer.objectstore import jobio  # the S3 client only where a bucket is used
+    from finetune_trainer.objectstore.progress import job_reporter
 
     bucket = job.spec.base_model.s3
     target = job.base_model_path
     assert bucket is not None and target is not None, "spec.baseModel.s3 jobs have a staging folder"
     ready = target / READY
     if rank == 0:
-        jobio.stage_base_model(bucket.to_wire(), target, environ)
+        reporter = job_reporter(job.job.name, job.job.namespace, environ)
+        jobio.stage_base_model(bucket.to_wire(), target, environ, reporter)
         ready.write_text(bucket.uri, encoding="utf-8")
         return target
     deadline = time.monotonic() + timeout
