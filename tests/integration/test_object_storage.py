@@ -118,6 +118,10 @@ def test_sessions_and_base_model_from_a_bucket_train_to_completed_the_model_goes
     assert dataset["sourceFiles"] == 2, dataset  # the README is outside the glob
 
     assert dataset["sourceRecords"] == len(SESSIONS.read_bytes().splitlines())
+    # The last download (the base model, by the training pod) left its final figures in the status.
+    progress, base_bytes = job["status"]["progress"], sum(p.stat().st_size for p in built.rglob("*") if p.is_file())
+    downloaded = (progress.get("downloading"), progress.get("downloadedBytes"), progress.get("downloadBytes"))
+    assert downloaded == ("baseModel.s3", base_bytes, base_bytes), progress
     mv = json.loads(kubectl("-n", namespace, "get", "mv", job["status"]["model"]["modelVersion"], "-o", "json"))
     assert mv["spec"]["dataset"]["source"] == uri
     # Trained from the downloaded folder: the weights the trainer fingerprinted are the ones built here.
