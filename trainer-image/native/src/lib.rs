@@ -14,6 +14,7 @@
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+mod anchors;
 mod assess;
 mod chat;
 mod code_values;

@@ -1,12 +1,13 @@
-//! Secret redaction: one scan for the rules' anchors decides which rules could match a text at all;
-//! only those are searched for, and the ones that hit located (with captures) and replaced. The rules
-//! are in rules.rs.
+//! Secret redaction: one scan for the rules' anchors (anchors.rs) decides which rules could match a text
+//! at all; only those are searched for, and the ones that hit located (with captures) and replaced. The
+//! rules are in rules.rs.
 
 use std::borrow::Cow;
 
-use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
-use regex::bytes::Regex;
+use regex_automata::meta;
+use regex_automata::{Anchored, Input};
 
+use crate::anchors::{Found, Scanner};
 use crate::code_values::reads_as_code;
 pub use crate::rules::RULES;
 
@@ -27,6 +28,9 @@ pub struct Rule {
     pub anchors: &'static [&'static str],
     /// Leave an unquoted value that reads as code rather than a secret (`reads_as_code`).
     pub code_aware: bool,
+    /// Every match starts at most this many bytes before the start of one of `anchors` (None: anywhere
+    /// before). Then a text holding the anchors is checked only at those places (`Rule::near_anchor`).
+    pub reach: Option<usize>,
 }
 
 /// A rule whose match is all secret (a fixed prefix names it).
@@ -38,6 +42,7 @@ pub const fn token(name: &'static str, anchors: &'static [&'static str], secret:
         after: "",
         anchors,
         code_aware: false,
+        reach: None,
     }
 }
 
@@ -54,6 +59,7 @@ pub const fn context(
         after,
         anchors,
         code_aware: false,
+        reach: None,
     }
 }
 
@@ -65,49 +71,66 @@ pub const fn assignment(name: &'static str, anchors: &'static [&'static str], pa
     }
 }
 
+impl Rule {
+    /// This rule, whose every match starts at most `reach` bytes before the start of one of its anchors.
+    pub const fn near_anchor(self, reach: usize) -> Rule {
+        Rule {
+            reach: Some(reach),
+            ..self
+        }
+    }
+}
+
+/// A rule whose anchors are found at more places than this is searched for from the first one on, not
+/// checked at each: a check at one place may run to the end of a pathological text.
+const MOST_CHECKS: usize = 8;
+
 pub struct Redactor {
     /// Every rule's anchors, and the characters of FOLDS_TO_ASCII, found in one scan (ASCII case-insensitive).
     /// Only the rules whose anchors a text holds can match it: one pass over a clean text settles it,
     /// where a search per rule (each with its own prefilter) cost ~1 ns/byte a rule on the bench corpus.
-    /// A DFA (~400 kB): no prefilter applies (anchors start with almost any letter), and the default
-    /// contiguous NFA took 4x as long per byte.
-    anchors: AhoCorasick,
-    /// Per pattern of `anchors`: the rules it admits, one bit a rule.
-    admits: Vec<u64>,
+    anchors: Scanner,
     /// Per rule: its whole pattern, to check an admitted rule against the text before it is applied.
-    gates: Vec<Regex>,
+    gates: Vec<meta::Regex>,
     /// Per rule: group 1 is the context kept before the secret, group 2 the context kept after it.
-    patterns: Vec<Regex>,
+    patterns: Vec<meta::Regex>,
     markers: Vec<Vec<u8>>,
 }
 
-const _: () = assert!(RULES.len() <= u64::BITS as usize, "one bit a rule in Redactor::admits");
+/// What FOLDS_TO_ASCII admit: every rule, wherever it is (the bits above the rules' say so).
+const ANYWHERE: u64 = u64::MAX;
+
+const _: () = assert!(
+    RULES.len() < u64::BITS as usize,
+    "one bit a rule, and more for ANYWHERE"
+);
 
 impl Redactor {
     pub fn new() -> Self {
         let mut needles: Vec<&str> = Vec::new();
         let mut admits: Vec<u64> = Vec::new();
+        let mut located = 0u64;
         for (index, rule) in RULES.iter().enumerate() {
             needles.extend(rule.anchors);
             admits.extend(rule.anchors.iter().map(|_| 1u64 << index));
+            located |= u64::from(rule.reach.is_some()) << index;
         }
         needles.extend(FOLDS_TO_ASCII);
-        admits.extend(FOLDS_TO_ASCII.map(|_| u64::MAX));
-        let anchors = AhoCorasick::builder()
-            .ascii_case_insensitive(true)
-            .match_kind(MatchKind::Standard)
-            .kind(Some(AhoCorasickKind::DFA))
-            .build(&needles)
-            .expect("the anchors build");
-        let gates = RULES
-            .iter()
-            .map(|rule| Regex::new(&format!("{}{}{}", rule.before, rule.secret, rule.after)).expect("a rule compiles"))
+        admits.extend(FOLDS_TO_ASCII.map(|_| ANYWHERE));
+        let anchors = Scanner::new(&needles, admits, located);
+        // Built as regex::bytes::Regex builds them, for searches of a part of a text.
+        let compile = |pattern: String| {
+            meta::Builder::new()
+                .configure(meta::Config::new().utf8_empty(false))
+                .syntax(regex_automata::util::syntax::Config::new().utf8(false))
+                .build(&pattern)
+                .expect("a rule compiles")
+        };
+        let gates = (RULES.iter())
+            .map(|rule| compile(format!("{}{}{}", rule.before, rule.secret, rule.after)))
             .collect();
-        let patterns = RULES
-            .iter()
-            .map(|rule| {
-                Regex::new(&format!("({}){}({})", rule.before, rule.secret, rule.after)).expect("a rule compiles")
-            })
+        let patterns = (RULES.iter())
+            .map(|rule| compile(format!("({}){}({})", rule.before, rule.secret, rule.after)))
             .collect();
         let markers = RULES
             .iter()
@@ -115,7 +138,6 @@ impl Redactor {
             .collect();
         Redactor {
             anchors,
-            admits,
             gates,
             patterns,
             markers,
@@ -124,46 +146,76 @@ impl Redactor {
 
     /// `text` with every secret replaced; one added to `counts[rule]` per replacement.
     pub fn redact<'a>(&self, text: Cow<'a, str>, counts: &mut [u32; RULES.len()]) -> Cow<'a, str> {
-        let mut admitted = 0u64;
-        for found in self.anchors.find_overlapping_iter(text.as_bytes()) {
-            admitted |= self.admits[found.pattern().as_usize()];
-        }
+        let found = self.anchors.scan(text.as_bytes());
         // The rules that match the original text apply in order, each to the previous one's result.
-        let hits: Vec<usize> = (0..RULES.len())
-            .filter(|&index| admitted >> index & 1 == 1 && self.gates[index].is_match(text.as_bytes()))
+        let hits: Vec<(usize, usize)> = (0..RULES.len())
+            .filter(|&index| found.admitted >> index & 1 == 1)
+            .filter_map(|index| Some((index, self.first_start(index, text.as_bytes(), &found)?)))
             .collect();
-        if hits.is_empty() {
+        let mut data: Option<Vec<u8>> = None;
+        for (index, from) in hits {
+            // Where the original text's first match may start holds until a rule has changed the text.
+            let replaced = match &data {
+                None => self.substitute(index, text.as_bytes(), from, counts),
+                Some(changed) => self.substitute(index, changed, 0, counts),
+            };
+            data = replaced.or(data);
+        }
+        let Some(data) = data else {
             return text;
-        }
-        let mut data = text.into_owned().into_bytes();
-        for index in hits {
-            data = self.substitute(index, &data, counts);
-        }
+        };
         // Matches start and end on character boundaries (the patterns are Unicode-aware).
         Cow::Owned(
             String::from_utf8(data).unwrap_or_else(|error| String::from_utf8_lossy(error.as_bytes()).into_owned()),
         )
     }
 
-    fn substitute(&self, index: usize, data: &[u8], counts: &mut [u32; RULES.len()]) -> Vec<u8> {
-        let mut result = Vec::with_capacity(data.len());
+    /// None if rule `index`, whose anchors `found` says `text` holds, does not match it; otherwise an offset
+    /// no match starts before.
+    fn first_start(&self, index: usize, text: &[u8], found: &Found) -> Option<usize> {
+        let gate = &self.gates[index];
+        let Some(reach) = RULES[index].reach.filter(|_| found.admitted != ANYWHERE) else {
+            return gate.find(text).map(|found| found.start());
+        };
+        let starts = || (found.starts.iter()).filter_map(|&(rule, start)| (rule == index).then_some(start));
+        let first = starts().min().expect("an anchor was found").saturating_sub(reach);
+        if starts().nth(MOST_CHECKS).is_some() {
+            return gate.find(Input::new(text).range(first..)).map(|found| found.start());
+        }
+        starts()
+            .any(|start| {
+                (start.saturating_sub(reach)..=start)
+                    .any(|from| gate.is_match(Input::new(text).range(from..).anchored(Anchored::Yes)))
+            })
+            .then_some(first)
+    }
+
+    /// `data` with rule `index`'s matches from offset `from` on replaced; None if it replaced none.
+    fn substitute(&self, index: usize, data: &[u8], from: usize, counts: &mut [u32; RULES.len()]) -> Option<Vec<u8>> {
+        let mut result = Vec::new();
         let mut position = 0;
-        for captures in self.patterns[index].captures_iter(data) {
-            let whole = captures.get(0).expect("group 0 always exists");
-            let before = captures.get(1).expect("group 1 always takes part");
-            let after = captures.get(2).expect("group 2 always takes part");
-            let quoted = matches!(before.as_bytes().last(), Some(b'"' | b'\''));
-            if RULES[index].code_aware && !quoted && reads_as_code(&data[before.end()..after.start()]) {
+        for captures in self.patterns[index].captures_iter(Input::new(data).range(from..)) {
+            let whole = captures.get_match().expect("a match").span();
+            let before = captures.get_group(1).expect("group 1 always takes part");
+            let after = captures.get_group(2).expect("group 2 always takes part");
+            let quoted = matches!(data[before.range()].last(), Some(b'"' | b'\''));
+            if RULES[index].code_aware && !quoted && reads_as_code(&data[before.end..after.start]) {
                 continue;
             }
-            result.extend_from_slice(&data[position..whole.start()]);
-            result.extend_from_slice(before.as_bytes());
+            if result.is_empty() {
+                result.reserve(data.len() + self.markers[index].len());
+            }
+            result.extend_from_slice(&data[position..whole.start]);
+            result.extend_from_slice(&data[before.range()]);
             result.extend_from_slice(&self.markers[index]);
-            result.extend_from_slice(after.as_bytes());
-            position = whole.end();
+            result.extend_from_slice(&data[after.range()]);
+            position = whole.end;
             counts[index] += 1;
         }
+        if result.is_empty() {
+            return None;
+        }
         result.extend_from_slice(&data[position..]);
-        result
+        Some(result)
     }
 }

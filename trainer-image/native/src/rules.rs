@@ -206,7 +206,8 @@ pub const RULES: [Rule; 34] = [
             r#"[^\t\n\f\r &#"'<>\[][^\t\n\f\r &#"'<>]{7,}"#,
             "",
         ],
-    ),
+    )
+    .near_anchor(8),
     // AWS CLI output (`aws sts ...`, `aws configure export-credentials`), ~/.aws/credentials, the env form.
     context(
         "aws_secret",
@@ -226,7 +227,8 @@ pub const RULES: [Rule; 34] = [
             r"[A-Za-z0-9/+=]{16,}",
             "",
         ],
-    ),
+    )
+    .near_anchor(0),
     // Azure Storage, Service Bus and Event Hubs connection strings.
     context(
         "azure_storage_key",
@@ -236,12 +238,14 @@ pub const RULES: [Rule; 34] = [
             r#"[^\t\n\f\r ;"'\[<$][^\t\n\f\r ;"'<>]*"#,
             "",
         ],
-    ),
+    )
+    .near_anchor(0),
     context(
         "bearer_token",
         &["bearer"],
         [r"(?i:(?-u:\b)bearer[\t\n\f\r ]+)", r"[A-Za-z0-9._~+/-]{16,}=*", ""],
-    ),
+    )
+    .near_anchor(0),
     // Basic (base64 of user:password) and the Token, Bot, ApiKey and sso-key schemes.
     context(
         "authorization_header",
@@ -251,7 +255,8 @@ pub const RULES: [Rule; 34] = [
             r"[A-Za-z0-9+/._~-]{6,}=*",
             "",
         ],
-    ),
+    )
+    .near_anchor(0),
     // scheme://user:password@host, the user possibly empty, the password possibly holding `@` or `:`.
     context(
         "url_password",
@@ -272,7 +277,13 @@ pub const RULES: [Rule; 34] = [
             "sshpass",
             "mongo",
             "redis-cli",
-            "login",
+            "docker",
+            "podman",
+            "nerdctl",
+            "buildah",
+            "skopeo",
+            "helm",
+            "oras",
             "--pass",
             "curl",
         ],
@@ -287,11 +298,12 @@ pub const RULES: [Rule; 34] = [
             r#"[^\t\n\f\r "'\[$<{-][^\t\n\f\r "']*"#,
             "",
         ],
-    ),
+    )
+    .near_anchor(1),
     // .netrc: `machine host login user password secret`, on one line or several.
     context(
         "netrc_password",
-        &["password"],
+        &["machine", "default"],
         [
             concat!(
                 r"(?-u:\b)(?:machine[\t\n\f\r ]+[^\t\n\f\r ]+|default)[\t\n\f\r ]+",
@@ -300,7 +312,8 @@ pub const RULES: [Rule; 34] = [
             r"[^\t\n\f\r \[][^\t\n\f\r ]*",
             "",
         ],
-    ),
+    )
+    .near_anchor(0),
     // A key name anywhere in a snake/kebab-case name: DB_PASSWORD, client_secret, aws_secret_access_key.
     // The value starts a new token: not a variable, template, path, call, comparison or flag
     // ($X, ${X}, {{ x }}, <x>, /run/x, ~/x, (x), == x, -x).
@@ -346,7 +359,8 @@ pub const RULES: [Rule; 34] = [
             r#"[^\t\n\f\r "',;\[\](){}$<=/~-][^\t\n\f\r "',;]{7,}"#,
             "",
         ],
-    ),
+    )
+    .near_anchor(0),
     // Short passwords (under 8 characters) only where the key ends in password: PGPASSWORD=pg, "password": "root".
     assignment(
         "short_password",
@@ -356,7 +370,8 @@ pub const RULES: [Rule; 34] = [
             r#"[^\t\n\f\r "',;\[\](){}$<=/~-][^\t\n\f\r "',;]{0,6}"#,
             r#"(?:[\t\n\f\r "',;]|$)"#,
         ],
-    ),
+    )
+    .near_anchor(0),
     // Any key ending in token (token:, bot_token=, authToken:, VAULT_TOKEN=) with a value of 16 or more characters
     // (not a value another rule redacted a part of: TOKEN=postgres://u:[REDACTED:url_password]@db).
     assignment(
@@ -367,5 +382,6 @@ pub const RULES: [Rule; 34] = [
             r#"[A-Za-z0-9][^\t\n\f\r "',;\[]{15,}"#,
             r#"(?:[\t\n\f\r "',;]|$)"#,
         ],
-    ),
+    )
+    .near_anchor(0),
 ];
