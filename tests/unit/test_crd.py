@@ -504,6 +504,7 @@ INVALID: list[tuple[str, tuple[str, Any], str]] = [
     ("model-path-parent", ("baseModel", {"name": "m", "path": "../models", "pvc": "models"}), ".baseModel.path"),
     ("minSuccessRate-max", ("dataset.curation.minSuccessRate", 1.5), ".curation.minSuccessRate"),
     ("minSuccessRate-min", ("dataset.curation.minSuccessRate", -0.1), ".curation.minSuccessRate"),
+    ("curation-format", ("dataset.curation.format", "sharegpt"), ".curation.format"),
     ("evalFraction-exclusive-min", ("dataset.curation.evalFraction", 0), ".curation.evalFraction"),
     ("evalFraction-max", ("dataset.curation.evalFraction", 0.6), ".curation.evalFraction"),
     ("maxSamples-min", ("dataset.curation.maxSamples", 0), ".curation.maxSamples"),
