@@ -28,7 +28,7 @@ import sessioncorpus
 import sessionleaks
 
 # Bumped whenever generate()'s output changes, so cached corpora are never stale.
-VERSION = 1
+VERSION = 2
 
 TOOLS: list[dict[str, Any]] = [
     {
@@ -134,8 +134,17 @@ def _arguments(rng: random.Random, name: str) -> dict[str, Any]:
     return {"path": rng.choice(TEST_PATHS)}
 
 
+SYLLABLES = ["ka", "to", "ri", "mel", "san", "dor", "vi", "pe", "lu", "qua", "zen", "bo", "tir", "nam", "fel"]
+SYLLABLES += ["go", "ash", "ur", "plo", "di", "wen", "mar", "cus", "tes", "ob", "lin", "era", "sto"]
+
+
 def _words(rng: random.Random, low: int, high: int) -> str:
-    return " ".join(rng.choice(sessioncorpus.WORDS) for _ in range(rng.randint(low, high)))
+    """Words and made-up names: near-duplicate detection compares byte 8-grams, which a small vocabulary
+    repeats from session to session (sessions of 90 words in common read as near copies)."""
+    return " ".join(
+        rng.choice(sessioncorpus.WORDS) if rng.random() < 0.5 else "".join(rng.choices(SYLLABLES, k=rng.randint(2, 3)))
+        for _ in range(rng.randint(low, high))
+    )
 
 
 def _weather(rng: random.Random, arguments: dict[str, Any]) -> tuple[str, str]:
@@ -149,15 +158,16 @@ def _weather(rng: random.Random, arguments: dict[str, Any]) -> tuple[str, str]:
         "humidity": rng.randint(5, 100),
         "wind_kph": rng.randint(0, 60),
         "station": f"{arguments['city'][:3].upper()}-{rng.randint(100, 999)}",
+        "notes": _words(rng, 6, 12),
     }
     answer = f"It is {degrees} degrees {arguments['unit']} and {condition} in {arguments['city']}"
     return orjson.dumps(result).decode(), f"{answer}, humidity {result['humidity']}%."
 
 
 def _issues(rng: random.Random, arguments: dict[str, Any]) -> tuple[str, str]:
-    found = rng.randint(1, arguments["limit"])
+    found = rng.randint(2, arguments["limit"])
     issues = [
-        {"number": rng.randint(10, 9999), "title": f"{arguments['query']}: {_words(rng, 3, 7)}"} for _ in range(found)
+        {"number": rng.randint(10, 9999), "title": f"{arguments['query']}: {_words(rng, 4, 9)}"} for _ in range(found)
     ]
     numbers = ", ".join(f"#{issue['number']} ({issue['title']})" for issue in issues[:3])
     return orjson.dumps(
@@ -166,7 +176,7 @@ def _issues(rng: random.Random, arguments: dict[str, Any]) -> tuple[str, str]:
 
 
 def _tests(rng: random.Random, arguments: dict[str, Any]) -> tuple[str, str]:
-    names = [f"test_{_words(rng, 2, 3).replace(' ', '_')}" for _ in range(rng.randint(3, 8))]
+    names = [f"test_{_words(rng, 2, 3).replace(' ', '_')}" for _ in range(rng.randint(4, 10))]
     failed = names[: rng.choice([0, 0, 1, 2])]
     lines = [f"{arguments['path']}::{name} {'FAILED' if name in failed else 'PASSED'}" for name in names]
     result = (
@@ -193,7 +203,7 @@ def _round(rng: random.Random, call_id: str, as_string: bool) -> list[dict[str, 
     }
     return [
         # Context before the request, as users give it; it never names a tool or an argument.
-        {"role": "user", "content": f"{_words(rng, 4, 12).capitalize()}. {rng.choice(ASKS[name]).format(**arguments)}"},
+        {"role": "user", "content": f"{_words(rng, 6, 16).capitalize()}. {rng.choice(ASKS[name]).format(**arguments)}"},
         {"role": "assistant", "content": None, "tool_calls": [call]},
         {"role": "tool", "tool_call_id": call_id, "content": result},
         {"role": "assistant", "content": answer},
@@ -203,7 +213,9 @@ def _round(rng: random.Random, call_id: str, as_string: bool) -> list[dict[str, 
 def session(rng: random.Random, index: int, success_rate: float) -> dict[str, Any]:
     """A valid tool-calling session."""
     as_string = rng.random() < 0.5
-    messages: list[dict[str, Any]] = [{"role": "system", "content": SYSTEM_PROMPT}]
+    # Who and when, as agent harnesses write it: without it every session's system prompt would be the same text.
+    context = f"Today is day {rng.randint(1, 365)}; you help {_words(rng, 2, 4)} (ticket {rng.getrandbits(24):06x})."
+    messages: list[dict[str, Any]] = [{"role": "system", "content": f"{SYSTEM_PROMPT} {context}"}]
     for turn in range(rng.randint(1, 3)):
         messages += _round(rng, f"call_{index}_{turn}", as_string)
     return {
