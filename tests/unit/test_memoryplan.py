@@ -116,6 +116,15 @@ def test_8b_full_fine_tuning_fits_80_gb_only_sharded() -> None:
     assert refusal(LLAMA_8B, replace(full, shards=8, ranks=8), 80 * GIB) is None
 
 
+def test_a_sharded_rank_first_loads_the_whole_model() -> None:
+    """No sharded loading: 70B LoRA would hold ~37 GiB per GPU sharded 8 ways, but loads 132 GiB of bf16 first."""
+    sharded = estimate(LLAMA_70B, plan(shards=8, ranks=8))
+    assert sharded.weights + sharded.gradients + sharded.optimizer + sharded.activations < 40 * GIB
+    assert sharded.total == sharded.loading > 132 * GIB
+    message = refusal(LLAMA_70B, plan(shards=8, ranks=8), 80 * GIB)
+    assert message is not None and "loading the whole model before sharding 133.2" in message
+
+
 def test_lora_on_gpt3_holds_350_gb_of_weights() -> None:
     """LoRA, section 4.2: GPT-3 175B training VRAM "from 1.2TB to 350GB" (fp16 frozen weights + the adapter)."""
     needed = estimate(GPT3, plan(lora_rank=4))
@@ -185,8 +194,8 @@ def test_refusal_names_estimate_device_and_the_cheapest_change() -> None:
             LLAMA_70B,
             plan(),
             80,
-            "training.method: lora with training.quantization: 4bit, "
-            "or 4 GPUs (resources.gpus: 4) with training.sharding: fsdp",
+            # Sharded it would fit 4 GPUs, but each rank loads all 132 GiB of the bf16 base before sharding it.
+            "training.method: lora with training.quantization: 4bit",
         ),
         (
             LLAMA_8B,

@@ -71,13 +71,21 @@ class MemoryEstimate:
     activations: int
     overhead: int
 
+    loading: int = 0
+    """A sharded rank's peak while it loads the base model: all of it, before `fully_shard` splits it."""
+
     @property
     def total(self) -> int:
-        return self.weights + self.gradients + self.optimizer + self.activations + self.overhead
+        training = self.weights + self.gradients + self.optimizer + self.activations + self.overhead
+        return max(training, self.loading)
 
     def summary(self) -> str:
         parts = ("weights", "gradients", "optimizer", "activations", "overhead")
-        return ", ".join(f"{name} {getattr(self, name) / GIB:.1f}" for name in parts)
+        summary = ", ".join(f"{name} {getattr(self, name) / GIB:.1f}" for name in parts)
+        training = self.weights + self.gradients + self.optimizer + self.activations + self.overhead
+        return summary + (
+            f"; loading the whole model before sharding {self.loading / GIB:.1f}" if self.loading > training else ""
+        )
 
 
 def _compute_bytes(precision: str) -> int:
@@ -145,6 +153,8 @@ def estimate(shape: ModelShape, plan: TrainingPlan) -> MemoryEstimate:
         optimizer=trainable * trainable_bytes * ADAM_BYTES // MASTER_BYTES // plan.shards,
         activations=activations,
         overhead=CONTEXT_BYTES + int(FRAGMENTATION * activations),
+        # Every rank loads the whole base model onto its GPU before sharding it (no sharded loading yet).
+        loading=int(weights) + CONTEXT_BYTES if plan.shards > 1 else 0,
     )
 
 
