@@ -160,6 +160,43 @@ def test_second_8_gpu_job_waits_with_kueues_reason_and_runs_when_the_first_finis
     assert condition(workload_of(kubectl, namespace, "second"), "Admitted")["status"] == "True"
 
 
+def test_a_multi_node_group_is_admitted_whole_or_not_at_all(
+    kubectl: Kubectl, namespace: str, gpu_queue: str, operator_process: OperatorProcess
+) -> None:
+    """resources.nodes > 1: one Kueue workload whose pod set counts every pod of the group (issue 14)."""
+    shared = {"size": "1Gi", "accessMode": "ReadWriteMany"}
+    too_big = queued_job("sixteen", run_for="2s", storage=shared)  # 2 pods x 8 GPUs against a quota of 8
+    fits = gpu_job("two-by-four", gpus=4, run_for="3s", queueName=QUEUE, storage=shared)
+    for body in (too_big, fits):
+        body["spec"]["resources"]["nodes"] = 2
+    apply(kubectl, namespace, sessions_config_map(), too_big, fits)
+    wait_status(kubectl, namespace, "two-by-four", phase_is("Completed"), "2 x 4 GPUs Completed", 180, operator_process)
+    admitted = workload_of(kubectl, namespace, "two-by-four")
+    assert [(p["count"], condition(admitted, "Admitted")["status"]) for p in admitted["spec"]["podSets"]] == [
+        (2, "True")
+    ]
+    training = "app.kubernetes.io/component=training"
+    ran = get_json(kubectl, "-n", namespace, "get", "pods", "-l", f"finetune.dev/job=two-by-four,{training}")
+    assert len(ran["items"]) == 2
+    status = wait_status(
+        kubectl,
+        namespace,
+        "sixteen",
+        lambda s: s.get("reason") == "WaitingForAdmission" and "nvidia.com/gpu" in s.get("message", ""),
+        "Queued with Kueue's reason",
+        120,
+        operator_process,
+    )
+    assert status["phase"] == "Queued"
+    workload = workload_of(kubectl, namespace, "sixteen")
+    assert [p["count"] for p in workload["spec"]["podSets"]] == [2]
+    assert condition(workload, "QuotaReserved")["status"] == "False"
+    # Not one pod of the group started: no half-placed group holds GPUs while it waits for the rest.
+    waiting = get_json(kubectl, "-n", namespace, "get", "pods", "-l", f"finetune.dev/job=sixteen,{training}")
+    assert waiting["items"] == []
+    assert get_json(kubectl, "-n", namespace, "get", "jobs.batch", "sixteen-train")["spec"]["suspend"] is True
+
+
 def priority_class(kubectl: Kubectl, namespace: str, name: str, value: int) -> str:
     full = f"{namespace}-{name}"
     body = {

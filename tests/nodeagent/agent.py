@@ -13,6 +13,7 @@ from kubernetes import client, watch
 from kubernetes.client.exceptions import ApiException
 
 from . import node
+from .dns import Records
 from .logserver import LogServer
 from .objects import Objects
 from .worker import Context, PodWorker, pod_dir
@@ -33,7 +34,8 @@ class Agent:
         self._workers: dict[str, PodWorker] = {}
         self._lock = threading.Lock()
         port = int(api.configuration.host.rsplit(":", 1)[1])
-        self.ctx = Context(self.core, Objects(self.core, provisioner_dir), state_dir, port, self._forget)
+        records = Records(self.core, state_dir)
+        self.ctx = Context(self.core, Objects(self.core, provisioner_dir), state_dir, port, self._forget, records)
 
     def _forget(self, uid: str) -> None:
         with self._lock:

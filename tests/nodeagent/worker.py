@@ -28,6 +28,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from . import containerlog, podenv, security, volumes
+from .dns import Records
 from .objects import NotReadyYet, Objects
 from .podstatus import ContainerState, now, pod_status, truncate_message
 
@@ -53,6 +54,8 @@ class Context:
     apiserver_port: int
     forget: Callable[[str], None]
     """Called with the pod's UID when its worker ends."""
+    records: Records
+    """The headless Services' records (dns.py)."""
 
 
 class _Stopped(Exception):
@@ -70,11 +73,14 @@ class _Container:
         self.recorder: containerlog.Recorder | None = None
         self.restart_at = 0.0
 
-    def launch(self, pod: Any, ctx: Context, folders: dict[str, Path]) -> None:
+    def launch(self, pod: Any, ctx: Context, folders: dict[str, Path], hosts: Path | None = None) -> None:
         env = podenv.environment(pod, self.spec, ctx.objects, ctx.apiserver_port)
         user = security.identity(pod, self.spec)
+        binds = volumes.binds(self.spec, folders, self.termination_file)
+        if hosts is not None:
+            binds.append(volumes.Bind(hosts, "/etc/hosts", read_only=True))
         spec = {
-            "binds": [b.as_json() for b in volumes.binds(self.spec, folders, self.termination_file)],
+            "binds": [b.as_json() for b in binds],
             "argv": podenv.command_line(self.spec, env),
             "workingDir": self.spec.working_dir or "/",
             "runtimePaths": RUNTIME_PATHS,
@@ -166,6 +172,7 @@ class PodWorker(threading.Thread):
         self._grace = 30.0
         self._remove_after_stop = True
         self._gone = False
+        self._hosts: Path | None = None
 
     # --- called from the agent's watch thread
     def request_stop(self, grace_seconds: int | None, remove: bool = True) -> None:
@@ -195,11 +202,13 @@ class PodWorker(threading.Thread):
                     self._remove()
             if self._gone or (self._stop.is_set() and self._remove_after_stop):
                 shutil.rmtree(self.pod_dir, ignore_errors=True)
+            self.ctx.records.withdraw(self.pod)
             self.ctx.forget(self.pod.metadata.uid)
 
     def _run(self) -> None:
         self._report()
         folders = self._prepare()
+        self._hosts = self.ctx.records.publish(self.pod)
         policy = self.pod.spec.restart_policy or "Always"
         for container in self.init:
             if not self._run_to_success(container, folders, policy):
@@ -244,7 +253,7 @@ class PodWorker(threading.Thread):
         """Starts a container; a missing env reference keeps it waiting, as CreateContainerConfigError."""
         while True:
             try:
-                container.launch(self.pod, self.ctx, folders)
+                container.launch(self.pod, self.ctx, folders, self._hosts)
                 return
             except (*_WAIT_ON, podenv.ConfigError) as e:
                 container.state.waiting_reason = "CreateContainerConfigError"

@@ -366,6 +366,7 @@ def test_install_md_shows_each_example_as_it_is_in_manifests(example: str) -> No
 # The config.json fields the memory plan reads, for the base models the GPU samples name (the published configs).
 SAMPLE_MODELS: dict[str, dict[str, Any]] = {
     "llama-3.1-8b": modelshape.LLAMA_3_1_8B,
+    "llama-3.1-70b": modelshape.LLAMA_3_1_70B,
 }
 GPU_SAMPLES = [path for path in SAMPLES if "gpus: 0" not in path.read_text()]
 H100_BYTES = 81_559 * 1024**2
@@ -383,7 +384,7 @@ def test_gpu_sample_fits_an_80_gb_gpu_by_the_memory_plan(sample: Path) -> None:
         spec,
         base_model_path=Path("/models"),
         dataset_sha256="0" * 64,
-        device=Device(cuda_devices=gpus, bf16_supported=True, world_size=gpus),
+        device=Device(cuda_devices=gpus, bf16_supported=True, world_size=gpus * spec.resources.nodes),
     )
     shape = modelshape.shape_from_config(SAMPLE_MODELS[spec.base_model.name])
     assert memoryplan.refusal(shape, memory.training_plan(config), H100_BYTES) is None

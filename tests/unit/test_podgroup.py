@@ -124,14 +124,18 @@ def pod(index: int, phase: str, exit_code: int | None = None, message: str = "",
     if exit_code is not None:
         terminated = {"exitCode": exit_code, "message": message, "finishedAt": f"2026-12-03T10:00:0{index}Z"}
         status_["containerStatuses"] = [{"state": {"terminated": terminated}}]
-    metadata = {"name": f"demo-train-{index}-x", "annotations": {podgroup.INDEX_ANNOTATION: str(index)}}
+    # As the operator's pod index keeps it: name and labels (the Job controller sets the index as both a label
+    # and an annotation).
+    metadata = {"name": f"demo-train-{index}-x", "labels": {podgroup.INDEX_LABEL: str(index)}}
     return {"metadata": metadata, "status": status_}
 
 
 def test_a_group_is_one_attempt_named_by_its_job() -> None:
     state = podgroup.group_state(indexed_job(active=2), [pod(0, "Running"), pod(1, "Running")])
     assert (state.phase, state.attempts, state.attempt_ids) == (WorkloadPhase.RUNNING, 1, ("demo-train@aaaaaaaa",))
-    assert podgroup.group_state(indexed_job(), []).attempt_ids == ()
+    # Still the same attempt once the Job controller deleted the failed group's pods.
+    failed = indexed_job(conditions=[{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded"}])
+    assert podgroup.group_state(failed, []).attempt_ids == ("demo-train@aaaaaaaa",)
 
 
 def test_the_result_is_rank_zeros_even_when_another_pod_ends_last() -> None:

@@ -42,7 +42,7 @@ Obj = dict[str, Any]
 Observed = Mapping[str, Any]
 
 COMPONENT = batchjob.COMPONENT
-INDEX_ANNOTATION = "batch.kubernetes.io/job-completion-index"
+INDEX_LABEL = "batch.kubernetes.io/job-completion-index"
 CONTROLLER_UID_LABEL = "batch.kubernetes.io/controller-uid"
 PORT_NAME = "rendezvous"
 
@@ -125,7 +125,9 @@ def attempt_id(workload: Observed) -> str:
 
 
 def node_rank(pod: Observed) -> str:
-    return str(((pod.get("metadata") or {}).get("annotations") or {}).get(INDEX_ANNOTATION, "?"))
+    """The pod's completion index: a label (the operator's pod index keeps labels only) and an annotation."""
+    meta = pod.get("metadata") or {}
+    return str((meta.get("labels") or {}).get(INDEX_LABEL) or (meta.get("annotations") or {}).get(INDEX_LABEL, "?"))
 
 
 def group_state(workload: Observed | None, pods: Sequence[Observed]) -> WorkloadState:
@@ -133,9 +135,10 @@ def group_state(workload: Observed | None, pods: Sequence[Observed]) -> Workload
     state = workload_state(workload, pods)
     if workload is None:
         return state
-    # An attempt starts with its pods (a Job whose pods are refused is not one; `creation` reads its Events).
-    ids = (attempt_id(workload),) if pods else ()
-    state = replace(state, attempts=1 if pods else 0, attempt_ids=ids, disrupted=_disrupted(workload, pods))
+    # The Job is the attempt, with or without pods: the Job controller deletes the pods of a failed group before
+    # the operator restarts it, and its retry must still be counted once, under the same id.
+    ids = (attempt_id(workload),)
+    state = replace(state, attempts=1, attempt_ids=ids, disrupted=_disrupted(workload, pods))
     if state.phase is WorkloadPhase.SUCCEEDED:
         return replace(state, result=_rank_zero_result(pods) or state.result)
     if state.phase is WorkloadPhase.FAILED:
