@@ -387,7 +387,7 @@ def test_job_json_spec_has_every_default_applied() -> None:
             "source": {"configMap": {"name": "sessions", "key": "sessions.jsonl"}},
             "curation": {"minSuccessRate": 0.9, "dedup": True, "evalFraction": 0.05},
         },
-        "training": {"method": "lora", "epochs": 3, "precision": "auto", "quantization": "none"},
+        "training": {"method": "lora", "epochs": 3, "precision": "auto", "quantization": "none", "sharding": "auto"},
         "resources": {"gpus": 0, "nodes": 1, "gpuResourceName": "nvidia.com/gpu"},
         "evaluation": {},
         "output": {"modelName": "support-bot", "bump": "patch"},
