@@ -251,17 +251,9 @@ def _group_failure(o: Observed, group: WorkloadState) -> Decision:
 
 
 def _succeeded_training(o: Observed) -> Decision:
-    metrics = o.training.result.metrics
-    eval_loss = metrics.eval_loss if metrics else None
-    loss = float("nan") if eval_loss is None else eval_loss
-    if o.max_eval_loss is not None and not loss <= o.max_eval_loss:  # a missing or NaN loss fails too
-        return Decision(
-            Phase.FAILED,
-            "EvaluationGateFailed",
-            f"evalLoss {eval_loss} > evaluation.maxEvalLoss {o.max_eval_loss}",
-            FailureKind.USER,
-            dataset_ready=True,
-        )
+    failed = _failed_gates(o)
+    if failed:
+        return Decision(Phase.FAILED, "EvaluationGateFailed", "; ".join(failed), FailureKind.USER, dataset_ready=True)
     if o.model_registered:
         return Decision(Phase.COMPLETED, "ModelRegistered", "evaluation passed; model registered", dataset_ready=True)
     if o.model_store is None or o.publish.phase is WorkloadPhase.SUCCEEDED:
@@ -269,6 +261,24 @@ def _succeeded_training(o: Observed) -> Decision:
         registering = "evaluation passed; registering the model version"
         return Decision(Phase.EVALUATING, "Registering", registering, dataset_ready=True, actions=register)
     return _publish_decision(o)
+
+
+def _failed_gates(o: Observed) -> list[str]:
+    """The trainer applies the gates itself (exit 12); checked again here on the figures it reported, so a trainer
+    that exits 0 without them (an older image, a missing or NaN figure) cannot register an ungated model."""
+    metrics = o.training.result.metrics
+    eval_loss = metrics.eval_loss if metrics else None
+    loss = float("nan") if eval_loss is None else eval_loss
+    failed = []
+    if o.max_eval_loss is not None and not loss <= o.max_eval_loss:  # a missing or NaN loss fails too
+        failed.append(f"evalLoss {eval_loss} > evaluation.maxEvalLoss {o.max_eval_loss}")
+    accuracy = metrics.tool_call_accuracy if metrics else None
+    if (
+        o.min_tool_call_accuracy is not None
+        and not (accuracy if accuracy is not None else -1.0) >= o.min_tool_call_accuracy
+    ):
+        failed.append(f"toolCallAccuracy {accuracy} < evaluation.minToolCallAccuracy {o.min_tool_call_accuracy}")
+    return failed
 
 
 def _publish_decision(o: Observed) -> Decision:

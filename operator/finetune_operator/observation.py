@@ -75,6 +75,7 @@ class Observed:
     training: WorkloadState = ABSENT
     trainer_stage: str | None = None
     max_eval_loss: float | None = None
+    min_tool_call_accuracy: float | None = None
     model_registered: bool = False
     model_store: str | None = None  # spec.output.pvc
     model_store_missing: bool = False

@@ -161,6 +161,7 @@ class Reconciler:
             training=training,
             trainer_stage=(status.get("progress") or {}).get("stage"),
             max_eval_loss=spec.evaluation.max_eval_loss,
+            min_tool_call_accuracy=spec.evaluation.min_tool_call_accuracy,
             model_registered=registry.registered_by(view.model_versions, view.uid) is not None,
             model_store=store,
             model_store_missing=store_missing,

@@ -25,6 +25,9 @@ _MODEL_METRICS = (
     "evalTokenF1",
     "championEvalLoss",
     "candidateEvalLoss",
+    "toolCallAccuracy",
+    "toolCallArgumentsMatch",
+    "toolCallsScored",
 )
 
 

@@ -26,6 +26,9 @@ _METRIC_KEYS = (
     "evalTokenF1",
     "championEvalLoss",
     "candidateEvalLoss",
+    "toolCallAccuracy",
+    "toolCallArgumentsMatch",
+    "toolCallsScored",
 )
 
 
@@ -36,15 +39,16 @@ def dataset_status(curation_result: TerminationMessage) -> dict[str, Any] | None
 
 
 def finite(value: Any) -> float | None:
-    """`value` as a float if it is a finite number, else None.
+    """`value` if it is a finite number (an integer stays one), else None.
 
     A diverged run reports NaN or Infinity (Python's json writes and reads them), but they are not JSON: the API
     server would refuse the whole status patch or ModelVersion, and the job would never leave its phase.
     """
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
-    number = float(value)
-    return number if math.isfinite(number) else None
+    if isinstance(value, int):  # counts stay integers: the CRD types them so
+        return value
+    return value if math.isfinite(value) else None
 
 
 def final_metrics(training_result: TerminationMessage) -> dict[str, float]:

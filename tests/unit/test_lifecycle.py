@@ -118,6 +118,11 @@ def succeeded(eval_loss: Any = 1.5) -> WorkloadState:
     return w(WorkloadPhase.SUCCEEDED, result=tm({"outcome": "Succeeded", "metrics": metrics}))
 
 
+def tool_calls_scored(accuracy: float) -> WorkloadState:
+    metrics = {"evalLoss": 1.5, "toolCallAccuracy": accuracy, "toolCallArgumentsMatch": 0.25, "toolCallsScored": 8}
+    return w(WorkloadPhase.SUCCEEDED, result=tm({"outcome": "Succeeded", "metrics": metrics}))
+
+
 OOM = w(WorkloadPhase.FAILED, container_reason="OOMKilled", exit_code=137, job_reason="BackoffLimitExceeded")
 UNSCHEDULABLE_MSG = "0/3 nodes are available: 3 Insufficient nvidia.com/gpu."
 
@@ -495,6 +500,30 @@ DERIVE_CASES = [
         id="gate-nan-eval-loss-fails",
     ),
     pytest.param(
+        trained(training=tool_calls_scored(0.75), min_tool_call_accuracy=0.7),
+        Expect(E, "Registering", actions=frozenset({Action.REGISTER_MODEL}), dataset_ready=True),
+        id="tool-call-gate-passed-registers",
+    ),
+    pytest.param(
+        trained(training=tool_calls_scored(0.5), min_tool_call_accuracy=0.7, max_eval_loss=1.0),
+        Expect(
+            F,
+            "EvaluationGateFailed",
+            FailureKind.USER,
+            message_has=(
+                "evalLoss 1.5 > evaluation.maxEvalLoss 1.0",
+                "toolCallAccuracy 0.5 < evaluation.minToolCallAccuracy 0.7",
+            ),
+            dataset_ready=True,
+        ),
+        id="both-gates-failed-both-named",
+    ),
+    pytest.param(
+        trained(training=succeeded(1.5), min_tool_call_accuracy=0.7),
+        Expect(F, "EvaluationGateFailed", FailureKind.USER, message_has=("toolCallAccuracy None",)),
+        id="tool-call-gate-without-figure-fails",
+    ),
+    pytest.param(
         trained(training=succeeded(1.5), max_eval_loss=2.0, model_registered=True),
         Expect(C, "ModelRegistered", actions=NONE, dataset_ready=True, training_active=False),
         id="model-registered-completes",
@@ -563,8 +592,9 @@ DERIVE_CASES = [
             F,
             "EvaluationGateFailed",
             FailureKind.USER,
-            message="evalLoss is above evaluation.maxEvalLoss: the model is kept in the workspace; train longer or on "
-            "more data, or relax the gate (exit code 12)",
+            message="evalLoss is above evaluation.maxEvalLoss, or the held-out tool-call accuracy is below "
+            "evaluation.minToolCallAccuracy (the message names the gate and the figures): the model is kept in the "
+            "workspace; train longer or on more data, or relax the gate (exit code 12)",
         ),
         id="training-exit-12",
     ),

@@ -42,6 +42,7 @@ class Reason(StrEnum):
     INVALID_MODEL = "InvalidModel"
     INVALID_CONFIGURATION = "InvalidConfiguration"
     CHECKPOINT_MISMATCH = "CheckpointMismatch"
+    CHAT_TEMPLATE_MISSING = "ChatTemplateMissing"
     EVALUATION_GATE_FAILED = "EvaluationGateFailed"
     REGRESSED_AGAINST_CHAMPION = "RegressedAgainstChampion"
     CHAMPION_UNAVAILABLE = "ChampionUnavailable"
@@ -150,9 +151,17 @@ REASONS: Mapping[Reason, ReasonRule] = {
         "the workspace holds checkpoints of a different training config",
         "use a new job name (a new workspace), or delete the workspace's checkpoints",
     ),
+    Reason.CHAT_TEMPLATE_MISSING: ReasonRule(
+        ExitCode.USER_CONFIG_ERROR,
+        "the dataset is in chat format (conversations with tool calls) but the base model's tokenizer has no chat "
+        "template to render them with",
+        "use a chat (instruct) base model, add a chat template to this one, or set "
+        "spec.dataset.curation.format: instruction",
+    ),
     Reason.EVALUATION_GATE_FAILED: ReasonRule(
         ExitCode.EVALUATION_GATE_FAILED,
-        "evalLoss is above evaluation.maxEvalLoss",
+        "evalLoss is above evaluation.maxEvalLoss, or the held-out tool-call accuracy is below "
+        "evaluation.minToolCallAccuracy (the message names the gate and the figures)",
         "the model is kept in the workspace; train longer or on more data, or relax the gate",
     ),
     Reason.REGRESSED_AGAINST_CHAMPION: ReasonRule(

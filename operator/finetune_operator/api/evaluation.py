@@ -45,6 +45,11 @@ class EvaluationSpec(ApiModel):
 
     max_eval_loss: float | None = Field(default=None, gt=0.0)
     """The job completes only if the held-out loss is at most this value (> 0)."""
+    min_tool_call_accuracy: float | None = Field(default=None, ge=0.0, le=1.0)
+    """The job completes only if, on the held-out conversations' assistant turns that called tools, the model
+    generates calls to the right functions at least this often (status.metrics.toolCallAccuracy, 0..1). Needs a
+    chat dataset with tool calls in its held-out split (curation decides the format, so this is checked when
+    training starts: without held-out tool calls the job fails EvaluationGateFailed before training)."""
     evals_per_epoch: int | None = Field(default=None, ge=1, le=100)
     """Evaluate on the held-out split this many times per epoch (an eval-loss curve); unset: once, at the end."""
     early_stopping: EarlyStoppingSpec | None = None

@@ -60,6 +60,12 @@ class ModelMetrics(ApiModel):
     """With evaluation.compareTo: the compared version's loss on this job's held-out split."""
     candidate_eval_loss: float | None = None
     """This model's loss on the same batches, measured the same way."""
+    tool_call_accuracy: float | None = None
+    """Chat datasets: share of the held-out tool calls whose function the model called (see the job's status)."""
+    tool_call_arguments_match: float | None = None
+    """Chat datasets: share of the held-out tool calls made with exactly the session's arguments."""
+    tool_calls_scored: int | None = None
+    """Chat datasets: the held-out tool calls those figures are measured on."""
 
 
 class DatasetLineage(ApiModel):

@@ -93,6 +93,13 @@ class Metrics(StatusModel):
     """With evaluation.compareTo: the alias's version's loss on this job's held-out split."""
     candidate_eval_loss: float | None = None
     """With evaluation.compareTo: this job's model's loss on the same batches, measured the same way."""
+    tool_call_accuracy: float | None = None
+    """Chat datasets: on the held-out assistant turns that called tools, the share of those calls whose function
+    the model called when generating from the conversation so far (evaluation.minToolCallAccuracy gates it)."""
+    tool_call_arguments_match: float | None = None
+    """Chat datasets: the share of those calls made with exactly the session's arguments (as parsed JSON)."""
+    tool_calls_scored: int | None = None
+    """Chat datasets: how many held-out tool calls the two figures above are measured on."""
 
 
 class RejectedCounts(StatusModel):

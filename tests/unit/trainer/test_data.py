@@ -23,6 +23,7 @@ def test_loads_both_splits_and_hashes_them_like_curation(tmp_path: Path) -> None
         "sha256": dataset.sha256,
         "trainSamples": 5,
         "evalSamples": 2,
+        "format": "instruction",  # a manifest without "format" was curated before chat existed
         "sourceRecords": 10,
     }
 

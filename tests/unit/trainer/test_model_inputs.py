@@ -46,7 +46,7 @@ def test_collator_pads_rows_and_masks_sample_starts() -> None:
 
 # A ChatML-style template, as instruction-tuned models ship: the chat path must mask the prompt too.
 CHAT_TEMPLATE = (
-    "{% for message in messages %}<|pad|>{{ message['role'] }}\n{{ message['content'] }}<|endoftext|>\n{% endfor %}"
+    "{% for message in messages %}<|pad|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n{% endfor %}"
     "{% if add_generation_prompt %}<|pad|>assistant\n{% endif %}"
 )
 
@@ -56,8 +56,8 @@ def test_loss_is_on_outputs_only(tmp_path: Path, tiny_model_dir: Path, chat: boo
     write_dataset(tmp_path, train=24, evaluation=4)
     dataset = data.load_dataset(tmp_path / "dataset")
     tokenizer = load_tokenizer(tiny_model_dir)
-    if chat:
-        tokenizer.chat_template = CHAT_TEMPLATE
+    # The builtin model ships a template; each case sets the one it tests (none: the Alpaca form).
+    tokenizer.chat_template = CHAT_TEMPLATE if chat else None
     config = _config(tiny_model_dir)
     trainer = run.build_trainer(
         model=load_model(tiny_model_dir, config),
@@ -89,7 +89,7 @@ def test_loss_is_on_outputs_only(tmp_path: Path, tiny_model_dir: Path, chat: boo
                     assert prompt.startswith("### Instruction:\n") and prompt.endswith("### Response:\n")
                 prompts_seen += 1
     assert prompts_seen == len(dataset.train)
-    # The template closes the assistant turn with <|endoftext|>\n; plain prompts get EOS appended by TRL.
+    # The template closes the assistant turn with <|im_end|>\n (EOS); plain prompts get EOS appended by TRL.
     ending = tokenizer.eos_token + ("\n" if chat else "")
     assert trained_on == Counter(sample.output + ending for sample in dataset.train)
 
@@ -103,12 +103,13 @@ def _config(model_dir: Path) -> TrainConfig:
 
 def test_generation_prompts_match_the_training_prompts(tiny_model_dir: Path) -> None:
     tokenizer = load_tokenizer(tiny_model_dir)
+    tokenizer.chat_template = None  # a base model without a template
     sample = data.Sample(instruction="Do X", input="ctx", output="done")
     assert tokenizer.decode(evaluation.prompt_ids(sample, tokenizer)) == data.alpaca_prompt(sample)
     tokenizer.chat_template = CHAT_TEMPLATE
     assert (
         tokenizer.decode(evaluation.prompt_ids(sample, tokenizer))
-        == "<|pad|>user\nDo X\n\nctx<|endoftext|>\n<|pad|>assistant\n"
+        == "<|pad|>user\nDo X\n\nctx<|im_end|>\n<|pad|>assistant\n"
     )
 
 

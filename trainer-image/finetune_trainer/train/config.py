@@ -73,6 +73,7 @@ class TrainConfig:
     # Below: not part of the hash (they do not change what is learned).
     gradient_checkpointing: bool
     max_eval_loss: float | None
+    min_tool_call_accuracy: float | None
     evals_per_epoch: int | None
     early_stopping_patience: int | None
     early_stopping_min_delta: float
@@ -86,6 +87,7 @@ class TrainConfig:
 _UNHASHED = {
     "gradient_checkpointing",
     "max_eval_loss",
+    "min_tool_call_accuracy",
     "evals_per_epoch",
     "early_stopping_patience",
     "early_stopping_min_delta",
@@ -164,6 +166,7 @@ def resolve(
             training.gradient_checkpointing if training.gradient_checkpointing is not None else device.cuda_devices > 0
         ),
         max_eval_loss=spec.evaluation.max_eval_loss,
+        min_tool_call_accuracy=spec.evaluation.min_tool_call_accuracy,
         evals_per_epoch=spec.evaluation.evals_per_epoch,
         early_stopping_patience=early.patience if early else None,
         early_stopping_min_delta=early.min_delta if early else 0.0,

@@ -15,22 +15,32 @@ instruction and input; the output is the assistant turn), otherwise this Alpaca-
 
 Records are in TRL's prompt/completion shape, so TRL masks the prompt out of the loss
 (completion-only loss) for both forms.
+
+A dataset curated in `chat` format (manifest "format": "chat") holds conversations instead
+(`conversation`): those are tokenized here with the model's chat template and labelled on the
+assistant turns (`chatrender`), and reach TRL already tokenized (`input_ids`, `labels`).
+A manifest without "format" was written before chat existed: instruction.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from finetune_operator.api.contract import Reason
 from finetune_trainer.failures import JobFailed
+from finetune_trainer.train import chatrender
+from finetune_trainer.train.conversation import Conversation, conversation_text, parse_conversation
 
 TRAIN_FILE = "train.jsonl"
 EVAL_FILE = "eval.jsonl"
 MANIFEST_FILE = "manifest.json"
+INSTRUCTION = "instruction"
+CHAT = "chat"
 
 
 @dataclass(frozen=True)
@@ -40,17 +50,25 @@ class Sample:
     output: str
 
 
+Record = Sample | Conversation
+
+
 @dataclass(frozen=True)
 class Dataset:
-    train: list[Sample]
-    eval: list[Sample]
+    train: Sequence[Record]
+    eval: Sequence[Record]
     sha256: str
     """sha256 of `train.jsonl <sha256>\\neval.jsonl <sha256>\\n`, as curation computes it."""
     manifest: dict[str, Any]
+    format: str = INSTRUCTION
+    """instruction (every record a Sample) or chat (every record a Conversation)."""
 
 
 def load_dataset(dataset_dir: Path) -> Dataset:
     manifest = read_manifest(dataset_dir / MANIFEST_FILE)
+    form = manifest.get("format", INSTRUCTION)
+    if form not in (INSTRUCTION, CHAT):
+        raise JobFailed(Reason.CURATION_FAILED, f"{dataset_dir / MANIFEST_FILE}: unknown format {form!r}")
     splits = {}
     for name in (TRAIN_FILE, EVAL_FILE):
         path = dataset_dir / name
@@ -61,8 +79,8 @@ def load_dataset(dataset_dir: Path) -> Dataset:
         if recorded is not None and recorded != hashlib.sha256(content).hexdigest():
             raise JobFailed(Reason.CURATION_FAILED, f"{path} changed after curation (sha256 differs from the manifest)")
         splits[name] = (path, content)
-    train = read_samples(splits[TRAIN_FILE][0])
-    evaluation = read_samples(splits[EVAL_FILE][0])
+    train = read_samples(splits[TRAIN_FILE][0], form)
+    evaluation = read_samples(splits[EVAL_FILE][0], form)
     if not train:
         raise JobFailed(Reason.NO_SAMPLES_AFTER_CURATION, f"{splits[TRAIN_FILE][0]} holds no samples")
     if not evaluation:
@@ -75,6 +93,7 @@ def load_dataset(dataset_dir: Path) -> Dataset:
         eval=evaluation,
         sha256=dataset_sha256(splits[TRAIN_FILE][1], splits[EVAL_FILE][1]),
         manifest=manifest,
+        format=form,
     )
 
 
@@ -98,23 +117,29 @@ def dataset_sha256(train: bytes, evaluation: bytes) -> str:
     return hashlib.sha256(listing.encode("utf-8")).hexdigest()
 
 
-def read_samples(path: Path) -> list[Sample]:
-    samples = []
+def read_samples(path: Path, form: str = INSTRUCTION) -> list[Record]:
+    samples: list[Record] = []
     with path.open(encoding="utf-8") as lines:
         for number, line in enumerate(lines, start=1):
             if not line.strip():
                 continue
-            samples.append(parse_sample(line, f"{path.name}:{number}"))
+            where = f"{path.name}:{number}"
+            record = parse_json_object(line, where)
+            samples.append(parse_conversation(record, where) if form == CHAT else parse_sample(record, where))
     return samples
 
 
-def parse_sample(line: str, where: str) -> Sample:
+def parse_json_object(line: str, where: str) -> dict[str, Any]:
     try:
         record = json.loads(line)
     except json.JSONDecodeError as error:
         raise JobFailed(Reason.CURATION_FAILED, f"{where}: not JSON ({error.msg})") from error
     if not isinstance(record, dict):
         raise JobFailed(Reason.CURATION_FAILED, f"{where}: expected a JSON object")
+    return record
+
+
+def parse_sample(record: dict[str, Any], where: str) -> Sample:
     fields = {}
     for key in ("instruction", "input", "output"):
         value = record.get(key, "")
@@ -146,8 +171,42 @@ def to_record(sample: Sample, *, chat: bool) -> dict[str, Any]:
     return {"prompt": alpaca_prompt(sample), "completion": sample.output}
 
 
-def sample_text(sample: Sample) -> str:
+def training_splits(dataset: Dataset, tokenizer: Any, model_dir: Path) -> dict[str, list[dict[str, Any]]]:
+    """TRL's records of both splits; a chat dataset needs the model's chat template (ChatTemplateMissing)."""
+    if dataset.format == CHAT:
+        chatrender.require_template(tokenizer, model_dir)
+    chat = bool(tokenizer.chat_template)
+    return {
+        "train": training_records(dataset.train, tokenizer, chat=chat),
+        "eval": training_records(dataset.eval, tokenizer, chat=chat),
+    }
+
+
+def training_records(records: Sequence[Record], tokenizer: Any, *, chat: bool) -> list[dict[str, Any]]:
+    """TRL's records: prompt/completion for instruction samples, tokenized and labelled for conversations."""
+    return [
+        to_record(record, chat=chat) if isinstance(record, Sample) else tokenized(record, tokenizer)
+        for record in records
+    ]
+
+
+def tokenized(conversation: Conversation, tokenizer: Any) -> dict[str, Any]:
+    rendered = chatrender.render_with_labels(tokenizer, conversation)
+    return {"input_ids": rendered.input_ids, "labels": rendered.labels}
+
+
+def instruction_samples(records: Sequence[Record]) -> list[Sample]:
+    return [record for record in records if isinstance(record, Sample)]
+
+
+def conversations(records: Sequence[Record]) -> list[Conversation]:
+    return [record for record in records if isinstance(record, Conversation)]
+
+
+def sample_text(sample: Record) -> str:
     """Everything the model reads for this sample: the corpus a builtin tokenizer is trained on."""
+    if isinstance(sample, Conversation):
+        return conversation_text(sample)
     return alpaca_prompt(sample) + sample.output
 
 
@@ -157,6 +216,7 @@ def provenance(dataset: Dataset) -> dict[str, object]:
         "sha256": dataset.sha256,
         "trainSamples": len(dataset.train),
         "evalSamples": len(dataset.eval),
+        "format": dataset.format,
     }
     counts = dataset.manifest.get("counts")
     if isinstance(counts, dict):

@@ -33,6 +33,7 @@ from finetune_trainer.train import (
     data,
     early,
     evaluation,
+    heldout,
     jsonlog,
     lineage,
     memory,
@@ -123,9 +124,10 @@ def run(job: JobConfig, environ: Mapping[str, str], rank: int) -> dict[str, obje
     planned = report.from_environment(job.job.name, job.job.namespace, environ) if rank == 0 else None
     memory.check(model_dir, config, memory.device_bytes(training_device(environ)), planned)
     tokenizer = load_tokenizer(model_dir)
+    heldout.check_applicable(config, dataset)
+    records = data.training_splits(dataset, tokenizer, model_dir)
     rival = checked_champion(environ, rank, tokenizer)
     model, kernel = load_base_model(model_dir, config, environ)
-    chat = bool(tokenizer.chat_template)
 
     count = TokenCount()
     progress = Progress(
@@ -137,10 +139,6 @@ def run(job: JobConfig, environ: Mapping[str, str], rank: int) -> dict[str, obje
 
     tracker = tracking.start(job, environ, hashed_fields(config)) if rank == 0 else None  # one run per job
     staging, callbacks = training_callbacks(workspace, config, progress, stop, best, tracker, rank)
-    records = {
-        "train": [data.to_record(sample, chat=chat) for sample in dataset.train],
-        "eval": [data.to_record(sample, chat=chat) for sample in dataset.eval],
-    }
     with storage.guard(workspace.root, "preparing the dataset", keep=config.keep_checkpoints, clean=False):
         splits = prepared.file_backed(
             prepared.folder(workspace.root, config.config_hash), records, rank, PREPARED_TIMEOUT_SECONDS
@@ -293,10 +291,7 @@ def publish(
 ) -> dict[str, object]:
     """Rank 0 after training: generation scores, final metrics, model/, metadata, the gate."""
     model = trainer.model
-    answers = evaluation.generate(
-        model, tokenizer, dataset.eval[: evaluation.GENERATION_SAMPLES], max_prompt_tokens=config.max_seq_length
-    )
-    scores = evaluation.score(answers, [sample.output for sample in dataset.eval[: len(answers)]])
+    generated = heldout.generation_metrics(model, tokenizer, dataset, max_prompt_tokens=config.max_seq_length)
     train_loss = evaluation.last_epoch_loss(trainer.state.log_history)
     metrics = {
         # NaN is not JSON: with no logged step (nothing to train) there is simply no train loss.
@@ -304,14 +299,13 @@ def publish(
         "evalLoss": round(eval_loss, 6),
         "perplexity": round(evaluation.perplexity(eval_loss), 4),
         "tokensPerSecond": progress.metrics.get("tokensPerSecond", 0.0),
-        "evalExactMatch": round(scores.exact_match, 4),
-        "evalTokenF1": round(scores.token_f1, 4),
+        **generated,
         **(comparison.metrics() if comparison else {}),
     }
     progress.metrics.update(metrics)
     progress.send(STAGE_EVALUATING, force=True)
     progress.flush()
-    jsonlog.event("evaluation", generationSamples=scores.samples, **metrics)
+    jsonlog.event("evaluation", **metrics)
 
     parameters = sum(parameter.numel() for parameter in model.parameters())
     bytes_per_parameter = torch.finfo(weights_dtype(config)).bits // 8
@@ -334,8 +328,7 @@ def publish(
         dtype=saved_dtype(config),
     )
     jsonlog.event("model_saved", folder=str(workspace.model), **model_block)
-    if config.max_eval_loss is not None and eval_loss > config.max_eval_loss:
-        raise JobFailed(Reason.EVALUATION_GATE_FAILED, f"evalLoss {eval_loss:.4f} > maxEvalLoss {config.max_eval_loss}")
+    heldout.check_gates(config, eval_loss, metrics)
     if comparison is not None and not comparison.passed:
         raise JobFailed(Reason.REGRESSED_AGAINST_CHAMPION, comparison.message())
     return {

@@ -6,6 +6,11 @@ config: a byte-level BPE tokenizer (vocab 512) trained on the job's own training
 Face format and then loaded back exactly like a real model (`from_pretrained(local_files_only=True)`),
 so the builtin exercises the production loading path. It is built once per workspace (atomically:
 temp dir, then rename) so a resumed run starts from the very same weights and vocabulary.
+
+Like instruction-tuned models it ships a chat template (`CHAT_TEMPLATE`, ChatML with tool support in the
+Hermes/Qwen style), so chat datasets and agent evaluation run on it: tools are listed in the system turn and
+calls are written `<tool_call>{"name": ..., "arguments": {...}}</tool_call>`. Its end-of-turn token
+`<|im_end|>` is also the EOS token, as in Qwen's instruct models, so generation stops at the end of a turn.
 """
 
 from __future__ import annotations
@@ -20,7 +25,8 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
 VOCAB_SIZE = 512
-EOS = "<|endoftext|>"
+EOS = "<|im_end|>"
+TURN_START = "<|im_start|>"
 PAD = "<|pad|>"
 HIDDEN_SIZE = 64
 LAYERS = 2
@@ -30,6 +36,26 @@ MAX_POSITIONS = 4096
 # at 0.02 it caps the logits near +-1: measured, LoRA then stalled at loss ~5.2 on the test task,
 # while at 0.2 it reaches ~2.3 in 15 steps. Pretrained bases do not have this problem.
 INIT_STD = 0.2
+# {% generation %} marks what the model produces in an assistant turn (its text, tool calls and <|im_end|>),
+# which is what chat training puts the loss on (see chatrender).
+CHAT_TEMPLATE = (
+    "{% if tools %}<|im_start|>system\n"
+    "{% if messages[0].role == 'system' %}{{ messages[0].content }}\n\n{% endif %}"
+    "Tools:\n{% for tool in tools %}{{ tool | tojson }}\n{% endfor %}"
+    'Call a tool with <tool_call>{"name": ..., "arguments": {...}}</tool_call>.<|im_end|>\n'
+    "{% elif messages[0].role == 'system' %}<|im_start|>system\n{{ messages[0].content }}<|im_end|>\n"
+    "{% endif %}"
+    "{% for message in messages %}"
+    "{% if message.role == 'assistant' %}<|im_start|>assistant\n{% generation %}{{ message.content }}"
+    "{% for call in message.tool_calls or [] %}<tool_call>"
+    '{{ {"name": call.function.name, "arguments": call.function.arguments} | tojson }}</tool_call>'
+    "{% endfor %}<|im_end|>{% endgeneration %}{{ '\\n' }}"
+    "{% elif message.role != 'system' or not loop.first %}"
+    "<|im_start|>{{ message.role }}\n{{ message.content }}<|im_end|>\n"
+    "{% endif %}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
 
 
 def ensure_tiny_gpt(target: Path, corpus: Iterable[str], seed: int) -> Path:
@@ -81,9 +107,13 @@ def train_tokenizer(corpus: Iterable[str]) -> PreTrainedTokenizerFast:
     core.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=VOCAB_SIZE,
-        special_tokens=[EOS, PAD],
+        special_tokens=[EOS, PAD, TURN_START],
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
     core.train_from_iterator(corpus, trainer=trainer)
-    return PreTrainedTokenizerFast(tokenizer_object=core, eos_token=EOS, pad_token=PAD)
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=core, eos_token=EOS, pad_token=PAD, additional_special_tokens=[TURN_START]
+    )
+    tokenizer.chat_template = CHAT_TEMPLATE
+    return tokenizer
