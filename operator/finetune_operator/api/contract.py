@@ -76,7 +76,7 @@ EXIT_CODES: Mapping[ExitCode, ExitCodeRule] = {
         Reason.INVALID_CONFIGURATION,
     ),
     ExitCode.EVALUATION_GATE_FAILED: ExitCodeRule(
-        "an evaluation gate failed (evaluation.maxEvalLoss or evaluation.compareTo)",
+        "an evaluation gate failed (evaluation.maxEvalLoss, minToolCallAccuracy or compareTo)",
         True,
         Reason.EVALUATION_GATE_FAILED,
     ),
