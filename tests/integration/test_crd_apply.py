@@ -108,6 +108,7 @@ INVALID: list[tuple[str, tuple[str, Any], str]] = [
     ("tolerations-too-many", ("resources.tolerations", [{"key": "k"}] * 33), "spec.resources.tolerations"),
     ("toleration-effect", ("resources.tolerations", [{"effect": "NoRun"}]), "spec.resources.tolerations[0].effect"),
     ("maxEvalLoss-exclusive-min", ("evaluation.maxEvalLoss", 0), "spec.evaluation.maxEvalLoss"),
+    ("minToolCallAccuracy-max", ("evaluation.minToolCallAccuracy", 1.5), "spec.evaluation.minToolCallAccuracy"),
     ("modelName-dns", ("output.modelName", "Chat"), "spec.output.modelName"),
     ("version-semver", ("output.version", "v1.0.0"), "spec.output.version"),
     ("bump-enum", ("output.bump", "build"), "spec.output.bump"),

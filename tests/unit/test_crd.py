@@ -370,7 +370,7 @@ VALID = {
                 "priorityClassName": "training",
             },
         ),
-        ("evaluation.maxEvalLoss", 0.01),
+        ("evaluation", {"maxEvalLoss": 0.01, "minToolCallAccuracy": 1.0}),
         ("output", {"modelName": "chat", "version": "2.0.0", "bump": "minor", "pvc": "model-store"}),
         (
             "storage",
@@ -612,6 +612,8 @@ INVALID: list[tuple[str, tuple[str, Any], str]] = [
     ),
     ("priorityClassName-dns", ("resources.priorityClassName", "High"), ".resources.priorityClassName"),
     ("maxEvalLoss-exclusive-min", ("evaluation.maxEvalLoss", 0), ".evaluation.maxEvalLoss"),
+    ("minToolCallAccuracy-min", ("evaluation.minToolCallAccuracy", -0.1), ".evaluation.minToolCallAccuracy"),
+    ("minToolCallAccuracy-max", ("evaluation.minToolCallAccuracy", 1.5), ".evaluation.minToolCallAccuracy"),
     ("evalsPerEpoch-min", ("evaluation.evalsPerEpoch", 0), ".evaluation.evalsPerEpoch"),
     ("evalsPerEpoch-max", ("evaluation.evalsPerEpoch", 101), ".evaluation.evalsPerEpoch"),
     ("earlyStopping-without-evals", ("evaluation", {"earlyStopping": {"patience": 2}}), ".spec.evaluation"),

@@ -18,15 +18,11 @@ TOOLS = [
         "type": "function",
         "function": {
             "name": name,
-            "description": description,
-            "parameters": {"type": "object", "properties": {key: {"type": kind} for key, kind in arguments.items()}},
+            "parameters": {"type": "object", "properties": {key: {"type": "string"} for key in arguments}},
         },
     }
-    for name, description, arguments in (
-        ("get_weather", "Current weather of a city", {"city": "string"}),
-        ("search_issues", "Search a repository's issues", {"repo": "string", "query": "string"}),
-        ("run_tests", "Run the tests under a path", {"path": "string"}),
-    )
+    # Short definitions: they are rendered into every conversation, and CPU training time follows the tokens.
+    for name, arguments in (("get_weather", ["city"]), ("search_issues", ["repo", "query"]), ("run_tests", ["path"]))
 ]
 CITIES = ["Paris", "Oslo", "Lima", "Cairo", "Tokyo", "Quito"]
 REPOS = ["api", "web", "cli", "docs"]
