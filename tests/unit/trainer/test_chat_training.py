@@ -16,8 +16,8 @@ from .test_training_runs import finish, start
 CHANCE = 1 / len(TOOLS)
 CHAT_TRAINING = {
     "method": "full",
-    "epochs": 2,
-    "batchSize": 8,
+    "epochs": 3,
+    "batchSize": 4,
     "maxSeqLength": 512,
     "learningRate": 0.01,
     "seed": 42,
@@ -26,7 +26,7 @@ CHAT_TRAINING = {
 
 
 def test_tool_calling_is_learned_well_above_chance(tmp_path: Path) -> None:
-    write_chat_dataset(tmp_path, train=64, evaluation=12, seed=3)
+    write_chat_dataset(tmp_path, train=96, evaluation=12, seed=3)
     write_job(tmp_path, CHAT_TRAINING, evaluation={"minToolCallAccuracy": 0.5})
     run = finish(tmp_path, start(tmp_path))
     assert run.returncode == 0, run.events[-5:]
