@@ -7,16 +7,15 @@ the end (set FTO_KEEP_CLUSTER=1 to keep it for the next run). Each test gets its
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from kubernetes import client, config
+from namespaces import fresh_namespace
 
 import localcluster
 import strictyaml
@@ -131,21 +130,11 @@ def servicemonitor_crd(cluster: localcluster.ClusterInfo, kubectl: Kubectl) -> s
 
 @pytest.fixture
 def namespace(request: pytest.FixtureRequest, kube: client.ApiClient, wait_for: WaitFor) -> Iterator[str]:
-    """A fresh namespace per test (deleted afterwards), ready for pods: its `default` SA exists."""
-    stem = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower()).strip("-")[:40].strip("-")
-    name = f"{stem}-{uuid.uuid4().hex[:6]}"
-    core = client.CoreV1Api(kube)
-    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
-
-    def default_sa() -> bool:
-        accounts: Any = core.list_namespaced_service_account(name, field_selector="metadata.name=default")
-        return bool(accounts.items)
-
-    # The ServiceAccount admission plugin rejects pods until the controller-manager made it.
-    wait_for(default_sa, f"serviceaccount default in {name}", timeout=30)
-    yield name
-    core.delete_namespace(name, propagation_policy="Background")
+    """A fresh namespace per test."""
+    with fresh_namespace(kube, wait_for, request.node.name) as name:
+        yield name
 
 
 # The operator fixtures live beside the harness they drive.
 from operator_harness import operator_process, production_identity  # noqa: E402, F401
+from trained import trained_quickstart  # noqa: E402, F401

@@ -8,27 +8,22 @@ losses in its status, and a job trained longer passes the same gate and moves th
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 from operator_harness import OperatorProcess, wait_phase
+from trained import quickstart, setup
 
-import strictyaml
 from support.fixtures import Kubectl
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-REPO = Path(__file__).resolve().parents[2]
-SESSIONS = REPO / "manifests" / "samples" / "data" / "sessions.jsonl"
 GATE = {"compareTo": {"alias": "champion"}}
 
 
-def quickstart(name: str, epochs: int, learning_rate: float | None = None, **spec: Any) -> dict[str, Any]:
-    body: dict[str, Any] = strictyaml.load((REPO / "manifests" / "samples" / "quickstart.yaml").read_text())
-    body["metadata"]["name"] = name
-    body["spec"]["training"]["epochs"] = epochs
+def gated(name: str, epochs: int, learning_rate: float | None = None, **spec: Any) -> dict[str, Any]:
+    body = quickstart(name, epochs)
     if learning_rate is not None:
         body["spec"]["training"]["learningRate"] = learning_rate
     body["spec"]["output"] = {"modelName": "gated", "promoteTo": "champion"}
@@ -50,13 +45,8 @@ def champion(kubectl: Kubectl, namespace: str) -> str:
 def test_a_worse_model_fails_against_the_champion_and_a_better_one_replaces_it(
     kubectl: Kubectl, namespace: str, operator_process: OperatorProcess
 ) -> None:
-    sessions = kubectl(
-        "-n", namespace, "create", "configmap", "quickstart-sessions",
-        f"--from-file=sessions.jsonl={SESSIONS}", "--dry-run=client", "-o", "yaml",
-    )  # fmt: skip
-    kubectl("-n", namespace, "apply", "-f", "-", stdin=sessions)
     # The model's first job: no champion yet, so its gate is skipped; it registers 0.0.1 and becomes champion.
-    apply(kubectl, namespace, quickstart("first", epochs=2, evaluation=GATE))
+    setup(kubectl, namespace, gated("first", epochs=2, evaluation=GATE))
     first = wait_phase(kubectl, namespace, "first", ("Completed", "Failed"), timeout=900, operator=operator_process)
     assert first["status"]["phase"] == "Completed", first["status"]
     assert "championEvalLoss" not in first["status"]["metrics"]
@@ -65,8 +55,8 @@ def test_a_worse_model_fails_against_the_champion_and_a_better_one_replaces_it(
     apply(
         kubectl,
         namespace,
-        quickstart("worse", epochs=1, learning_rate=1e-7, evaluation=GATE),
-        quickstart("better", epochs=4, evaluation=GATE),
+        gated("worse", epochs=1, learning_rate=1e-7, evaluation=GATE),
+        gated("better", epochs=4, evaluation=GATE),
     )
     worse = wait_phase(kubectl, namespace, "worse", ("Completed", "Failed"), timeout=900, operator=operator_process)
     better = wait_phase(kubectl, namespace, "better", ("Completed", "Failed"), timeout=900, operator=operator_process)

@@ -19,9 +19,9 @@ from kubernetes import client
 from kwok_jobs import PhaseRecorder, backward_steps, poll
 from operator_harness import OperatorProcess, get_job, wait_phase
 from rbac import username
+from trained import TrainedQuickstart, quickstart, setup
 
 import localcluster
-import strictyaml
 from finetune_operator.config import Settings
 from finetune_trainer.train import lineage
 from localcluster import audit
@@ -29,26 +29,7 @@ from support.fixtures import Kubectl
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-REPO = Path(__file__).resolve().parents[2]
-SESSIONS = REPO / "manifests" / "samples" / "data" / "sessions.jsonl"
 ORDER = ["Pending", "Queued", "Running", "Evaluating", "Completed"]
-
-
-def quickstart(name: str, epochs: int = 2) -> dict[str, Any]:
-    body: dict[str, Any] = strictyaml.load((REPO / "manifests" / "samples" / "quickstart.yaml").read_text())
-    body["metadata"]["name"] = name
-    body["spec"]["training"]["epochs"] = epochs
-    body["spec"]["storage"]["retainPolicy"] = "Retain"
-    return body
-
-
-def setup(kubectl: Kubectl, namespace: str, *jobs: dict[str, Any]) -> None:
-    config_map = kubectl(
-        "-n", namespace, "create", "configmap", "quickstart-sessions",
-        f"--from-file=sessions.jsonl={SESSIONS}", "--dry-run=client", "-o", "yaml",
-    )  # fmt: skip
-    kubectl("-n", namespace, "apply", "-f", "-", stdin=config_map)
-    kubectl("-n", namespace, "apply", "-f", "-", stdin=yaml.safe_dump_all(jobs))
 
 
 def claim_folder(cluster: localcluster.ClusterInfo, kubectl: Kubectl, namespace: str, claim: str) -> Path:
@@ -97,6 +78,7 @@ def assert_trainer_reported_live(
     reported = next(i for i, e in enumerate(events) if e in reports and
                     e["requestObject"]["status"].get("progress", {}).get("stage") == "Evaluating")  # fmt: skip
     evaluating = [i for i, e in enumerate(events) if e["user"]["username"] == username()
+                  and (e.get("objectRef") or {}).get("namespace") == namespace
                   and audit.resource(e) == "finetuningjobs/status"
                   and (e.get("requestObject") or {}).get("status", {}).get("reason") == "Evaluating"]  # fmt: skip
     assert evaluating and evaluating[0] > reported, (reported, evaluating)
@@ -123,22 +105,16 @@ def assert_lineage(mv: dict[str, Any], metadata: dict[str, Any], workspace: Path
 
 
 def test_quickstart_curates_trains_evaluates_and_registers_for_real(
-    kubectl: Kubectl,
-    kube: client.ApiClient,
-    namespace: str,
-    cluster: localcluster.ClusterInfo,
-    operator_process: OperatorProcess,
+    kubectl: Kubectl, cluster: localcluster.ClusterInfo, trained_quickstart: TrainedQuickstart
 ) -> None:
-    since = audit.offset(cluster.state_dir)
-    with PhaseRecorder(kube, namespace) as recorder:
-        setup(kubectl, namespace, quickstart("real"))
-        job = wait_phase(kubectl, namespace, "real", ("Completed",), timeout=600, operator=operator_process)
-        poll(lambda: recorder.of("real")[-1:] == ["Completed"], "the watch to see Completed", 30)
-    seen = recorder.of("real")
+    namespace, name, job = trained_quickstart.namespace, trained_quickstart.name, trained_quickstart.job
+    seen = trained_quickstart.phases
     assert backward_steps(seen) == [], seen
     assert seen[-3:] == ["Running", "Evaluating", "Completed"], seen
     status = job["status"]
-    assert_trainer_reported_live(cluster, since, kubectl, namespace, "real", recorder.seen("real"))
+    assert_trainer_reported_live(
+        cluster, trained_quickstart.since, kubectl, namespace, name, trained_quickstart.statuses
+    )
 
     # Real losses from real training, reported by the trainer.
     metrics = status["metrics"]
@@ -148,7 +124,7 @@ def test_quickstart_curates_trains_evaluates_and_registers_for_real(
     assert status["progress"]["percent"] == 100
 
     # Curation counts in the status are the manifest's, and the ModelVersion's lineage points at the same data.
-    workspace = claim_folder(cluster, kubectl, namespace, "real-workspace")
+    workspace = claim_folder(cluster, kubectl, namespace, f"{name}-workspace")
     manifest = json.loads((workspace / "dataset" / "manifest.json").read_text())
     dataset = status["dataset"]
     assert dataset["sourceRecords"] > dataset["samples"] > 0
@@ -160,7 +136,7 @@ def test_quickstart_curates_trains_evaluates_and_registers_for_real(
     assert mv["spec"]["dataset"]["sha256"] == dataset["sha256"]
     assert mv["spec"]["dataset"]["trainSamples"] == dataset["trainSamples"]
     assert mv["spec"]["metrics"]["evalLoss"] == pytest.approx(metrics["evalLoss"])
-    assert mv["spec"]["artifact"]["pvc"] == "real-workspace"
+    assert mv["spec"]["artifact"]["pvc"] == f"{name}-workspace"
 
     # The trained model is on the workspace volume in Hugging Face format.
     model = workspace / mv["spec"]["artifact"]["path"]
@@ -170,7 +146,7 @@ def test_quickstart_curates_trains_evaluates_and_registers_for_real(
 
     # Events tell the story, every transition in order (polling above can miss a short phase).
     events = json.loads(
-        kubectl("-n", namespace, "get", "events", "--field-selector", "involvedObject.name=real", "-o", "json")
+        kubectl("-n", namespace, "get", "events", "--field-selector", f"involvedObject.name={name}", "-o", "json")
     )["items"]
     # Event timestamps have one-second resolution, so check each transition's direction, not their order.
     transitions = [tuple(e["message"].split(":")[0].split(" -> ")) for e in events if " -> " in e["message"]]
