@@ -3,7 +3,9 @@
 Each component runs detached (own session, so a Ctrl-C in the shell that ran `up` does not reach
 it) with its output in `<state>/logs/<name>.log` and its PID in `<state>/pids/<name>.pid`.
 Stopping goes by those PID files only, never by process name, so two clusters (two state dirs)
-never touch each other.
+never touch each other. A PID file also records the process's start time: PIDs are reused (pid_max is
+32768 here), and a stale file of a cluster that died long ago must not make `down` signal whatever process
+holds that number now (it once stopped another cluster's API server in the middle of a CI run).
 """
 
 from __future__ import annotations
@@ -56,22 +58,38 @@ def start(
             start_new_session=True,
             env=env,
         )
-    _pid_file(state, name).write_text(f"{proc.pid}\n")
+    _pid_file(state, name).write_text(f"{proc.pid} {_start_time(proc.pid)}\n")
     return proc
 
 
-def running_pid(state: Path, name: str) -> int | None:
-    """The recorded PID of `name` if that process is still alive (and not a zombie)."""
-    try:
-        pid = int(_pid_file(state, name).read_text())
-    except (FileNotFoundError, ValueError):
-        return None
+def _stat_fields(pid: int) -> list[str] | None:
+    """/proc/<pid>/stat from field 3 (the state letter) on; None when there is no such process."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except FileNotFoundError:
         return None
-    # The state letter follows the parenthesised command name; Z means exited but not reaped.
-    return None if stat.rsplit(")", 1)[1].split()[0] == "Z" else pid
+    # The command name in parentheses may hold spaces and parentheses: split after the last one.
+    return stat.rsplit(")", 1)[1].split()
+
+
+def _start_time(pid: int) -> str | None:
+    """When the process started, in clock ticks since boot (field 22 of /proc/<pid>/stat)."""
+    fields = _stat_fields(pid)
+    return fields[19] if fields else None
+
+
+def running_pid(state: Path, name: str) -> int | None:
+    """The recorded PID of `name` if that very process (same start time) is still alive and not a zombie."""
+    try:
+        pid_text, started = _pid_file(state, name).read_text().split()
+        pid = int(pid_text)
+    except (FileNotFoundError, ValueError):
+        return None
+    fields = _stat_fields(pid)
+    # Z: exited but not reaped. Another start time: the PID now belongs to another process.
+    if fields is None or fields[0] == "Z" or fields[19] != started:
+        return None
+    return pid
 
 
 def stop(state: Path, name: str, grace: float = 10.0) -> None:
