@@ -30,7 +30,9 @@ if ! compgen -G "$wheels/*.whl" >/dev/null; then
   # Cargo's build directory is shared by every clone, so a source change recompiles only this crate.
   CARGO_TARGET_DIR="$CACHE/native-target" "$VENV/bin/pip" wheel --quiet --disable-pip-version-check --no-deps \
     --wheel-dir "$staging" "$NATIVE"
-  mv "$staging" "$wheels"
+  # -T: rename onto the key's folder, never into it. When a concurrent run filed the same key first, the rename
+  # fails on the non-empty folder and this build is dropped (a plain mv nested it and left a stale wheel).
+  mv -T "$staging" "$wheels" 2>/dev/null || rm -rf "$staging"
 fi
 if [[ "$(cat "$VENV/.finetune-curate-native" 2>/dev/null)" != "$key" ]]; then
   "$VENV/bin/pip" install --quiet --disable-pip-version-check --no-deps --force-reinstall "$wheels"/*.whl
