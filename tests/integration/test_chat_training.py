@@ -16,7 +16,8 @@ from typing import Any
 
 import pytest
 from operator_harness import OperatorProcess, wait_phase
-from test_champion_gate import apply, quickstart
+from test_champion_gate import apply
+from trained import quickstart
 
 import toolcorpus
 from support.fixtures import Kubectl
@@ -27,7 +28,12 @@ SESSIONS = 60
 
 
 def chat_job(name: str, epochs: int, learning_rate: float | None = None, **evaluation: float) -> dict[str, Any]:
-    body = quickstart(name, epochs, learning_rate, evaluation=evaluation)
+    body = quickstart(name, epochs)
+    if learning_rate is not None:
+        body["spec"]["training"]["learningRate"] = learning_rate
+    body["spec"]["evaluation"] = {**body["spec"].get("evaluation", {}), **evaluation}
+    # One CPU each: the local runner has two, so both jobs train side by side.
+    body["spec"]["resources"]["cpu"] = "1"
     body["spec"]["dataset"]["source"]["configMap"]["name"] = "tool-sessions"
     # A conversation with the corpus's tool definitions is ~950 tiny-gpt tokens: the longest get truncated.
     body["spec"]["training"]["maxSeqLength"] = 1024
