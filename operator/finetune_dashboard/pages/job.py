@@ -18,6 +18,7 @@ CHARTS = (
     ("Throughput (tokens/s)", (("tokens/s", "tokensPerSecond"),)),
     ("Gradient norm", (("grad norm", "gradNorm"),)),
 )
+TOOL_CALL_METRICS = ("toolCallAccuracy", "toolCallArgumentsMatch", "toolCallsScored")
 
 
 def curves(recorded: Obj) -> Html:
@@ -123,6 +124,31 @@ def checkpoints_and_pods(job: Obj, recorded: Obj, pods: list[Obj]) -> Html:
     )
 
 
+def tool_calls(job: Obj) -> Html:
+    """Chat evaluation: how often the model called the held-out turns' functions, with their exact arguments.
+
+    Shown when the trainer scored tool calls or the spec gates on them (a gated job that failed before
+    scoring shows the gate and "not scored").
+    """
+    metrics = job["status"].get("metrics") or {}
+    gate = (job["spec"].get("evaluation") or {}).get("minToolCallAccuracy")
+    if gate is None and not any(key in metrics for key in TOOL_CALL_METRICS):
+        return Html("")
+    scored = metrics.get("toolCallsScored")
+    pairs: list[tuple[str, Html | str]] = [
+        ("held-out tool calls scored", number(scored) if scored is not None else "not scored"),
+        ("right function (toolCallAccuracy)", number(metrics.get("toolCallAccuracy"))),
+        ("exact arguments (toolCallArgumentsMatch)", number(metrics.get("toolCallArgumentsMatch"))),
+    ]
+    if gate is not None:
+        pairs.append(("gate (minToolCallAccuracy)", f"at least {number(gate)}"))
+    return Html(
+        '<section aria-labelledby="h-tool-calls"><h2 id="h-tool-calls">Tool-call evaluation</h2>'
+        + definitions(pairs)
+        + "</section>"
+    )
+
+
 def log_tail(job: Obj, pods: list[Obj], text: str) -> Html:
     meta = job["metadata"]
     options = "".join(
@@ -168,7 +194,7 @@ def header(job: Obj, version: Obj | None, now: datetime) -> Html:
             )
         )
     metrics = status.get("metrics") or {}
-    pairs += [(k, number(v)) for k, v in sorted(metrics.items())]
+    pairs += [(k, number(v)) for k, v in sorted(metrics.items()) if k not in TOOL_CALL_METRICS]
     return Html(f"<h1>{esc(meta['name'])}</h1>" + definitions(pairs))
 
 
@@ -177,6 +203,7 @@ def render(
 ) -> Html:
     return Html(
         header(job, version, now)
+        + tool_calls(job)
         + curves(recorded)
         + timeline(job, events)
         + dataset(job["status"])

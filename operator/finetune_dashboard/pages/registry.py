@@ -19,8 +19,9 @@ from finetune_operator import semver
 Obj = dict[str, Any]
 METRICS = (("trainLoss", "Train loss"), ("evalLoss", "Eval loss"), ("perplexity", "Perplexity"),
            ("evalExactMatch", "Exact match"), ("evalTokenF1", "Token F1"))  # fmt: skip
-HEADERS = ("Version", "State", "Aliases", *[label for _, label in METRICS], "Base model", "Dataset sha256",
-           "Samples", "Job", "Created")  # fmt: skip
+# Only chat models with held-out tool calls have these: their columns show when one of the model's versions does.
+TOOL_CALL_METRICS = (("toolCallAccuracy", "Tool-call accuracy"), ("toolCallArgumentsMatch", "Tool-call arguments"),
+                     ("toolCallsScored", "Tool calls scored"))  # fmt: skip
 Model = tuple[str, str]  # (namespace, model name)
 
 
@@ -32,7 +33,20 @@ def newest_first(version: Obj) -> tuple[int, semver.PrecedenceKey | tuple[()]]:
         return (0, ())
 
 
-def version_row(version: Obj, jobs: lookups.Store, registered: Obj | None) -> list[Html | str]:
+def metric_columns(versions: list[Obj]) -> tuple[tuple[str, str], ...]:
+    """The metrics compared side by side for one model's versions."""
+    scored = any(key in (v["spec"].get("metrics") or {}) for v in versions for key, _ in TOOL_CALL_METRICS)
+    return METRICS + TOOL_CALL_METRICS if scored else METRICS
+
+
+def headers(metrics: tuple[tuple[str, str], ...]) -> tuple[str, ...]:
+    return ("Version", "State", "Aliases", *[label for _, label in metrics], "Base model", "Dataset sha256",
+            "Samples", "Job", "Created")  # fmt: skip
+
+
+def version_row(
+    version: Obj, jobs: lookups.Store, registered: Obj | None, metrics: tuple[tuple[str, str], ...]
+) -> list[Html | str]:
     meta, spec = version["metadata"], version["spec"]
     namespace = meta.get("namespace", "")
     data, reference = spec.get("dataset") or {}, spec.get("job") or {}
@@ -49,7 +63,7 @@ def version_row(version: Obj, jobs: lookups.Store, registered: Obj | None) -> li
         Html(f'<span id="{esc(anchor)}">{esc(spec.get("version", "-"))}</span>'),
         str(entry.get("state") or "-"),
         ", ".join(str(alias) for alias in entry.get("aliases") or []) or "-",
-        *[number((spec.get("metrics") or {}).get(key)) for key, _ in METRICS],
+        *[number((spec.get("metrics") or {}).get(key)) for key, _ in metrics],
         str(spec.get("baseModel") or "-"),
         Html(f'<code title="{esc(sha)}">{esc(sha[:12] or "-")}</code>'),
         number(data.get("samples")),
@@ -106,10 +120,11 @@ def render(
             continue
         found.sort(key=newest_first, reverse=True)
         record = (registered or {}).get((namespace, model))
+        columns = metric_columns(found)
         sections.append(
             f'<section><h2>{esc(model)} <span class="muted">in {esc(namespace)}</span></h2>'
             + model_summary(record)
-            + table(f"{len(found)} versions", HEADERS, (version_row(v, jobs, record) for v in found))
+            + table(f"{len(found)} versions", headers(columns), (version_row(v, jobs, record, columns) for v in found))
             + "</section>"
         )
     empty = "" if sections else '<p class="muted">no model versions</p>'

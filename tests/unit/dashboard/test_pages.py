@@ -203,3 +203,51 @@ def test_registry_escapes_descriptions_and_aliases_from_the_api() -> None:
         )
     }
     assert_inert(registry_page.render({}, {}, {}, models))
+
+
+def test_job_page_shows_the_tool_call_scores_beside_the_gate() -> None:
+    scored = job("chat", phase="Completed",
+                 metrics={"trainLoss": 1.5, "toolCallAccuracy": 0.75, "toolCallArgumentsMatch": 0.5,
+                          "toolCallsScored": 12})  # fmt: skip
+    scored["spec"]["evaluation"] = {"minToolCallAccuracy": 0.6}
+    markup = job_page.render(scored, recorded={}, events=[], pods=[], version=None, log="", now=NOW)
+    section = markup.split('<h2 id="h-tool-calls">Tool-call evaluation</h2>')[1].split("</section>")[0]
+    assert "<dt>held-out tool calls scored</dt><dd>12</dd>" in section
+    assert "<dt>right function (toolCallAccuracy)</dt><dd>0.75</dd>" in section
+    assert "<dt>exact arguments (toolCallArgumentsMatch)</dt><dd>0.5</dd>" in section
+    assert "<dt>gate (minToolCallAccuracy)</dt><dd>at least 0.6</dd>" in section
+    assert markup.count("toolCallAccuracy") == 1  # in its section, not again among the header's metrics
+    assert "<dt>trainLoss</dt><dd>1.5</dd>" in markup
+
+
+def test_a_gated_job_that_scored_nothing_says_so_and_an_ungated_unscored_one_has_no_section() -> None:
+    gated = job("chat", phase="Failed")
+    gated["spec"]["evaluation"] = {"minToolCallAccuracy": 1.0}
+    markup = job_page.render(gated, recorded={}, events=[], pods=[], version=None, log="", now=NOW)
+    assert "<dt>held-out tool calls scored</dt><dd>not scored</dd>" in markup
+    plain = job_page.render(job("run"), recorded={}, events=[], pods=[], version=None, log="", now=NOW)
+    assert "Tool-call evaluation" not in plain
+
+
+def test_registry_compares_tool_call_scores_only_for_models_that_have_them() -> None:
+    versions = {
+        ("a", "chat-v1"): version("chat-v1", "a", "chat", "0.0.1", "j1", "u1", toolCallAccuracy=0.25,
+                                  toolCallArgumentsMatch=0.125, toolCallsScored=8),
+        ("a", "chat-v2"): version("chat-v2", "a", "chat", "0.0.2", "j2", "u2", toolCallAccuracy=0.875,
+                                  toolCallArgumentsMatch=0.75, toolCallsScored=8),
+        ("a", "plain-v1"): version("plain-v1", "a", "plain", "0.0.1", "j3", "u3", evalLoss=2.0),
+    }  # fmt: skip
+    markup = registry_page.render(versions, {}, {})
+    chat, plain = markup.split("<h2>plain ")
+    assert '<th scope="col">Tool-call accuracy</th><th scope="col">Tool-call arguments</th>' in chat
+    newer, older = chat.split('id="mv-a-chat-v2"')[1].split('id="mv-a-chat-v1"')
+    assert "<td>0.875</td><td>0.75</td><td>8</td>" in newer
+    assert "<td>0.25</td><td>0.125</td><td>8</td>" in older
+    assert "Tool-call" not in plain
+
+
+def test_tool_call_figures_from_the_api_render_as_text() -> None:
+    hostile = job("chat", metrics={"toolCallAccuracy": HOSTILE, "toolCallsScored": HOSTILE})
+    assert_inert(job_page.render(hostile, recorded={}, events=[], pods=[], version=None, log="", now=NOW))
+    versions = {("a", "x"): version("x", "a", "chat", "0.0.1", "j", "u", toolCallAccuracy=HOSTILE)}  # type: ignore[arg-type]
+    assert_inert(registry_page.render(versions, {}, {}))
