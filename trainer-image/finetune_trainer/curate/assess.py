@@ -69,7 +69,8 @@ class Assess:
             rules.near_duplicates,
             rules.max_tokens,
             self._count is not None,  # keep the texts for the tokenizer, which then judges maxTokens
-            rules.chat,
+            # Only when set: builds from before the chat format (bench/curation/compare.py's baselines) take five.
+            **({"chat": True} if rules.chat else {}),
         )
 
     def __call__(self, batch: Batch) -> Assessed | Rejection:
