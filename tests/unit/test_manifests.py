@@ -33,18 +33,17 @@ Obj = dict[str, Any]
 
 # The operator's ClusterRole, rule by rule: (apiGroup, resource) -> verbs. docs/install.md explains each.
 OPERATOR_PERMISSIONS: dict[tuple[str, str], set[str]] = {
-    ("finetune.dev", "finetuningjobs"): {"get", "list", "watch", "patch", "delete"},
+    ("finetune.dev", "finetuningjobs"): {"get", "list", "watch", "delete"},  # no patch: Kopf writes no annotation
     ("finetune.dev", "finetuningjobs/status"): {"get", "patch"},
-    ("finetune.dev", "modelversions"): {"get", "list", "watch", "create", "patch"},
+    ("finetune.dev", "modelversions"): {"list", "watch", "create", "patch"},
     ("finetune.dev", "registeredmodels"): {"get", "list", "watch", "create", "patch"},
-    ("finetune.dev", "registeredmodels/status"): {"get", "patch"},
+    ("finetune.dev", "registeredmodels/status"): {"patch"},
     ("", "persistentvolumeclaims"): {"get", "list", "watch", "create"},
     ("", "configmaps"): {"get", "create", "patch"},  # no list/watch: it reads only named ConfigMaps
     ("", "serviceaccounts"): {"get", "create"},
     ("", "services"): {"get", "create"},
     ("", "pods"): {"list", "watch"},  # the watch index and the sweep's list; never one pod by name
-    ("", "events"): {"create", "patch", "list"},
-    ("events.k8s.io", "events"): {"create", "patch"},
+    ("", "events"): {"create", "list"},  # core/v1 only, never patched
     ("rbac.authorization.k8s.io", "roles"): {"get", "create"},
     ("rbac.authorization.k8s.io", "rolebindings"): {"get", "create"},
     ("batch", "jobs"): {"get", "list", "watch", "create", "delete"},
