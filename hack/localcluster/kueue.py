@@ -107,9 +107,26 @@ def start(info: ClusterInfo) -> None:
 
 
 def stop(info: ClusterInfo) -> None:
-    """Removes the webhook configurations (nothing may call a stopped webhook), then stops the manager."""
+    """Removes the webhooks (nothing may call a stopped webhook), then stops the manager.
+
+    The CRDs stay, as when Kueue's controller is scaled to zero, but without their conversion webhook: a CRD
+    converted by a stopped webhook makes every list of its objects fail, and with it the deletion of any
+    namespace (the namespace controller lists every namespaced resource), which hung later tests.
+    """
     remove_stale_webhooks(info)
+    _drop_conversion_webhooks(info)
     processes.stop(info.state_dir, COMPONENT)
+
+
+def _drop_conversion_webhooks(info: ClusterInfo) -> None:
+    from .cluster import kubectl
+
+    installed = kubectl(info, "get", "crd", "-o", "name").split()
+    # Strategy None serves every version of a stored object as it is (apiVersion relabelled).
+    patch = json.dumps({"spec": {"conversion": {"strategy": "None", "webhook": None}}})
+    for name in sorted(_CONVERTED_CRDS):
+        if f"customresourcedefinition.apiextensions.k8s.io/{name}" in installed:
+            kubectl(info, "patch", "crd", name, "--type=merge", "-p", patch)
 
 
 def uninstall(info: ClusterInfo) -> None:

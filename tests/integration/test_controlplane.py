@@ -371,3 +371,23 @@ def test_jobs_on_the_node_agent_complete_or_fail_by_their_pods_exit_code(
     )
     job: Any = client.BatchV1Api(kube).read_namespaced_job("bad-data", namespace)
     assert "PodFailurePolicy" in {c.reason for c in job.status.conditions}
+
+
+def test_a_stopped_kueue_leaves_its_objects_readable(
+    cluster: localcluster.ClusterInfo, kubectl: Kubectl, namespace: str
+) -> None:
+    """Stopping Kueue keeps its CRDs (as a controller scaled to zero does) but not their conversion webhook: a read
+    of either served version must not call a webhook nobody serves any more (such a failing list also blocks
+    every namespace deletion: the namespace controller lists each namespaced resource)."""
+    localcluster.kueue.start(cluster)
+    localcluster.kueue.stop(cluster)
+    queue = {
+        "apiVersion": "kueue.x-k8s.io/v1beta2",
+        "kind": "LocalQueue",
+        "metadata": {"name": "left-behind", "namespace": namespace},
+        "spec": {"clusterQueue": "none"},
+    }
+    _apply(kubectl, namespace, queue)
+    for version in ("v1beta1", "v1beta2"):
+        listed = json.loads(kubectl("-n", namespace, "get", f"localqueues.{version}.kueue.x-k8s.io", "-o", "json"))
+        assert [item["metadata"]["name"] for item in listed["items"]] == ["left-behind"], version

@@ -25,7 +25,8 @@ import strictyaml
 from localcluster import audit, processes
 from support.fixtures import Kubectl, WaitFor
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+# The uninstall deletes finetune-system's ServiceAccount, whose tokens the other tests' operators use.
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.uninstalls_operator]
 
 
 def on_the_node_agent(directory: Path) -> Path:

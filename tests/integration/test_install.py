@@ -24,7 +24,8 @@ import strictyaml
 from support.fixtures import Kubectl, WaitFor
 from support.install import WAIT_FOR_ESTABLISHED
 
-pytestmark = pytest.mark.integration
+# The uninstalls delete finetune-system's ServiceAccount, whose tokens the other tests' operators use.
+pytestmark = [pytest.mark.integration, pytest.mark.uninstalls_operator]
 
 REPO = Path(__file__).resolve().parents[2]
 MANIFESTS = REPO / "manifests"

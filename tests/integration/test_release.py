@@ -63,6 +63,7 @@ def test_the_release_is_refused_without_release_notes_or_for_another_version(tmp
         release.release("v1", "registry.example.com/ml", tmp_path)
 
 
+@pytest.mark.uninstalls_operator  # the uninstall deletes the ServiceAccount other tests' operators use
 def test_the_manifest_installs_on_the_api_server(kubectl: Kubectl, crds: object, artifacts: Path) -> None:
     """The documented two steps: the CRDs (and wait), then the whole manifest; uninstall keeps the CRDs."""
     kubectl("apply", "--server-side", "--force-conflicts", "-f", str(artifacts / "crds.yaml"))
