@@ -46,6 +46,11 @@ class Settings:
     rendezvous_timeout_seconds: int = 600
     """How long the pods of a multi-node job wait for each other (pod 0's hostname to resolve, every node rank
     to reach it) before the job fails with RendezvousTimeout, naming the missing ranks."""
+    kueue_workload_wait_seconds: int = 60
+    """How long a training Job suspended for spec.queueName may have no Kueue Workload before the job says so
+    (reason NoKueueWorkload: is Kueue installed and running?). Kueue's job controller creates the Workload within
+    a second or two of the Job; a minute also covers a Kueue restart or leader change. The job keeps waiting.
+    0 turns the check off."""
     python_command: str = "python"
     """Interpreter in the trainer image."""
     reconcile_workers: int = 4
@@ -72,6 +77,7 @@ ENV_VARIABLES: Mapping[str, str] = {
     "sweep_seconds": "FTO_SWEEP_SECONDS",
     "termination_grace_seconds": "FTO_TERMINATION_GRACE_SECONDS",
     "rendezvous_timeout_seconds": "FTO_RENDEZVOUS_TIMEOUT_SECONDS",
+    "kueue_workload_wait_seconds": "FTO_KUEUE_WORKLOAD_WAIT_SECONDS",
     "python_command": "FTO_PYTHON",
     "reconcile_workers": "FTO_RECONCILE_WORKERS",
     "reconcile_delay_ms": "FTO_RECONCILE_DELAY_MS",
@@ -115,6 +121,7 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
         sweep_seconds=integer("sweep_seconds"),
         termination_grace_seconds=integer("termination_grace_seconds"),
         rendezvous_timeout_seconds=integer("rendezvous_timeout_seconds"),
+        kueue_workload_wait_seconds=integer("kueue_workload_wait_seconds"),
         python_command=text("python_command") or defaults.python_command,
         reconcile_workers=integer("reconcile_workers"),
         reconcile_delay_ms=integer("reconcile_delay_ms"),

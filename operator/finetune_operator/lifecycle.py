@@ -180,6 +180,8 @@ def _training_decision(o: Observed) -> Decision:
         return _failure(o, training, default_reason="TrainingFailed", dataset_ready=True)
     if training.image_pull_error:
         return _image_pull_failed(training, dataset_ready=True)
+    if training.phase is WorkloadPhase.SUSPENDED and o.queue_name and _no_kueue_controller(o):
+        return Decision(Phase.QUEUED, "NoKueueWorkload", _no_kueue_message(o), dataset_ready=True)
     if training.phase is WorkloadPhase.SUSPENDED:
         queue = f"LocalQueue {o.queue_name}" if o.queue_name else "its queue"
         why = o.admission_message or training.message
@@ -217,6 +219,21 @@ def _training_decision(o: Observed) -> Decision:
             dataset_ready=True,
         )
     return _succeeded_training(o)
+
+
+def _no_kueue_controller(o: Observed) -> bool:
+    return o.no_kueue_workload_seconds >= o.kueue_workload_wait_seconds > 0
+
+
+def _no_kueue_message(o: Observed) -> str:
+    """Still a wait: Kueue installed (or restarted) later creates the Workload and admits the Job."""
+    job = naming.group_job(o.job_name) if o.nodes > 1 else naming.training_job(o.job_name)
+    return (
+        f"Kueue created no Workload for training Job {job} in {int(o.kueue_workload_wait_seconds)}s: "
+        f"is Kueue installed and running? Check `kubectl get crd workloads.kueue.x-k8s.io`, the Kueue controller's "
+        f"pods and logs, and that its configuration manages batch/job in namespace {o.namespace} (LocalQueue "
+        f"{o.queue_name}, spec.queueName); the job stays Queued and starts once Kueue admits it"
+    )
 
 
 def _group_failure(o: Observed, group: WorkloadState) -> Decision:

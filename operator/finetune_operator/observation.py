@@ -88,6 +88,10 @@ class Observed:
     capacity_blocked: str | None = None
     queue_name: str | None = None
     admission_message: str | None = None  # Kueue's reason for not admitting the training workload (yet)
+    # How long the suspended training Job has existed with no Kueue Workload (0 once Kueue created one): Kueue
+    # creates it at once, so a long wait means no Kueue controller acts on the Job.
+    no_kueue_workload_seconds: float = 0.0
+    kueue_workload_wait_seconds: float = 60.0
     gpus: int = 0
     gpu_resource_name: str = "nvidia.com/gpu"
     nodes: int = 1  # spec.resources.nodes: more than 1 trains as a group that the operator restarts as a whole

@@ -7,8 +7,10 @@ and independent of how the operator fetched them (watch indexes or direct reads)
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
+from finetune_operator import rfc3339
 from finetune_operator.api.termination import TerminationMessage
 from finetune_operator.observation import StorageState, WorkloadPhase, WorkloadState
 
@@ -49,6 +51,15 @@ def kueue_waiting_message(workload: Obj | None) -> str | None:
         if condition.get("status") == status and condition.get("message"):
             return str(condition["message"])
     return None
+
+
+def no_kueue_workload_seconds(training: Obj | None, kueue_workload: Obj | None, now: datetime) -> float:
+    """How long a suspended training Job has existed without the Workload Kueue creates for it within seconds (0
+    when it has one, or is not suspended): a long time means no Kueue controller acts on the Job."""
+    if training is None or kueue_workload is not None or not (training.get("spec") or {}).get("suspend"):
+        return 0.0
+    created = rfc3339.parse((training.get("metadata") or {}).get("creationTimestamp"))
+    return max(0.0, (now - created).total_seconds()) if created else 0.0
 
 
 def _terminated(pod: Obj) -> Mapping[str, Any] | None:

@@ -24,7 +24,7 @@ from finetune_operator.creation import Refusal, create_child, unless_pods_refuse
 from finetune_operator.kube import ApiError, Kube, event_for
 from finetune_operator.lifecycle import TERMINAL_PHASES, derive
 from finetune_operator.observation import Action, Decision, Observed, SourceState, WorkloadPhase
-from finetune_operator.observe import kueue_waiting_message, storage_state, workload_state
+from finetune_operator.observe import kueue_waiting_message, no_kueue_workload_seconds, storage_state, workload_state
 from finetune_operator.registrar import Registrar
 from finetune_operator.sources import dataset_source
 from finetune_operator.status import dataset_status, next_status, tracking_degraded
@@ -116,7 +116,8 @@ class Reconciler:
     def observe(self, view: JobView, spec: FineTuningJobSpec, backend: TrainingBackend) -> Observed:
         status = view.status
         curation = workload_state(view.workloads.get(CURATION), view.pods.get(CURATION, []))
-        training = backend.observe(view.workloads.get(backend.component), view.pods.get(backend.component, []))
+        training_job = view.workloads.get(backend.component)
+        training = backend.observe(training_job, view.pods.get(backend.component, []))
         phase = Phase(status["phase"]) if status.get("phase") else None
         source, description = SourceState.AVAILABLE, "the dataset source"
         waited = 0.0
@@ -127,10 +128,8 @@ class Reconciler:
         capacity_blocked = None
         limit = self.settings.max_active_per_namespace
         if limit and training.phase is WorkloadPhase.ABSENT and view.active_training_elsewhere >= limit:
-            capacity_blocked = (
-                f"namespace {view.namespace} already runs {view.active_training_elsewhere} training workloads "
-                f"(operator limit {limit})"
-            )
+            capacity_blocked = f"namespace {view.namespace} already runs {view.active_training_elsewhere} training"
+            capacity_blocked += f" workloads (operator limit {limit})"
         version_conflict = None
         if training.phase in (WorkloadPhase.ABSENT, WorkloadPhase.SUSPENDED):
             version_conflict = registry.explicit_version_conflict(spec, view.model_versions, view.uid)
@@ -172,6 +171,8 @@ class Reconciler:
             capacity_blocked=capacity_blocked,
             queue_name=spec.queue_name,
             admission_message=kueue_waiting_message(view.admission),
+            no_kueue_workload_seconds=no_kueue_workload_seconds(training_job, view.admission, self.clock()),
+            kueue_workload_wait_seconds=float(self.settings.kueue_workload_wait_seconds),
             gpus=spec.resources.gpus,
             gpu_resource_name=spec.resources.gpu_resource_name,
             nodes=spec.resources.nodes,

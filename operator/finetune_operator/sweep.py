@@ -1,5 +1,5 @@
 """Time-based work the watches cannot trigger: TTL after a job finished, a dataset source or model store that does
-not exist yet (the job waits for it; the source's wait has a deadline).
+not exist yet (the job waits for it; the source's wait has a deadline), a queued training Job no Kueue acts on.
 
 Candidates come from the watch summaries; every decision is taken from fresh reads.
 """
@@ -28,6 +28,10 @@ WAITING_FOR_AN_OBJECT = frozenset({"SourceNotFound", "ModelStoreNotFound", "Quot
 # Jobs whose workload is starting: a refusal of its pods is an Event, which no watch delivers. Reconciled from the
 # watch indexes (no reads), so the only call is the Events list of a workload that still has no pods.
 STARTING = frozenset({"CurationStarting", "TrainingStarting"})
+# Jobs waiting for Kueue to admit their training Job: one that never got a Kueue Workload (Kueue not installed or
+# not running) is told so after a while, which no event signals. Re-decided from the indexes, and only the jobs
+# whose training Job has no Workload there, so a Kueue-queued backlog costs no reads and few reconciliations.
+WAITING_FOR_KUEUE = "WaitingForAdmission"
 
 
 def phase_counts(summaries: Iterable[JobSummary]) -> dict[str, int]:
@@ -76,8 +80,14 @@ async def _sweep_job(runtime: Runtime, uid: str, job: JobSummary, now: datetime)
         await asyncio.to_thread(kube.delete, "FineTuningJob", job.namespace, job.name)
     elif job.phase not in TERMINAL and job.reason in WAITING_FOR_AN_OBJECT:
         runtime.enqueue(uid, lambda: views.from_api(kube, job.namespace, job.name), fresh=True)
-    elif job.phase not in TERMINAL and job.reason in STARTING:
+    elif _redecided_from_indexes(uid, job, runtime):
         runtime.enqueue(uid, lambda: views.from_indexes(uid, runtime))
+
+
+def _redecided_from_indexes(uid: str, job: JobSummary, runtime: Runtime) -> bool:
+    if job.phase in TERMINAL:
+        return False
+    return job.reason in STARTING or (job.reason == WAITING_FOR_KUEUE and views.lacks_kueue_workload(uid, runtime))
 
 
 async def sweep_once(runtime: Runtime) -> None:

@@ -62,14 +62,17 @@ def assemble(
     view.model_versions = list(model_versions)
     uid = body["metadata"]["uid"]
     view.active_training_elsewhere = len([other for other in active_training_uids if other != uid])
-    view.admission = _kueue_workload(view, kueue_workloads)
+    view.admission = _kueue_workload(view.workloads.get(TRAINING), kueue_workloads)
     return view
 
 
-def _kueue_workload(view: JobView, kueue_workloads: Callable[[str], Sequence[Obj]]) -> Obj | None:
+def _suspended(workload: Obj) -> bool:
+    return bool((workload.get("spec") or {}).get("suspend"))
+
+
+def _kueue_workload(training: Obj | None, kueue_workloads: Callable[[str], Sequence[Obj]]) -> Obj | None:
     """Kueue's Workload of a suspended training Job (looked up only then: only then is it waiting for Kueue)."""
-    training = view.workloads.get(TRAINING)
-    if training is None or not (training.get("spec") or {}).get("suspend"):
+    if training is None or not _suspended(training):
         return None
     found = kueue_workloads(str(training["metadata"]["uid"]))
     return found[-1] if found else None
@@ -99,6 +102,18 @@ def from_indexes(uid: str, runtime: Runtime) -> JobView | None:
         model_versions=_values(indexes["model_versions_by_model"], (namespace, model_name(body))),
         active_training_uids=_values(indexes["active_training_by_namespace"], namespace),
         kueue_workloads=lambda job_uid: _values(indexes["kueue_workloads_by_job_uid"], job_uid),
+    )
+
+
+def lacks_kueue_workload(uid: str, runtime: Runtime) -> bool:
+    """Whether the job's training Job is suspended with no Kueue Workload, from the indexes (no API read): only
+    such a job changes its reason with time alone (`NoKueueWorkload`)."""
+    indexes = runtime.indexes
+    training = [w for w in _values(indexes.get("workloads_by_uid", {}), uid) if component(w) == TRAINING]
+    if not training or not _suspended(training[-1]):
+        return False
+    return (
+        _kueue_workload(training[-1], lambda job_uid: _values(indexes["kueue_workloads_by_job_uid"], job_uid)) is None
     )
 
 

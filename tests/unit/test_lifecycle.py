@@ -422,6 +422,54 @@ DERIVE_CASES = [
         id="kueue-suspended-with-kueues-own-reason",
     ),
     pytest.param(
+        trained(training=w(WorkloadPhase.SUSPENDED), queue_name="team-a", no_kueue_workload_seconds=59.9),
+        Expect(Q, "WaitingForAdmission", message="waiting for Kueue admission in LocalQueue team-a"),
+        id="kueue-no-workload-yet-within-the-bound",
+    ),
+    pytest.param(
+        trained(
+            job_name="tune",
+            namespace="ml",
+            training=w(WorkloadPhase.SUSPENDED),
+            queue_name="team-a",
+            no_kueue_workload_seconds=60.0,
+        ),
+        Expect(
+            Q,
+            "NoKueueWorkload",
+            message_has=(
+                "Kueue created no Workload for training Job tune-train in 60s: is Kueue installed and running?",
+                "LocalQueue team-a",
+                "namespace ml",
+                "stays Queued",
+            ),
+            dataset_ready=True,
+        ),
+        id="kueue-no-workload-past-the-bound-still-waits",
+    ),
+    pytest.param(
+        trained(
+            job_name="tune",
+            training=w(WorkloadPhase.SUSPENDED),
+            queue_name="team-a",
+            nodes=2,
+            no_kueue_workload_seconds=600.0,
+            kueue_workload_wait_seconds=30.0,
+        ),
+        Expect(Q, "NoKueueWorkload", message_has=("training Job tune-train in 30s",)),
+        id="kueue-no-workload-multi-node-names-the-group-job",
+    ),
+    pytest.param(
+        trained(
+            training=w(WorkloadPhase.SUSPENDED),
+            queue_name="team-a",
+            no_kueue_workload_seconds=600.0,
+            kueue_workload_wait_seconds=0.0,
+        ),
+        Expect(Q, "WaitingForAdmission"),
+        id="kueue-no-workload-check-off",
+    ),
+    pytest.param(
         trained(training=w(WorkloadPhase.UNSCHEDULABLE, message=UNSCHEDULABLE_MSG, active=True), gpus=2),
         Expect(Q, "WaitingForCapacity", message=f"waiting for 2 nvidia.com/gpu: {UNSCHEDULABLE_MSG}"),
         id="unschedulable-gpus",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import json
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -19,7 +20,7 @@ from finetune_operator.api.contract import ExitCode, Reason
 from finetune_operator.api.termination import TerminationMessage
 from finetune_operator.lifecycle import derive
 from finetune_operator.observation import Observed, StorageState, WorkloadPhase, WorkloadState
-from finetune_operator.observe import kueue_waiting_message, storage_state, workload_state
+from finetune_operator.observe import kueue_waiting_message, no_kueue_workload_seconds, storage_state, workload_state
 
 
 def tm(message: Mapping[str, Any]) -> TerminationMessage:
@@ -227,6 +228,32 @@ def test_suspended_by_kueue() -> None:
     )
     state = workload_state(job, [])
     assert state == WorkloadState(WorkloadPhase.SUSPENDED, message="Job suspended", attempts=0, active=False)
+
+
+LATER = datetime(2026, 11, 23, 16, 1, 30, tzinfo=UTC)  # 90 s after the Job's creation
+
+
+def created(job: Obj, at: str | None = T0) -> Obj:
+    job["metadata"]["creationTimestamp"] = at
+    return job
+
+
+def test_a_suspended_job_without_a_kueue_workload_counts_from_its_creation() -> None:
+    assert no_kueue_workload_seconds(created(batch_job(suspend=True)), None, LATER) == 90.0
+
+
+@pytest.mark.parametrize(
+    ("job", "workload"),
+    [
+        pytest.param(created(batch_job(suspend=True)), {"status": {}}, id="kueue-created-its-workload"),
+        pytest.param(created(batch_job(suspend=False, active=1)), None, id="not-suspended"),
+        pytest.param(None, None, id="no-training-job"),
+        pytest.param(created(batch_job(suspend=True), None), None, id="no-creation-time"),
+        pytest.param(created(batch_job(suspend=True), "2026-11-23T17:00:00Z"), None, id="created-in-the-future"),
+    ],
+)
+def test_no_kueue_workload_seconds_is_zero(job: Obj | None, workload: Obj | None) -> None:
+    assert no_kueue_workload_seconds(job, workload, LATER) == 0.0
 
 
 QUOTA = (

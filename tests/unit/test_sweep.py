@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from finetune_operator import rfc3339, sweep
+from finetune_operator import naming, rfc3339, sweep
 from finetune_operator.config import Settings
 from finetune_operator.reconciler import Reconciler
 from finetune_operator.runtime import JobSummary, Runtime
@@ -147,3 +147,31 @@ def test_rfc3339_rejects_what_is_not_a_date_time(text: Any) -> None:
 def test_rfc3339_renders_whole_seconds_in_utc() -> None:
     assert rfc3339.render(NOW.replace(microsecond=5)) == "2026-11-23T16:00:00Z"
     assert rfc3339.parse(rfc3339.render(NOW)) == NOW
+
+
+def training_job(suspend: bool) -> dict[str, Any]:
+    labels = {naming.LABEL_COMPONENT: "training", naming.LABEL_JOB_UID: "u"}
+    return {"metadata": {"name": "j-train", "uid": "t1", "labels": labels}, "spec": {"suspend": suspend}}
+
+
+@pytest.mark.parametrize(
+    ("reason", "suspend", "kueue_workloads", "queued"),
+    [
+        pytest.param("WaitingForAdmission", True, [], True, id="no-kueue-workload-yet"),
+        pytest.param("WaitingForAdmission", True, [{"status": {}}], False, id="kueue-has-it-its-events-tell"),
+        pytest.param("WaitingForAdmission", False, [], False, id="admitted"),
+        pytest.param("NoKueueWorkload", True, [], False, id="already-said"),
+    ],
+)
+def test_a_job_queued_for_kueue_is_redecided_only_while_its_training_job_has_no_workload(
+    reason: str, suspend: bool, kueue_workloads: list[Any], queued: bool
+) -> None:
+    """NoKueueWorkload comes with time alone; the check reads the watch indexes, never the API server."""
+    body = {"metadata": {"namespace": "ml", "name": "j"}, "spec": {}, "status": {"phase": "Queued", "reason": reason}}
+    runtime = Runtime(Reconciler(DeletingKube(), Settings(), clock=lambda: NOW), Settings())  # type: ignore[arg-type]
+    runtime.indexes = {"workloads_by_uid": {"u": [training_job(suspend)]}, "kueue_workloads_by_job_uid": {}}
+    if kueue_workloads:
+        runtime.indexes["kueue_workloads_by_job_uid"]["t1"] = kueue_workloads
+    runtime.jobs["u"] = JobSummary.of(body)
+    asyncio.run(sweep.sweep_once(runtime))
+    assert (len(runtime.queue) == 1) is queued

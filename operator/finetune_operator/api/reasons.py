@@ -148,6 +148,16 @@ OPERATOR_REASONS: tuple[StatusReason, ...] = (
         "`kubectl get workloads` in the namespace; the message carries Kueue's reason",
     ),
     StatusReason(
+        "NoKueueWorkload",
+        (Phase.QUEUED,),
+        None,
+        "spec.queueName is set but Kueue created no Workload for the suspended training Job within "
+        "FTO_KUEUE_WORKLOAD_WAIT_SECONDS (60 s by default; Kueue creates one within seconds): Kueue is not "
+        "installed, not running, or not managing batch Jobs in the namespace. The job keeps waiting",
+        "install or start Kueue (`kubectl get crd workloads.kueue.x-k8s.io`, its controller's pods and logs); once "
+        "it runs it creates the Workload and the job continues. Or re-create the job without spec.queueName",
+    ),
+    StatusReason(
         "WaitingForCapacity",
         (Phase.QUEUED,),
         None,
