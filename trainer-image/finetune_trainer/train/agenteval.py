@@ -11,10 +11,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import torch
-
 from finetune_trainer.train import chatrender
 from finetune_trainer.train.conversation import Conversation, ToolCall, call_json, tool_call_turns, tool_calls
+from finetune_trainer.train.evaluation import greedy_continuation
 from finetune_trainer.train.toolcalls import ToolCallScores, parse_tool_calls, score_tool_calls
 
 TOOL_CALL_TURNS = 32
@@ -41,25 +40,14 @@ def evaluate_tool_calls(
 
 def generate_turn(model: Any, tokenizer: Any, conversation: Conversation, turn: int, max_prompt_tokens: int) -> str:
     """The model's greedy assistant turn `turn`, special tokens kept (some templates' call markers are special)."""
-    model.eval()
-    device = next(model.parameters()).device
     ids = chatrender.prompt_ids(tokenizer, conversation, turn)[-max_prompt_tokens:]
     message = conversation.messages[turn]
     reference = message["content"] + "".join(call_json(call) for call in tool_calls(message))
     # Room for the reference turn and some slack: an untrained model that never ends its turn must not spend
     # MAX_NEW_TOKENS on every turn.
     budget = min(MAX_NEW_TOKENS, 2 * len(tokenizer(reference, add_special_tokens=False)["input_ids"]) + 16)
-    inputs = torch.tensor([ids], device=device)
-    with torch.no_grad():
-        output = model.generate(
-            input_ids=inputs,
-            attention_mask=torch.ones_like(inputs),
-            max_new_tokens=budget,
-            do_sample=False,
-            pad_token_id=tokenizer.pad_token_id,
-            eos_token_id=stop_tokens(model, tokenizer),
-        )
-    return str(tokenizer.decode(output[0, len(ids) :], skip_special_tokens=False))
+    continuation = greedy_continuation(model, tokenizer, ids, budget, stop_tokens(model, tokenizer))
+    return str(tokenizer.decode(continuation, skip_special_tokens=False))
 
 
 def stop_tokens(model: Any, tokenizer: Any) -> list[int]:

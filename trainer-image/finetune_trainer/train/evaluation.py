@@ -90,22 +90,28 @@ def prompt_ids(sample: Sample, tokenizer: Any) -> list[int]:
 
 def generate(model: Any, tokenizer: Any, samples: Sequence[Sample], max_prompt_tokens: int) -> list[str]:
     """Greedy answers, one sample at a time: a handful of samples does not justify padding logic."""
-    model.eval()
-    device = next(model.parameters()).device
     answers = []
     for sample in samples:
         ids = prompt_ids(sample, tokenizer)[-max_prompt_tokens:]
         # Room for the reference answer and some slack: an untrained model that never emits EOS
         # must not spend MAX_NEW_TOKENS per sample.
         budget = min(MAX_NEW_TOKENS, 2 * len(tokenizer(sample.output)["input_ids"]) + 8)
-        inputs = torch.tensor([ids], device=device)
+        continuation = greedy_continuation(model, tokenizer, ids, budget, tokenizer.eos_token_id)
+        answers.append(tokenizer.decode(continuation, skip_special_tokens=True).strip())
+    return answers
+
+
+def greedy_continuation(model: Any, tokenizer: Any, ids: list[int], budget: int, eos: int | list[int]) -> torch.Tensor:
+    """The token ids the model generates greedily after `ids`: at most `budget`, ending at any of `eos`."""
+    model.eval()
+    inputs = torch.tensor([ids], device=next(model.parameters()).device)
+    with torch.no_grad():
         output = model.generate(
             input_ids=inputs,
             attention_mask=torch.ones_like(inputs),
             max_new_tokens=budget,
             do_sample=False,
             pad_token_id=tokenizer.pad_token_id,
-            eos_token_id=tokenizer.eos_token_id,
+            eos_token_id=eos,
         )
-        answers.append(tokenizer.decode(output[0, len(ids) :], skip_special_tokens=True).strip())
-    return answers
+    return output[0, len(ids) :]
