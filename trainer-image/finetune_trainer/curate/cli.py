@@ -22,12 +22,12 @@ from pydantic import ValidationError
 
 from finetune_operator.api import CurationFormat, CurationSpec, JobConfig, TerminationMessage
 from finetune_operator.api.contract import ExitCode, Reason, exit_code_for
-from finetune_trainer import report, termination, worklog
+from finetune_trainer import termination, worklog
 from finetune_trainer.curate import formats, summary, workers
 from finetune_trainer.curate.assess import Rules
 from finetune_trainer.curate.output import DatasetWriter
 from finetune_trainer.curate.pipeline import Curator
-from finetune_trainer.curate.progress import CurationProgress, in_background
+from finetune_trainer.curate.progress import CurationProgress
 from finetune_trainer.curate.settings import (
     DEFAULT_MAX_LINE_BYTES,
     DEFAULT_MAX_MALFORMED_FRACTION,
@@ -37,6 +37,7 @@ from finetune_trainer.curate.settings import (
 )
 from finetune_trainer.curate.sources import SourceStats, resolve
 from finetune_trainer.failures import JobFailed, human_bytes, is_storage_full, storage_full_fix, volume_usage
+from finetune_trainer.stageprogress import job_reporter
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -104,7 +105,6 @@ def stage_sources(settings: Settings, job: dict[str, Any]) -> None:
         return
     # Imported here: the S3 client is only paid for by jobs whose sessions are in a bucket.
     from finetune_trainer.objectstore.jobio import stage_sessions
-    from finetune_trainer.objectstore.progress import job_reporter
 
     reporter = job_reporter(str(job["name"]), str(job["namespace"]), os.environ) if job else None
     try:
@@ -172,8 +172,7 @@ def curation_progress(job: dict[str, Any], sources: list[SourceStats], input_byt
     """A job's curation pod reports its progress in the job's status; a CLI run without a job config does not."""
     if not job:
         return None
-    reporter = in_background(report.from_environment(str(job["name"]), str(job["namespace"])))
-    return CurationProgress(reporter, sources, input_bytes)
+    return CurationProgress(job_reporter(str(job["name"]), str(job["namespace"])), sources, input_bytes)
 
 
 def _storage_failure(directory: Path, error: BaseException, at_failure: tuple[int, int] | None) -> JobFailed:

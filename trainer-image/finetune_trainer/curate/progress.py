@@ -14,8 +14,8 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 from finetune_trainer import report
-from finetune_trainer.background import BackgroundSend, run_write
 from finetune_trainer.curate.sources import SourceStats
+from finetune_trainer.stageprogress import StageProgress, seconds_left, stage_patch
 
 STAGE_CURATING = "Curating"
 
@@ -23,20 +23,14 @@ STAGE_CURATING = "Curating"
 def status_patch(
     *, records: int, bytes_read: int, total_bytes: int, elapsed: float, now: datetime
 ) -> dict[str, object]:
-    percent = report.percent(bytes_read, total_bytes)
-    remaining = None
-    if 0 < bytes_read <= total_bytes and elapsed > 0:
-        remaining = round(elapsed * (total_bytes - bytes_read) / bytes_read)
-    progress: dict[str, object] = {
-        "stage": STAGE_CURATING,
-        "recordsRead": records,
-        "sourceBytesRead": bytes_read,
-        "sourceBytes": total_bytes,
-        "percent": percent,
-        "estimatedSecondsRemaining": remaining,
-        "updatedAt": now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-    }
-    return {"status": {"progress": progress}}
+    figures = {"recordsRead": records, "sourceBytesRead": bytes_read, "sourceBytes": total_bytes}
+    return stage_patch(
+        STAGE_CURATING,
+        figures,
+        percent=report.percent(bytes_read, total_bytes),
+        seconds_left=seconds_left(elapsed=elapsed, done=bytes_read, total=total_bytes, paced=bytes_read),
+        now=now,
+    )
 
 
 class CurationProgress:
@@ -49,36 +43,26 @@ class CurationProgress:
         total_bytes: int,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.reporter = reporter
+        self.reports = StageProgress(reporter, STAGE_CURATING)
         self.sources = sources
         self.total_bytes = total_bytes
         self.clock = clock
         self.started = clock()
 
-    def __call__(self, records: int, force: bool = False) -> None:
+    def __call__(self, records: int) -> None:
         now = self.clock()
-        reporter = self.reporter
-        if not force and not report.is_due(
-            now, reporter.last_sent, reporter.last_stage, STAGE_CURATING, reporter.interval
-        ):
-            return  # the common case, per block: no sum over the sources, no patch built
-        bytes_read = sum(stats.bytes for stats in self.sources)
-        patch = status_patch(
+        self.reports(now, lambda: self.patch(records, now))
+
+    def finish(self, records: int) -> None:
+        """The final figures (every byte read), out before the process ends (bounded wait)."""
+        now = self.clock()
+        self.reports.finish(now, lambda: self.patch(records, now))
+
+    def patch(self, records: int, now: float) -> dict[str, object]:
+        return status_patch(
             records=records,
-            bytes_read=bytes_read,
+            bytes_read=sum(stats.bytes for stats in self.sources),
             total_bytes=self.total_bytes,
             elapsed=now - self.started,
             now=datetime.now(UTC),
         )
-        reporter.report(patch, STAGE_CURATING, now, force=force)
-
-    def finish(self, records: int) -> None:
-        """The final figures (every byte read), out before the process ends (bounded wait)."""
-        self(records, force=True)
-        if isinstance(self.reporter.handoff, BackgroundSend):
-            self.reporter.handoff.flush(2 * report.REQUEST_TIMEOUT_SECONDS)
-
-
-def in_background(reporter: report.Reporter) -> report.Reporter:
-    reporter.handoff = BackgroundSend(run_write)
-    return reporter

@@ -12,12 +12,12 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from finetune_trainer import report
-from finetune_trainer.background import BackgroundSend, run_write
+from finetune_trainer.stageprogress import StageProgress, seconds_left, stage_patch
 
 STAGE_DOWNLOADING = "Downloading"
 LOG_SECONDS = 5.0
@@ -32,19 +32,13 @@ def status_patch(
     *, source: str, done: int, total: int, transferred: int, elapsed: float, now: datetime
 ) -> dict[str, object]:
     """`transferred` of the `done` bytes came over the network in `elapsed` seconds: the pace of the rest."""
-    remaining = None
-    if transferred > 0 and elapsed > 0 and done <= total:
-        remaining = round(elapsed * (total - done) / transferred)
-    progress: dict[str, object] = {
-        "stage": STAGE_DOWNLOADING,
-        "downloading": source,
-        "downloadedBytes": done,
-        "downloadBytes": total,
-        "percent": report.percent(done, total) if total else 100,
-        "estimatedSecondsRemaining": remaining,
-        "updatedAt": now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-    }
-    return {"status": {"progress": progress}}
+    return stage_patch(
+        STAGE_DOWNLOADING,
+        {"downloading": source, "downloadedBytes": done, "downloadBytes": total},
+        percent=report.percent(done, total) if total else 100,
+        seconds_left=seconds_left(elapsed=elapsed, done=done, total=total, paced=transferred),
+        now=now,
+    )
 
 
 class DownloadProgress:
@@ -59,7 +53,8 @@ class DownloadProgress:
         reporter: report.Reporter | None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.uri, self.source, self.total, self.reporter, self.clock = uri, source, total, reporter, clock
+        self.uri, self.source, self.total, self.clock = uri, source, total, clock
+        self.reports = None if reporter is None else StageProgress(reporter, STAGE_DOWNLOADING)
         self.transferred = 0
         self.already = 0
         self.started = self.logged = clock()
@@ -77,21 +72,15 @@ class DownloadProgress:
         if now - self.logged >= LOG_SECONDS:
             self.logged = now
             self.log()
-        self._report(now, force=False)
+        if self.reports is not None:
+            self.reports(now, lambda: self.patch(now))
 
     def log(self) -> None:
         percent = report.percent(self.done, self.total) if self.total else 100
         log_event("download_progress", uri=self.uri, bytes=self.done, totalBytes=self.total, percent=percent)
 
-    def _report(self, now: float, force: bool) -> None:
-        reporter = self.reporter
-        if reporter is None:
-            return
-        if not force and not report.is_due(
-            now, reporter.last_sent, reporter.last_stage, STAGE_DOWNLOADING, reporter.interval
-        ):
-            return  # the common case, per piece: no patch built
-        patch = status_patch(
+    def patch(self, now: float) -> dict[str, object]:
+        return status_patch(
             source=self.source,
             done=self.done,
             total=self.total,
@@ -99,18 +88,10 @@ class DownloadProgress:
             elapsed=now - self.started,
             now=datetime.now(UTC),
         )
-        reporter.report(patch, STAGE_DOWNLOADING, now, force=force)
 
     def finish(self) -> None:
         """The final figures, in the log and out to the status before the next stage reports (bounded wait)."""
         self.log()
-        self._report(self.clock(), force=True)
-        if self.reporter is not None and isinstance(self.reporter.handoff, BackgroundSend):
-            self.reporter.handoff.flush(2 * report.REQUEST_TIMEOUT_SECONDS)
-
-
-def job_reporter(name: str, namespace: str, environ: Mapping[str, str]) -> report.Reporter:
-    """The job's status reporter, writing from a background thread (outside a cluster it only logs)."""
-    reporter = report.from_environment(name, namespace, environ)
-    reporter.handoff = BackgroundSend(run_write)
-    return reporter
+        if self.reports is not None:
+            now = self.clock()
+            self.reports.finish(now, lambda: self.patch(now))

@@ -44,7 +44,7 @@ def folder(
 def staged(job: JobConfig, rank: int, environ: Mapping[str, str], timeout: float) -> Path:
     """The downloaded base model folder (downloading or resuming it on rank 0 first)."""
     from finetune_trainer.objectstore import jobio  # the S3 client only where a bucket is used
-    from finetune_trainer.objectstore.progress import job_reporter
+    from finetune_trainer.stageprogress import job_reporter
 
     bucket = job.spec.base_model.s3
     target = job.base_model_path
