@@ -11,8 +11,10 @@ nothing more, so a missing RBAC rule fails the integration tests instead of the 
 
 from __future__ import annotations
 
+import os
 import subprocess
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -125,3 +127,62 @@ def token_kubeconfig(cluster: Cluster, token: str, path: Path, user: str, namesp
 def kubectl_as(kubeconfig: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     """kubectl as the identity of `kubeconfig`: its result, refused or not (the tests read the refusal)."""
     return localcluster.run_kubectl(kubeconfig, *args, stdin=stdin)
+
+
+# ------------------------------------------------------------------------------ the namespaced install's identity
+
+MANIFESTS = REPO / "manifests"
+# Kinds of the namespaced install that make up the identity (and the peering of each served namespace).
+NAMESPACED_IDENTITY_KINDS = {"Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "RoleBinding"}
+
+
+def namespaced_overlay(directory: Path, served: Sequence[str], base: Path = BASE) -> Path:
+    """An overlay of `base` in the namespaced install mode serving `served`, written as docs/install.md shows it."""
+    directory.mkdir(parents=True)
+    for namespace in served:
+        (directory / namespace).mkdir()
+        watched = os.path.relpath(MANIFESTS / "watched-namespace", directory / namespace)
+        (directory / namespace / "kustomization.yaml").write_text(
+            yaml.safe_dump({"namespace": namespace, "resources": [watched]})
+        )
+    # kustomize accepts only relative paths to other kustomizations.
+    overlay = {
+        "resources": [os.path.relpath(base, directory), *served],
+        "components": [os.path.relpath(MANIFESTS / "components" / "namespaced", directory)],
+    }
+    (directory / "kustomization.yaml").write_text(yaml.safe_dump(overlay))
+    return directory
+
+
+def namespaced_operator_kubeconfig(
+    cluster: Cluster, kubectl: Kubectl, directory: Path, served: Sequence[str], account: str
+) -> Path:
+    """The identity of the namespaced install serving `served`, under the ServiceAccount `account` of the operator's
+    namespace (not the install's own, whose ClusterRoleBinding the session's other operators hold), its namespaces'
+    KopfPeerings, and a kubeconfig that uses it (written to `directory`/kubeconfig). Undo with `remove_identity`."""
+    _wait_until_namespace_is_not_terminating(kubectl)
+    rendered = strictyaml.load_all(kubectl("kustomize", str(namespaced_overlay(directory / "overlay", served))))
+    objects = [o for o in rendered if o and o["kind"] in NAMESPACED_IDENTITY_KINDS | {"KopfPeering"}]
+    roles = {CLUSTER_ROLE, f"{CLUSTER_ROLE}-cluster-read"}  # not the user roles of the base
+    objects = [o for o in objects if o["kind"] != "ClusterRole" or o["metadata"]["name"] in roles]
+    for obj in objects:
+        if obj["kind"] == "ServiceAccount":
+            obj["metadata"]["name"] = account
+        if obj["kind"] == "ClusterRoleBinding":
+            assert obj["roleRef"]["name"] != CLUSTER_ROLE, (
+                "the namespaced install binds the operator's rules cluster-wide"
+            )
+            obj["metadata"]["name"] = account
+        for subject in obj.get("subjects", []):
+            subject["name"] = account
+    kubectl("apply", "--server-side", "--force-conflicts", "-k", str(MANIFESTS / "crds"))  # KopfPeering's CRD
+    localcluster.wait_established(cluster.kubeconfig, ["kopfpeerings.kopf.dev"])
+    kubectl("apply", "--server-side", "--force-conflicts", "-f", "-", stdin=yaml.safe_dump_all(objects))
+    token = kubectl("create", "token", account, "-n", NAMESPACE, "--duration=2h").strip()
+    return token_kubeconfig(cluster, token, directory / "kubeconfig", user=username(account), namespace=NAMESPACE)
+
+
+def remove_identity(kubectl: Kubectl, account: str) -> None:
+    """Deletes what `namespaced_operator_kubeconfig` made outside the served namespaces."""
+    kubectl("delete", "clusterrolebinding", account, "--ignore-not-found")
+    kubectl("delete", "serviceaccount", account, "-n", NAMESPACE, "--ignore-not-found")

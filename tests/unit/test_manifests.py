@@ -353,7 +353,13 @@ def test_crds_folder_serves_both_kubectl_apply_f_and_kustomize() -> None:
 
 @pytest.mark.parametrize(
     "example",
-    ["kueue/gpu-queues.yaml", "gitops/flux-kustomizations.yaml", "gitops/argocd-application.yaml"],
+    [
+        "kueue/gpu-queues.yaml",
+        "gitops/flux-kustomizations.yaml",
+        "gitops/argocd-application.yaml",
+        "overlays/namespaced/kustomization.yaml",
+        "overlays/namespaced/team-a/kustomization.yaml",
+    ],
 )
 def test_install_md_shows_each_example_as_it_is_in_manifests(example: str) -> None:
     # The files are what the integration tests apply (or dry-run); the docs must show exactly them.
