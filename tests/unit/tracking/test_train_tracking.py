@@ -7,44 +7,20 @@ from __future__ import annotations
 import json
 import uuid
 from pathlib import Path
-from types import SimpleNamespace
-from typing import Any
 
-from finetune_operator.api.jobconfig import JobConfig
 from finetune_operator.api.termination import TerminationMessage
 from finetune_trainer.train import tracking
 from localservers import MlflowServer, free_port
 
 from .conftest import rest
-
-UID = "0b8f4b6e-3c55-4a5e-9a57-1f2f3a4b5c6d"
-
-
-def job_config(mlflow: dict[str, str] | None) -> JobConfig:
-    return JobConfig.model_validate(
-        {
-            "job": {"name": "support-agent", "namespace": "ml", "uid": UID},
-            "spec": {
-                "baseModel": {"name": "tiny", "builtin": "tiny-gpt"},
-                "dataset": {"source": {"configMap": {"name": "sessions", "key": "sessions.jsonl"}}},
-                "output": {"modelName": "support-bot", "version": "1.2.0"},
-                **({"tracking": {"mlflow": mlflow}} if mlflow else {}),
-            },
-            "paths": {"workspace": "/workspace", "sourceGlob": "/source/*.jsonl"},
-        }
-    )
-
-
-def trainer_log(callback: tracking.TrackingCallback, step: int, logs: dict[str, Any]) -> None:
-    state = SimpleNamespace(is_world_process_zero=True, global_step=step)
-    callback.on_log(None, state, None, logs=logs)
+from .jobs import UID, job_config, trainer_log
 
 
 def test_a_jobs_run_has_its_params_tags_step_metrics_and_manifest(mlflow_server: MlflowServer, tmp_path: Path) -> None:
     experiment = f"agents-{uuid.uuid4().hex[:8]}"
     hyperparameters = {"epochs": 2, "learningRate": 0.0002, "method": "lora", "lora": {"r": 8}, "seed": None}
     tracker = tracking.start(
-        job_config({"trackingUri": mlflow_server.url, "experiment": experiment}), {}, hyperparameters
+        job_config({"mlflow": {"trackingUri": mlflow_server.url, "experiment": experiment}}), {}, hyperparameters
     )
     assert tracker is not None
     callback = tracking.TrackingCallback(tracker)
@@ -90,7 +66,7 @@ def test_without_spec_tracking_there_is_no_tracker() -> None:
 
 def test_a_server_that_never_answers_leaves_a_bounded_degraded_note_that_fits_the_status(tmp_path: Path) -> None:
     url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
-    tracker = tracking.start(job_config({"trackingUri": url, "experiment": "e"}), {}, {"epochs": 1})
+    tracker = tracking.start(job_config({"mlflow": {"trackingUri": url, "experiment": "e"}}), {}, {"epochs": 1})
     assert tracker is not None
     trainer_log(tracking.TrackingCallback(tracker), 1, {"loss": 1.0})
     summary = tracking.finish(tracker, tmp_path, 1, {"evalLoss": 1.0}, succeeded=True)

@@ -8,19 +8,16 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from types import SimpleNamespace
-from typing import Any
 
 import pytest
 
-from finetune_operator.api.jobconfig import JobConfig
 from finetune_operator.api.termination import TerminationMessage
 from finetune_trainer.tracking import wandb_backend
 from finetune_trainer.train import tracking
 from localservers import free_port
 from support import wandbfile
 
-UID = "5d0c7a1e-2b44-4c1d-8e3f-7a6b5c4d3e2f"
+from .jobs import UID, job_config, trainer_log
 
 
 @pytest.fixture(autouse=True)
@@ -33,32 +30,12 @@ def sdk_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     yield
 
 
-def job_config(workspace: Path, wandb: dict[str, str]) -> JobConfig:
-    return JobConfig.model_validate(
-        {
-            "job": {"name": "support-agent", "namespace": "ml", "uid": UID},
-            "spec": {
-                "baseModel": {"name": "tiny", "builtin": "tiny-gpt"},
-                "dataset": {"source": {"configMap": {"name": "sessions", "key": "sessions.jsonl"}}},
-                "output": {"modelName": "support-bot", "version": "1.2.0"},
-                "tracking": {"wandb": wandb},
-            },
-            "paths": {"workspace": str(workspace), "sourceGlob": "/source/*.jsonl"},
-        }
-    )
-
-
-def trainer_log(callback: tracking.TrackingCallback, step: int, logs: dict[str, Any]) -> None:
-    state = SimpleNamespace(is_world_process_zero=True, global_step=step)
-    callback.on_log(None, state, None, logs=logs)
-
-
 def test_an_offline_run_writes_config_tags_history_and_manifest_into_the_workspace(tmp_path: Path) -> None:
     workspace, dataset = tmp_path / "workspace", tmp_path / "dataset"
     dataset.mkdir()
     (dataset / "manifest.json").write_text(json.dumps({"outcome": "Succeeded"}))
     hyperparameters = {"epochs": 2, "learningRate": 0.0002, "method": "lora", "lora": {"r": 8}}
-    config = job_config(workspace, {"project": "agents", "entity": "ml-team", "mode": "offline"})
+    config = job_config({"wandb": {"project": "agents", "entity": "ml-team", "mode": "offline"}}, workspace)
     tracker = tracking.start(config, {}, hyperparameters)
     assert tracker is not None
     callback = tracking.TrackingCallback(tracker)
@@ -102,7 +79,9 @@ def test_an_offline_run_writes_config_tags_history_and_manifest_into_the_workspa
 
 
 def test_a_failed_job_ends_its_run_with_a_nonzero_exit_code(tmp_path: Path) -> None:
-    tracker = tracking.start(job_config(tmp_path, {"project": "agents", "mode": "offline"}), {}, {"epochs": 1})
+    tracker = tracking.start(
+        job_config({"wandb": {"project": "agents", "mode": "offline"}}, tmp_path), {}, {"epochs": 1}
+    )
     assert tracker is not None
     summary = tracking.finish(tracker, tmp_path / "no-dataset", 0, {}, succeeded=False)
     assert summary["wandb"] == {"runId": UID, "path": f"agents/{UID}", "directory": summary["wandb"]["directory"]}  # type: ignore[index]
@@ -116,7 +95,7 @@ def test_an_unreachable_server_degrades_the_run_once_and_training_goes_on(
     monkeypatch.setattr(wandb_backend, "INIT_TIMEOUT_SECONDS", 3.0)  # the SDK retries until then
     monkeypatch.setenv("WANDB_API_KEY", "k" * 40)
     host = f"http://127.0.0.1:{free_port()}"  # nothing listens there
-    config = job_config(tmp_path, {"project": "agents", "host": host})
+    config = job_config({"wandb": {"project": "agents", "host": host}}, tmp_path)
     now = [0.0]
     backends = tracking.configured_backends(config, {})
     tracker = tracking.Tracker(backends, clock=lambda: now[0], retry_seconds=30.0)
