@@ -3,10 +3,10 @@
     python bench/trainer/fsdp.py [--hidden 1024] [--layers 8] [--samples 64] [--repeats 1]
 
 Both sides run the real entrypoint under its own supervisor (`FINETUNE_PROCESSES=2`, `OMP_NUM_THREADS=1` per
-rank) on the same workspace contents: `method: full`, fp32, a Llama-style base built here with a 512-token
-vocabulary and `--hidden`/`--layers` (the defaults: ~135M parameters, 2.2 GB of fp32 weights + gradients + AdamW
-state per replica), so that the model states, not the ~0.7 GB of imported libraries, dominate a rank's memory.
-The sides differ only in `training.sharding`: `none` (DDP: every rank holds all of it) and `fsdp`.
+rank) on the same workspace contents: `method: full`, fp32, tiny-gpt's Llama (`tinygpt.model_config`, 512-token
+vocabulary) built here untied at `--hidden`/`--layers` (the defaults: ~135M parameters, 2.2 GB of fp32 weights +
+gradients + AdamW state per replica), so that the model states, not the ~0.7 GB of imported libraries, dominate a
+rank's memory. The sides differ only in `training.sharding`: `none` (DDP: every rank holds all of it) and `fsdp`.
 
 Per rank, a sampler thread reads VmHWM (the kernel's peak resident set) of each training process every 0.2 s:
 `train` is the peak when the final evaluation starts (training only), `run` the peak at exit (rank 0 also builds
@@ -39,26 +39,19 @@ SAMPLE_SECONDS = 0.2
 
 
 def build_base_model(folder: Path, hidden: int, layers: int, corpus: list[str]) -> int:
-    """A Llama with random weights (the memory and the FLOPs are what count here) and a tokenizer; its size."""
+    """tiny-gpt's Llama at `hidden` x `layers`, untied, random weights (the memory and the FLOPs are what count
+    here), and its tokenizer; its size."""
     import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
+    from transformers import LlamaForCausalLM
 
     from finetune_trainer.train import tinygpt
 
     tokenizer = tinygpt.train_tokenizer(corpus)
     tokenizer.save_pretrained(folder)
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=hidden,
-        intermediate_size=4 * hidden,
-        num_hidden_layers=layers,
-        num_attention_heads=hidden // 64,
-        num_key_value_heads=hidden // 64,
-        tie_word_embeddings=False,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-    )
     torch.manual_seed(0)
+    config = tinygpt.model_config(
+        tokenizer, hidden_size=hidden, layers=layers, heads=hidden // 64, tied_embeddings=False
+    )
     model = LlamaForCausalLM(config)
     model.save_pretrained(folder)
     return sum(parameter.numel() for parameter in model.parameters())

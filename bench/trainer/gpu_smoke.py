@@ -125,7 +125,7 @@ def smoke(name: str, steps: int, scratch: Path) -> dict[str, Any]:
         folder.mkdir()
         model_dir = build_1b_class(folder, corpus, seed=0)
     config = smoke_config(model_dir, shape)
-    model, kernel = run.load_base_model(model_dir, config, os.environ)
+    model, kernel = run.load_base_model(model_dir, config, os.environ, rank=0)
     count = TokenCount()
     clock = StepClock(count)
     records = [data.to_record(sample, chat=False) for sample in samples]

@@ -21,6 +21,11 @@ shape (`modelshape`), checked against published figures (tests/unit/test_memoryp
   norms); a gated MLP of width i stores 2h + 8i instead of 19h. With activation checkpointing only each
   layer's input (2 x h bytes per token) is kept, plus one layer's activations while it is recomputed.
 
+Sharded loading (accelerate's `cpu_ram_efficient_loading`, as torchtitan and the FSDP2 tutorials load): rank 0
+reads the base model into host memory and broadcasts it one tensor at a time, each rank keeping its shard, so a GPU
+holds at most its shards and one whole tensor while the model loads (`MemoryEstimate.loading`); rank 0's host
+memory holds the whole model once (~132 GiB for 70B in bf16), which the GPU plan does not count.
+
 Beyond the papers, the plan counts the logits (compute dtype, plus the fp32 log-softmax the cross-entropy keeps
 and its fp32 gradient: 1.3 MB per token for Llama 3's 128k vocabulary) and an allowance for the CUDA context,
 NCCL buffers and allocator fragmentation (`CONTEXT_BYTES` plus `FRAGMENTATION` of the activations), which no
@@ -72,7 +77,7 @@ class MemoryEstimate:
     overhead: int
 
     loading: int = 0
-    """A sharded rank's peak while it loads the base model: all of it, before `fully_shard` splits it."""
+    """A sharded rank's peak while the base model loads: its shards and the one whole tensor being broadcast."""
 
     @property
     def total(self) -> int:
@@ -83,9 +88,7 @@ class MemoryEstimate:
         parts = ("weights", "gradients", "optimizer", "activations", "overhead")
         summary = ", ".join(f"{name} {getattr(self, name) / GIB:.1f}" for name in parts)
         training = self.weights + self.gradients + self.optimizer + self.activations + self.overhead
-        return summary + (
-            f"; loading the whole model before sharding {self.loading / GIB:.1f}" if self.loading > training else ""
-        )
+        return summary + (f"; loading {self.loading / GIB:.1f}" if self.loading > training else "")
 
 
 def _compute_bytes(precision: str) -> int:
@@ -130,6 +133,16 @@ def fsdp_working_bytes(shape: ModelShape, plan: TrainingPlan) -> int:
     return gathered + gradients
 
 
+def loading_bytes(shape: ModelShape, plan: TrainingPlan, weights: float) -> int:
+    """A sharded rank's peak while rank 0 broadcasts the base model: its shards of `weights` (the model's bytes as
+    loaded) and one whole tensor in flight, the largest (the embeddings or an MLP matrix)."""
+    if plan.shards == 1:
+        return 0
+    dense = MASTER_BYTES if plan.method is TrainingMethod.FULL or plan.precision != "bf16" else 2
+    largest = shape.hidden_size * max(shape.vocab_size, shape.intermediate_size) * dense
+    return int(weights) // plan.shards + largest + CONTEXT_BYTES
+
+
 def _root_parameters(shape: ModelShape) -> int:
     embeddings = shape.vocab_size * shape.hidden_size * (1 if shape.tied_embeddings else 2)
     return embeddings + shape.learned_positions * shape.hidden_size + shape.hidden_size
@@ -153,8 +166,7 @@ def estimate(shape: ModelShape, plan: TrainingPlan) -> MemoryEstimate:
         optimizer=trainable * trainable_bytes * ADAM_BYTES // MASTER_BYTES // plan.shards,
         activations=activations,
         overhead=CONTEXT_BYTES + int(FRAGMENTATION * activations),
-        # Every rank loads the whole base model onto its GPU before sharding it (no sharded loading yet).
-        loading=int(weights) + CONTEXT_BYTES if plan.shards > 1 else 0,
+        loading=loading_bytes(shape, plan, weights),
     )
 
 

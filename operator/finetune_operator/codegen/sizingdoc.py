@@ -33,8 +33,9 @@ def sizing_table() -> str:
         "checkpointing on, LoRA r=16 on every linear layer. With `sharding: none` every GPU holds all of the model "
         "(the ranks replicate it), so the figure is the same on 1, 8 or 16 GPUs; with `sharding: fsdp` each of N "
         "GPUs holds 1/N of the weights, gradients and optimizer state plus FSDP's working set (two gathered layers "
-        "and the embeddings in bf16, one layer's fp32 gradients), but every rank first loads the whole model before "
-        'sharding it, so the figure is at least that load. "fits" means within an 80 GB H100 '
+        "and the embeddings in bf16, one layer's fp32 gradients); the model loads sharded too (rank 0 reads it into "
+        "host memory and broadcasts it tensor by tensor, each GPU keeping its shard), so no GPU ever holds all of it. "
+        '"fits" means within an 80 GB H100 '
         f"({H100_BYTES / GIB:.1f} GiB).",
         "",
         "| model | method | GPUs | sharding | per GPU | weights | optimizer + gradients | activations | 80 GB GPU |",

@@ -1,8 +1,9 @@
 """training.sharding fsdp for real: 2 gloo ranks on CPU through the real entrypoint (tiny-gpt, a few steps).
 
 What is checked is what makes it FSDP and not DDP: each rank holds half of the parameters (DTensor shards, as the
-trainer's `sharded` event reports them per rank), checkpoints are per-rank shards, and still the run learns what a
-single process with the same global batch learns, resumes exactly after kill -9 and leaves an ordinary model.
+trainer's `sharded` event reports them per rank), checkpoints are per-rank shards, only rank 0 reads the base
+model's weights (the others build a skeleton that rank 0's broadcast fills), and still the run learns what a single
+process with the same global batch learns, resumes exactly after kill -9 and leaves an ordinary model.
 """
 
 from __future__ import annotations
@@ -18,6 +19,12 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from finetune_operator.api.contract import Reason
+from finetune_trainer.failures import JobFailed
+from finetune_trainer.train import modelio, sharding
+from finetune_trainer.train.config import Device
+
+from .test_config import resolved
 from .test_training_runs import Run, environment, finish, prepare, wait_for_checkpoint
 
 EPOCHS = 2
@@ -28,6 +35,48 @@ SINGLE = {"method": "full", "batchSize": 4, "epochs": EPOCHS}
 # fp32 on CPU: the two runs differ only in the order of floating-point reductions (a reduce-scatter of two halves
 # against one backward over the whole batch).
 LOSS_TOLERANCE = 1e-4
+
+
+TWO_CPU_RANKS = Device(cuda_devices=0, bf16_supported=False, world_size=2)
+
+
+@pytest.mark.parametrize("method", ["full", "lora"])
+def test_only_rank_0_reads_the_weights_the_others_build_a_skeleton(
+    method: str, tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    config = resolved({"method": method, "sharding": "fsdp"}, TWO_CPU_RANKS)
+    assert config.sharding == "fsdp"
+    # The model folder without its weights: rank 0 cannot load it, rank 1 never needs them.
+    folder = tmp_path / "no-weights"
+    folder.mkdir()
+    for path in tiny_model_dir.iterdir():
+        if path.suffix != ".safetensors":
+            (folder / path.name).write_bytes(path.read_bytes())
+    with pytest.raises(JobFailed) as refused:
+        sharding.load_for_rank(folder, config, "sdpa", None, rank=0)
+    assert refused.value.reason is Reason.INVALID_MODEL
+    built = sharding.load_for_rank(folder, config, "sdpa", None, rank=1)
+
+    loaded = modelio.load_model(tiny_model_dir, config, "sdpa")
+    shapes = {name: (p.shape, p.dtype, p.requires_grad) for name, p in loaded.named_parameters()}
+    assert {name: (p.shape, p.dtype, p.requires_grad) for name, p in built.named_parameters()} == shapes
+    # Real, distinct storage (accelerate maps the optimizer's parameters to their shards by data_ptr): not meta.
+    assert len({p.data_ptr() for p in built.parameters()}) == len(shapes) and not any(
+        p.is_meta for p in built.parameters()
+    )
+    assert built.lm_head.weight is built.model.embed_tokens.weight  # tiny-gpt ties its embeddings, as loaded
+    # Non-persistent buffers are not in the checkpoint, so nothing broadcasts them: the skeleton computes them.
+    buffers = dict(loaded.named_buffers())
+    assert buffers.keys() == dict(built.named_buffers()).keys() and "model.rotary_emb.inv_freq" in buffers
+    for name, buffer in built.named_buffers():
+        assert buffer.device.type == "cpu" and torch.equal(buffer, buffers[name]), name
+
+
+def test_unsharded_ranks_each_load_the_weights(tiny_model_dir: Path) -> None:
+    config = resolved({"method": "full", "sharding": "none"}, TWO_CPU_RANKS)
+    loaded = sharding.load_for_rank(tiny_model_dir, config, "sdpa", None, rank=1)
+    reference = modelio.load_model(tiny_model_dir, config, "sdpa")
+    assert all(torch.equal(a, b) for a, b in zip(loaded.parameters(), reference.parameters(), strict=True))
 
 
 def start(workspace: Path, processes: int) -> subprocess.Popen[str]:

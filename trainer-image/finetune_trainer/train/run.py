@@ -59,7 +59,7 @@ from finetune_trainer.train.collate import (
     count_trained_tokens,
 )
 from finetune_trainer.train.config import Device, TrainConfig, hashed_fields, resolve
-from finetune_trainer.train.modelio import load_model, load_tokenizer, lora_config, saved_dtype, weights_dtype
+from finetune_trainer.train.modelio import load_tokenizer, lora_config, saved_dtype, weights_dtype
 
 SAVE_STEPS_ENV = "FINETUNE_SAVE_STEPS"
 # Writing records to Arrow takes seconds; rank 0 loading a large base model first can take minutes.
@@ -127,7 +127,7 @@ def run(job: JobConfig, environ: Mapping[str, str], rank: int) -> dict[str, obje
     heldout.check_applicable(config, dataset)
     records = data.training_splits(dataset, tokenizer, model_dir)
     rival = checked_champion(environ, rank, tokenizer)
-    model, kernel = load_base_model(model_dir, config, environ)
+    model, kernel = load_base_model(model_dir, config, environ, rank)
 
     count = TokenCount()
     progress = Progress(
@@ -255,13 +255,13 @@ def configure(job: JobConfig, dataset: data.Dataset, environ: Mapping[str, str])
     return config
 
 
-def load_base_model(model_dir: Path, config: TrainConfig, environ: Mapping[str, str]) -> tuple[Any, str]:
-    """The model on this rank's device with the attention kernel chosen for the hardware, and that kernel."""
+def load_base_model(model_dir: Path, config: TrainConfig, environ: Mapping[str, str], rank: int) -> tuple[Any, str]:
+    """The model on this rank's device (under FSDP: see `sharding.load_for_rank`) and the attention kernel."""
     kernel = attention.detect(config.precision)
     if kernel == attention.VARLEN:
         attention.register()
     jsonlog.event("attention", implementation=kernel)
-    return load_model(model_dir, config, kernel, device=training_device(environ)), kernel
+    return sharding.load_for_rank(model_dir, config, kernel, training_device(environ), rank), kernel
 
 
 def fit(trainer: Any, config: TrainConfig, resume_from: checkpoints.Checkpoint | None) -> None:

@@ -6,6 +6,11 @@ accelerate turns FSDP on only for GPU-like process groups: on CPU (gloo) ranks i
 `trainer_class` therefore switches the accelerator's state to FSDP after the Trainer built it, with the very
 plugin the Trainer built from the same arguments: the GPU path and the CPU path the tests run are one code path.
 
+Loading is sharded too (`load_for_rank`, accelerate's `cpu_ram_efficient_loading`): rank 0 alone reads the base
+model, into host memory; every other rank builds the model's skeleton without reading a weight. accelerate then
+moves the model to the meta device, applies `fully_shard` there and broadcasts rank 0's tensors one at a time, each
+rank keeping only its shard: no GPU ever holds the whole model, and only rank 0's host memory does, once.
+
 Checkpoints are sharded (torch.distributed.checkpoint: every rank writes its own shards of the model and the
 optimizer, nothing is gathered). The resolved sharding and world size are in the config hash, so resuming on
 another rank count is refused as CheckpointMismatch rather than resharded.
@@ -24,9 +29,11 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from finetune_operator.api.contract import Reason
+from finetune_trainer.failures import JobFailed
 from finetune_trainer.train import jsonlog
 from finetune_trainer.train.config import TrainConfig
-from finetune_trainer.train.modelio import load_model, lora_config
+from finetune_trainer.train.modelio import load_model, lora_config, weights_dtype
 
 FSDP = "fsdp"
 _COMPUTE_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -43,6 +50,8 @@ def arguments(config: TrainConfig) -> dict[str, Any]:
             # Wraps each of the model's `_no_split_modules` (its decoder layer class), then the root.
             "auto_wrap_policy": "TRANSFORMER_BASED_WRAP",
             "reshard_after_forward": True,
+            # Rank 0 reads the base model and broadcasts it tensor by tensor into the others' shards (`load_for_rank`).
+            "cpu_ram_efficient_loading": True,
             # Each rank writes its shards: no gather to one host per checkpoint (a 70B state is ~1 TB).
             "state_dict_type": "SHARDED_STATE_DICT",
         },
@@ -51,6 +60,56 @@ def arguments(config: TrainConfig) -> dict[str, Any]:
         # of the model per GPU (32 GB for 8B) that sharding is there to avoid.
         "accelerator_config": {"gradient_accumulation_kwargs": {"sync_each_batch": True}},
     }
+
+
+def load_for_rank(folder: Path, config: TrainConfig, attention: str, device: str | None, rank: int) -> Any:
+    """This rank's base model before training: the loaded model, or under FSDP on ranks other than 0 a skeleton.
+
+    Under FSDP, rank 0 loads into host memory even with a GPU (accelerate broadcasts from there, one tensor at a
+    time, to each rank's device) and the other ranks never read the weights (`skeleton`).
+    """
+    if config.sharding != FSDP:
+        return load_model(folder, config, attention, device=device)
+    if rank == 0:
+        return load_model(folder, config, attention, device=None)
+    return skeleton(folder, config, attention)
+
+
+def skeleton(folder: Path, config: TrainConfig, attention: str) -> Any:
+    """The model of `folder/config.json` with parameters that hold no values, and its non-persistent buffers.
+
+    Non-persistent buffers (rotary embeddings' `inv_freq`) are not in the checkpoint, so rank 0's broadcast of
+    the state dict does not carry them: they are computed here as the model's own `__init__` computes them (only
+    parameters go to the meta device). The parameters then get host storage that is allocated but never written
+    (so never resident): the Trainer builds its optimizer before accelerate shards the model and maps optimizer
+    parameters to their shards by `data_ptr`, which is 0 for every meta tensor. accelerate moves the model to the
+    meta device before sharding it, which releases that storage untouched.
+    """
+    from accelerate import init_empty_weights
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    try:
+        model_config = AutoConfig.from_pretrained(folder, local_files_only=True)
+        with init_empty_weights(include_buffers=False):
+            model = AutoModelForCausalLM.from_config(
+                model_config, attn_implementation=attention, dtype=weights_dtype(config)
+            )
+    except (OSError, ValueError, KeyError) as error:
+        raise JobFailed(Reason.INVALID_MODEL, f"cannot build a causal language model from {folder}: {error}") from error
+    meta = list(model.parameters())  # kept alive while their ids key `allocated`
+    allocated: dict[int, torch.nn.Parameter] = {}
+    for module in model.modules():
+        for name, parameter in module._parameters.items():
+            if parameter is None:
+                continue
+            # One storage per parameter object: tied embeddings stay one parameter.
+            if id(parameter) not in allocated:
+                empty = torch.empty_like(parameter, device="cpu")
+                allocated[id(parameter)] = torch.nn.Parameter(empty, requires_grad=parameter.requires_grad)
+            module._parameters[name] = allocated[id(parameter)]
+    del meta
+    model.tie_weights()  # tied input and output embeddings, as from_pretrained leaves them
+    return model.eval()  # as from_pretrained returns it
 
 
 def mixed_precision_policy(precision: str) -> Any:

@@ -80,25 +80,35 @@ def ensure_tiny_gpt(target: Path, corpus: Iterable[str], seed: int) -> Path:
 def build_tiny_gpt(folder: Path, corpus: Iterable[str], seed: int) -> None:
     tokenizer = train_tokenizer(corpus)
     tokenizer.save_pretrained(folder)
-    config = LlamaConfig(
+    # A private generator would not reach the modules' own init calls; seeding the global RNG
+    # here is what makes two builds from the same seed bit-identical.
+    torch.manual_seed(seed)
+    model = LlamaForCausalLM(model_config(tokenizer))
+    model.save_pretrained(folder)
+
+
+def model_config(
+    tokenizer: PreTrainedTokenizerFast,
+    hidden_size: int = HIDDEN_SIZE,
+    layers: int = LAYERS,
+    heads: int = HEADS,
+    tied_embeddings: bool = True,
+) -> LlamaConfig:
+    """tiny-gpt's Llama config for `tokenizer`; larger sizes serve the benchmarks (bench/trainer)."""
+    return LlamaConfig(
         vocab_size=len(tokenizer),
-        hidden_size=HIDDEN_SIZE,
-        intermediate_size=4 * HIDDEN_SIZE,
-        num_hidden_layers=LAYERS,
-        num_attention_heads=HEADS,
-        num_key_value_heads=HEADS,
+        hidden_size=hidden_size,
+        intermediate_size=4 * hidden_size,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        num_key_value_heads=heads,
         max_position_embeddings=MAX_POSITIONS,
-        tie_word_embeddings=True,
+        tie_word_embeddings=tied_embeddings,
         initializer_range=INIT_STD,
         eos_token_id=tokenizer.eos_token_id,
         bos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
     )
-    # A private generator would not reach the modules' own init calls; seeding the global RNG
-    # here is what makes two builds from the same seed bit-identical.
-    torch.manual_seed(seed)
-    model = LlamaForCausalLM(config)
-    model.save_pretrained(folder)
 
 
 def train_tokenizer(corpus: Iterable[str]) -> PreTrainedTokenizerFast:
