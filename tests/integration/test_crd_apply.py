@@ -22,7 +22,7 @@ from kubernetes import client
 from finetune_operator.api import FineTuningJobSpec
 from finetune_operator.codegen import crdgen
 from support.fixtures import Kubectl
-from support.specs import DELETE, MINIMAL, RUNNING, with_changes
+from support.specs import DELETE, MINIMAL, RUNNING, with_changes, with_server_defaults
 
 pytestmark = pytest.mark.integration
 
@@ -226,14 +226,7 @@ def test_minimal_job_gets_every_default(kubectl: Kubectl, ns: str) -> None:
     kubectl("apply", "--server-side", "--validate=strict", "-n", ns, "-f", "-", stdin=_job("minimal", MINIMAL))
     stored = json.loads(kubectl("get", "ftj", "-n", ns, "minimal", "-o", "json"))["spec"]
     assert stored == FineTuningJobSpec.model_validate(MINIMAL).to_wire()
-    assert stored["training"] == {
-        "method": "lora",
-        "epochs": 3,
-        "precision": "auto",
-        "quantization": "none",
-        "sharding": "auto",
-    }
-    assert stored["resources"] == {"gpus": 1, "nodes": 1, "gpuResourceName": "nvidia.com/gpu"}
+    assert stored == with_server_defaults(MINIMAL)
 
 
 FULL_STATUS: dict[str, Any] = {

@@ -26,7 +26,7 @@ import strictyaml
 from finetune_operator.api import FineTuningJobSpec, FineTuningJobStatus, ModelVersionSpec, placement
 from finetune_operator.codegen import admission, crdgen
 from finetune_operator.codegen.openapi import walk
-from support.specs import DELETE, MINIMAL, RUNNING, with_changes
+from support.specs import DELETE, MINIMAL, RUNNING, with_changes, with_server_defaults
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -436,19 +436,7 @@ def test_server_defaults_equal_the_models_defaults(spec: dict[str, Any]) -> None
 
 def test_minimal_spec_gets_every_default() -> None:
     stored = apply_defaults(_schema("FineTuningJob"), {"spec": MINIMAL})["spec"]
-    assert stored["training"] == {
-        "method": "lora",
-        "epochs": 3,
-        "precision": "auto",
-        "quantization": "none",
-        "sharding": "auto",
-    }
-    assert stored["dataset"]["curation"] == {"minSuccessRate": 0.9, "dedup": True, "evalFraction": 0.05}
-    assert stored["resources"] == {"gpus": 1, "nodes": 1, "gpuResourceName": "nvidia.com/gpu"}
-    assert stored["output"]["bump"] == "patch"
-    assert stored["storage"] == {"size": "10Gi", "accessMode": "ReadWriteOnce", "retainPolicy": "Retain"}
-    assert stored["runPolicy"] == {"backoffLimit": 2}
-    assert (stored["cancel"], stored["evaluation"]) == (False, {})
+    assert stored == with_server_defaults(MINIMAL)
 
 
 # (id, change to MINIMAL, field path the error must name). Pydantic must reject each one too.
