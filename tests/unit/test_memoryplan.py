@@ -231,3 +231,16 @@ def test_cheapest_change(shape: ModelShape, training: TrainingPlan, device_gib: 
 def test_a_config_without_the_needed_fields_is_unsupported() -> None:
     with pytest.raises(UnsupportedConfig, match="hidden_size"):
         shape_from_config({"model_type": "t5", "vocab_size": 10})
+
+
+def test_checkpointing_every_other_layer_keeps_half_the_layers_whole() -> None:
+    every, other, none = (
+        estimate(LLAMA_8B, plan(checkpoint_every=1)).activations,
+        estimate(LLAMA_8B, plan(checkpoint_every=2)).activations,
+        estimate(LLAMA_8B, plan(gradient_checkpointing=False)).activations,
+    )
+    # Layers 0, 2, ... 30 keep their input, the other 16 all their activations, plus the one being recomputed.
+    logits = 4096 * LLAMA_8B.vocab_size * (2 + 8)
+    layer = (none - logits) // LLAMA_8B.layers
+    layer_input = (every - logits - layer) // LLAMA_8B.layers
+    assert other == logits + 16 * layer_input + 16 * layer + layer

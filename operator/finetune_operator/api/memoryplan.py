@@ -64,6 +64,9 @@ class TrainingPlan:
     """Ranks the model is sharded across (FSDP); 1: every rank holds all of it."""
     ranks: int = 1
     """Training ranks of the job (world size): what sharding could spread the model over."""
+    checkpoint_every: int = 1
+    """With gradient_checkpointing: every n-th decoder layer recomputes (transformers' `every_n_layers`), the
+    others keep their activations."""
 
 
 @dataclass(frozen=True)
@@ -113,8 +116,10 @@ def activation_bytes(shape: ModelShape, plan: TrainingPlan) -> int:
     mlp = 2 * h + 8 * i if shape.gated_mlp else 2 * h + 4 * i + h
     per_layer = half * (11 * h + mlp + 4 * h)
     tokens = plan.seq_length * plan.micro_batch
-    # Checkpointing keeps each layer's input and recomputes one layer at a time in the backward pass.
-    kept = shape.layers * 2 * half * h + per_layer if plan.gradient_checkpointing else shape.layers * per_layer
+    # A checkpointed layer keeps only its input, and the backward pass recomputes one such layer at a time;
+    # transformers checkpoints layers 0, n, 2n... (`layer_index % every_n_layers == 0`).
+    checkpointed = -(-shape.layers // plan.checkpoint_every) if plan.gradient_checkpointing else 0
+    kept = checkpointed * 2 * half * h + (shape.layers - checkpointed) * per_layer + (per_layer if checkpointed else 0)
     # The logits in the compute dtype, the fp32 log-softmax the loss keeps, and its fp32 gradient.
     logits = shape.vocab_size * (_compute_bytes(plan.precision) + 8)
     return int(tokens * (kept + logits))

@@ -166,7 +166,17 @@ class MemoryPlan(StatusModel):
     activations_gib: float | None = None
     """Activations kept for the backward pass and the logits of one micro-batch, in GiB."""
     gradient_checkpointing: bool | None = None
-    """Whether the estimate (and the run) recomputes activations: training.gradientCheckpointing as resolved."""
+    """Whether the estimate (and the run) recomputes activations: training.gradientCheckpointing as resolved
+    (unset on GPUs: chosen from the GPU's memory, see choice)."""
+    checkpoint_every_layers: int | None = Field(default=None, ge=1)
+    """With gradientCheckpointing: every n-th decoder layer recomputes its activations (1: every layer, 2: every
+    other layer)."""
+    batch_size: int | None = Field(default=None, ge=1)
+    """Micro-batch per GPU as run: training.batchSize, or with it unset on GPUs the default lowered to fit."""
+    gradient_accumulation_steps: int | None = Field(default=None, ge=1)
+    """Micro-batches per optimizer step as run: raised with a lowered micro-batch to keep the rows per step."""
+    choice: str | None = Field(default=None, max_length=512)
+    """What the trainer chose from the GPU's memory where the spec left it open, and the estimate it fits in."""
     shards: int | None = Field(default=None, ge=1)
     """Ranks the weights, gradients and optimizer state are sharded across (training.sharding fsdp as resolved);
     1: every GPU holds all of them."""

@@ -87,7 +87,8 @@ class TrainingSpec(ApiModel):
     epochs: int = Field(default=3, ge=1, le=1000)
     """Passes over the training split (1..1000)."""
     batch_size: int | None = Field(default=None, ge=1, le=4096)
-    """Per-device micro-batch size (default 8)."""
+    """Per-device micro-batch size (default 8; unset on GPUs, lowered where 8 does not fit the GPU's memory, with
+    more accumulation steps so each optimizer step trains on the same rows: status.memoryPlan says what ran)."""
     gradient_accumulation_steps: int | None = Field(default=None, ge=1, le=1024)
     """Micro-batches per optimizer step (default 1)."""
     learning_rate: float | None = Field(default=None, gt=0.0, lt=1.0)
@@ -107,7 +108,8 @@ class TrainingSpec(ApiModel):
     full precision and is what the job saves; the base model is not merged into it."""
     gradient_checkpointing: bool | None = None
     """Recompute each layer's activations in the backward pass instead of keeping them: ~20% slower, activation
-    memory from every layer down to one. Default: on when the job has GPUs, off on CPU."""
+    memory from every layer down to one. Unset: off on CPU; on GPUs the memory plan picks off where the
+    activations fit with 10% of the GPU to spare, else every other layer, else every layer (status.memoryPlan)."""
     sharding: Sharding = Sharding.AUTO
     """How the training ranks hold the model. none: every rank holds all of it (data parallel, DDP). fsdp: torch
     FSDP2 (fully_shard per decoder layer): each of N ranks holds 1/N of the parameters, gradients and optimizer

@@ -35,8 +35,12 @@ def sft_arguments(config: TrainConfig, output_dir: Path) -> Any:
         bf16=config.precision == "bf16",
         fp16=config.precision == "fp16",
         use_cpu=not cuda,
-        # training.gradientCheckpointing, resolved by `config.resolve` (default: on with GPUs, off on CPU).
+        # training.gradientCheckpointing, resolved by `config.resolve` and, when unset on GPUs, the memory plan.
         activation_checkpointing=config.gradient_checkpointing,
+        # transformers 5.23 checkpoints layers 0, n, 2n... and lets the others keep their activations.
+        activation_checkpointing_kwargs={"every_n_layers": config.checkpoint_every}
+        if config.gradient_checkpointing and config.checkpoint_every > 1
+        else None,
         max_length=config.max_seq_length,
         packing=True,
         packing_strategy="bfd",

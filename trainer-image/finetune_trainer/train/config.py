@@ -72,6 +72,16 @@ class TrainConfig:
     """Resolved: none (every rank holds the model) or fsdp (each rank 1/world_size of it); see `resolve_sharding`."""
     # Below: not part of the hash (they do not change what is learned).
     gradient_checkpointing: bool
+    checkpoint_every: int
+    """With gradient_checkpointing: every n-th decoder layer recomputes its activations (1: all of them)."""
+    spec_batch: tuple[int, int]
+    """(batch_size, gradient_accumulation_steps) from the spec and defaults: what the hash covers. On a GPU the
+    memory plan may lower an unset micro-batch and raise the accumulation to keep the rows per optimizer step
+    (`memorychoice`): the same training, so the hash and a resume on another GPU model do not depend on it."""
+    memory_chooses_checkpointing: bool
+    """gradientCheckpointing unset on a GPU: the memory plan decides it (`memory.check`)."""
+    memory_chooses_batch: bool
+    """batchSize unset on a GPU: the memory plan may lower the micro-batch."""
     max_eval_loss: float | None
     min_tool_call_accuracy: float | None
     evals_per_epoch: int | None
@@ -86,6 +96,10 @@ class TrainConfig:
 
 _UNHASHED = {
     "gradient_checkpointing",
+    "checkpoint_every",
+    "spec_batch",
+    "memory_chooses_checkpointing",
+    "memory_chooses_batch",
     "max_eval_loss",
     "min_tool_call_accuracy",
     "evals_per_epoch",
@@ -143,11 +157,16 @@ def resolve(
         base_model = BUILTIN_PREFIX + spec.base_model.builtin.value
     else:
         base_model = str(base_model_path)
+    batch = (
+        training.batch_size or DEFAULT_BATCH_SIZE,
+        training.gradient_accumulation_steps or DEFAULT_GRADIENT_ACCUMULATION_STEPS,
+    )
+    gpus = device.cuda_devices > 0
     config = TrainConfig(
         method=training.method,
         epochs=training.epochs,
-        batch_size=training.batch_size or DEFAULT_BATCH_SIZE,
-        gradient_accumulation_steps=training.gradient_accumulation_steps or DEFAULT_GRADIENT_ACCUMULATION_STEPS,
+        batch_size=batch[0],
+        gradient_accumulation_steps=batch[1],
         learning_rate=training.learning_rate or DEFAULT_LEARNING_RATE[training.method],
         max_seq_length=training.max_seq_length or DEFAULT_MAX_SEQ_LENGTH,
         warmup_ratio=training.warmup_ratio if training.warmup_ratio is not None else DEFAULT_WARMUP_RATIO,
@@ -162,9 +181,14 @@ def resolve(
         world_size=device.world_size,
         quantization=training.quantization.value,
         sharding=resolve_sharding(training.sharding, training.method, device),
+        # Unset on a GPU: on until the memory plan, which knows the model and the GPU, decides (`memory.check`).
         gradient_checkpointing=(
-            training.gradient_checkpointing if training.gradient_checkpointing is not None else device.cuda_devices > 0
+            training.gradient_checkpointing if training.gradient_checkpointing is not None else gpus
         ),
+        checkpoint_every=1,
+        spec_batch=batch,
+        memory_chooses_checkpointing=training.gradient_checkpointing is None and gpus,
+        memory_chooses_batch=training.batch_size is None and gpus,
         max_eval_loss=spec.evaluation.max_eval_loss,
         min_tool_call_accuracy=spec.evaluation.min_tool_call_accuracy,
         evals_per_epoch=spec.evaluation.evals_per_epoch,
@@ -182,6 +206,7 @@ def hashed_fields(config: TrainConfig) -> dict[str, object]:
     fields = dataclasses.asdict(config)
     hashed = {key: value for key, value in fields.items() if key not in _UNHASHED}
     hashed["method"] = config.method.value
+    hashed["batch_size"], hashed["gradient_accumulation_steps"] = config.spec_batch
     if isinstance(config.lora_target_modules, tuple):
         hashed["lora_target_modules"] = list(config.lora_target_modules)
     # Added after checkpoints existed: hashed only when set, so that an unquantized run resumes from checkpoints

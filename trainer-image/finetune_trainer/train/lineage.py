@@ -12,7 +12,15 @@ from pathlib import Path
 from finetune_trainer.train.config import TrainConfig
 
 # Recorded elsewhere on the ModelVersion (base model, dataset) or not a hyperparameter.
-_NOT_HYPERPARAMETERS = {"base_model", "dataset_sha256", "precision_note"}
+_NOT_HYPERPARAMETERS = {
+    "base_model",
+    "dataset_sha256",
+    "precision_note",
+    # How the run was decided, not what it ran with (batch_size and gradient_accumulation_steps are).
+    "spec_batch",
+    "memory_chooses_checkpointing",
+    "memory_chooses_batch",
+}
 WEIGHT_INDEX = "model.safetensors.index.json"
 # A safetensors header lists every tensor's name, dtype, shape and offsets; real ones are a few MiB at most.
 MAX_HEADER_BYTES = 100 * 1024 * 1024

@@ -122,7 +122,7 @@ def run(job: JobConfig, environ: Mapping[str, str], rank: int) -> dict[str, obje
         model_dir = basemodel.folder(job, workspace.root, dataset, config.seed, rank, environ)
     base_digest = lineage.base_model_digest(model_dir)  # before training: the folder as it was loaded
     planned = report.from_environment(job.job.name, job.job.namespace, environ) if rank == 0 else None
-    memory.check(model_dir, config, memory.device_bytes(training_device(environ)), planned)
+    config = memory.check(model_dir, config, memory.device_bytes(training_device(environ)), planned)
     tokenizer = load_tokenizer(model_dir)
     heldout.check_applicable(config, dataset)
     records = data.training_splits(dataset, tokenizer, model_dir)
