@@ -85,8 +85,8 @@ unit: venv ## fast, pure tests
 	$(VENV)/bin/pytest tests/unit
 
 # pytest exits 5 when it collected nothing: that is a failure here, never a silent pass.
-# One process, unit tests first: with two pytest-xdist workers (unit tests beside the integration tests) the shared
-# cluster's API server was stopped mid-run in two CI runs, cause not found yet; `-n 2 --dist loadgroup` is kept
-# working (tests/integration/conftest.py) for when it is.
+# Two pytest-xdist workers: the integration tests, which mostly wait on the cluster, stay together on one of them
+# (tests/integration/conftest.py) while the unit tests run on the other; a worker left idle takes unit tests.
+# The 30 slowest tests are listed at the end: where CI's time goes.
 test: venv lint build-controlplane test-components ## everything CI runs: lint, unit, integration (starts a local cluster)
-	$(VENV)/bin/pytest tests/unit tests/integration tests/e2e
+	$(VENV)/bin/pytest -n 2 --dist loadgroup --durations=30 tests/unit tests/integration tests/e2e
