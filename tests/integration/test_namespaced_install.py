@@ -123,6 +123,7 @@ def test_the_operator_trains_in_its_namespace_on_the_namespaced_identity_and_ign
         print(f"--- operator log ({process.log}) ---\n{process.tail()}")
 
 
+@pytest.mark.uninstalls_operator  # the uninstall deletes the ServiceAccount other tests' operators use
 def test_the_namespaced_overlay_installs_and_uninstalls(kubectl: Kubectl, wait_for: WaitFor) -> None:
     # docs/install.md: the served namespaces exist before the install; they are the users', never the install's.
     created = [ns for ns in OVERLAY_NAMESPACES if not kubectl("get", "namespace", ns, "--ignore-not-found").strip()]
