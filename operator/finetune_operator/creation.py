@@ -23,7 +23,7 @@ from finetune_operator import naming
 from finetune_operator.api import FailureKind, Phase
 from finetune_operator.kube import ApiError, Kube
 from finetune_operator.lifecycle import TERMINAL_PHASES
-from finetune_operator.observation import Action, Decision, StorageState, WorkloadPhase, WorkloadState
+from finetune_operator.observation import Action, Decision, StorageState, WorkloadState
 from finetune_operator.observe import storage_state
 
 Obj = dict[str, Any]
@@ -72,13 +72,13 @@ def create_child(kube: Kube, obj: Obj, job_uid: str) -> bool:
 def unless_pods_refused(
     kube: Kube, workloads: Mapping[str, Mapping[str, Any]], states: Mapping[str, WorkloadState], decision: Decision
 ) -> Decision:
-    """`decision`, or what a refusal of a starting workload's pods makes of it (`states`: by component)."""
-    podless = [
-        workloads[component]
-        for component, state in states.items()
-        if component in workloads and state.phase is WorkloadPhase.STARTING and not state.attempt_ids
+    """`decision`, or what a refusal of a workload's pods makes of it (`states`: by component). Asked only while a
+    workload lacks pods (`WorkloadState.pods_missing`): a single-pod Job without its pod, a multi-node group with
+    fewer pods than nodes."""
+    short = [
+        workloads[component] for component, state in states.items() if component in workloads and state.pods_missing
     ]
-    refused = pods_refused(kube, podless) if podless and decision.phase not in TERMINAL_PHASES else None
+    refused = pods_refused(kube, short) if short and decision.phase not in TERMINAL_PHASES else None
     return refused.decide(decision) if refused else decision
 
 
@@ -100,7 +100,7 @@ def unless_unprovisioned(kube: Kube, pvc: Mapping[str, Any] | None, decision: De
 
 
 def pods_refused(kube: Kube, workloads: Iterable[Mapping[str, Any]]) -> Refusal | None:
-    """Why the Job controller cannot create the pods of a workload that has none (Pod Security, a LimitRange, a
+    """Why the Job controller cannot create the pods of a workload that lacks them (Pod Security, a LimitRange, a
     quota or a policy on pods refused them): the latest FailedCreate Event of each such batch Job, if any."""
     for job in workloads:
         meta = job.get("metadata") or {}

@@ -37,10 +37,11 @@ def ftj_by_uid(body: kopf.Body, uid: str, **_: Any) -> dict[str, Any]:
 
 @kopf.index("batch", "v1", "jobs", labels=CHILDREN)
 def workloads_by_uid(body: kopf.Body, labels: Mapping[str, str], **_: Any) -> dict[str, Any]:
-    # Of a batch Job's spec the reconciler reads `suspend` only; the pod template is most of the rest.
+    # Of a batch Job's spec the reconciler reads `suspend` and `parallelism` (the pods a multi-node group must
+    # have) only; the pod template is most of the rest.
     workload = plain(body)
     spec = workload.get("spec") or {}
-    workload["spec"] = {"suspend": spec["suspend"]} if "suspend" in spec else {}
+    workload["spec"] = {key: spec[key] for key in ("suspend", "parallelism") if key in spec}
     return {labels[naming.LABEL_JOB_UID]: workload}
 
 

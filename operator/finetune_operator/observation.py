@@ -52,6 +52,9 @@ class WorkloadState:
     attempt_ids: tuple[str, ...] = field(default=(), compare=False)  # every pod seen now, for attempt counting
     active: bool = False  # pods still running or pending
     disrupted: bool = False  # a multi-node group stopped by an eviction, preemption or lost node
+    # Fewer pods exist than the workload runs at once, while it should be running them: the Job controller may be
+    # unable to create them (Pod Security, a quota, a LimitRange, a policy), which only its FailedCreate Events say.
+    pods_missing: bool = False
 
 
 ABSENT = WorkloadState()

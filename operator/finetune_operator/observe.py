@@ -153,7 +153,7 @@ def workload_state(job: Obj | None, pods: Sequence[Obj]) -> WorkloadState:
         unschedulable = _unschedulable_message(pod)
         if unschedulable:
             return WorkloadState(WorkloadPhase.UNSCHEDULABLE, message=unschedulable, **common)
-    return WorkloadState(WorkloadPhase.STARTING, message=_starting_message(live), **common)
+    return WorkloadState(WorkloadPhase.STARTING, message=_starting_message(live), pods_missing=not pods, **common)
 
 
 def _starting_message(pods: Sequence[Obj]) -> str:

@@ -8,6 +8,9 @@
 - A LimitRange that refuses the curation pods (the Job exists, its pods never do; only a FailedCreate Event says
   why): the job fails with CreateRefused and the LimitRange's words, and the retrying Job is deleted.
 - A workspace of an unknown StorageClass: the job waits with WorkspaceNotProvisioned in the provisioner's words.
+- A multi-node group (an Indexed Job) whose pods a policy refuses: the job fails with CreateRefused and the
+  policy's words, as a single-pod Job does; a group a GPU quota admits only in part waits with QuotaExceeded
+  (its rank 0 would otherwise run alone until the rendezvous timeout). Before, both showed "training" for good.
 
 Before these, each case left the job in Pending ("creating the workspace" or "starting curation") for good.
 """
@@ -21,6 +24,7 @@ from typing import Any
 
 import pytest
 import yaml
+from kwok_jobs import apply, gpu_job, sessions_config_map
 from operator_harness import OperatorProcess, get_job, wait_phase
 from test_operator_e2e import quickstart, setup
 
@@ -107,20 +111,43 @@ def refusal(kubectl: Kubectl, obj: dict[str, Any]) -> str:
 @pytest.fixture
 def deny_jobs(kubectl: Kubectl, namespace: str) -> Iterator[str]:
     """A cluster policy (as Kyverno or Gatekeeper would set) that denies batch Jobs in the test's namespace."""
-    name = f"deny-jobs-{uuid.uuid4().hex[:6]}"
-    message = "Jobs here need a cost-center label"
+    probe = {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "probe", "namespace": namespace}}
+    probe["spec"] = {"template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "x"}]}}}
+    rule = {"apiGroups": ["batch"], "apiVersions": ["v1"], "operations": ["CREATE"], "resources": ["jobs"]}
+    yield from denying_policy(kubectl, namespace, rule, "true", "Jobs here need a cost-center label", probe)
+
+
+@pytest.fixture
+def deny_training_pods(kubectl: Kubectl, namespace: str) -> Iterator[str]:
+    """A cluster policy that denies the training pods (not the curation pods) in the test's namespace: only the
+    Job controller meets it, when it creates the group's pods."""
+    labels = {"app.kubernetes.io/component": "training"}
+    probe = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "probe", "namespace": namespace, "labels": labels}}
+    probe["spec"] = {"containers": [{"name": "c", "image": "x"}]}
+    rule = {"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"], "resources": ["pods"]}
+    key = "app.kubernetes.io/component"
+    labels_ = "object.metadata.labels"
+    training = f"has({labels_}) && '{key}' in {labels_} && {labels_}['{key}'] == 'training'"
+    yield from denying_policy(kubectl, namespace, rule, training, "training pods here need a signed image", probe)
+
+
+def denying_policy(
+    kubectl: Kubectl, namespace: str, rule: dict[str, Any], condition: str, message: str, probe: dict[str, Any]
+) -> Iterator[str]:
+    """A ValidatingAdmissionPolicy denying the creations `rule` matches in `namespace` where `condition` (CEL)
+    holds, with `message`; in force once the server refuses `probe` (a dry run); removed afterwards."""
+    name = f"deny-{uuid.uuid4().hex[:6]}"
     policy = {
         "apiVersion": "admissionregistration.k8s.io/v1",
         "kind": "ValidatingAdmissionPolicy",
         "metadata": {"name": name},
         "spec": {
             "failurePolicy": "Fail",
-            "matchConstraints": {
-                "resourceRules": [
-                    {"apiGroups": ["batch"], "apiVersions": ["v1"], "operations": ["CREATE"], "resources": ["jobs"]}
-                ]
-            },
-            "matchConditions": [{"name": "this-namespace", "expression": f"request.namespace == '{namespace}'"}],
+            "matchConstraints": {"resourceRules": [rule]},
+            "matchConditions": [
+                {"name": "this-namespace", "expression": f"request.namespace == '{namespace}'"},
+                {"name": "selected", "expression": condition},
+            ],
             "validations": [{"expression": "false", "message": message}],
         },
     }
@@ -131,8 +158,6 @@ def deny_jobs(kubectl: Kubectl, namespace: str) -> Iterator[str]:
         "spec": {"policyName": name, "validationActions": ["Deny"]},
     }
     kubectl("apply", "-f", "-", stdin=yaml.safe_dump_all([policy, binding]))
-    probe = {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "probe", "namespace": namespace}}
-    probe["spec"] = {"template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "x"}]}}}
     deadline = time.monotonic() + 30
     while message not in refusal(kubectl, probe):
         assert time.monotonic() < deadline, "the policy never took effect"
@@ -180,3 +205,58 @@ def test_an_unknown_storage_class_is_named_while_the_job_waits(
     assert status["phase"] == "Pending" and "failureKind" not in status, status
     assert f"waiting for the workspace volume {JOB}-workspace" in status["message"], status["message"]
     assert "no-such-class" in status["message"], status["message"]
+
+
+def group_job() -> dict[str, Any]:
+    """A 2-node group of 1 GPU per pod whose pods run on the KWOK GPU nodes (curation included) for 2 s each."""
+    body = gpu_job(JOB, gpus=1, storage={"size": "1Gi", "accessMode": "ReadWriteMany"})
+    body["spec"]["resources"]["nodes"] = 2
+    return body
+
+
+def test_a_group_whose_pods_a_policy_refuses_fails_the_job_with_its_words(
+    kubectl: Kubectl, namespace: str, operator_process: OperatorProcess, deny_training_pods: str
+) -> None:
+    apply(kubectl, namespace, sessions_config_map(), group_job())
+    job = wait_phase(kubectl, namespace, JOB, ("Failed",), timeout=180, operator=operator_process)
+    status = job["status"]
+    assert (status["reason"], status["failureKind"]) == ("CreateRefused", "User"), status
+    assert f"the pods of Job {JOB}-train" in status["message"] and deny_training_pods in status["message"], status
+    deadline = time.monotonic() + 60
+    while kubectl("-n", namespace, "get", "job", f"{JOB}-train", "--ignore-not-found", "-o", "name"):
+        assert time.monotonic() < deadline, "the group's Job, which retries its pods forever, was not deleted"
+        time.sleep(0.5)
+
+
+def test_a_group_that_a_quota_admits_in_part_waits_with_the_quotas_words_then_completes(
+    kubectl: Kubectl, namespace: str, operator_process: OperatorProcess
+) -> None:
+    # count/pods counts finished pods too: the curation pod and one pod of the group fit, the other never does
+    # (a quota on "pods" or GPUs would free up as soon as the first pod of this 2 s group ended).
+    quota = {
+        "apiVersion": "v1",
+        "kind": "ResourceQuota",
+        "metadata": {"name": "two-pods", "namespace": namespace},
+        "spec": {"hard": {"count/pods": "2"}},
+    }
+    kubectl("apply", "-f", "-", stdin=yaml.safe_dump(quota))
+    apply(kubectl, namespace, sessions_config_map(), group_job())
+    status = wait_reason(kubectl, namespace, "QuotaExceeded", timeout=180)
+    assert status["phase"] == "Running" and "failureKind" not in status, status
+    assert f"the pods of Job {JOB}-train" in status["message"] and "two-pods" in status["message"], status["message"]
+    pods = kubectl("-n", namespace, "get", "pods", "-l", "app.kubernetes.io/component=training", "-o", "name")
+    assert len(pods.split()) == 1, pods  # one rank only: its peer is refused
+
+    # A wait, not a failure: with room for the missing pod the Job controller creates it and the group completes.
+    kubectl(
+        "-n",
+        namespace,
+        "patch",
+        "resourcequota",
+        "two-pods",
+        "--type=merge",
+        "-p",
+        '{"spec":{"hard":{"count/pods":"3"}}}',
+    )
+    job = wait_phase(kubectl, namespace, JOB, ("Completed",), timeout=240, operator=operator_process)
+    assert job["status"]["attempts"] == 1, job["status"]

@@ -295,10 +295,10 @@ def test_suspended_before_the_job_controller_wrote_a_condition() -> None:
     assert workload_state(job, []) == WorkloadState(WorkloadPhase.SUSPENDED, message="")
 
 
-def test_created_without_pods_is_starting() -> None:
+def test_created_without_pods_is_starting_and_missing_its_pod() -> None:
     job = batch_job()
     job["status"] = {}
-    assert workload_state(job, []) == WorkloadState(WorkloadPhase.STARTING)
+    assert workload_state(job, []) == WorkloadState(WorkloadPhase.STARTING, pods_missing=True)
 
 
 def test_unschedulable_pod() -> None:

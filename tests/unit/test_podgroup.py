@@ -189,6 +189,27 @@ def test_a_partly_scheduled_group_waits_in_queued_naming_each_missing_pod() -> N
     assert decision.phase is Phase.QUEUED and "node rank 1" in decision.message
 
 
+def of_job(pod_: Obj, uid: str = "aaaaaaaa-1111") -> Obj:
+    pod_["metadata"]["labels"][podgroup.CONTROLLER_UID_LABEL] = uid
+    return pod_
+
+
+@pytest.mark.parametrize(
+    ("pods", "missing"),
+    [
+        pytest.param([], True, id="every-pod-refused"),
+        pytest.param([of_job(pod(0, "Running"))], True, id="one-of-two-admitted-by-a-quota"),
+        pytest.param([of_job(pod(0, "Pending")), of_job(pod(1, "Pending"))], False, id="both-created"),
+        pytest.param([of_job(pod(0, "Running")), of_job(pod(1, "Failed"), uid="earlier")], True, id="earlier-attempt"),
+    ],
+)
+def test_a_group_with_fewer_pods_than_nodes_is_missing_pods(pods: list[Obj], missing: bool) -> None:
+    """Only then does the reconciler ask the Job's FailedCreate Events why (creation.unless_pods_refused)."""
+    job = indexed_job(active=len(pods))
+    job["spec"]["parallelism"] = 2
+    assert podgroup.group_state(job, pods).pods_missing is missing
+
+
 # ------------------------------------------------------------------------------------------ group restarts
 
 CURATED = WorkloadState(phase=WorkloadPhase.SUCCEEDED)

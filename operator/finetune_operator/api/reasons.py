@@ -110,9 +110,10 @@ OPERATOR_REASONS: tuple[StatusReason, ...] = (
     ),
     StatusReason(
         "QuotaExceeded",
-        (Phase.PENDING, Phase.RUNNING, Phase.EVALUATING),
+        (Phase.PENDING, Phase.QUEUED, Phase.RUNNING, Phase.EVALUATING),
         None,
-        "a ResourceQuota of the namespace refused one of the job's objects; the job retries every sweep",
+        "a ResourceQuota of the namespace refused one of the job's objects (or some pods of a multi-node group); the "
+        "job retries every sweep",
         "free quota or raise it (`kubectl describe resourcequota`); the message names the quota and the object",
     ),
     StatusReason(

@@ -12,6 +12,8 @@ creates it again; every pod resumes from the workspace's latest checkpoint. The 
 `status.attempts` counts groups; a group that an eviction or preemption stopped uses no retry
 (`WorkloadState.disrupted`). With `spec.queueName` Kueue admits the Job's `parallelism` pods as one pod set: all
 or nothing. Without it, pods that cannot be scheduled keep the job Queued with the scheduler's reason per pod.
+While the Job has fewer pods than nodes (`WorkloadState.pods_missing`), the reconciler reads its FailedCreate
+Events, so pods the API server refuses are reported as for a single-pod Job.
 """
 
 from __future__ import annotations
@@ -147,10 +149,21 @@ def group_state(workload: Observed | None, pods: Sequence[Observed]) -> Workload
             return replace(state, result=first, message=first.message or state.message)
         return state
     if state.phase in (WorkloadPhase.RUNNING, WorkloadPhase.STARTING):
+        state = replace(state, pods_missing=_pods_missing(workload, pods))
         waiting = _unschedulable(pods)
         if waiting:
             return replace(state, phase=WorkloadPhase.UNSCHEDULABLE, message=waiting)
     return state
+
+
+def _pods_missing(workload: Observed, pods: Sequence[Observed]) -> bool:
+    """Fewer pods of this Job exist than it runs at once: the API server may refuse some or all of them (a quota
+    that admits one pod of two leaves rank 0 waiting for a peer that is never created)."""
+    parallelism = (workload.get("spec") or {}).get("parallelism")
+    uid = (workload.get("metadata") or {}).get("uid")
+    labels = [(pod.get("metadata") or {}).get("labels") or {} for pod in pods]
+    mine = [pod for pod in labels if not uid or pod.get(CONTROLLER_UID_LABEL) == uid]
+    return isinstance(parallelism, int) and len(mine) < parallelism
 
 
 def _terminated(pod: Observed) -> Mapping[str, Any] | None:
