@@ -13,8 +13,13 @@ Store = Mapping[tuple[str, str], Obj]
 Point = tuple[float, float]
 
 
+def metrics_of(metrics: Store, namespace: str, job: str) -> Obj | None:
+    """The job's `<job>-metrics` object, if the cache holds one."""
+    return metrics.get((namespace, reporting.metrics_config_map(job)))
+
+
 def history(metrics: Store, namespace: str, job: str) -> Obj:
-    found = metrics.get((namespace, reporting.metrics_config_map(job)))
+    found = metrics_of(metrics, namespace, job)
     return found["history"] if found else {}
 
 

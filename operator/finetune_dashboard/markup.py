@@ -62,7 +62,11 @@ def parse_time(text: str | None) -> datetime | None:
 
 
 def age(timestamp: str | None, now: datetime) -> str:
-    moment = parse_time(timestamp)
+    return since(parse_time(timestamp), now)
+
+
+def since(moment: datetime | None, now: datetime) -> str:
+    """The time from `moment` to `now`, as `duration` writes it; "-" without a moment."""
     return "-" if moment is None else duration((now - moment.astimezone(UTC)).total_seconds())
 
 

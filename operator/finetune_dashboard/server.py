@@ -25,6 +25,7 @@ from finetune_dashboard.pages.layout import fragment, page
 
 CACHE = web.AppKey("cache", Cache)
 API = web.AppKey("api", Api)
+JOB_ROWS = web.AppKey("job rows", jobs_page.Rows)
 LOG_LINES = 200
 # At most one live update per second per client, however fast the cache changes.
 UPDATE_MIN_INTERVAL = 1.0
@@ -53,7 +54,7 @@ def respond(request: web.Request, title: str, active: str, body: Html, started: 
 async def jobs_view(request: web.Request) -> web.Response:
     started, cache = time.perf_counter(), request.app[CACHE]
     filters = jobs_page.Filters.from_query(request.query)
-    body = jobs_page.render(cache["jobs"], cache["metrics"], filters, datetime.now(UTC))
+    body = jobs_page.render(cache["jobs"], cache["metrics"], filters, datetime.now(UTC), request.app[JOB_ROWS])
     return respond(request, "Jobs", "/", body, started)
 
 
@@ -141,7 +142,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 def application(cache: Cache, api: Api) -> web.Application:
     app = web.Application()
-    app[CACHE], app[API] = cache, api
+    app[CACHE], app[API], app[JOB_ROWS] = cache, api, jobs_page.Rows()
     routes: list[tuple[str, Handler]] = [
         ("/", jobs_view),
         ("/jobs/{namespace}/{name}", job_view),

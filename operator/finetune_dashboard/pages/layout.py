@@ -46,8 +46,17 @@ def select(name: str, label: str, options: Iterable[str], chosen: str) -> Html:
 
 def table(caption: str, headers: Iterable[str], rows: Iterable[Iterable[object]], *, id_: str = "") -> Html:
     """Cells are escaped unless they are `Html`; None renders empty."""
+    return table_markup(caption, headers, Html("".join(f"<tr>{cells(row)}</tr>" for row in rows)), id_=id_)
+
+
+def cells(row: Iterable[object]) -> Html:
+    """`<td>` per cell, escaped unless `Html`: what `table` writes inside each `<tr>`."""
+    return Html("".join(f"<td>{esc(cell)}</td>" for cell in row))
+
+
+def table_markup(caption: str, headers: Iterable[str], body: Html, *, id_: str = "") -> Html:
+    """A table around `body`, its `<tr>` rows already markup."""
     head = "".join(f'<th scope="col">{esc(h)}</th>' for h in headers)
-    body = "".join("<tr>" + "".join(f"<td>{esc(cell)}</td>" for cell in row) + "</tr>" for row in rows)
     identity = f' id="{esc(id_)}"' if id_ else ""
     return Html(
         f"<table{identity}><caption>{esc(caption)}</caption><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
