@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -123,27 +124,49 @@ def workload_of(kubectl: Kubectl, namespace: str, job: str) -> dict[str, Any]:
     return found[0]  # type: ignore[no-any-return]
 
 
+@dataclass(frozen=True)
+class Waits:
+    """The waits on one test namespace's jobs (failing at once on an unexpected terminal phase)."""
+
+    kubectl: Kubectl
+    namespace: str
+    operator: OperatorProcess
+
+    def status(self, job: str, accept: Callable[[dict[str, Any]], bool], what: str, timeout: float) -> dict[str, Any]:
+        return wait_status(self.kubectl, self.namespace, job, accept, what, timeout, self.operator)
+
+    def training(self, job: str, timeout: float) -> dict[str, Any]:
+        return self.status(job, reason_is("Running", "Training"), f"{job} admitted and training", timeout)
+
+    def completed(self, job: str, timeout: float) -> dict[str, Any]:
+        return self.status(job, phase_is("Completed"), f"{job} Completed", timeout)
+
+    def queued(self, job: str, says: str, timeout: float) -> dict[str, Any]:
+        """Until the job is Queued with `says` (Kueue's words, which its message carries) in its message."""
+        return self.status(
+            job,
+            lambda s: s.get("phase") == "Queued" and says in s.get("message", ""),
+            f"{job} Queued, saying {says!r}",
+            timeout,
+        )
+
+
+@pytest.fixture
+def waits(kubectl: Kubectl, namespace: str, operator_process: OperatorProcess) -> Waits:
+    return Waits(kubectl, namespace, operator_process)
+
+
 def condition(obj: dict[str, Any], kind: str) -> dict[str, Any]:
     return next((c for c in obj.get("status", {}).get("conditions", []) if c["type"] == kind), {})
 
 
 def test_second_8_gpu_job_waits_with_kueues_reason_and_runs_when_the_first_finishes(
-    kubectl: Kubectl, namespace: str, gpu_queue: str, operator_process: OperatorProcess
+    kubectl: Kubectl, namespace: str, gpu_queue: str, waits: Waits
 ) -> None:
     apply(kubectl, namespace, sessions_config_map(), queued_job("first", run_for="12s"))
-    wait_status(
-        kubectl, namespace, "first", reason_is("Running", "Training"), "admitted and training", 120, operator_process
-    )
+    waits.training("first", 120)
     apply(kubectl, namespace, queued_job("second", run_for="2s"))
-    status = wait_status(
-        kubectl,
-        namespace,
-        "second",
-        lambda s: s.get("phase") == "Queued" and "insufficient unused quota" in s.get("message", ""),
-        "Queued with Kueue's reason",
-        120,
-        operator_process,
-    )
+    status = waits.queued("second", "insufficient unused quota", 120)
     # Our message carries the Workload's own explanation, verbatim.
     kueue_says = condition(workload_of(kubectl, namespace, "second"), "QuotaReserved")
     assert kueue_says["status"] == "False"
@@ -155,13 +178,13 @@ def test_second_8_gpu_job_waits_with_kueues_reason_and_runs_when_the_first_finis
     first = get_json(kubectl, "-n", namespace, "get", "ftj", "first")["status"]
     assert first["phase"] == "Running", first
 
-    wait_status(kubectl, namespace, "first", phase_is("Completed"), "first Completed", 120, operator_process)
-    wait_status(kubectl, namespace, "second", phase_is("Completed"), "second Completed", 120, operator_process)
+    waits.completed("first", 120)
+    waits.completed("second", 120)
     assert condition(workload_of(kubectl, namespace, "second"), "Admitted")["status"] == "True"
 
 
 def test_a_multi_node_group_is_admitted_whole_or_not_at_all(
-    kubectl: Kubectl, namespace: str, gpu_queue: str, operator_process: OperatorProcess
+    kubectl: Kubectl, namespace: str, gpu_queue: str, waits: Waits
 ) -> None:
     """resources.nodes > 1: one Kueue workload whose pod set counts every pod of the group (issue 14)."""
     shared = {"size": "1Gi", "accessMode": "ReadWriteMany"}
@@ -170,7 +193,7 @@ def test_a_multi_node_group_is_admitted_whole_or_not_at_all(
     for body in (too_big, fits):
         body["spec"]["resources"]["nodes"] = 2
     apply(kubectl, namespace, sessions_config_map(), too_big, fits)
-    wait_status(kubectl, namespace, "two-by-four", phase_is("Completed"), "2 x 4 GPUs Completed", 180, operator_process)
+    waits.completed("two-by-four", 180)
     admitted = workload_of(kubectl, namespace, "two-by-four")
     assert [(p["count"], condition(admitted, "Admitted")["status"]) for p in admitted["spec"]["podSets"]] == [
         (2, "True")
@@ -178,16 +201,8 @@ def test_a_multi_node_group_is_admitted_whole_or_not_at_all(
     training = "app.kubernetes.io/component=training"
     ran = get_json(kubectl, "-n", namespace, "get", "pods", "-l", f"finetune.dev/job=two-by-four,{training}")
     assert len(ran["items"]) == 2
-    status = wait_status(
-        kubectl,
-        namespace,
-        "sixteen",
-        lambda s: s.get("reason") == "WaitingForAdmission" and "nvidia.com/gpu" in s.get("message", ""),
-        "Queued with Kueue's reason",
-        120,
-        operator_process,
-    )
-    assert status["phase"] == "Queued"
+    status = waits.queued("sixteen", "nvidia.com/gpu", 120)
+    assert (status["phase"], status["reason"]) == ("Queued", "WaitingForAdmission"), status
     workload = workload_of(kubectl, namespace, "sixteen")
     assert [p["count"] for p in workload["spec"]["podSets"]] == [2]
     assert condition(workload, "QuotaReserved")["status"] == "False"
@@ -210,7 +225,7 @@ def priority_class(kubectl: Kubectl, namespace: str, name: str, value: int) -> s
 
 
 def test_higher_priority_job_preempts_and_the_preempted_job_requeues_without_using_a_retry(
-    kubectl: Kubectl, kube: Any, namespace: str, gpu_queue: str, operator_process: OperatorProcess
+    kubectl: Kubectl, kube: Any, namespace: str, gpu_queue: str, waits: Waits
 ) -> None:
     low = priority_class(kubectl, namespace, "low", 100)
     high = priority_class(kubectl, namespace, "high", 1000)
@@ -218,23 +233,15 @@ def test_higher_priority_job_preempts_and_the_preempted_job_requeues_without_usi
     no_retries = {"runPolicy": {"backoffLimit": 0}}
     apply(kubectl, namespace, sessions_config_map(), queued_job("low", run_for="15s", priority_class=low, **no_retries))
     with PhaseRecorder(kube, namespace) as recorder:
-        wait_status(kubectl, namespace, "low", reason_is("Running", "Training"), "low training", 120, operator_process)
+        waits.training("low", 120)
         training = get_json(kubectl, "-n", namespace, "get", "jobs.batch", "low-train")
         apply(kubectl, namespace, queued_job("high", run_for="3s", priority_class=high))
         # Kueue evicts the lower-priority Workload and suspends its Job; the job says why, in Kueue's words.
-        preempted = wait_status(
-            kubectl,
-            namespace,
-            "low",
-            lambda s: s.get("phase") == "Queued" and "Preempted" in s.get("message", ""),
-            "low preempted back to Queued",
-            120,
-            operator_process,
-        )
+        preempted = waits.queued("low", "Preempted", 120)
         assert preempted["reason"] == "WaitingForAdmission", preempted
         assert "due to prioritization in the ClusterQueue" in preempted["message"], preempted
-        wait_status(kubectl, namespace, "high", phase_is("Completed"), "high Completed", 120, operator_process)
-        done = wait_status(kubectl, namespace, "low", phase_is("Completed"), "low Completed", 180, operator_process)
+        waits.completed("high", 120)
+        done = waits.completed("low", 180)
         poll(lambda: recorder.of("low")[-1:] == ["Completed"], "the recorder to see Completed", 30)
         phases = recorder.of("low")
 
@@ -276,27 +283,19 @@ def test_real_training_preempted_by_kueue_stops_at_a_checkpoint_and_resumes_from
     namespace: str,
     cluster: localcluster.ClusterInfo,
     runner_queue: str,
-    operator_process: OperatorProcess,
+    waits: Waits,
 ) -> None:
     low = priority_class(kubectl, namespace, "low", 100)
     high = priority_class(kubectl, namespace, "high", 1000)
     setup(kubectl, namespace, real_training("low", epochs=8, priority_class_name=low))
-    wait_status(kubectl, namespace, "low", past_first_step, "low training past its first step", 600, operator_process)
+    waits.status("low", past_first_step, "low training past its first step", 600)
     apply(kubectl, namespace, real_training("high", epochs=1, priority_class_name=high))
     # Kueue evicts the lower-priority Workload and suspends its Job: the trainer gets SIGTERM, checkpoints and
     # exits; the job goes back to Queued and says why, in Kueue's words.
-    preempted = wait_status(
-        kubectl,
-        namespace,
-        "low",
-        lambda s: s.get("phase") == "Queued" and "Preempted" in s.get("message", ""),
-        "low preempted back to Queued",
-        300,
-        operator_process,
-    )
+    preempted = waits.queued("low", "Preempted", 300)
     assert "due to prioritization in the ClusterQueue" in preempted["message"], preempted
-    wait_status(kubectl, namespace, "high", phase_is("Completed"), "high Completed", 600, operator_process)
-    done = wait_status(kubectl, namespace, "low", phase_is("Completed"), "low Completed", 600, operator_process)
+    waits.completed("high", 600)
+    done = waits.completed("low", 600)
 
     first, second = done["trainingPods"]
     assert done["attempts"] == 2, done
