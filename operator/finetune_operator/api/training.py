@@ -110,6 +110,11 @@ class TrainingSpec(ApiModel):
     """Recompute each layer's activations in the backward pass instead of keeping them: ~20% slower, activation
     memory from every layer down to one. Unset: off on CPU; on GPUs the memory plan picks off where the
     activations fit with 10% of the GPU to spare, else every other layer, else every layer (status.memoryPlan)."""
+    compile: bool | None = None
+    """torch.compile each decoder layer while training (inductor fuses its elementwise work: norms, rotary
+    embeddings, activations, LoRA's adds). Costs a compile of about a minute when training starts; a compile
+    error falls back to eager. Unset: on with GPUs for unquantized, unsharded training (where it was designed for,
+    docs/trainer.md), off on CPU, where compiling costs more than it saves on small models."""
     sharding: Sharding = Sharding.AUTO
     """How the training ranks hold the model. none: every rank holds all of it (data parallel, DDP). fsdp: torch
     FSDP2 (fully_shard per decoder layer): each of N ranks holds 1/N of the parameters, gradients and optimizer

@@ -64,9 +64,11 @@ def count_trained_tokens(trainer: Any, count: TokenCount) -> None:
 @dataclass(frozen=True)
 class PackedRowsCollator:
     pad_token_id: int
+    width: int = 0
+    """Rows padded to at least this many tokens: `max_seq_length` for compiled layers, one shape for every batch."""
 
     def __call__(self, examples: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
-        width = max(len(example["input_ids"]) for example in examples)
+        width = max(self.width, *(len(example["input_ids"]) for example in examples))
         input_ids = torch.full((len(examples), width), self.pad_token_id, dtype=torch.long)
         labels = torch.full((len(examples), width), IGNORE_INDEX, dtype=torch.long)
         # Padding gets position 0: each pad token is then a one-token "sample" of its own.

@@ -16,7 +16,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from finetune_operator.api import FineTuningJobSpec, Precision, Sharding, TrainingMethod
+from finetune_operator.api import FineTuningJobSpec, Precision, Quantization, Sharding, TrainingMethod, TrainingSpec
 
 DEFAULT_BATCH_SIZE = 8
 DEFAULT_GRADIENT_ACCUMULATION_STEPS = 1
@@ -74,6 +74,8 @@ class TrainConfig:
     gradient_checkpointing: bool
     checkpoint_every: int
     """With gradient_checkpointing: every n-th decoder layer recomputes its activations (1: all of them)."""
+    compile: bool
+    """torch.compile the decoder layers while training (`compiled`)."""
     spec_batch: tuple[int, int]
     """(batch_size, gradient_accumulation_steps) from the spec and defaults: what the hash covers. On a GPU the
     memory plan may lower an unset micro-batch and raise the accumulation to keep the rows per optimizer step
@@ -97,6 +99,7 @@ class TrainConfig:
 _UNHASHED = {
     "gradient_checkpointing",
     "checkpoint_every",
+    "compile",
     "spec_batch",
     "memory_chooses_checkpointing",
     "memory_chooses_batch",
@@ -140,6 +143,12 @@ def resolve_sharding(requested: Sharding, method: TrainingMethod, device: Device
     return str(requested.value)
 
 
+def default_compile(training: TrainingSpec, sharding: str, gpus: bool) -> bool:
+    """Unset compile: on GPUs, except where compiled layers are not the path designed for (docs/trainer.md):
+    bitsandbytes' quantized matmuls (graph breaks) and FSDP's per-layer hooks (compile before sharding)."""
+    return gpus and training.quantization is Quantization.NONE and sharding == "none"
+
+
 def resolve(
     spec: FineTuningJobSpec,
     *,
@@ -162,6 +171,7 @@ def resolve(
         training.gradient_accumulation_steps or DEFAULT_GRADIENT_ACCUMULATION_STEPS,
     )
     gpus = device.cuda_devices > 0
+    sharding = resolve_sharding(training.sharding, training.method, device)
     config = TrainConfig(
         method=training.method,
         epochs=training.epochs,
@@ -180,12 +190,13 @@ def resolve(
         dataset_sha256=dataset_sha256,
         world_size=device.world_size,
         quantization=training.quantization.value,
-        sharding=resolve_sharding(training.sharding, training.method, device),
+        sharding=sharding,
         # Unset on a GPU: on until the memory plan, which knows the model and the GPU, decides (`memory.check`).
         gradient_checkpointing=(
             training.gradient_checkpointing if training.gradient_checkpointing is not None else gpus
         ),
         checkpoint_every=1,
+        compile=training.compile if training.compile is not None else default_compile(training, sharding, gpus),
         spec_batch=batch,
         memory_chooses_checkpointing=training.gradient_checkpointing is None and gpus,
         memory_chooses_batch=training.batch_size is None and gpus,
