@@ -87,7 +87,7 @@ class TrainingSpec(ApiModel):
     epochs: int = Field(default=3, ge=1, le=1000)
     """Passes over the training split (1..1000)."""
     batch_size: int | None = Field(default=None, ge=1, le=4096)
-    """Per-device micro-batch size (default 8; unset on GPUs, lowered where 8 does not fit the GPU's memory, with
+    """Per-device micro-batch size (default 8; unset on a single pod's GPUs, lowered where 8 does not fit, with
     more accumulation steps so each optimizer step trains on the same rows: status.memoryPlan says what ran)."""
     gradient_accumulation_steps: int | None = Field(default=None, ge=1, le=1024)
     """Micro-batches per optimizer step (default 1)."""

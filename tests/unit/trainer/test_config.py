@@ -158,3 +158,20 @@ def test_job_config_loads_the_mounted_job_json(tmp_path: Path) -> None:
     job = JobConfig.load(write_job(tmp_path, {"epochs": 1}, evaluation={"maxEvalLoss": 3.5}))
     assert (job.job.name, job.job.namespace, job.workspace, job.base_model_path) == ("demo", "ml", tmp_path, None)
     assert job.spec.evaluation.max_eval_loss == 3.5
+
+
+def test_the_memory_plan_chooses_what_the_spec_leaves_open_on_gpus() -> None:
+    chooses = resolved({}, H100)
+    assert (chooses.memory_chooses_checkpointing, chooses.memory_chooses_batch) == (True, True)
+    assert (resolved({}).memory_chooses_checkpointing, resolved({}).memory_chooses_batch) == (False, False)
+    set_in_spec = resolved({"gradientCheckpointing": True, "batchSize": 8}, H100)
+    assert (set_in_spec.memory_chooses_checkpointing, set_in_spec.memory_chooses_batch) == (False, False)
+
+
+def test_no_micro_batch_is_chosen_when_ranks_span_nodes() -> None:
+    """2 nodes of 8 GPUs: 16 ranks, 8 GPUs here. Another node's GPUs may be another model, whose memory would choose
+    other accumulation steps: DDP ranks running different micro-batch counts per step wait for each other forever."""
+    two_nodes = resolved({}, Device(cuda_devices=8, bf16_supported=True, world_size=16))
+    assert (two_nodes.memory_chooses_checkpointing, two_nodes.memory_chooses_batch) == (True, False)
+    one_pod = resolved({}, Device(cuda_devices=8, bf16_supported=True, world_size=8))
+    assert one_pod.memory_chooses_batch is True

@@ -83,7 +83,7 @@ class TrainConfig:
     memory_chooses_checkpointing: bool
     """gradientCheckpointing unset on a GPU: the memory plan decides it (`memory.check`)."""
     memory_chooses_batch: bool
-    """batchSize unset on a GPU: the memory plan may lower the micro-batch."""
+    """batchSize unset on a GPU, all ranks in this pod: the memory plan may lower the micro-batch."""
     max_eval_loss: float | None
     min_tool_call_accuracy: float | None
     evals_per_epoch: int | None
@@ -199,7 +199,9 @@ def resolve(
         compile=training.compile if training.compile is not None else default_compile(training, sharding, gpus),
         spec_batch=batch,
         memory_chooses_checkpointing=training.gradient_checkpointing is None and gpus,
-        memory_chooses_batch=training.batch_size is None and gpus,
+        # Only where every rank is in this pod, whose GPUs are one model: nodes with different GPUs would choose
+        # different accumulation steps, and DDP ranks running different micro-batch counts per step hang.
+        memory_chooses_batch=training.batch_size is None and gpus and device.world_size <= device.cuda_devices,
         max_eval_loss=spec.evaluation.max_eval_loss,
         min_tool_call_accuracy=spec.evaluation.min_tool_call_accuracy,
         evals_per_epoch=spec.evaluation.evals_per_epoch,
