@@ -85,8 +85,7 @@ unit: venv ## fast, pure tests
 	$(VENV)/bin/pytest tests/unit
 
 # pytest exits 5 when it collected nothing: that is a failure here, never a silent pass.
-# Two pytest-xdist workers: the integration tests, which mostly wait on the cluster, stay together on one of them
-# (tests/integration/conftest.py) while the unit tests run on the other; a worker left idle takes unit tests.
+# One process: the integration tests share one local cluster (tests/integration/conftest.py refuses xdist workers).
 # The 30 slowest tests are listed at the end: where CI's time goes.
 test: venv lint build-controlplane test-components ## everything CI runs: lint, unit, integration (starts a local cluster)
-	$(VENV)/bin/pytest -n 2 --dist loadgroup --durations=30 tests/unit tests/integration tests/e2e
+	$(VENV)/bin/pytest --durations=30 tests/unit tests/integration tests/e2e

@@ -33,24 +33,17 @@ REQUIRED_CRDS = (
 )
 
 
-# Under pytest-xdist (`make test`: `-n 2 --dist loadgroup`) every test of this folder goes to one worker and runs
-# one at a time, as without xdist: they share one cluster, and some change it for everyone (an API server restart,
-# a cluster-wide operator, Kueue). The unit tests run beside them on the other worker: these tests mostly wait.
-CLUSTER_GROUP = "cluster"
-
-
-@pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the group into the test ids
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    # Tests that uninstall the operator delete the ServiceAccount whose tokens every other test's operator
-    # uses (401 for a long-lived one, such as the shared trained quickstart's): they run before all the others,
-    # whatever the order of collection or of xdist's scheduling.
-    items.sort(key=lambda item: item.get_closest_marker("uninstalls_operator") is None)
-    if not config.pluginmanager.hasplugin("xdist"):
-        return
+    # One cluster per pytest process, stopped at the end of its session: two xdist workers would each start and
+    # stop it (the first to finish stopped it under the other's tests in CI), and xdist 3.8's `loadgroup` does
+    # not group tests under pytest 9.2 (the `@group` it writes into the test ids does not reach the scheduler).
     here = Path(__file__).parent
-    for item in items:
-        if here in item.path.parents:
-            item.add_marker(pytest.mark.xdist_group(CLUSTER_GROUP))
+    if hasattr(config, "workerinput") and any(here in item.path.parents for item in items):
+        raise pytest.UsageError("tests/integration share one local cluster: run them in one process, without -n")
+    # Tests that uninstall the operator delete the ServiceAccount whose tokens every other test's operator
+    # uses (401 for a long-lived one, such as the shared trained quickstart's): they run before all the others.
+    items.sort(key=lambda item: item.get_closest_marker("uninstalls_operator") is None)
 
 
 @pytest.fixture(scope="session")
