@@ -1,7 +1,7 @@
 """Live progress and metric history from the training pod (docs/runtime-contract.md).
 
 The pod merge-patches `finetuningjobs/<job>/status` (progress, latest metrics) and, with every second
-report, its `<job>-metrics` ConfigMap (the bounded history, finetune_trainer.history) with its own
+report of a stage, its `<job>-metrics` ConfigMap (the bounded history, finetune_trainer.history) with its own
 ServiceAccount, whose Role allows exactly those two objects and reading the namespace's pacing. Writes are
 throttled to one report per `interval` seconds, except that a stage change (Training -> Evaluating) is sent
 at once. The interval adapts to load: never below the pacing the operator publishes for the number of running
@@ -115,7 +115,8 @@ class Reporter:
     floor: float = 0.0  # the pacing: never report more often (0: the starting interval)
     last_sent: float | None = None
     last_stage: str | None = None
-    reports: int = 0
+    reports: int = 0  # in the current stage
+    history_sent: bool = False
     pacing_read_at: float | None = None
     # Runs a report's writes; None runs them in the caller. Rank 0 hands them to a background thread
     # (finetune_trainer.background): the writes, their timing and their answers, so a 429 or a slow answer still
@@ -137,12 +138,15 @@ class Reporter:
             return False
         stage_changed = stage != self.last_stage
         self.last_sent, self.last_stage = now, stage
-        self.reports += 1
-        history_due = force or stage_changed or self.reports % HISTORY_EVERY == 0
+        self.reports = 1 if stage_changed else self.reports + 1
+        # A stage change sends the finished stage's curve, but a stage's first report has no curve of its own
+        # to add: at 1,000 jobs starting together those history writes alone were ~5 writes/s beyond the pacing.
+        history_due = force or (stage_changed and self.history_sent) or self.reports % HISTORY_EVERY == 0
         history_body: dict[str, object] | None = None
         if history is not None and self.send_history is not None and history_due:
             # serialised here, on the caller's thread: the history keeps changing while a write is out
             history_body = {"data": {reporting.HISTORY_KEY: json.dumps(history(), separators=(",", ":"))}}
+            self.history_sent = True
 
         def write() -> None:
             self._refresh_pacing(now)

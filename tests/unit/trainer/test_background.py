@@ -54,7 +54,10 @@ def test_handed_to_the_background_a_429_still_stretches_the_report_interval_and_
 
     reporter = report.Reporter(send=throttled, send_history=histories.append, interval=10.0)
     reporter.handoff = BackgroundSend(run_write)
-    assert reporter.report({"step": 1}, "Training", 0.0, history=lambda: {"series": {"trainLoss": [[1, 2.0]]}})
+    # forced, as the final report: status and history both go out
+    assert reporter.report(
+        {"step": 1}, "Training", 0.0, force=True, history=lambda: {"series": {"trainLoss": [[1, 2.0]]}}
+    )
     assert reporter.interval == 10.0  # the write is still out: the caller went on without waiting for it
     release.set()
     assert isinstance(reporter.handoff, BackgroundSend) and reporter.handoff.flush(timeout=5)

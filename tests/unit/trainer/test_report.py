@@ -164,6 +164,17 @@ def test_the_history_goes_with_every_second_report_and_every_forced_one() -> Non
         reporter.report({"s": second}, "Training", float(second), history=lambda: {"series": {}})
     reporter.report({"s": 60}, "Evaluating", 61.0, force=True, history=lambda: {"series": {"evalLoss": [[6, 1.0]]}})
     assert len(statuses) == 7
-    # the first report (a stage change from nothing), every second one after it, and the forced final one
-    assert len(histories) == 5
+    # every second report of the stage (the first adds no curve: not at once) and the forced final one
+    assert len(histories) == 4
     assert histories[-1] == {"data": {"history.json": '{"series":{"evalLoss":[[6,1.0]]}}'}}
+
+
+def test_a_stage_change_sends_the_finished_stages_curve_but_a_first_report_waits_for_one() -> None:
+    histories: list[dict[str, object]] = []
+    reporter = report.Reporter(send=lambda patch: None, send_history=histories.append, interval=10.0)
+    reporter.report({}, "Planning", 0.0, force=True)  # the memory plan: no history
+    reporter.report({}, "Training", 1.0, history=lambda: {"series": {}})
+    assert histories == []  # a job's first training report: its curve has nothing yet
+    reporter.report({}, "Training", 11.0, history=lambda: {"series": {"trainLoss": [[1, 2.0]]}})
+    reporter.report({}, "Evaluating", 12.0, history=lambda: {"series": {"trainLoss": [[1, 2.0], [2, 1.5]]}})
+    assert len(histories) == 2  # the second report of training, and at once at the change to Evaluating
