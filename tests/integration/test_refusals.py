@@ -189,10 +189,7 @@ def test_pods_a_limit_range_refuses_fail_the_job_with_its_words(
     assert (status["reason"], status["failureKind"]) == ("CreateRefused", "User"), status
     assert f"the pods of Job {JOB}-curate" in status["message"], status["message"]
     assert "maximum memory usage per Container is 1Gi" in status["message"], status["message"]
-    deadline = time.monotonic() + 60
-    while kubectl("-n", namespace, "get", "job", f"{JOB}-curate", "--ignore-not-found", "-o", "name"):
-        assert time.monotonic() < deadline, "the curation Job, which retries its pods forever, was not deleted"
-        time.sleep(0.5)
+    wait_job_deleted(kubectl, namespace, f"{JOB}-curate", "the curation Job")
 
 
 def test_an_unknown_storage_class_is_named_while_the_job_waits(
@@ -205,6 +202,14 @@ def test_an_unknown_storage_class_is_named_while_the_job_waits(
     assert status["phase"] == "Pending" and "failureKind" not in status, status
     assert f"waiting for the workspace volume {JOB}-workspace" in status["message"], status["message"]
     assert "no-such-class" in status["message"], status["message"]
+
+
+def wait_job_deleted(kubectl: Kubectl, namespace: str, name: str, what: str) -> None:
+    """A refused workload's Job retries its pods forever: the operator must delete it (within a minute)."""
+    deadline = time.monotonic() + 60
+    while kubectl("-n", namespace, "get", "job", name, "--ignore-not-found", "-o", "name"):
+        assert time.monotonic() < deadline, f"{what}, which retries its pods forever, was not deleted"
+        time.sleep(0.5)
 
 
 def group_job() -> dict[str, Any]:
@@ -222,10 +227,7 @@ def test_a_group_whose_pods_a_policy_refuses_fails_the_job_with_its_words(
     status = job["status"]
     assert (status["reason"], status["failureKind"]) == ("CreateRefused", "User"), status
     assert f"the pods of Job {JOB}-train" in status["message"] and deny_training_pods in status["message"], status
-    deadline = time.monotonic() + 60
-    while kubectl("-n", namespace, "get", "job", f"{JOB}-train", "--ignore-not-found", "-o", "name"):
-        assert time.monotonic() < deadline, "the group's Job, which retries its pods forever, was not deleted"
-        time.sleep(0.5)
+    wait_job_deleted(kubectl, namespace, f"{JOB}-train", "the group's Job")
 
 
 def test_a_group_that_a_quota_admits_in_part_waits_with_the_quotas_words_then_completes(
