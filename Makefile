@@ -84,8 +84,11 @@ crds: ## regenerate crds/ and docs/api.md from the pydantic models
 unit: venv ## fast, pure tests
 	$(VENV)/bin/pytest tests/unit
 
-# pytest exits 5 when it collected nothing: that is a failure here, never a silent pass.
-# One process: the integration tests share one local cluster (tests/integration/conftest.py refuses xdist workers).
-# The 30 slowest tests are listed at the end: where CI's time goes.
+# Two pytest processes side by side (hack/run_suites.py), each line of output prefixed with its suite: the
+# integration tests share one local cluster and run in one process (tests/integration/conftest.py refuses xdist
+# workers); they mostly wait on it while the unit tests compute. pytest's 5 (nothing collected) fails the run.
+# Each suite lists its 30 slowest tests: where CI's time goes.
+UNIT_TESTS ?= tests/unit
+CLUSTER_TESTS ?= tests/integration tests/e2e
 test: venv lint build-controlplane test-components ## everything CI runs: lint, unit, integration (starts a local cluster)
-	$(VENV)/bin/pytest --durations=30 tests/unit tests/integration tests/e2e
+	$(PYTHON) hack/run_suites.py "unit=$(UNIT_TESTS)" "cluster=$(CLUSTER_TESTS)" -- --durations=30
