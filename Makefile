@@ -87,8 +87,9 @@ unit: venv ## fast, pure tests
 # Two pytest processes side by side (hack/run_suites.py), each line of output prefixed with its suite: the
 # integration tests share one local cluster and run in one process (tests/integration/conftest.py refuses xdist
 # workers); they mostly wait on it while the unit tests compute. pytest's 5 (nothing collected) fails the run.
-# Each suite lists its 30 slowest tests: where CI's time goes.
+# Each suite lists its 30 slowest tests: where CI's time goes. `exec`: the runner is make's child, not a shell's,
+# so the SIGTERM make forwards when it is terminated reaches it (and through it the suites' teardown).
 UNIT_TESTS ?= tests/unit
 CLUSTER_TESTS ?= tests/integration tests/e2e
 test: venv lint build-controlplane test-components ## everything CI runs: lint, unit, integration (starts a local cluster)
-	$(PYTHON) hack/run_suites.py "unit=$(UNIT_TESTS)" "cluster=$(CLUSTER_TESTS)" -- --durations=30
+	exec $(PYTHON) hack/run_suites.py "unit=$(UNIT_TESTS)" "cluster=$(CLUSTER_TESTS)" -- --durations=30

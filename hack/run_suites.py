@@ -13,14 +13,16 @@ the sum of both.
   status and pytest's summary line are repeated, since the two suites' summaries are far apart in the log.
 - Exit status: 0 when every suite exited 0, else 1. pytest's 5 (nothing collected) is a failure, as is a suite
   killed by a signal.
-- SIGINT or SIGTERM: each pytest still running gets SIGINT, as from Ctrl-C: its session's fixtures tear down (the
-  integration session stops the cluster it started), and the runner waits for them. The suites run in process
-  groups of their own so that a Ctrl-C at the terminal reaches them once, through the runner, not twice.
+- SIGINT or SIGTERM: each suite still running gets SIGINT in its process group, as from Ctrl-C: its session's
+  fixtures tear down (the integration session stops the cluster it started), and the runner waits for them. The
+  suites run in process groups of their own so that a Ctrl-C at the terminal reaches them once, through the
+  runner, not twice; and a SIGTERM to the runner alone (make forwards one) still reaches them.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import subprocess
 import sys
@@ -81,9 +83,12 @@ def start(suite: Suite, pytest_args: list[str], lock: threading.Lock) -> None:
 
 
 def interrupt_running(suites: list[Suite]) -> None:
+    """SIGINT to each running suite's process group, as a terminal's Ctrl-C: pytest and the processes its tests
+    started in its group (a trainer under test, kubectl) get it, not those in sessions of their own (the cluster's
+    components, servers), which the session's fixtures stop."""
     for suite in suites:
         if suite.process is not None and suite.process.poll() is None:
-            suite.process.send_signal(signal.SIGINT)
+            os.killpg(suite.process.pid, signal.SIGINT)
 
 
 def run(suites: list[Suite], pytest_args: list[str]) -> int:

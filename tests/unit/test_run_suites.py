@@ -33,7 +33,7 @@ def test_meets_the_other():
 
 # A test that runs until interrupted; its fixture's teardown is what a cluster-stopping session fixture does.
 RUNS_UNTIL_INTERRUPTED = """
-import pathlib, time
+import pathlib, subprocess, time
 import pytest
 
 @pytest.fixture(scope="session")
@@ -43,6 +43,9 @@ def torn_down():
     (here / "torn-down").write_text("")
 
 def test_runs_until_interrupted(torn_down):
+    # A process the test started, as a trainer under test: a terminal's Ctrl-C reaches it too.
+    child = subprocess.Popen(["sleep", "300"])
+    (torn_down / "child").write_text(str(child.pid))
     (torn_down / "started").write_text("")
     time.sleep(300)
 """
@@ -96,3 +99,20 @@ def test_an_interrupted_run_tears_every_suite_down_before_it_exits(tmp_path: Pat
     for name in ("one", "two"):
         assert (tmp_path / name / "torn-down").exists(), f"suite {name} was not torn down: {output}"
         assert f"[{name}] exit 2 after" in output, output
+        child = int((tmp_path / name / "child").read_text())
+        assert not alive(child), f"suite {name}'s child process outlived the interruption"
+
+
+def alive(pid: int) -> bool:
+    """Whether `pid` still runs (a zombie, dead but not yet reaped by its orphaned parent, does not)."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except FileNotFoundError:
+            return False
+        if state == "Z":
+            return False
+        time.sleep(0.1)
+    os.kill(pid, signal.SIGKILL)
+    return True
