@@ -108,6 +108,8 @@ _PIECES = [
     *("self.password", "os.environ[", "getpass(", "none", ")", "_password", "x" * 16, "token :", "token\t="),
     *(".run('", "MTA" + "b" * 22 + ".cdefgh.", "\u017f", "\u212a", "\u0130", "\u0131", "Pa\u017f\u017fword: x"),
     *("LS0tLS1CRUdJTiBSU0EgUFJJVkFURSBLRVkt", "eyJhdXRocyI6", "\r\n", "npm_" + "h" * 36, "ya29." + "i" * 20),
+    # What the scan's tests after an anchor look at (follows.rs): quotes, key parts, word boundaries, spaces.
+    *('token"', "token' =", "_x-2 =", "-", "_", "Bearer\t", "default\n", "xdefault ", "machine\t", "authorization'"),
 ]
 
 
@@ -221,6 +223,16 @@ RAW_LINES = [
     # Values that end their field (`$` in a rule) followed by a field that starts with `[`.
     b'{"id":"a","success_rate":1,"messages":[{"role":"user","content":"password: admin"},'
     b'{"role":"tool","content":"token: abcdef.0123456789abcdef"},{"role":"assistant","content":"ok"}]}',
+    # Repeated keys in messages and content parts (the last wins); JSON that orjson refuses in any value.
+    b'{"id":"a","success_rate":1,"messages":[{"role":"bot","content":"x","role":"user"},{"role":"assistant",'
+    b'"content":[{"text":"a","text":"b"},{"type":"image"}],"content":[{"text":"c"},{"text":5}]}]}',
+    b'{"id":"a","success_rate":1,"messages":[{"role":"user","content":"x","extra":["\\ud800"]},'
+    b'{"role":"assistant","content":"y"}]}',
+    b'{"id":"a","success_rate":1,"messages":[{"role":"user","content":"x","x":{"y":1e400}},{"role":"assistant"}]}',
+    b'{"id":"a","success_rate":1,"messages":[{"role":"user","content":[{"x":"\xff"}]},{"role":"assistant"}]}',
+    b'{"id":"a","success_rate":1,"metadata":{"x":1e400},"instruction":"x","output":"y"}',
+    b'{"id":"a","success_rate":1,"metadata":{"x":"\\ud800"},"instruction":"x","output":"y"}',
+    b'{"id":"a","success_rate":1,"other":["\\udc00", "\xff"],"instruction":"x","output":"y"}',
 ]
 
 

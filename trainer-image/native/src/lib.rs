@@ -14,11 +14,13 @@
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+mod anchor_filter;
 mod anchors;
 mod assess;
 mod chat;
 mod code_values;
 mod conversation;
+mod follows;
 mod hashing;
 mod jsonout;
 mod pyclasses;
@@ -26,6 +28,7 @@ mod record;
 mod redact;
 mod rules;
 mod session;
+mod turns;
 
 use std::borrow::Cow;
 

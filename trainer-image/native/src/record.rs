@@ -1,13 +1,16 @@
 //! One JSONL line decoded into the fields the session schema reads (session.rs validates them).
 //!
 //! Only the schema's fields are kept: text scalars borrow from the line when they hold no escapes,
-//! `messages` and `tools` are parsed whole, everything else is only checked to be JSON.
+//! `messages` and `tools` are parsed whole, everything else is only checked to be JSON as orjson checks it
+//! (turns.rs's `Skip`: strings valid, numbers in range).
 
 use std::borrow::Cow;
 use std::fmt;
 
-use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
+
+use crate::turns::{Messages, Skip};
 
 /// orjson's nesting limit: deeper documents are invalid JSON to it, so to us too.
 const MAX_DEPTH: usize = 1024;
@@ -52,7 +55,10 @@ pub struct Record<'a> {
     pub success_rate: Option<Scalar<'a>>,
     pub success_rate_camel: Option<Scalar<'a>>,
     pub metadata: Option<Scalar<'a>>,
+    /// `messages` in chat format, as JSON.
     pub messages: Option<Value>,
+    /// `messages` in instruction format, as the turns it is flattened from.
+    pub turns: Option<Messages<'a>>,
     /// The function definitions a `messages` session's calls may name (read in chat format only).
     pub tools: Option<Value>,
     pub instruction: Option<Scalar<'a>>,
@@ -119,11 +125,11 @@ impl<'de> Visitor<'de> for ScalarVisitor {
         Ok(Scalar::Text(Cow::Owned(value)))
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        while seq.next_element::<Skip>()?.is_some() {}
         Ok(Scalar::List)
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        while map.next_entry::<Skip, Skip>()?.is_some() {}
         Ok(Scalar::Object)
     }
 }
@@ -180,7 +186,10 @@ pub enum Line<'a> {
     Other(&'static str),
 }
 
-struct LineVisitor;
+/// Reads `messages` as JSON (for the chat format) when `chat`, else as turns.
+struct LineVisitor {
+    chat: bool,
+}
 
 impl<'de> Visitor<'de> for LineVisitor {
     type Value = Line<'de>;
@@ -196,13 +205,14 @@ impl<'de> Visitor<'de> for LineVisitor {
                 Key::SuccessRate => record.success_rate = Some(map.next_value()?),
                 Key::SuccessRateCamel => record.success_rate_camel = Some(map.next_value()?),
                 Key::Metadata => record.metadata = Some(map.next_value()?),
-                Key::Messages => record.messages = Some(map.next_value()?),
+                Key::Messages if self.chat => record.messages = Some(map.next_value()?),
+                Key::Messages => record.turns = Some(map.next_value()?),
                 Key::Tools => record.tools = Some(map.next_value()?),
                 Key::Instruction => record.instruction = Some(map.next_value()?),
                 Key::Input => record.input = Some(map.next_value()?),
                 Key::Output => record.output = Some(map.next_value()?),
                 Key::Other => {
-                    map.next_value::<IgnoredAny>()?;
+                    map.next_value::<Skip>()?;
                 }
             }
         }
@@ -227,12 +237,13 @@ impl<'de> Visitor<'de> for LineVisitor {
         Ok(Line::Other("str"))
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        while seq.next_element::<Skip>()?.is_some() {}
         Ok(Line::Other("list"))
     }
 }
 
-pub fn decode(raw: &[u8]) -> Result<Line<'_>, String> {
+/// `raw` as a line; `messages` read for the chat format when `chat`.
+pub fn decode(raw: &[u8], chat: bool) -> Result<Line<'_>, String> {
     if too_deep(raw) {
         return Err(format!("nesting deeper than {MAX_DEPTH}"));
     }
@@ -240,7 +251,7 @@ pub fn decode(raw: &[u8]) -> Result<Line<'_>, String> {
     // Depth is bounded above (too_deep); serde_json's own limit (128) is stricter than orjson's.
     deserializer.disable_recursion_limit();
     let line = deserializer
-        .deserialize_any(LineVisitor)
+        .deserialize_any(LineVisitor { chat })
         .map_err(|error| error.to_string())?;
     deserializer.end().map_err(|error| error.to_string())?;
     Ok(line)

@@ -9,6 +9,7 @@ use regex_automata::{Anchored, Input};
 
 use crate::anchors::{Found, Scanner};
 use crate::code_values::reads_as_code;
+use crate::follows;
 pub use crate::rules::RULES;
 
 /// The only characters that simple Unicode case folding (the rules' `(?i)`, in RE2 as in `regex`) equates with
@@ -31,6 +32,9 @@ pub struct Rule {
     /// Every match starts at most this many bytes before the start of one of `anchors` (None: anywhere
     /// before). Then a text holding the anchors is checked only at those places (`Rule::near_anchor`).
     pub reach: Option<usize>,
+    /// A test of the text around an anchor found at `start..end` that every match there passes (follows.rs);
+    /// for a rule with a `reach`, where the scan found its anchors.
+    pub follows: fn(text: &[u8], start: usize, end: usize) -> bool,
 }
 
 /// A rule whose match is all secret (a fixed prefix names it).
@@ -43,6 +47,7 @@ pub const fn token(name: &'static str, anchors: &'static [&'static str], secret:
         anchors,
         code_aware: false,
         reach: None,
+        follows: follows::anything,
     }
 }
 
@@ -60,6 +65,7 @@ pub const fn context(
         anchors,
         code_aware: false,
         reach: None,
+        follows: follows::anything,
     }
 }
 
@@ -78,6 +84,11 @@ impl Rule {
             reach: Some(reach),
             ..self
         }
+    }
+
+    /// This rule, whose every match passes `follows` at one of the anchors it starts near.
+    pub const fn after_anchor(self, follows: fn(&[u8], usize, usize) -> bool) -> Rule {
+        Rule { follows, ..self }
     }
 }
 
@@ -177,8 +188,13 @@ impl Redactor {
         let Some(reach) = RULES[index].reach.filter(|_| found.admitted != ANYWHERE) else {
             return gate.find(text).map(|found| found.start());
         };
-        let starts = || (found.starts.iter()).filter_map(|&(rule, start)| (rule == index).then_some(start));
-        let first = starts().min().expect("an anchor was found").saturating_sub(reach);
+        let follows = RULES[index].follows;
+        let starts = || {
+            (found.starts.iter())
+                .filter(|&&(rule, start, end)| rule == index && follows(text, start, end))
+                .map(|&(_, start, _)| start)
+        };
+        let first = starts().min()?.saturating_sub(reach);
         if starts().nth(MOST_CHECKS).is_some() {
             return gate.find(Input::new(text).range(first..)).map(|found| found.start());
         }

@@ -6,6 +6,7 @@
 //! `[\t\n\f\r ]` (RE2's `\s` has no `\v`). Case-insensitive parts fold Unicode case in both
 //! engines (`K` matches the Kelvin sign).
 
+use crate::follows::{key_then_separator, separator_on_line, word_then_space};
 use crate::redact::{assignment, context, token, Rule};
 
 /// Rules apply in this order, so a specific shape (`sk-...`) is named before a generic
@@ -245,7 +246,8 @@ pub const RULES: [Rule; 34] = [
         &["bearer"],
         [r"(?i:(?-u:\b)bearer[\t\n\f\r ]+)", r"[A-Za-z0-9._~+/-]{16,}=*", ""],
     )
-    .near_anchor(0),
+    .near_anchor(0)
+    .after_anchor(word_then_space),
     // Basic (base64 of user:password) and the Token, Bot, ApiKey and sso-key schemes.
     context(
         "authorization_header",
@@ -256,7 +258,8 @@ pub const RULES: [Rule; 34] = [
             "",
         ],
     )
-    .near_anchor(0),
+    .near_anchor(0)
+    .after_anchor(separator_on_line),
     // scheme://user:password@host, the user possibly empty, the password possibly holding `@` or `:`.
     context(
         "url_password",
@@ -313,7 +316,8 @@ pub const RULES: [Rule; 34] = [
             "",
         ],
     )
-    .near_anchor(0),
+    .near_anchor(0)
+    .after_anchor(word_then_space),
     // A key name anywhere in a snake/kebab-case name: DB_PASSWORD, client_secret, aws_secret_access_key.
     // The value starts a new token: not a variable, template, path, call, comparison or flag
     // ($X, ${X}, {{ x }}, <x>, /run/x, ~/x, (x), == x, -x).
@@ -360,7 +364,8 @@ pub const RULES: [Rule; 34] = [
             "",
         ],
     )
-    .near_anchor(0),
+    .near_anchor(0)
+    .after_anchor(key_then_separator),
     // Short passwords (under 8 characters) only where the key ends in password: PGPASSWORD=pg, "password": "root".
     assignment(
         "short_password",
@@ -371,7 +376,8 @@ pub const RULES: [Rule; 34] = [
             r#"(?:[\t\n\f\r "',;]|$)"#,
         ],
     )
-    .near_anchor(0),
+    .near_anchor(0)
+    .after_anchor(separator_on_line),
     // Any key ending in token (token:, bot_token=, authToken:, VAULT_TOKEN=) with a value of 16 or more characters
     // (not a value another rule redacted a part of: TOKEN=postgres://u:[REDACTED:url_password]@db).
     assignment(
@@ -383,5 +389,6 @@ pub const RULES: [Rule; 34] = [
             r#"(?:[\t\n\f\r "',;]|$)"#,
         ],
     )
-    .near_anchor(0),
+    .near_anchor(0)
+    .after_anchor(separator_on_line),
 ];

@@ -9,8 +9,10 @@ use serde_json::{Map, Value};
 
 use crate::conversation::{self, Conversation};
 use crate::record::{decode, Line, Record, Scalar};
+use crate::turns::{Content, Message, Messages};
 
-const ROLES: [&str; 4] = ["system", "user", "assistant", "tool"];
+pub const ROLES: [&str; 4] = ["system", "user", "assistant", "tool"];
+const CONTENT_MESSAGE: &str = "must be a string, null or a list of parts";
 const ROLES_MESSAGE: &str = "['assistant', 'system', 'tool', 'user']";
 
 /// Text fields borrow from the line when they hold no escapes.
@@ -60,7 +62,7 @@ pub fn parse(raw: &[u8], chat: bool) -> Result<Session<'_>, Invalid> {
     if raw.iter().all(|&byte| is_ascii_space(byte)) {
         return Err(Invalid::Empty("blank line"));
     }
-    let record = match decode(raw).map_err(Invalid::Json)? {
+    let record = match decode(raw, chat).map_err(Invalid::Json)? {
         Line::Record(record) => *record,
         Line::Other(type_name) => {
             return Err(Invalid::Malformed(format!(
@@ -91,18 +93,18 @@ fn validate(record: Record<'_>, chat: bool) -> Result<Session<'_>, Invalid> {
     if !matches!(record.metadata, None | Some(Scalar::Null) | Some(Scalar::Object)) {
         return Err(malformed("'metadata' must be an object"));
     }
-    let body = match record.messages {
-        Some(messages) if chat => Body::Chat(conversation::from_messages(messages, record.tools)?),
-        Some(messages) => {
-            let (instruction, input, output) = from_messages(messages).map_err(Invalid::Malformed)?;
-            fields(Cow::Owned(instruction), Cow::Owned(input), Cow::Owned(output), false)?
-        }
-        None => fields(
+    let body = if let Some(messages) = record.messages {
+        Body::Chat(conversation::from_messages(messages, record.tools)?)
+    } else if let Some(messages) = record.turns {
+        let (instruction, input, output) = from_messages(messages).map_err(Invalid::Malformed)?;
+        fields(Cow::Owned(instruction), Cow::Owned(input), output, false)?
+    } else {
+        fields(
             text_field(record.instruction, "instruction", true).map_err(Invalid::Malformed)?,
             text_field(record.input, "input", false).map_err(Invalid::Malformed)?,
             text_field(record.output, "output", true).map_err(Invalid::Malformed)?,
             chat,
-        )?,
+        )?
     };
     Ok(Session {
         id,
@@ -148,12 +150,12 @@ fn text_field<'a>(value: Option<Scalar<'a>>, name: &str, required: bool) -> Resu
     }
 }
 
-fn from_messages(messages: Value) -> Result<(String, String, String), String> {
-    let messages = match messages {
-        Value::Array(messages) if !messages.is_empty() => messages,
+fn from_messages(messages: Messages<'_>) -> Result<(String, String, Cow<'_, str>), String> {
+    let messages = match messages.0 {
+        Some(messages) if !messages.is_empty() => messages,
         _ => return Err("'messages' must be a non-empty list".into()),
     };
-    let turns = messages
+    let mut turns = messages
         .into_iter()
         .enumerate()
         .map(|(index, message)| turn(index, message))
@@ -168,12 +170,12 @@ fn from_messages(messages: Value) -> Result<(String, String, String), String> {
     let mut parts: Vec<&str> = turns
         .iter()
         .filter(|(role, content)| *role == "system" && !is_blank(content))
-        .map(|(_, content)| content.as_str())
+        .map(|(_, content)| content.as_ref())
         .collect();
     parts.push(&turns[first_user].1);
     let instruction = parts.join("\n\n");
     let Some(last) = last else {
-        return Ok((instruction, String::new(), String::new()));
+        return Ok((instruction, String::new(), Cow::Borrowed("")));
     };
     let context = turns[first_user + 1..last]
         .iter()
@@ -181,16 +183,23 @@ fn from_messages(messages: Value) -> Result<(String, String, String), String> {
         .map(|(role, content)| format!("[{role}] {content}"))
         .collect::<Vec<_>>()
         .join("\n\n");
-    let mut turns = turns;
     let output = std::mem::take(&mut turns[last].1);
     Ok((instruction, context, output))
 }
 
-fn turn(index: usize, message: Value) -> Result<(&'static str, String), String> {
-    let Value::Object(mut message) = message else {
+/// A message's role and text (the `Value` checks of `role` and `content`, on what turns.rs read).
+fn turn(index: usize, message: Message<'_>) -> Result<(&'static str, Cow<'_, str>), String> {
+    let Message::Object { role, content } = message else {
         return Err(format!("messages[{index}] must be an object"));
     };
-    Ok((role(index, &message)?, content(index, message.remove("content"))?))
+    let role = role.ok_or_else(|| format!("messages[{index}].role must be one of {ROLES_MESSAGE}"))?;
+    let text = match content {
+        Content::Empty => Cow::Borrowed(""),
+        Content::Text(text) => text,
+        Content::Parts(texts) => Cow::Owned(texts.join("\n")),
+        Content::Invalid => return Err(format!("messages[{index}].content {CONTENT_MESSAGE}")),
+    };
+    Ok((role, text))
 }
 
 pub fn role(index: usize, message: &Map<String, Value>) -> Result<&'static str, String> {
@@ -212,8 +221,6 @@ pub fn content(index: usize, content: Option<Value>) -> Result<String, String> {
             .filter_map(|part| part.get("text").and_then(Value::as_str))
             .collect::<Vec<_>>()
             .join("\n")),
-        Some(_) => Err(format!(
-            "messages[{index}].content must be a string, null or a list of parts"
-        )),
+        Some(_) => Err(format!("messages[{index}].content {CONTENT_MESSAGE}")),
     }
 }
