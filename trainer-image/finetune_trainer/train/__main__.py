@@ -32,7 +32,7 @@ import torch  # noqa: E402
 from finetune_operator.api import JobConfig, TerminationMessage  # noqa: E402
 from finetune_operator.api.contract import ExitCode, Reason, exit_code_for  # noqa: E402
 from finetune_trainer.failures import JobFailed  # noqa: E402
-from finetune_trainer.train import faults, gpus, jsonlog, launcher, outcome  # noqa: E402
+from finetune_trainer.train import faults, gpus, hostmemory, jsonlog, launcher, outcome  # noqa: E402
 from finetune_trainer.train.config import DEFAULT_BATCH_SIZE, DEFAULT_MAX_SEQ_LENGTH  # noqa: E402
 
 DEFAULT_CONFIG = "/etc/finetune/job.json"
@@ -56,6 +56,7 @@ def main(argv: list[str] | None = None) -> int:
         return launcher.supervise([sys.executable, "-m", launcher.MODULE, *args], processes, os.environ)
     rank = launcher.rank(os.environ)
     jsonlog.configure(rank)
+    hostmemory.return_freed_tensors(os.environ)  # this process trains: see hostmemory
     result = train(Path(options.config), rank)
     outcome.record(result, os.environ)
     return result.exit_code
