@@ -5,6 +5,7 @@
 use std::borrow::Cow;
 
 use regex_automata::meta;
+use regex_automata::util::captures::Captures;
 use regex_automata::{Anchored, Input};
 
 use crate::anchors::{Found, Scanner};
@@ -108,6 +109,12 @@ pub struct Redactor {
     markers: Vec<Vec<u8>>,
 }
 
+/// Where a rule's matches in a text may start: anywhere from an offset on, or only at these offsets (ascending).
+enum Starts {
+    From(usize),
+    At(Vec<usize>),
+}
+
 /// What FOLDS_TO_ASCII admit: every rule, wherever it is (the bits above the rules' say so).
 const ANYWHERE: u64 = u64::MAX;
 
@@ -159,16 +166,16 @@ impl Redactor {
     pub fn redact<'a>(&self, text: Cow<'a, str>, counts: &mut [u32; RULES.len()]) -> Cow<'a, str> {
         let found = self.anchors.scan(text.as_bytes());
         // The rules that match the original text apply in order, each to the previous one's result.
-        let hits: Vec<(usize, usize)> = (0..RULES.len())
+        let hits: Vec<(usize, Starts)> = (0..RULES.len())
             .filter(|&index| found.admitted >> index & 1 == 1)
-            .filter_map(|index| Some((index, self.first_start(index, text.as_bytes(), &found)?)))
+            .filter_map(|index| Some((index, self.starts(index, text.as_bytes(), &found)?)))
             .collect();
         let mut data: Option<Vec<u8>> = None;
-        for (index, from) in hits {
-            // Where the original text's first match may start holds until a rule has changed the text.
+        for (index, starts) in hits {
+            // Where the original text's matches may start holds until a rule has changed the text.
             let replaced = match &data {
-                None => self.substitute(index, text.as_bytes(), from, counts),
-                Some(changed) => self.substitute(index, changed, 0, counts),
+                None => self.substitute(index, text.as_bytes(), &starts, counts),
+                Some(changed) => self.substitute(index, changed, &Starts::From(0), counts),
             };
             data = replaced.or(data);
         }
@@ -181,12 +188,12 @@ impl Redactor {
         )
     }
 
-    /// None if rule `index`, whose anchors `found` says `text` holds, does not match it; otherwise an offset
-    /// no match starts before.
-    fn first_start(&self, index: usize, text: &[u8], found: &Found) -> Option<usize> {
+    /// None if rule `index`, whose anchors `found` says `text` holds, does not match it; otherwise where its
+    /// matches may start.
+    fn starts(&self, index: usize, text: &[u8], found: &Found) -> Option<Starts> {
         let gate = &self.gates[index];
         let Some(reach) = RULES[index].reach.filter(|_| found.admitted != ANYWHERE) else {
-            return gate.find(text).map(|found| found.start());
+            return gate.find(text).map(|found| Starts::From(found.start()));
         };
         let follows = RULES[index].follows;
         let starts = || {
@@ -196,21 +203,48 @@ impl Redactor {
         };
         let first = starts().min()?.saturating_sub(reach);
         if starts().nth(MOST_CHECKS).is_some() {
-            return gate.find(Input::new(text).range(first..)).map(|found| found.start());
+            return gate
+                .find(Input::new(text).range(first..))
+                .map(|found| Starts::From(found.start()));
         }
-        starts()
-            .any(|start| {
-                (start.saturating_sub(reach)..=start)
-                    .any(|from| gate.is_match(Input::new(text).range(from..).anchored(Anchored::Yes)))
-            })
-            .then_some(first)
+        let mut places: Vec<usize> = starts()
+            .flat_map(|start| start.saturating_sub(reach)..=start)
+            .filter(|&from| gate.is_match(Input::new(text).range(from..).anchored(Anchored::Yes)))
+            .collect();
+        places.sort_unstable();
+        places.dedup();
+        (!places.is_empty()).then_some(Starts::At(places))
     }
 
-    /// `data` with rule `index`'s matches from offset `from` on replaced; None if it replaced none.
-    fn substitute(&self, index: usize, data: &[u8], from: usize, counts: &mut [u32; RULES.len()]) -> Option<Vec<u8>> {
+    /// `data` with rule `index`'s matches replaced, searched for where `starts` says; None if it replaced none.
+    fn substitute(
+        &self,
+        index: usize,
+        data: &[u8],
+        starts: &Starts,
+        counts: &mut [u32; RULES.len()],
+    ) -> Option<Vec<u8>> {
+        let pattern = &self.patterns[index];
+        let matches: Box<dyn Iterator<Item = Captures>> = match starts {
+            Starts::From(from) => Box::new(pattern.captures_iter(Input::new(data).range(*from..))),
+            Starts::At(places) => {
+                // As the search from the first place would find them: the leftmost match, then the next one from
+                // its end on (a match anchored at a place is the one a search finds starting there).
+                let mut searched = 0;
+                Box::new(places.iter().filter_map(move |&at| {
+                    if at < searched {
+                        return None;
+                    }
+                    let mut captures = pattern.create_captures();
+                    pattern.search_captures(&Input::new(data).range(at..).anchored(Anchored::Yes), &mut captures);
+                    searched = captures.get_match()?.end();
+                    Some(captures)
+                }))
+            }
+        };
         let mut result = Vec::new();
         let mut position = 0;
-        for captures in self.patterns[index].captures_iter(Input::new(data).range(from..)) {
+        for captures in matches {
             let whole = captures.get_match().expect("a match").span();
             let before = captures.get_group(1).expect("group 1 always takes part");
             let after = captures.get_group(2).expect("group 2 always takes part");
