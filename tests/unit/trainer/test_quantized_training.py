@@ -9,14 +9,20 @@ from typing import Any
 import pytest
 from transformers import AutoTokenizer
 
-from .test_training_runs import Run, finish, prepare, start
+from .conftest import FAST_TRAINING, write_dataset, write_job
+from .test_training_runs import Run, finish, start
 
 PROMPT = "### Instruction:\nRun these steps in reverse order: lint build\n\n### Response:\n"
 
 
 def quantized_run(tmp_path_factory: pytest.TempPathFactory, quantization: str) -> Run:
     workspace = tmp_path_factory.mktemp(f"quantized-{quantization}")
-    prepare(workspace, quantization=quantization)
+    # Two held-out samples, not test_training_runs' eight (the same 48 training rows: one seed): the final
+    # evaluation answers each one greedily, token by token through bitsandbytes' CPU kernels, which took 56-68 s of
+    # a ~95 s run for eight on the loaded 2-core VM. What these tests check (training, the saved adapter) does not
+    # depend on how many are scored.
+    write_dataset(workspace, train=48, evaluation=2)
+    write_job(workspace, {**FAST_TRAINING, "quantization": quantization})
     return finish(workspace, start(workspace))
 
 
