@@ -38,6 +38,7 @@ import datetime
 import json
 import math
 import os
+import random
 import signal
 import ssl
 import subprocess
@@ -424,23 +425,35 @@ class Harness:
             latency = time.monotonic() - sent
             interval = report.adapt(interval, floor, latency=latency, code=code, retry_after=retry_after)
 
+        async def refresh_pacing(now: float) -> None:
+            nonlocal floor, interval, pacing_read_at
+            if pacing_read_at is not None and now - pacing_read_at < report.PACING_REREAD_SECONDS:
+                return
+            pacing_read_at = now
+            with contextlib.suppress(aiohttp.ClientError, ValueError, KeyError):
+                async with self.trainer.get(pacing_url, headers=headers) as response:  # type: ignore[union-attr]
+                    self.pacing_reads += 1
+                    if response.status == 200:
+                        value = ((await response.json()).get("data") or {}).get(reporting.REPORT_PACING_KEY)
+                        if value:
+                            floor = float(value)
+                            interval = max(interval, floor)
+
+        # as Reporter.hold_first_report: the pacing read first; on a busy cluster the first report at a random
+        # moment within the paced interval
+        await refresh_pacing(start)
         moment, stage = start, "Curating" if curating else "Training"
+        if floor > report.DEFAULT_INTERVAL_SECONDS:
+            moment = min(start + random.random() * floor, evaluate_at)
+            if not curating and moment >= evaluate_at:
+                stage = "Evaluating"
         while True:
             await asyncio.sleep(max(0.0, moment - time.monotonic()))
             over = curating and (track.curation_succeeded is not None or track.training_running is not None)
             if over or track.training_succeeded is not None or track.terminal is not None:
                 return
             now = time.monotonic()
-            if pacing_read_at is None or now - pacing_read_at >= report.PACING_REREAD_SECONDS:
-                pacing_read_at = now
-                with contextlib.suppress(aiohttp.ClientError, ValueError, KeyError):
-                    async with self.trainer.get(pacing_url, headers=headers) as response:  # type: ignore[union-attr]
-                        self.pacing_reads += 1
-                        if response.status == 200:
-                            value = ((await response.json()).get("data") or {}).get(reporting.REPORT_PACING_KEY)
-                            if value:
-                                floor = float(value)
-                                interval = max(interval, floor)
+            await refresh_pacing(now)
             fraction = min(1.0, (now - start) / max(run_for, 1))
             if curating:
                 final = moment >= evaluate_at
@@ -621,6 +634,7 @@ def audit_figures(events: list[dict[str, Any]], jobs: int) -> dict[str, Any]:
         "trainer_progress_patches": trainer,
         "trainer_history_patches": trainer_history,
         "trainer_writes_per_second_peak_60s": peak_rate(trainer_moments, 60.0),
+        "trainer_writes_per_minute": per_minute(trainer_moments),
         "writes_by_user": dict(by_user.most_common(12)),
         "first_child_seconds_by_job": first_child,
     }
@@ -639,6 +653,15 @@ def peak_rate(moments: list[datetime.datetime], window: float) -> float:
             first += 1
         best = max(best, last - first + 1)
     return best / window
+
+
+def per_minute(moments: list[datetime.datetime]) -> list[int]:
+    """Writes in each minute from the first: where in the run the peak was (the ramp, a stage change, the end)."""
+    if not moments:
+        return []
+    first = min(moments)
+    counts = collections.Counter(int((moment - first).total_seconds() // 60) for moment in moments)
+    return [counts[minute] for minute in range(max(counts) + 1)]
 
 
 def span(start: str, end: str) -> float:
@@ -815,6 +838,7 @@ def main() -> int:
         f" errors {results['trainer_progress_patch_errors']}; pacing reads {harness.pacing_reads});"
         f" peak {audit['trainer_writes_per_second_peak_60s']:.1f} writes/s over 60 s"
     )
+    print(f"trainer writes per minute: {audit['trainer_writes_per_minute']}")
     print(f"writes by user: {audit['writes_by_user']}")
     if dashboard is not None:
         print(

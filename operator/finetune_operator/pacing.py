@@ -3,9 +3,10 @@
 Every running trainer writes its progress (the job's status) and, with every second report, its metric
 history (the `<job>-metrics` ConfigMap). At 1,000 running jobs a fixed 10 s interval is ~150 writes/s, under
 which the API server's FineTuningJob watch cache was seen re-initialising. The operator, which knows how many
-jobs run, keeps one `finetune-report-pacing` ConfigMap per namespace with running jobs holding the interval
-that keeps the cluster's total within WRITES_PER_SECOND; each trainer reads it (its Role may `get` that one
-name) and also backs off by itself on 429s and slow answers (finetune_trainer.report).
+jobs run or are about to (REPORTING_PHASES), keeps one `finetune-report-pacing` ConfigMap per namespace with
+such jobs holding the interval that keeps the cluster's total within WRITES_PER_SECOND; each trainer reads it
+(its Role may `get` that one name) and also backs off by itself on 429s and slow answers
+(finetune_trainer.report).
 """
 
 from __future__ import annotations
@@ -30,9 +31,9 @@ MAX_INTERVAL_SECONDS = 600.0
 HYSTERESIS = 1.25
 
 
-def report_interval(running: int) -> float:
-    """Seconds between two reports of each trainer so that `running` trainers stay within the budget."""
-    needed = running * WRITES_PER_REPORT / WRITES_PER_SECOND
+def report_interval(jobs: int) -> float:
+    """Seconds between two reports of each pod so that `jobs` reporting jobs' pods stay within the budget."""
+    needed = jobs * WRITES_PER_REPORT / WRITES_PER_SECOND
     return round(min(MAX_INTERVAL_SECONDS, max(MIN_INTERVAL_SECONDS, needed)), 1)
 
 
@@ -42,7 +43,7 @@ def worth_writing(written: float | None, wanted: float) -> bool:
     return wanted >= written * HYSTERESIS or wanted * HYSTERESIS <= written
 
 
-def pacing_config_map(namespace: str, interval: float, running: int) -> dict[str, Any]:
+def pacing_config_map(namespace: str, interval: float, jobs: int) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
@@ -51,26 +52,27 @@ def pacing_config_map(namespace: str, interval: float, running: int) -> dict[str
             "namespace": namespace,
             "labels": {"app.kubernetes.io/managed-by": naming.MANAGED_BY, "app.kubernetes.io/component": "pacing"},
         },
-        "data": {reporting.REPORT_PACING_KEY: str(interval), "runningJobs": str(running)},
+        "data": {reporting.REPORT_PACING_KEY: str(interval), "reportingJobs": str(jobs)},
     }
 
 
 @dataclass
 class Pacer:
-    """Writes each namespace's pacing when the cluster-wide running count moved it enough (from the sweep)."""
+    """Writes each namespace's pacing when the cluster-wide count of reporting jobs moved it enough (the sweep)."""
 
     kube: Kube
     written: dict[str, float] = field(default_factory=dict)
 
-    def publish(self, running_by_namespace: Mapping[str, int]) -> list[str]:
-        """Namespaces whose pacing was written. Namespaces without running jobs keep their last value."""
-        wanted = report_interval(sum(running_by_namespace.values()))
+    def publish(self, reporting_by_namespace: Mapping[str, int]) -> list[str]:
+        """Namespaces whose pacing was written. Namespaces without reporting jobs keep their last value."""
+        total = sum(reporting_by_namespace.values())
+        wanted = report_interval(total)
         changed = []
-        for namespace in sorted(n for n, count in running_by_namespace.items() if count):
+        for namespace in sorted(n for n, count in reporting_by_namespace.items() if count):
             if not worth_writing(self.written.get(namespace), wanted):
                 continue
             try:
-                self._write(pacing_config_map(namespace, wanted, sum(running_by_namespace.values())))
+                self._write(pacing_config_map(namespace, wanted, total))
             except ApiError as error:
                 log.warning("%s: cannot write the report pacing: %s", namespace, error)
                 continue
@@ -84,11 +86,19 @@ class Pacer:
             self.kube.patch("ConfigMap", namespace, reporting.REPORT_PACING, {"data": config_map["data"]})
 
 
-def running_by_namespace(phases: Iterable[tuple[str, str | None]]) -> dict[str, int]:
-    """(namespace, phase) of every known job -> running jobs per namespace."""
+# Jobs whose pods report now (curation and training run in Running, the final patches in Evaluating) or are about
+# to (Pending: the workspace binding, the curation pod starting). Counting Pending sets the pacing before a wave of
+# jobs starts instead of after it: each pod reads the pacing when it starts and then once a minute, so pods that
+# started early in a wave of 1,000 kept the interval of the first hundred for that minute (bench/scale run 3:
+# 30 writes/s in the peak minute). Queued jobs wait for admission or capacity, possibly for hours, and do not count.
+REPORTING_PHASES = frozenset({"Pending", "Running", "Evaluating"})
+
+
+def reporting_by_namespace(phases: Iterable[tuple[str, str | None]]) -> dict[str, int]:
+    """(namespace, phase) of every known job -> jobs reporting or about to, per namespace (REPORTING_PHASES)."""
     counts: dict[str, int] = {}
     for namespace, phase in phases:
         counts.setdefault(namespace, 0)
-        if phase == "Running":
+        if phase in REPORTING_PHASES:
             counts[namespace] += 1
     return counts

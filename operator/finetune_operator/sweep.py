@@ -102,8 +102,8 @@ async def sweep_once(runtime: Runtime) -> None:
             log.exception("%s/%s: sweep failed for this job; the next sweep retries it", job.namespace, job.name)
     for phase, count in phase_counts(runtime.jobs.values()).items():
         metrics.JOBS.labels(phase).set(count)
-    running = pacing.running_by_namespace((job.namespace, job.phase) for job in runtime.jobs.values())
-    await asyncio.to_thread(runtime.pacer.publish, running)
+    reporting = pacing.reporting_by_namespace((job.namespace, job.phase) for job in runtime.jobs.values())
+    await asyncio.to_thread(runtime.pacer.publish, reporting)
 
 
 async def sweep_forever(runtime: Runtime) -> None:

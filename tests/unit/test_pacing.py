@@ -58,7 +58,7 @@ def test_pacer_writes_each_namespace_once_then_only_on_real_changes() -> None:
     pacer = pacing.Pacer(kube)  # type: ignore[arg-type]
     assert pacer.publish({"a": 3, "b": 2, "idle": 0}) == ["a", "b"]
     assert [w[:2] for w in kube.writes] == [("create", "a"), ("create", "b"), ("patch", "b")]
-    assert kube.writes[0][2] == {"reportIntervalSeconds": "10.0", "runningJobs": "5"}
+    assert kube.writes[0][2] == {"reportIntervalSeconds": "10.0", "reportingJobs": "5"}
     assert pacer.publish({"a": 60, "b": 40}) == []  # 100 running: still 10 s
     assert pacer.publish({"a": 600, "b": 400}) == ["a", "b"]  # 1,000 running: 100 s
     assert pacer.written == {"a": 100.0, "b": 100.0}
@@ -70,6 +70,6 @@ def test_pacer_survives_a_refused_write() -> None:
     assert pacer.written == {}
 
 
-def test_running_by_namespace() -> None:
-    phases = [("a", "Running"), ("a", "Pending"), ("b", "Completed"), ("a", "Running"), ("c", None)]
-    assert pacing.running_by_namespace(phases) == {"a": 2, "b": 0, "c": 0}
+def test_reporting_by_namespace_counts_the_jobs_about_to_run_but_not_the_queued() -> None:
+    phases = [("a", "Running"), ("a", "Pending"), ("b", "Completed"), ("a", "Evaluating"), ("c", None), ("c", "Queued")]
+    assert pacing.reporting_by_namespace(phases) == {"a": 3, "b": 0, "c": 0}

@@ -4,9 +4,11 @@ The pod merge-patches `finetuningjobs/<job>/status` (progress, latest metrics) a
 report of a stage, its `<job>-metrics` ConfigMap (the bounded history, finetune_trainer.history) with its own
 ServiceAccount, whose Role allows exactly those two objects and reading the namespace's pacing. Writes are
 throttled to one report per `interval` seconds, except that a stage change (Training -> Evaluating) is sent
-at once. The interval adapts to load: never below the pacing the operator publishes for the number of running
-jobs (finetune_operator.pacing, re-read at most once a minute), doubled on 429 (or Retry-After) and 5xx,
-x1.5 on an answer slower than SLOW_SECONDS, and relaxed back by 10% per quick answer. Reporting is best
+at once. The interval adapts to load: never below the pacing the operator publishes for the number of
+reporting jobs (finetune_operator.pacing, read when the pod starts and then at most once a minute; on a busy
+cluster the first report waits for a random moment within it, `Reporter.hold_first_report`), doubled on 429
+(or Retry-After) and 5xx, x1.5 on an answer slower than SLOW_SECONDS, and relaxed back by 10% per quick
+answer. Reporting is best
 effort: every failure is logged and swallowed, because losing a progress update must never cost a training
 run (the final figures travel in the termination message). Outside a cluster (no KUBERNETES_SERVICE_HOST)
 updates are only logged.
@@ -20,12 +22,13 @@ from __future__ import annotations
 import json
 import logging
 import os
+import random
 import ssl
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -63,9 +66,19 @@ def adapt(interval: float, floor: float, *, latency: float, code: int | None, re
     return max(floor, interval * 0.9)
 
 
-def is_due(now: float, last_sent: float | None, last_stage: str | None, stage: str, interval: float) -> bool:
-    """Send the first update, every stage change, and otherwise at most one per `interval` seconds."""
-    if last_sent is None or stage != last_stage:
+def is_due(
+    now: float,
+    last_sent: float | None,
+    last_stage: str | None,
+    stage: str,
+    interval: float,
+    first_at: float | None = None,
+) -> bool:
+    """Send the first update (from `first_at` when given), every stage change, and otherwise at most one per
+    `interval` seconds."""
+    if last_sent is None:
+        return first_at is None or now >= first_at
+    if stage != last_stage:
         return True
     return now - last_sent >= interval
 
@@ -118,6 +131,10 @@ class Reporter:
     reports: int = 0  # in the current stage
     history_sent: bool = False
     pacing_read_at: float | None = None
+    first_at: float | None = None  # no unforced report before then (`hold_first_report`)
+    # Status fields that go out with the next report, whatever its stage (the memory plan, decided before
+    # training, rides on the first training report instead of costing a write of its own).
+    carried: dict[str, object] = field(default_factory=dict)
     # Runs a report's writes; None runs them in the caller. Rank 0 hands them to a background thread
     # (finetune_trainer.background): the writes, their timing and their answers, so a 429 or a slow answer still
     # stretches the interval, which a background thread behind `send` alone hid.
@@ -125,6 +142,23 @@ class Reporter:
 
     def __post_init__(self) -> None:
         self.floor = self.floor or self.interval
+
+    def hold_first_report(self, now: float, jitter: Callable[[], float] = random.random) -> None:
+        """Read the pacing now and, on a busy cluster (pacing above the starting interval), hold the first
+        unforced report until a random moment within the first interval: trainers that start together (a GitOps
+        sync of 1,000 jobs moving from curation to training in the same minute) then spread their first writes
+        over the interval, as their later ones are, instead of adding one write each to that minute. On a quiet
+        cluster the first report goes out at once, as before."""
+        self._refresh_pacing(now)
+        if self.floor > DEFAULT_INTERVAL_SECONDS:
+            self.first_at = now + jitter() * self.floor
+
+    def is_due(self, now: float, stage: str) -> bool:
+        return is_due(now, self.last_sent, self.last_stage, stage, self.interval, self.first_at)
+
+    def carry(self, status: Mapping[str, object]) -> None:
+        """Send these status fields with the next report."""
+        self.carried.update(status)
 
     def report(
         self,
@@ -134,8 +168,12 @@ class Reporter:
         force: bool = False,
         history: Callable[[], dict[str, object]] | None = None,
     ) -> bool:
-        if not force and not is_due(now, self.last_sent, self.last_stage, stage, self.interval):
+        if not force and not self.is_due(now, stage):
             return False
+        if self.carried:
+            status = patch.get("status")
+            patch = {**patch, "status": {**self.carried, **(status if isinstance(status, dict) else {})}}
+            self.carried = {}
         stage_changed = stage != self.last_stage
         self.last_sent, self.last_stage = now, stage
         self.reports = 1 if stage_changed else self.reports + 1

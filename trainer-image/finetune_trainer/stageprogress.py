@@ -7,6 +7,7 @@ bounded time for the background write, before the next stage reports or the proc
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 
@@ -43,10 +44,9 @@ class StageProgress:
         self.stage = stage
 
     def __call__(self, now: float, build: Callable[[], Patch], force: bool = False) -> None:
-        reporter = self.reporter
-        if not force and not report.is_due(now, reporter.last_sent, reporter.last_stage, self.stage, reporter.interval):
+        if not force and not self.reporter.is_due(now, self.stage):
             return  # the common case: no patch built
-        reporter.report(build(), self.stage, now, force=force)
+        self.reporter.report(build(), self.stage, now, force=force)
 
     def finish(self, now: float, build: Callable[[], Patch]) -> None:
         self(now, build, force=True)
@@ -58,4 +58,5 @@ def job_reporter(name: str, namespace: str, environ: Mapping[str, str] | None = 
     """The job's status reporter, writing from a background thread (outside a cluster it only logs)."""
     reporter = report.from_environment(name, namespace, environ)
     reporter.handoff = BackgroundSend(run_write)
+    reporter.hold_first_report(time.monotonic())
     return reporter

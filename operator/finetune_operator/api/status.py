@@ -153,7 +153,8 @@ class CheckpointRef(StatusModel):
 
 
 class MemoryPlan(StatusModel):
-    """The trainer's per-GPU memory estimate (docs/trainer.md, Memory plan), reported before it loads the weights."""
+    """The trainer's per-GPU memory estimate (docs/trainer.md, Memory plan), made before it loads the weights and
+    reported with its first training report (at once when the job does not fit)."""
 
     estimated_gib: float | None = None
     """Estimated peak memory per GPU (weights, gradients, optimizer state, activations, allowance), in GiB."""

@@ -46,9 +46,12 @@ def test_a_job_too_big_for_the_gpu_is_refused_with_the_cheapest_change(tiny_mode
     assert sent[0]["status"]["memoryPlan"]["deviceGib"] == 2.0  # type: ignore[index]
 
 
-def test_a_job_that_fits_reports_its_estimate_and_what_was_chosen(tiny_model_dir: Path) -> None:
+def test_a_job_that_fits_reports_its_estimate_with_the_first_training_report(tiny_model_dir: Path) -> None:
     reporter, sent = recording_reporter()
     memory.check(tiny_model_dir, config_for({}), device_memory=80 * GIB, reporter=reporter)
+    assert sent == []  # no write of its own
+    reporter.report({"status": {"progress": {"step": 1}}}, "Training", 0.0)
+    assert sent[0]["status"]["progress"] == {"step": 1}  # type: ignore[index]
     plan = sent[0]["status"]["memoryPlan"]  # type: ignore[index]
     assert 1.0 < plan["estimatedGib"] < 2.0 and plan["deviceGib"] == 80.0
     # Unset on a GPU, and the tiny model's activations fit: no recompute, the default micro-batch.

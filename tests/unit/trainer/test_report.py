@@ -29,6 +29,44 @@ def test_reporter_sends_at_most_one_update_per_interval_plus_stage_changes() -> 
     assert [patch["step"] for patch in sent] == [0, 10, 20, 30, 35, 36]
 
 
+def test_on_a_busy_cluster_the_first_report_waits_for_a_random_moment_within_the_paced_interval() -> None:
+    sent: list[dict[str, object]] = []
+    reporter = report.Reporter(send=sent.append, read_pacing=lambda: 100.0)
+    reporter.hold_first_report(1000.0, jitter=lambda: 0.25)
+    assert reporter.interval == reporter.floor == 100.0 and reporter.first_at == 1025.0
+    assert reporter.report({"step": 1}, "Training", 1024.9) is False
+    assert reporter.report({"step": 2}, "Training", 1025.0) is True
+    assert reporter.report({"step": 3}, "Training", 1100.0) is False  # then paced as before
+    assert reporter.report({"step": 4}, "Evaluating", 1100.0) is True  # stage changes still go at once
+    assert [patch["step"] for patch in sent] == [2, 4]
+
+
+def test_a_forced_report_is_not_held_and_a_quiet_cluster_reports_at_once() -> None:
+    sent: list[dict[str, object]] = []
+    busy = report.Reporter(send=sent.append, read_pacing=lambda: 100.0)
+    busy.hold_first_report(0.0, jitter=lambda: 0.5)
+    assert busy.report({"final": True}, "Curating", 1.0, force=True) is True
+    quiet = report.Reporter(send=sent.append, read_pacing=lambda: 10.0)
+    quiet.hold_first_report(0.0, jitter=lambda: 0.5)
+    assert quiet.first_at is None and quiet.report({"step": 1}, "Training", 0.0) is True
+    unpublished = report.Reporter(send=sent.append, read_pacing=lambda: None)
+    unpublished.hold_first_report(0.0, jitter=lambda: 0.5)
+    assert unpublished.report({"step": 1}, "Training", 0.0) is True
+    assert len(sent) == 3
+
+
+def test_carried_fields_ride_on_the_next_report_once() -> None:
+    sent: list[dict[str, object]] = []
+    reporter = report.Reporter(send=sent.append, interval=10.0)
+    reporter.carry({"memoryPlan": {"estimatedGib": 1.5}})
+    reporter.report({"status": {"progress": {"step": 1}}}, "Training", 0.0)
+    reporter.report({"status": {"progress": {"step": 2}}}, "Training", 10.0)
+    assert sent == [
+        {"status": {"memoryPlan": {"estimatedGib": 1.5}, "progress": {"step": 1}}},
+        {"status": {"progress": {"step": 2}}},
+    ]
+
+
 def test_reporting_failures_are_swallowed(caplog: pytest.LogCaptureFixture) -> None:
     def broken(patch: dict[str, object]) -> None:
         raise RuntimeError("API server unreachable")

@@ -3,10 +3,11 @@
 On a GPU, what the spec leaves open is chosen first (`memorychoice`): activation checkpointing (off where the
 activations fit, every other layer, every layer) and, with batchSize unset, the micro-batch (the rows per
 optimizer step stay). Then a job the plan says cannot fit fails at once with `InsufficientGPUMemory` (exit 11:
-the spec is immutable, so a retry would be refused again) and the plan's message: the estimate, the GPU's memory and the
-cheapest change that fits. Rank 0 reports the estimate in `status.memoryPlan`, on CPU too, where nothing is
-refused (host memory is the pod's limit, enforced by the kubelet). A config.json the plan cannot read (an
-architecture it does not count) is logged and skipped, never a reason to refuse a job.
+the spec is immutable, so a retry would be refused again) and the plan's message: the estimate, the GPU's
+memory and the cheapest change that fits. Rank 0 reports the estimate in `status.memoryPlan` (at once with a
+refusal, else with the first training report), on CPU too, where nothing is refused (host memory is the pod's
+limit, enforced by the kubelet). A config.json the plan cannot read (an architecture it does not count) is
+logged and skipped, never a reason to refuse a job.
 """
 
 from __future__ import annotations
@@ -123,9 +124,11 @@ def check(
     needed = estimate(shape, plan)
     block = status_block(needed, config, device_memory, choice)
     jsonlog.event("memory_plan", **block)
-    if reporter is not None:
-        reporter.report({"status": {"memoryPlan": block}}, STAGE, time.monotonic(), force=True)
     message = refusal(shape, plan, device_memory) if device_memory is not None else None
+    if reporter is not None and message is not None:
+        reporter.report({"status": {"memoryPlan": block}}, STAGE, time.monotonic(), force=True)
+    elif reporter is not None:
+        reporter.carry({"memoryPlan": block})  # with the first training report: no write of its own
     if message is not None:
         raise JobFailed(Reason.INSUFFICIENT_GPU_MEMORY, message)
     return config

@@ -11,6 +11,7 @@ checkpoint.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -122,8 +123,12 @@ def run(job: JobConfig, environ: Mapping[str, str], rank: int) -> dict[str, obje
     with storage.guard(workspace.root, "preparing the base model", keep=config.keep_checkpoints, clean=rank == 0):
         model_dir = basemodel.folder(job, workspace.root, dataset, config.seed, rank, environ)
     base_digest = lineage.base_model_digest(model_dir)  # before training: the folder as it was loaded
-    planned = report.from_environment(job.job.name, job.job.namespace, environ) if rank == 0 else None
-    config = memory.check(model_dir, config, memory.device_bytes(training_device(environ)), planned)
+    reporter = report.from_environment(job.job.name, job.job.namespace, environ)
+    # Written in this thread: a refusal's estimate is in the status before the process exits.
+    device_memory = memory.device_bytes(training_device(environ))
+    config = memory.check(model_dir, config, device_memory, reporter if rank == 0 else None)
+    if rank == 0:
+        send_in_background(reporter)
     tokenizer = load_tokenizer(model_dir)
     heldout.check_applicable(config, dataset)
     records = data.training_splits(dataset, tokenizer, model_dir)
@@ -131,9 +136,7 @@ def run(job: JobConfig, environ: Mapping[str, str], rank: int) -> dict[str, obje
     model, kernel = load_base_model(model_dir, config, environ, rank)
 
     count = TokenCount()
-    progress = Progress(
-        status_reporter(job, environ, rank), rank == 0, tokens_seen=lambda: count.tokens, ranks=config.world_size
-    )
+    progress = Progress(reporter, rank == 0, tokens_seen=lambda: count.tokens, ranks=config.world_size)
     progress.history.hyperparameters = hashed_fields(config)
     stop = GracefulStop()
     best = early.BestEval(config.early_stopping_patience, config.early_stopping_min_delta)
@@ -233,12 +236,10 @@ def training_callbacks(
     return staging, callbacks
 
 
-def status_reporter(job: JobConfig, environ: Mapping[str, str], rank: int) -> report.Reporter:
-    """Rank 0's throttled status patches, sent from a background thread (see `background`)."""
-    reporter = report.from_environment(job.job.name, job.job.namespace, environ)
-    if rank == 0:
-        reporter.handoff = BackgroundSend(run_write)
-    return reporter
+def send_in_background(reporter: report.Reporter) -> None:
+    """Rank 0's throttled status patches, sent from a background thread (see `background`) from here on."""
+    reporter.handoff = BackgroundSend(run_write)
+    reporter.hold_first_report(time.monotonic())
 
 
 def configure(job: JobConfig, dataset: data.Dataset, environ: Mapping[str, str]) -> TrainConfig:
