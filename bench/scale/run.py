@@ -464,6 +464,8 @@ class Harness:
                     elapsed=now - start,
                     now=datetime.datetime.now(datetime.UTC),
                 )
+                if final and floor > report.DEFAULT_INTERVAL_SECONDS:
+                    return  # as Reporter.report(final=True) on a busy cluster: the operator's status replaces it
                 await write(url, figures)
                 if final:
                     return
@@ -486,7 +488,8 @@ class Harness:
             }
             await write(url, {"status": status})
             reports += 1
-            # as report.Reporter: every second report of the stage, and the finished curve at the stage change
+            # as report.Reporter: every second report of the stage; at the end (the trainer's Evaluating stage
+            # change, a status patch, then its final report, the curve: here one moment) the status and the curve
             if stage == "Evaluating" or reports % report.HISTORY_EVERY == 0:
                 document = json.dumps(history.document(status["progress"]["updatedAt"]), separators=(",", ":"))
                 await write(history_url, {"data": {reporting.HISTORY_KEY: document}})

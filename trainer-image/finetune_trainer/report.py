@@ -131,6 +131,7 @@ class Reporter:
     reports: int = 0  # in the current stage
     history_sent: bool = False
     pacing_read_at: float | None = None
+    paced: float | None = None  # the operator's pacing as last read
     first_at: float | None = None  # no unforced report before then (`hold_first_report`)
     # Status fields that go out with the next report, whatever its stage (the memory plan, decided before
     # training, rides on the first training report instead of costing a write of its own).
@@ -150,8 +151,13 @@ class Reporter:
         over the interval, as their later ones are, instead of adding one write each to that minute. On a quiet
         cluster the first report goes out at once, as before."""
         self._refresh_pacing(now)
-        if self.floor > DEFAULT_INTERVAL_SECONDS:
+        if self.busy:
             self.first_at = now + jitter() * self.floor
+
+    @property
+    def busy(self) -> bool:
+        """The cluster is busy: the operator's pacing asks for reports further apart than the starting interval."""
+        return self.paced is not None and self.paced > DEFAULT_INTERVAL_SECONDS
 
     def is_due(self, now: float, stage: str) -> bool:
         return is_due(now, self.last_sent, self.last_stage, stage, self.interval, self.first_at)
@@ -167,19 +173,31 @@ class Reporter:
         now: float,
         force: bool = False,
         history: Callable[[], dict[str, object]] | None = None,
+        final: bool = False,
     ) -> bool:
-        if not force and not self.is_due(now, stage):
+        """Send `patch` (and the curve from `history`) if due or forced. `final`: the pod's last report, forced;
+        on a busy cluster it sends only the curve, because its figures also travel in the termination message,
+        which the operator writes into the status when the pod ends: a wave of 1,000 jobs finishing together
+        then costs one write each at its end, not two."""
+        status_only_curve = final and self.busy
+        if status_only_curve and history is None:
             return False
+        if not (force or final) and not self.is_due(now, stage):
+            return False
+        status_patch: dict[str, object] | None = None if status_only_curve else patch
         if self.carried:
-            status = patch.get("status")
-            patch = {**patch, "status": {**self.carried, **(status if isinstance(status, dict) else {})}}
+            status = (status_patch or {}).get("status")
+            status_patch = {
+                **(status_patch or {}),
+                "status": {**self.carried, **(status if isinstance(status, dict) else {})},
+            }
             self.carried = {}
         stage_changed = stage != self.last_stage
         self.last_sent, self.last_stage = now, stage
         self.reports = 1 if stage_changed else self.reports + 1
         # A stage change sends the finished stage's curve, but a stage's first report has no curve of its own
         # to add: at 1,000 jobs starting together those history writes alone were ~5 writes/s beyond the pacing.
-        history_due = force or (stage_changed and self.history_sent) or self.reports % HISTORY_EVERY == 0
+        history_due = force or final or (stage_changed and self.history_sent) or self.reports % HISTORY_EVERY == 0
         history_body: dict[str, object] | None = None
         if history is not None and self.send_history is not None and history_due:
             # serialised here, on the caller's thread: the history keeps changing while a write is out
@@ -188,7 +206,8 @@ class Reporter:
 
         def write() -> None:
             self._refresh_pacing(now)
-            self._write(self.send, patch)
+            if status_patch is not None:
+                self._write(self.send, status_patch)
             if history_body is not None and self.send_history is not None:
                 self._write(self.send_history, history_body)
 
@@ -210,6 +229,7 @@ class Reporter:
             log.debug("report pacing unavailable: %s", error)
             return
         if pacing is not None and pacing > 0:
+            self.paced = pacing
             self.floor = min(pacing, MAX_INTERVAL_SECONDS)
             self.interval = max(self.interval, self.floor)
 

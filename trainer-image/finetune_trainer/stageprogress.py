@@ -43,13 +43,15 @@ class StageProgress:
         self.reporter = reporter
         self.stage = stage
 
-    def __call__(self, now: float, build: Callable[[], Patch], force: bool = False) -> None:
-        if not force and not self.reporter.is_due(now, self.stage):
+    def __call__(self, now: float, build: Callable[[], Patch]) -> None:
+        if not self.reporter.is_due(now, self.stage):
             return  # the common case: no patch built
-        self.reporter.report(build(), self.stage, now, force=force)
+        self.reporter.report(build(), self.stage, now)
 
     def finish(self, now: float, build: Callable[[], Patch]) -> None:
-        self(now, build, force=True)
+        """The stage's final figures; none on a busy cluster, where the operator's status for the finished stage
+        (the dataset's summary, the next stage) replaces them (Reporter.report's `final`)."""
+        self.reporter.report(build(), self.stage, now, final=True)
         if isinstance(self.reporter.handoff, BackgroundSend):
             self.reporter.handoff.flush(2 * report.REQUEST_TIMEOUT_SECONDS)
 

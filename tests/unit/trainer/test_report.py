@@ -55,6 +55,30 @@ def test_a_forced_report_is_not_held_and_a_quiet_cluster_reports_at_once() -> No
     assert len(sent) == 3
 
 
+def test_the_final_report_sends_status_and_curve_on_a_quiet_cluster_and_only_the_curve_on_a_busy_one() -> None:
+    def reporter_on(pacing: float) -> tuple[report.Reporter, list[str]]:
+        writes: list[str] = []
+        reporter = report.Reporter(
+            send=lambda patch: writes.append("status"),
+            send_history=lambda body: writes.append("history"),
+            read_pacing=lambda: pacing,
+        )
+        reporter.hold_first_report(0.0, jitter=lambda: 0.5)
+        return reporter, writes
+
+    def curve() -> dict[str, object]:
+        return {"series": {}}
+
+    quiet, quiet_writes = reporter_on(10.0)
+    assert quiet.report({"status": {"metrics": {"evalLoss": 1.0}}}, "Evaluating", 5.0, history=curve, final=True)
+    busy, busy_writes = reporter_on(100.0)
+    assert busy.report({"status": {"metrics": {"evalLoss": 1.0}}}, "Evaluating", 5.0, history=curve, final=True)
+    assert (quiet_writes, busy_writes) == (["status", "history"], ["history"])
+    # a final report without a curve (curation's, a download's) writes nothing on a busy cluster
+    assert busy.report({"status": {"progress": {"percent": 100}}}, "Curating", 6.0, final=True) is False
+    assert busy_writes == ["history"]
+
+
 def test_carried_fields_ride_on_the_next_report_once() -> None:
     sent: list[dict[str, object]] = []
     reporter = report.Reporter(send=sent.append, interval=10.0)

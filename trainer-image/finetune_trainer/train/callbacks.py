@@ -122,7 +122,8 @@ class Progress(TrainerCallback):  # type: ignore[misc]  # transformers is typed 
             # a report is up to three requests: the pacing read, the status and the history
             self.reporter.handoff.flush(3 * report.REQUEST_TIMEOUT_SECONDS)
 
-    def send(self, stage: str, force: bool = False) -> None:
+    def send(self, stage: str, force: bool = False, *, curve: bool = True, final: bool = False) -> None:
+        """Report `stage` (see Reporter.report); `curve=False` leaves the history to a later report."""
         if not self.is_rank_zero:
             return
         now = datetime.now(UTC)
@@ -137,7 +138,8 @@ class Progress(TrainerCallback):  # type: ignore[misc]  # transformers is typed 
             seconds_remaining=self.eta if stage == STAGE_TRAINING else None,
         )
         stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
-        self.reporter.report(patch, stage, self.clock(), force=force, history=lambda: self.history.document(stamp))
+        history = (lambda: self.history.document(stamp)) if curve else None
+        self.reporter.report(patch, stage, self.clock(), force=force, history=history, final=final)
 
 
 def _number(value: object) -> float | None:

@@ -166,7 +166,7 @@ def run(job: JobConfig, environ: Mapping[str, str], rank: int) -> dict[str, obje
         raise Interrupted(f"stopped by SIGTERM at step {trainer.state.global_step} after saving a checkpoint")
 
     restore_best(trainer, best, workspace)
-    progress.send(STAGE_EVALUATING, force=True)
+    progress.send(STAGE_EVALUATING, force=True, curve=False)  # the phase; the curve goes with the final report
     with storage.guard(workspace.root, "evaluating", keep=config.keep_checkpoints, clean=rank == 0):
         eval_loss = float(trainer.evaluate()["eval_loss"])
     trainer.model = sharding.gathered(trainer.model, config, model_dir, kernel, training_device(environ))
@@ -308,7 +308,7 @@ def publish(
         **(comparison.metrics() if comparison else {}),
     }
     progress.metrics.update(metrics)
-    progress.send(STAGE_EVALUATING, force=True)
+    progress.send(STAGE_EVALUATING, final=True)
     progress.flush()
     jsonlog.event("evaluation", **metrics)
 
