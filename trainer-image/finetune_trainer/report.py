@@ -179,12 +179,12 @@ class Reporter:
         on a busy cluster it sends only the curve, because its figures also travel in the termination message,
         which the operator writes into the status when the pod ends: a wave of 1,000 jobs finishing together
         then costs one write each at its end, not two."""
-        status_only_curve = final and self.busy
-        if status_only_curve and history is None:
+        curve_only = final and self.busy
+        if curve_only and history is None:
             return False
         if not (force or final) and not self.is_due(now, stage):
             return False
-        status_patch: dict[str, object] | None = None if status_only_curve else patch
+        status_patch: dict[str, object] | None = None if curve_only else patch
         if self.carried:
             status = (status_patch or {}).get("status")
             status_patch = {
