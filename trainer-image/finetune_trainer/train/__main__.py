@@ -82,7 +82,16 @@ def train(config: Path, rank: int) -> outcome.Outcome:
         return unexpected(error, rank, job)
     if payload is not None:
         jsonlog.event("succeeded", **payload)
+    leave_process_group()
     return outcome.Outcome(ExitCode.SUCCEEDED, TerminationMessage.model_validate(payload) if payload else None, rank)
+
+
+def leave_process_group() -> None:
+    """Destroy the ranks' process group once this rank's work is done. Left to the interpreter's exit, a gloo
+    group whose peer had already gone could abort the process ("terminate called without an active exception",
+    signal 6; seen in test_rendezvous' two-pod world) and hold the pods' agents at their exit barrier."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
 
 
 def unexpected(error: Exception, rank: int, job: JobConfig | None) -> outcome.Outcome:
