@@ -59,6 +59,12 @@ class StageProgress:
 def job_reporter(name: str, namespace: str, environ: Mapping[str, str] | None = None) -> report.Reporter:
     """The job's status reporter, writing from a background thread (outside a cluster it only logs)."""
     reporter = report.from_environment(name, namespace, environ)
+    send_in_background(reporter)
+    return reporter
+
+
+def send_in_background(reporter: report.Reporter) -> None:
+    """From here on, `reporter` writes from a background thread (see `background`), its first report held on a
+    busy cluster (Reporter.hold_first_report)."""
     reporter.handoff = BackgroundSend(run_write)
     reporter.hold_first_report(time.monotonic())
-    return reporter

@@ -11,7 +11,6 @@ checkpoint.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,8 +22,8 @@ from finetune_operator.api import JobConfig
 from finetune_operator.api.contract import Reason
 from finetune_operator.api.jobconfig import Champion
 from finetune_trainer import report, worklog
-from finetune_trainer.background import BackgroundSend, run_write
 from finetune_trainer.failures import JobFailed
+from finetune_trainer.stageprogress import send_in_background
 from finetune_trainer.tracking.tracker import Tracker
 from finetune_trainer.train import (
     attention,
@@ -234,12 +233,6 @@ def training_callbacks(
     if tracker is not None:
         callbacks.append(tracking.TrackingCallback(tracker))
     return staging, callbacks
-
-
-def send_in_background(reporter: report.Reporter) -> None:
-    """Rank 0's throttled status patches, sent from a background thread (see `background`) from here on."""
-    reporter.handoff = BackgroundSend(run_write)
-    reporter.hold_first_report(time.monotonic())
 
 
 def configure(job: JobConfig, dataset: data.Dataset, environ: Mapping[str, str]) -> TrainConfig:
