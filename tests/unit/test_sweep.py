@@ -22,15 +22,13 @@ NOW = datetime(2026, 11, 23, 16, 0, 0, tzinfo=UTC)
 
 
 class DeletingKube:
-    """Records deletes and creations (the report pacing); there is no peering object (a standalone operator)."""
+    """Records deletes and accepts the report pacing; there is no peering object (a standalone operator)."""
 
     def __init__(self, failing: set[str] | None = None) -> None:
         self.deleted: list[str] = []
-        self.created: list[str] = []
         self.failing = failing or set()
 
     def create(self, body: Mapping[str, Any]) -> bool:
-        self.created.append(body["metadata"]["name"])
         return True
 
     def get_path(self, path: str) -> Mapping[str, Any] | None:
